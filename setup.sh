@@ -1,0 +1,22 @@
+#!/bin/sh
+# Installs what zdev needs to build (Debian packages, as root or through sudo),
+# then configures and builds it in this tree. Extra arguments go to configure.
+set -eu
+cd "$(dirname "$0")"
+
+packages="build-essential autoconf automake libtool pkg-config liburing-dev libnuma-dev check liburcu-dev"
+missing=""
+for p in $packages; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	as_root=""
+	[ "$(id -u)" -eq 0 ] || as_root="sudo"
+	echo "setup.sh: installing:$missing"
+	$as_root apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -q $missing
+fi
+
+[ -x configure ] || ./autogen.sh
+[ -f Makefile ] || ./configure "$@"
+make -j"$(nproc)"

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+
+#include "log.h"
+
+static _Atomic int log_threshold = ZDEV_LOG_WARN;
+
+static const char *const level_names[] = {
+	[ZDEV_LOG_ERROR] = "error",
+	[ZDEV_LOG_WARN] = "warning",
+	[ZDEV_LOG_INFO] = "info",
+	[ZDEV_LOG_DEBUG] = "debug",
+};
+
+void zdev_log_set_level(enum zdev_log_level level)
+{
+	atomic_store_explicit(&log_threshold, level, memory_order_relaxed);
+}
+
+enum zdev_log_level zdev_log_get_level(void)
+{
+	return atomic_load_explicit(&log_threshold, memory_order_relaxed);
+}
+
+void zdev_log(enum zdev_log_level level, const char *fmt, ...)
+{
+	char line[512];
+	int saved_errno = errno;
+	va_list ap;
+	int n;
+
+	if ((int)level > atomic_load_explicit(&log_threshold, memory_order_relaxed))
+		return;
+	n = snprintf(line, sizeof(line), "%s: %s: ", program_invocation_short_name,
+		     level_names[level]);
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	va_end(ap);
+	/* One fputs per line keeps lines from concurrent threads whole. */
+	fprintf(stderr, "%s\n", line);
+	errno = saved_errno;
+}

@@ -1,0 +1,728 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The device page pool. The contract is in refpool.h and DESIGN.md section 3;
+ * this file keeps it with three kinds of lists and two kinds of counters:
+ *
+ *  free lists   per-CPU slots (no shared cache line on the fast path) and one
+ *               list per chunk that slots refill from and spill to in batches;
+ *  page counts  the refcount in each page's 16-byte record;
+ *  chunk refs   a percpu_ref per chunk: slot-local counts while the chunk
+ *               lives, one counter under the chunk lock once it is dying.
+ *
+ * Lock order: pool->grow_lock, then slot locks in index order, then chunk
+ * locks. Every change to a slot's list or count, and every read of a chunk's
+ * dying flag that decides where a page goes, happens under a slot lock; the
+ * teardown marks chunks dying with every slot lock held, so once it lets go,
+ * no slot holds a page of a dying chunk and no slot count of one changes.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sysinfo.h>
+#include <urcu/urcu-memb.h>
+
+#include "devmem.h"
+#include "log.h"
+#include "numa_place.h"
+#include "refpool-int.h"
+#include "vmres.h"
+
+#define CHUNK_ALIGN (2ul << 20)	/* whole PMDs, for device THPs */
+
+static size_t meta_len(uint32_t npages)
+{
+	return (size_t)npages * sizeof(struct refpool_page);
+}
+
+static struct refpool_slot *my_slot(struct refpool *pool, uint32_t *index)
+{
+	/* glibc reads the CPU from the rseq area: no system call. A thread
+	 * that moves to another CPU after this still gets a correct (locked)
+	 * slot, only perhaps not the nearest one. */
+	int cpu = sched_getcpu();
+
+	*index = cpu < 0 ? 0 : (uint32_t)cpu % pool->nslots;
+	return &pool->slots[*index];
+}
+
+static bool chunk_dying(const struct refpool_chunk *c)
+{
+	/* relaxed: callers hold a slot lock, which orders them against the
+	 * teardown's store (made with every slot lock held). */
+	return atomic_load_explicit(&c->dying, memory_order_relaxed);
+}
+
+static void pcpu_add(struct refpool_chunk *c, uint32_t slot, int64_t delta)
+{
+	_Atomic int64_t *n = &c->pcpu[slot].pages;
+
+	/* Changed only under the slot lock, so a load and a store suffice; they
+	 * are atomic because refpool_get_stats() reads them without it. */
+	atomic_store_explicit(n, atomic_load_explicit(n, memory_order_relaxed) + delta,
+			      memory_order_relaxed);
+}
+
+/* ---- list primitives: the caller holds the list's lock ---- */
+
+static void list_push(struct refpool *pool, uint32_t *head, uint32_t *nfree, uint32_t pfn)
+{
+	pool->pages[pfn].next = *head;
+	*head = pfn;
+	(*nfree)++;
+}
+
+static uint32_t list_pop(struct refpool *pool, uint32_t *head, uint32_t *nfree)
+{
+	uint32_t pfn = *head;
+
+	*head = pool->pages[pfn].next;
+	(*nfree)--;
+	return pfn;
+}
+
+/* Moves every page of slot (locked) to its chunk's list. */
+static uint32_t slot_spill(struct refpool *pool, struct refpool_slot *slot, uint32_t max)
+{
+	struct refpool_chunk *locked = NULL;
+	uint32_t moved = 0;
+
+	while (slot->nfree && moved < max) {
+		uint32_t pfn = list_pop(pool, &slot->head, &slot->nfree);
+		struct refpool_chunk *c = pool_chunk_of(pool, pfn);
+
+		if (c != locked) {
+			if (locked)
+				pthread_mutex_unlock(&locked->lock);
+			pthread_mutex_lock(&c->lock);
+			locked = c;
+		}
+		list_push(pool, &c->head, &c->nfree, pfn);
+		moved++;
+	}
+	if (locked)
+		pthread_mutex_unlock(&locked->lock);
+	return moved;
+}
+
+/* Moves up to max pages from the head of one list to the head of another,
+ * keeping their order, so pages still come out in ascending pfn order. */
+static uint32_t list_splice_head(struct refpool *pool, uint32_t *from, uint32_t *from_nfree,
+				 uint32_t *to, uint32_t *to_nfree, uint32_t max)
+{
+	uint32_t first = *from, last = *from, n;
+
+	if (!*from_nfree || !max)
+		return 0;
+	for (n = 1; n < max && n < *from_nfree; n++)
+		last = pool->pages[last].next;
+	*from = pool->pages[last].next;
+	*from_nfree -= n;
+	pool->pages[last].next = *to;
+	*to = first;
+	*to_nfree += n;
+	return n;
+}
+
+/* Takes a batch from the first live chunk with free pages into slot (locked). */
+static uint32_t slot_refill(struct refpool *pool, struct refpool_slot *slot)
+{
+	for (uint32_t i = 0; i < pool->max_chunks; i++) {
+		/* acquire: pairs with the release that published the chunk, so
+		 * its lock and list are initialised when we take them. */
+		struct refpool_chunk *c = atomic_load_explicit(&pool->chunks[i],
+							       memory_order_acquire);
+		uint32_t n;
+
+		if (!c || chunk_dying(c))
+			continue;
+		pthread_mutex_lock(&c->lock);
+		n = list_splice_head(pool, &c->head, &c->nfree, &slot->head, &slot->nfree,
+				     SLOT_BATCH);
+		pthread_mutex_unlock(&c->lock);
+		if (n)
+			return n;
+	}
+	return 0;
+}
+
+/* ---- the transitions ---- */
+
+/* 0->1, with the slot of the chunk reference locked. */
+static bool page_take(struct refpool *pool, struct refpool_chunk *c, uint32_t slot, uint32_t pfn)
+{
+	struct refpool_page *page = &pool->pages[pfn];
+	uint32_t expected = 0;
+
+	if (chunk_dying(c)) {
+		refpool_report(pool, REFPOOL_BUG_ALLOC_DYING, pfn,
+			       atomic_load_explicit(&page->refcount, memory_order_relaxed), "alloc");
+		return false;
+	}
+	page->owner = 0;
+	/* release: a speculative reference that sees the count 1 also sees the
+	 * record reset above. */
+	if (pool_debug(pool)) {
+		if (!atomic_compare_exchange_strong_explicit(&page->refcount, &expected, 1,
+							     memory_order_release,
+							     memory_order_relaxed)) {
+			refpool_report(pool, REFPOOL_BUG_COUNTED_FREE, pfn, expected, "alloc");
+			return false;
+		}
+		refpool_dbg_set(pool, pfn, DBG_IN_USE);
+	} else {
+		atomic_store_explicit(&page->refcount, 1, memory_order_release);
+	}
+	pcpu_add(c, slot, 1);
+	return true;
+}
+
+static int alloc_from_slot(struct refpool *pool, struct refpool_page **out)
+{
+	struct refpool_slot *slot;
+	uint32_t index;
+	int ret = -ENOMEM;
+
+	slot = my_slot(pool, &index);
+	zdev_spin_lock(&slot->lock);
+	while (slot->nfree || slot_refill(pool, slot)) {
+		uint32_t pfn = list_pop(pool, &slot->head, &slot->nfree);
+		struct refpool_chunk *c = pool_chunk_of(pool, pfn);
+
+		if (page_take(pool, c, index, pfn)) {
+			*out = &pool->pages[pfn];
+			ret = 0;
+			break;
+		}
+		/* A bug, already reported. A dying chunk's page goes where the
+		 * teardown expects it; a counted page stays off the lists until
+		 * whoever counts it puts it. */
+		if (chunk_dying(c)) {
+			pthread_mutex_lock(&c->lock);
+			list_push(pool, &c->head, &c->nfree, pfn);
+			pthread_mutex_unlock(&c->lock);
+		}
+	}
+	zdev_spin_unlock(&slot->lock);
+	return ret;
+}
+
+/* Returns what the other CPUs' slots hold to the chunks. */
+static uint32_t drain_all_slots(struct refpool *pool)
+{
+	uint32_t moved = 0;
+
+	for (uint32_t i = 0; i < pool->nslots; i++) {
+		struct refpool_slot *slot = &pool->slots[i];
+
+		zdev_spin_lock(&slot->lock);
+		moved += slot_spill(pool, slot, UINT32_MAX);
+		zdev_spin_unlock(&slot->lock);
+	}
+	return moved;
+}
+
+static int chunk_create(struct refpool *pool, uint32_t index);
+
+/* Makes room: 0 if a chunk has free pages (now or newly created). */
+static int pool_grow(struct refpool *pool)
+{
+	int ret = -ENOMEM;
+	int64_t empty = -1;
+
+	pthread_mutex_lock(&pool->grow_lock);
+	if (atomic_load_explicit(&pool->dying, memory_order_relaxed)) {
+		ret = -ENODEV;
+		goto out_unlock;
+	}
+	for (uint32_t i = 0; i < pool->max_chunks; i++) {
+		struct refpool_chunk *c = atomic_load_explicit(&pool->chunks[i],
+							       memory_order_relaxed);
+		uint32_t nfree;
+
+		if (!c) {
+			if (empty < 0)
+				empty = i;
+			continue;
+		}
+		if (atomic_load_explicit(&c->dying, memory_order_relaxed))
+			continue;
+		pthread_mutex_lock(&c->lock);
+		nfree = c->nfree;
+		pthread_mutex_unlock(&c->lock);
+		if (nfree) {
+			ret = 0;
+			goto out_unlock;
+		}
+	}
+	if (empty >= 0)
+		ret = chunk_create(pool, (uint32_t)empty);
+out_unlock:
+	pthread_mutex_unlock(&pool->grow_lock);
+	return ret;
+}
+
+int refpool_alloc(struct refpool *pool, struct refpool_page **out)
+{
+	int ret;
+
+	for (;;) {
+		if (!alloc_from_slot(pool, out))
+			return 0;
+		if (atomic_load_explicit(&pool->dying, memory_order_relaxed))
+			return -ENODEV;
+		if (drain_all_slots(pool))
+			continue;
+		ret = pool_grow(pool);
+		if (ret)
+			return ret;
+	}
+}
+
+void refpool_get(struct refpool *pool, struct refpool_page *page)
+{
+	/* relaxed: the caller's own reference keeps the page alive and orders
+	 * everything it did before; a new reference needs no more. */
+	uint32_t old = atomic_fetch_add_explicit(&page->refcount, 1, memory_order_relaxed);
+
+	if (pool_debug(pool) && old == 0) {
+		/* Undo it: a free page must not stay counted. */
+		atomic_fetch_sub_explicit(&page->refcount, 1, memory_order_relaxed);
+		refpool_report(pool, REFPOOL_BUG_GET_FREE, pool_pfn(pool, page), 0, "get");
+	}
+}
+
+bool refpool_get_unless_zero(struct refpool *pool, struct refpool_page *page)
+{
+	uint32_t count = atomic_load_explicit(&page->refcount, memory_order_relaxed);
+
+	(void)pool;
+	do {
+		if (count == 0)
+			return false;
+		/* acquire on success: what the holders wrote before their
+		 * releases (owner word, device memory) is visible to us. */
+	} while (!atomic_compare_exchange_weak_explicit(&page->refcount, &count, count + 1,
+							memory_order_acquire, memory_order_relaxed));
+	return true;
+}
+
+/* true when this put was the 1->0 transition. */
+static bool page_drop(struct refpool *pool, struct refpool_page *page)
+{
+	uint32_t count;
+
+	if (!pool_debug(pool)) {
+		/* acq_rel: release so our writes to the page happen before its
+		 * reuse; acquire so the free path sees every other holder's
+		 * writes (a fence would do on the last put only, but TSan does
+		 * not model fences). */
+		return atomic_fetch_sub_explicit(&page->refcount, 1, memory_order_acq_rel) == 1;
+	}
+	count = atomic_load_explicit(&page->refcount, memory_order_relaxed);
+	do {
+		if (count == 0) {
+			uint32_t pfn = pool_pfn(pool, page);
+			uint8_t st = atomic_load_explicit(&pool->dbg[pfn], memory_order_relaxed);
+
+			refpool_report(pool, st == DBG_NEVER_USED ? REFPOOL_BUG_PUT_FREE
+								  : REFPOOL_BUG_DOUBLE_PUT,
+				       pfn, 0, "put");
+			return false;
+		}
+	} while (!atomic_compare_exchange_weak_explicit(&page->refcount, &count, count - 1,
+							memory_order_acq_rel, memory_order_relaxed));
+	return count == 1;
+}
+
+/* A dying chunk's page goes straight to its list, and its reference to the
+ * single counter the teardown waits on. */
+static void chunk_free_dying(struct refpool *pool, struct refpool_chunk *c, uint32_t pfn)
+{
+	pthread_mutex_lock(&c->lock);
+	list_push(pool, &c->head, &c->nfree, pfn);
+	if (--c->live == 0)
+		pthread_cond_broadcast(&c->idle);
+	/* The teardown frees c only after taking this lock with live at 0,
+	 * so nothing touches c after the unlock. */
+	pthread_mutex_unlock(&c->lock);
+}
+
+void refpool_put(struct refpool *pool, struct refpool_page *page)
+{
+	uint32_t pfn = pool_pfn(pool, page);
+	struct refpool_chunk *c = pool_chunk_of(pool, pfn);
+	struct refpool_slot *slot;
+	uint32_t index;
+
+	if (!page_drop(pool, page))
+		return;
+
+	pool->type->free_page(pool, page);
+	if (pool_debug(pool))
+		refpool_dbg_set(pool, pfn, DBG_FREE);
+
+	slot = my_slot(pool, &index);
+	zdev_spin_lock(&slot->lock);
+	if (!chunk_dying(c)) {
+		/* List first, then the chunk reference: the order of the
+		 * contract, though under the slot lock no one can tell. */
+		list_push(pool, &slot->head, &slot->nfree, pfn);
+		pcpu_add(c, index, -1);
+		if (slot->nfree > SLOT_HIGH)
+			slot_spill(pool, slot, SLOT_BATCH);
+		zdev_spin_unlock(&slot->lock);
+		return;
+	}
+	zdev_spin_unlock(&slot->lock);
+	chunk_free_dying(pool, c, pfn);
+}
+
+/* ---- lookups ---- */
+
+struct refpool_page *refpool_pfn_to_page(struct refpool *pool, uint32_t pfn)
+{
+	if (pfn >= pool->max_chunks * pool->chunk_pages)
+		return NULL;
+	/* acquire: the chunk's metadata is initialised before it is published;
+	 * it is unmapped only a grace period after being unpublished. */
+	if (!atomic_load_explicit(&pool->chunks[pfn / pool->chunk_pages], memory_order_acquire))
+		return NULL;
+	return &pool->pages[pfn];
+}
+
+uint32_t refpool_page_to_pfn(const struct refpool *pool, const struct refpool_page *page)
+{
+	return pool_pfn(pool, page);
+}
+
+void *refpool_page_mem(const struct refpool *pool, const struct refpool_page *page)
+{
+	return pool->mem + ((size_t)pool_pfn(pool, page) << REFPOOL_PAGE_SHIFT);
+}
+
+/* ---- chunks ---- */
+
+static int chunk_create(struct refpool *pool, uint32_t index)
+{
+	uint32_t first = index * pool->chunk_pages;
+	struct refpool_chunk *c;
+	char name[48];
+	int ret;
+
+	c = aligned_alloc(ZDEV_CACHELINE, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	memset(c, 0, sizeof(*c));
+	c->pcpu = aligned_alloc(ZDEV_CACHELINE, pool->nslots * sizeof(*c->pcpu));
+	if (!c->pcpu) {
+		ret = -ENOMEM;
+		goto err_free_chunk;
+	}
+	for (uint32_t i = 0; i < pool->nslots; i++)
+		atomic_init(&c->pcpu[i].pages, 0);
+
+	ret = zdev_vm_commit_anon(&pool->pages[first], meta_len(pool->chunk_pages));
+	if (ret)
+		goto err_free_pcpu;
+	snprintf(name, sizeof(name), "zdev-%s-chunk%u", pool->name, index);
+	ret = zdev_devmem_map(pool->mem + ((size_t)first << REFPOOL_PAGE_SHIFT),
+			      (size_t)pool->chunk_pages << REFPOOL_PAGE_SHIFT, pool->node, name);
+	if (ret < 0)
+		goto err_give_back_meta;
+	c->memfd = ret;
+
+	c->index = index;
+	c->first_pfn = first;
+	atomic_init(&c->dying, false);
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->idle, NULL);
+	/* Build the list so that pfns come out in ascending order. */
+	c->head = REFPOOL_NO_PFN;
+	for (uint32_t i = pool->chunk_pages; i-- > 0;)
+		list_push(pool, &c->head, &c->nfree, first + i);
+	/* The base reference of the percpu_ref: it keeps live above zero while
+	 * the teardown folds the slot counts in. */
+	c->live = 1;
+
+	/* release: lists, lock and metadata are initialised before any thread
+	 * can find the chunk. */
+	atomic_store_explicit(&pool->chunks[index], c, memory_order_release);
+	zdev_dbg("%s: chunk %u: %u pages on node %d", pool->name, index, pool->chunk_pages,
+		 pool->node);
+	return 0;
+
+err_give_back_meta:
+	zdev_vm_give_back(&pool->pages[first], meta_len(pool->chunk_pages));
+err_free_pcpu:
+	free(c->pcpu);
+err_free_chunk:
+	free(c);
+	return ret;
+}
+
+static void chunk_destroy(struct refpool *pool, struct refpool_chunk *c)
+{
+	zdev_devmem_unmap(pool->mem + ((size_t)c->first_pfn << REFPOOL_PAGE_SHIFT),
+			  (size_t)pool->chunk_pages << REFPOOL_PAGE_SHIFT, c->memfd);
+	zdev_vm_give_back(&pool->pages[c->first_pfn], meta_len(pool->chunk_pages));
+	pthread_cond_destroy(&c->idle);
+	pthread_mutex_destroy(&c->lock);
+	free(c->pcpu);
+	free(c);
+}
+
+/* Marks every chunk dying, empties the slots into the chunk lists and folds
+ * the slot counts into each chunk's counter, all with every slot locked. */
+static void kill_mark_and_fold(struct refpool *pool)
+{
+	for (uint32_t s = 0; s < pool->nslots; s++)
+		zdev_spin_lock(&pool->slots[s].lock);
+
+	for (uint32_t i = 0; i < pool->max_chunks; i++) {
+		struct refpool_chunk *c = atomic_load_explicit(&pool->chunks[i],
+							       memory_order_relaxed);
+
+		if (c)
+			atomic_store_explicit(&c->dying, true, memory_order_relaxed);
+	}
+	for (uint32_t s = 0; s < pool->nslots; s++)
+		slot_spill(pool, &pool->slots[s], UINT32_MAX);
+	for (uint32_t i = 0; i < pool->max_chunks; i++) {
+		struct refpool_chunk *c = atomic_load_explicit(&pool->chunks[i],
+							       memory_order_relaxed);
+		int64_t sum = 0;
+
+		if (!c)
+			continue;
+		for (uint32_t s = 0; s < pool->nslots; s++) {
+			sum += atomic_load_explicit(&c->pcpu[s].pages, memory_order_relaxed);
+			atomic_store_explicit(&c->pcpu[s].pages, 0, memory_order_relaxed);
+		}
+		pthread_mutex_lock(&c->lock);
+		c->live += sum - 1;	/* the slot counts in, the base reference out */
+		pthread_mutex_unlock(&c->lock);
+	}
+
+	for (uint32_t s = pool->nslots; s-- > 0;)
+		zdev_spin_unlock(&pool->slots[s].lock);
+}
+
+static void chunk_evict_all(struct refpool *pool, struct refpool_chunk *c)
+{
+	for (uint32_t pfn = c->first_pfn; pfn < c->first_pfn + pool->chunk_pages; pfn++) {
+		struct refpool_page *page = &pool->pages[pfn];
+
+		/* Our own reference keeps the page from being freed and reused
+		 * under the callback; the put below may be the final one. */
+		if (!refpool_get_unless_zero(pool, page))
+			continue;
+		pool->ops->evict(pool, page, pool->arg);
+		refpool_put(pool, page);
+	}
+}
+
+static void chunk_wait_idle(struct refpool_chunk *c)
+{
+	pthread_mutex_lock(&c->lock);
+	while (c->live)
+		pthread_cond_wait(&c->idle, &c->lock);
+	pthread_mutex_unlock(&c->lock);
+}
+
+int refpool_kill(struct refpool *pool)
+{
+	struct refpool_chunk *retired = NULL, *c;
+
+	/* The grow lock is held only to mark and to unpublish: an allocator
+	 * that is waiting for it may hold pages the wait below needs back. */
+	pthread_mutex_lock(&pool->grow_lock);
+	if (atomic_load_explicit(&pool->dying, memory_order_relaxed)) {
+		pthread_mutex_unlock(&pool->grow_lock);
+		return -EALREADY;
+	}
+	atomic_store_explicit(&pool->dying, true, memory_order_relaxed);
+	kill_mark_and_fold(pool);
+	pthread_mutex_unlock(&pool->grow_lock);
+
+	/* No chunk can appear or go away now: the table is ours to walk. */
+	for (uint32_t i = 0; i < pool->max_chunks; i++) {
+		c = atomic_load_explicit(&pool->chunks[i], memory_order_relaxed);
+		if (c)
+			chunk_evict_all(pool, c);
+	}
+	for (uint32_t i = 0; i < pool->max_chunks; i++) {
+		c = atomic_load_explicit(&pool->chunks[i], memory_order_relaxed);
+		if (!c)
+			continue;
+		chunk_wait_idle(c);
+		if (pool_debug(pool))
+			refpool_dbg_audit_chunk(pool, c);
+	}
+
+	pthread_mutex_lock(&pool->grow_lock);
+	for (uint32_t i = 0; i < pool->max_chunks; i++) {
+		c = atomic_load_explicit(&pool->chunks[i], memory_order_relaxed);
+		if (!c)
+			continue;
+		atomic_store_explicit(&pool->chunks[i], NULL, memory_order_relaxed);
+		c->retired_next = retired;
+		retired = c;
+	}
+	pthread_mutex_unlock(&pool->grow_lock);
+
+	/* A lookup that found a chunk before it was unpublished may still be
+	 * reading its metadata; after the grace period none can be. */
+	urcu_memb_synchronize_rcu();
+
+	while (retired) {
+		c = retired;
+		retired = c->retired_next;
+		chunk_destroy(pool, c);
+	}
+	return 0;
+}
+
+/* ---- the pool ---- */
+
+static int check_config(const struct refpool_config *cfg)
+{
+	if (!cfg->ops || !cfg->ops->evict)
+		return -EINVAL;
+	if (!cfg->chunk_bytes || cfg->chunk_bytes % CHUNK_ALIGN ||
+	    (cfg->chunk_bytes >> REFPOOL_PAGE_SHIFT) > (1ul << 31))
+		return -EINVAL;
+	if (cfg->limit_bytes < cfg->chunk_bytes ||
+	    (cfg->limit_bytes >> REFPOOL_PAGE_SHIFT) >= REFPOOL_NO_PFN)
+		return -EINVAL;
+	if (cfg->flags & ~REFPOOL_DEBUG)
+		return -EINVAL;
+	switch (cfg->type) {
+	case REFPOOL_MEMTYPE_PRIVATE:
+		return 0;
+	case REFPOOL_MEMTYPE_COHERENT:
+		return -EOPNOTSUPP;
+	default:
+		return -EINVAL;
+	}
+}
+
+int refpool_create(const struct refpool_config *cfg, struct refpool **out)
+{
+	struct refpool *pool;
+	size_t max_pages;
+	int ret;
+
+	ret = check_config(cfg);
+	if (ret)
+		return ret;
+	pool = calloc(1, sizeof(*pool));
+	if (!pool)
+		return -ENOMEM;
+	snprintf(pool->name, sizeof(pool->name), "%s", cfg->name ? cfg->name : "pool");
+	pool->type = &refpool_memtype_private;
+	pool->ops = cfg->ops;
+	pool->arg = cfg->arg;
+	pool->flags = cfg->flags;
+	pool->chunk_pages = (uint32_t)(cfg->chunk_bytes >> REFPOOL_PAGE_SHIFT);
+	pool->max_chunks = (uint32_t)(cfg->limit_bytes / cfg->chunk_bytes);
+	pool->nslots = get_nprocs_conf() > 0 ? (uint32_t)get_nprocs_conf() : 1;
+	max_pages = (size_t)pool->max_chunks * pool->chunk_pages;
+
+	ret = zdev_numa_resolve(cfg->node);
+	if (ret < 0)
+		goto err_free_pool;
+	pool->node = ret;
+
+	ret = zdev_vm_reserve(meta_len(max_pages), (void **)&pool->pages);
+	if (ret)
+		goto err_free_pool;
+	ret = zdev_vm_reserve(max_pages << REFPOOL_PAGE_SHIFT, (void **)&pool->mem);
+	if (ret)
+		goto err_unreserve_pages;
+	ret = -ENOMEM;
+	pool->chunks = calloc(pool->max_chunks, sizeof(*pool->chunks));
+	if (!pool->chunks)
+		goto err_unreserve_mem;
+	pool->slots = aligned_alloc(ZDEV_CACHELINE, pool->nslots * sizeof(*pool->slots));
+	if (!pool->slots)
+		goto err_free_chunks;
+	for (uint32_t i = 0; i < pool->nslots; i++) {
+		zdev_spin_init(&pool->slots[i].lock);
+		pool->slots[i].head = REFPOOL_NO_PFN;
+		pool->slots[i].nfree = 0;
+	}
+	if (pool_debug(pool)) {
+		pool->dbg = calloc(max_pages, sizeof(*pool->dbg));
+		if (!pool->dbg)
+			goto err_free_slots;
+	}
+	pthread_mutex_init(&pool->grow_lock, NULL);
+	pthread_mutex_init(&pool->violation_lock, NULL);
+	atomic_init(&pool->dying, false);
+	*out = pool;
+	return 0;
+
+err_free_slots:
+	free(pool->slots);
+err_free_chunks:
+	free(pool->chunks);
+err_unreserve_mem:
+	zdev_vm_unreserve(pool->mem, max_pages << REFPOOL_PAGE_SHIFT);
+err_unreserve_pages:
+	zdev_vm_unreserve(pool->pages, meta_len(max_pages));
+err_free_pool:
+	free(pool);
+	return ret;
+}
+
+void refpool_destroy(struct refpool *pool)
+{
+	size_t max_pages;
+
+	if (!pool)
+		return;
+	refpool_kill(pool);
+	max_pages = (size_t)pool->max_chunks * pool->chunk_pages;
+	pthread_mutex_destroy(&pool->violation_lock);
+	pthread_mutex_destroy(&pool->grow_lock);
+	free((void *)pool->dbg);
+	free(pool->slots);
+	free(pool->chunks);
+	zdev_vm_unreserve(pool->mem, max_pages << REFPOOL_PAGE_SHIFT);
+	zdev_vm_unreserve(pool->pages, meta_len(max_pages));
+	free(pool);
+}
+
+void refpool_get_stats(struct refpool *pool, struct refpool_stats *st)
+{
+	const size_t chunk_meta = meta_len(pool->chunk_pages) + sizeof(struct refpool_chunk) +
+				  pool->nslots * sizeof(struct refpool_pcpu_count) +
+				  (pool_debug(pool) ? pool->chunk_pages : 0);
+
+	memset(st, 0, sizeof(*st));
+	st->limit_pages = (uint64_t)pool->max_chunks * pool->chunk_pages;
+	st->violations = atomic_load_explicit(&pool->violations, memory_order_relaxed);
+	/* The kill unpublishes chunks under the grow lock before freeing them. */
+	pthread_mutex_lock(&pool->grow_lock);
+	for (uint32_t i = 0; i < pool->max_chunks; i++) {
+		struct refpool_chunk *c = atomic_load_explicit(&pool->chunks[i],
+							       memory_order_relaxed);
+		int64_t used = 0;
+
+		if (!c)
+			continue;
+		/* Slot counts are read without their locks: exact when the
+		 * pool is quiet, a snapshot otherwise. */
+		for (uint32_t s = 0; s < pool->nslots; s++)
+			used += atomic_load_explicit(&c->pcpu[s].pages, memory_order_relaxed);
+		st->chunks++;
+		st->pages_total += pool->chunk_pages;
+		st->pages_used += used > 0 ? (uint64_t)used : 0;
+		st->meta_bytes += chunk_meta;
+	}
+	pthread_mutex_unlock(&pool->grow_lock);
+}

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef ZDEV_REFPOOL_H
+#define ZDEV_REFPOOL_H
+
+/*
+ * The device page pool: the emulated dev_pagemap chunks of one device, their
+ * page metadata, free lists and refcount lifecycle.
+ *
+ *  - A free page has refcount 0 and is on a free list; nothing else.
+ *  - refpool_alloc() is the only 0->1 transition. It takes a chunk reference
+ *    for the page and hands the page out with refcount 1, owned by the caller.
+ *  - The put that reaches 0 runs the memory type's free hook, threads the page
+ *    onto a free list and only then drops the chunk reference.
+ *  - refpool_get_unless_zero() is the speculative reference of a lockless
+ *    lookup; the caller revalidates its lookup afterwards.
+ *  - refpool_kill() is the emulated memunmap_pages(): no allocation succeeds
+ *    once it starts, every page in use is evicted through ops->evict, it waits
+ *    for the chunk counters to drain and for an RCU grace period, and only then
+ *    unmaps metadata.
+ *
+ * Page frame numbers (pfns) index the pool's pages; they are dense, start at 0
+ * and stay valid for lookups until the chunk that holds them is torn down.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define REFPOOL_PAGE_SHIFT 12
+#define REFPOOL_PAGE_SIZE (1ul << REFPOOL_PAGE_SHIFT)
+#define REFPOOL_NO_PFN UINT32_MAX
+
+/* Checks every transition and reports violations through ops->violation. */
+#define REFPOOL_DEBUG (1u << 0)
+
+enum refpool_memtype_id {
+	REFPOOL_MEMTYPE_PRIVATE = 1,	/* not CPU-addressable: the kernel's DEVICE_PRIVATE */
+	REFPOOL_MEMTYPE_COHERENT,	/* CPU-addressable: the kernel's DEVICE_COHERENT */
+};
+
+/* 16 bytes: a quarter of the kernel's struct page. */
+struct refpool_page {
+	_Atomic uint32_t refcount;
+	uint32_t next;		/* pfn of the next free page, while on a free list */
+	uint64_t owner;		/* the device's word for a page in use (zone_device_data) */
+};
+
+enum refpool_bug {
+	REFPOOL_BUG_DOUBLE_PUT = 1,	/* put after the put that freed the page */
+	REFPOOL_BUG_PUT_FREE,		/* put on a page that was never handed out */
+	REFPOOL_BUG_GET_FREE,		/* plain get on a free page */
+	REFPOOL_BUG_ALLOC_DYING,	/* allocation from a chunk being torn down */
+	REFPOOL_BUG_COUNTED_FREE,	/* a page on a free list with a non-zero count */
+	REFPOOL_BUG_LOST_PAGE,		/* a free page missing from the free lists at teardown */
+};
+
+struct refpool_violation {
+	enum refpool_bug bug;
+	uint32_t pfn;
+	uint32_t count;		/* the refcount the operation found */
+	const char *op;		/* the pool operation that found it */
+};
+
+struct refpool;
+
+struct refpool_ops {
+	/* The device's page_free, run on the 1->0 transition before the page is
+	 * back on a free list. Optional. */
+	void (*page_free)(struct refpool *pool, struct refpool_page *page, void *arg);
+	/* Teardown: bring the page's data back to its owner and drop the owner's
+	 * references, now or later; the pool holds its own reference across the
+	 * call. Required. */
+	void (*evict)(struct refpool *pool, struct refpool_page *page, void *arg);
+	/* Debug mode: called for every violation. Optional; the default logs. */
+	void (*violation)(struct refpool *pool, const struct refpool_violation *v, void *arg);
+};
+
+struct refpool_config {
+	const char *name;		/* for logs and memfd names */
+	enum refpool_memtype_id type;
+	size_t chunk_bytes;		/* a multiple of the page size, at most 2^31 pages */
+	size_t limit_bytes;		/* rounded down to whole chunks, at least one */
+	int node;			/* NUMA node, or ZDEV_NODE_LOCAL (-1) */
+	unsigned int flags;		/* REFPOOL_DEBUG */
+	const struct refpool_ops *ops;
+	void *arg;			/* passed to every op */
+};
+
+struct refpool_stats {
+	uint64_t pages_total;		/* pages in live chunks */
+	uint64_t pages_used;		/* pages handed out and not yet freed */
+	uint64_t limit_pages;
+	uint64_t meta_bytes;		/* page metadata and chunk records of live chunks */
+	uint32_t chunks;
+	uint64_t violations;
+};
+
+int refpool_create(const struct refpool_config *cfg, struct refpool **out);
+
+/* Tears down every chunk (see above). Returns 0, or -EALREADY on a second call. */
+int refpool_kill(struct refpool *pool);
+
+/* Kills the pool if it still lives, then frees it. No call may be running. */
+void refpool_destroy(struct refpool *pool);
+
+/* The 0->1 transition. -ENOMEM when the limit is reached and every page is in
+ * use, -ENODEV once the pool is being killed, other -errno from chunk creation. */
+int refpool_alloc(struct refpool *pool, struct refpool_page **out);
+
+/* Another reference on a page the caller already holds one on (fork sharing). */
+void refpool_get(struct refpool *pool, struct refpool_page *page);
+
+/* A speculative reference: fails on a free page. Call inside an RCU read-side
+ * section (liburcu memb flavour) when the page came from refpool_pfn_to_page(). */
+bool refpool_get_unless_zero(struct refpool *pool, struct refpool_page *page);
+
+void refpool_put(struct refpool *pool, struct refpool_page *page);
+
+/* The page of pfn, or NULL if no live chunk holds it. The pointer stays safe
+ * to dereference until the caller's RCU read-side section ends. */
+struct refpool_page *refpool_pfn_to_page(struct refpool *pool, uint32_t pfn);
+
+uint32_t refpool_page_to_pfn(const struct refpool *pool, const struct refpool_page *page);
+
+/* The device memory of a page (REFPOOL_PAGE_SIZE bytes), mapped in this process. */
+void *refpool_page_mem(const struct refpool *pool, const struct refpool_page *page);
+
+void refpool_get_stats(struct refpool *pool, struct refpool_stats *st);
+
+/* The first violation the debug mode saw, if any. */
+bool refpool_first_violation(struct refpool *pool, struct refpool_violation *v);
+
+const char *refpool_bug_name(enum refpool_bug bug);
+
+#endif

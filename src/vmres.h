@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef ZDEV_VMRES_H
+#define ZDEV_VMRES_H
+
+#include <stddef.h>
+
+/*
+ * Address-space reservations: a range is reserved PROT_NONE once, and parts of
+ * it are committed and given back without the range ever becoming free for
+ * other mappings, so an address computed from an index stays valid (and a
+ * stale access to a given-back part faults instead of reading reused memory).
+ */
+int zdev_vm_reserve(size_t len, void **out);
+int zdev_vm_commit_anon(void *addr, size_t len);
+int zdev_vm_give_back(void *addr, size_t len);
+int zdev_vm_unreserve(void *addr, size_t len);
+
+#endif

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/* Device memory lands on the node its pool was placed on. */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+
+#include "numa_place.h"
+#include "pool-helpers.h"
+
+START_TEST(test_chunk_memory_is_on_the_pool_node)
+{
+	struct pool_probe probe = { 0 };
+	struct refpool *pool = make_pool(&probe, CHUNK_2M, 2 * CHUNK_2M);
+	struct refpool_page *first, *last;
+	struct refpool_page *held[PAGES_2M + 1];
+
+	for (size_t i = 0; i <= PAGES_2M; i++) {
+		ck_assert_int_eq(refpool_alloc(pool, &held[i]), 0);
+		fill_page(pool, held[i], i);
+	}
+	first = held[0];
+	last = held[PAGES_2M];		/* from the second chunk */
+	ck_assert_int_eq(zdev_numa_node_of(refpool_page_mem(pool, first)), 0);
+	ck_assert_int_eq(zdev_numa_node_of(refpool_page_mem(pool, last)), 0);
+	for (size_t i = 0; i <= PAGES_2M; i++)
+		refpool_put(pool, held[i]);
+	refpool_destroy(pool);
+}
+END_TEST
+
+START_TEST(test_nodes_are_resolved)
+{
+	ck_assert_int_ge(zdev_numa_nodes(), 1);
+	ck_assert_int_eq(zdev_numa_resolve(0), 0);
+	ck_assert_int_ge(zdev_numa_resolve(ZDEV_NODE_LOCAL), 0);
+	ck_assert_int_lt(zdev_numa_resolve(ZDEV_NODE_LOCAL), zdev_numa_nodes());
+	ck_assert_int_eq(zdev_numa_resolve(zdev_numa_nodes()), -EINVAL);
+	ck_assert_int_eq(zdev_numa_resolve(-2), -EINVAL);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("numa-place");
+	TCase *tc = tcase_create("placement");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, test_chunk_memory_is_on_the_pool_node);
+	tcase_add_test(tc, test_nodes_are_resolved);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/* Two devices on two nodes: each pool's memory lands on its own node. */
+#include "config.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "numa_place.h"
+#include "pool-helpers.h"
+
+static void *evict_nothing_arg;
+
+static void evict_nothing(struct refpool *pool, struct refpool_page *page, void *arg)
+{
+	(void)pool;
+	(void)page;
+	evict_nothing_arg = arg;
+}
+
+static const struct refpool_ops ops = { .evict = evict_nothing };
+
+START_TEST(test_each_pool_on_its_node)
+{
+	for (int node = 0; node < 2; node++) {
+		const struct refpool_config cfg = {
+			.name = "node", .type = REFPOOL_MEMTYPE_PRIVATE,
+			.chunk_bytes = CHUNK_2M, .limit_bytes = CHUNK_2M,
+			.node = node, .flags = REFPOOL_DEBUG, .ops = &ops,
+		};
+		struct refpool *pool;
+		struct refpool_page *page;
+
+		ck_assert_int_eq(refpool_create(&cfg, &pool), 0);
+		ck_assert_int_eq(refpool_alloc(pool, &page), 0);
+		fill_page(pool, page, 1);
+		ck_assert_int_eq(zdev_numa_node_of(refpool_page_mem(pool, page)), node);
+		refpool_put(pool, page);
+		refpool_destroy(pool);
+	}
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("numa-two-nodes");
+	TCase *tc = tcase_create("placement");
+	SRunner *sr;
+	int failed;
+
+	if (zdev_numa_nodes() < 2) {
+		printf("SKIP: this machine has %d NUMA node(s); placing two devices on two nodes needs 2\n",
+		       zdev_numa_nodes());
+		return 77;
+	}
+	tcase_add_test(tc, test_each_pool_on_its_node);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,560 @@
+/* SPDX-License-Identifier: MIT */
+/* The page pool's lifecycle contract (DESIGN.md section 3), one test a point. */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <urcu/urcu-memb.h>
+
+#include "pool-helpers.h"
+
+static uint32_t page_count(struct refpool_page *page)
+{
+	return atomic_load(&page->refcount);
+}
+
+static struct refpool_stats stats_of(struct refpool *pool)
+{
+	struct refpool_stats st;
+
+	refpool_get_stats(pool, &st);
+	return st;
+}
+
+START_TEST(test_config_is_checked)
+{
+	static const struct refpool_ops no_evict = { 0 };
+	struct pool_probe probe = { 0 };
+	struct refpool *pool = make_pool(&probe, CHUNK_2M, CHUNK_2M);
+	struct refpool_config cfg = {
+		.type = REFPOOL_MEMTYPE_PRIVATE, .chunk_bytes = CHUNK_2M,
+		.limit_bytes = 4 * CHUNK_2M, .node = 0, .ops = pool->ops,
+	};
+	struct refpool *other = NULL;
+
+	cfg.chunk_bytes = CHUNK_2M + REFPOOL_PAGE_SIZE;
+	ck_assert_int_eq(refpool_create(&cfg, &other), -EINVAL);
+	cfg.chunk_bytes = 0;
+	ck_assert_int_eq(refpool_create(&cfg, &other), -EINVAL);
+	cfg.chunk_bytes = 4 * CHUNK_2M;
+	cfg.limit_bytes = CHUNK_2M;
+	ck_assert_int_eq(refpool_create(&cfg, &other), -EINVAL);
+	cfg.limit_bytes = 4 * CHUNK_2M;
+	cfg.ops = &no_evict;
+	ck_assert_int_eq(refpool_create(&cfg, &other), -EINVAL);
+	cfg.ops = pool->ops;
+	cfg.type = REFPOOL_MEMTYPE_COHERENT;
+	ck_assert_int_eq(refpool_create(&cfg, &other), -EOPNOTSUPP);
+	cfg.type = 77;
+	ck_assert_int_eq(refpool_create(&cfg, &other), -EINVAL);
+	cfg.type = REFPOOL_MEMTYPE_PRIVATE;
+	cfg.node = 4096;
+	ck_assert_int_eq(refpool_create(&cfg, &other), -EINVAL);
+	cfg.node = 0;
+	cfg.flags = 1u << 7;
+	ck_assert_int_eq(refpool_create(&cfg, &other), -EINVAL);
+	ck_assert_ptr_null(other);
+	refpool_destroy(pool);
+}
+END_TEST
+
+START_TEST(test_chunks_on_demand_up_to_limit)
+{
+	struct pool_probe probe = { 0 };
+	struct refpool *pool = make_pool(&probe, CHUNK_2M, 3 * CHUNK_2M);
+	struct refpool_page **held = calloc(3 * PAGES_2M, sizeof(*held));
+	struct refpool_page *extra;
+
+	ck_assert_uint_eq(stats_of(pool).chunks, 0);
+	ck_assert_uint_eq(stats_of(pool).limit_pages, 3 * PAGES_2M);
+	for (size_t i = 0; i < 3 * PAGES_2M; i++) {
+		ck_assert_int_eq(refpool_alloc(pool, &held[i]), 0);
+		/* a new chunk exactly when the previous ones are full */
+		ck_assert_uint_eq(stats_of(pool).chunks, i / PAGES_2M + 1);
+	}
+	ck_assert_int_eq(refpool_alloc(pool, &extra), -ENOMEM);
+	ck_assert_uint_eq(stats_of(pool).pages_used, 3 * PAGES_2M);
+	for (size_t i = 0; i < 3 * PAGES_2M; i++)
+		refpool_put(pool, held[i]);
+	ck_assert_uint_eq(stats_of(pool).pages_used, 0);
+	ck_assert_uint_eq(atomic_load(&probe.violations), 0);
+	refpool_destroy(pool);
+	free(held);
+}
+END_TEST
+
+START_TEST(test_alloc_is_the_zero_to_one_transition)
+{
+	struct pool_probe probe = { 0 };
+	struct refpool *pool = make_pool(&probe, CHUNK_2M, CHUNK_2M);
+	struct refpool_page *a, *b;
+
+	ck_assert_int_eq(refpool_alloc(pool, &a), 0);
+	ck_assert_uint_eq(page_count(a), 1);
+	ck_assert_uint_eq(a->owner, 0);
+	ck_assert_uint_eq(stats_of(pool).pages_used, 1);	/* the chunk reference */
+	a->owner = 42;
+	ck_assert_int_eq(refpool_alloc(pool, &b), 0);
+	ck_assert_ptr_ne(a, b);
+	ck_assert_uint_eq(stats_of(pool).pages_used, 2);
+	refpool_put(pool, a);
+	refpool_put(pool, b);
+	refpool_destroy(pool);
+}
+END_TEST
+
+START_TEST(test_free_page_has_count_zero_and_is_listed)
+{
+	struct pool_probe probe = { 0 };
+	struct refpool *pool = make_pool(&probe, CHUNK_2M, CHUNK_2M);
+	struct refpool_page *a, *again;
+
+	ck_assert_int_eq(refpool_alloc(pool, &a), 0);
+	a->owner = 7;
+	refpool_put(pool, a);
+	ck_assert_uint_eq(page_count(a), 0);
+	ck_assert_uint_eq(a->owner, 0);		/* the free hook cleared it */
+	ck_assert_uint_eq(atomic_load(&probe.frees), 1);
+	ck_assert_uint_eq(stats_of(pool).pages_used, 0);
+	/* Listed at once: the LIFO hands the same page out next, at 1 again,
+	 * and nothing reset it behind the allocator's back. */
+	ck_assert_int_eq(refpool_alloc(pool, &again), 0);
+	ck_assert_ptr_eq(again, a);
+	ck_assert_uint_eq(page_count(again), 1);
+	refpool_put(pool, again);
+	ck_assert_uint_eq(atomic_load(&probe.violations), 0);
+	refpool_destroy(pool);
+}
+END_TEST
+
+struct free_order_ctx {
+	struct refpool_page *freeing;
+	struct refpool_page *allocated_in_hook;
+	uint32_t count_in_hook;
+	uint64_t used_in_hook;
+	int alloc_ret;
+};
+
+static void check_order_in_free_hook(struct refpool *pool, struct refpool_page *page, void *arg)
+{
+	struct free_order_ctx *ctx = arg;
+	struct refpool_stats st;
+
+	ck_assert_ptr_eq(page, ctx->freeing);
+	ctx->count_in_hook = page_count(page);
+	refpool_get_stats(pool, &st);
+	ctx->used_in_hook = st.pages_used;
+	/* The page is not on a free list yet: an allocation now cannot get it. */
+	ctx->alloc_ret = refpool_alloc(pool, &ctx->allocated_in_hook);
+}
+
+START_TEST(test_final_put_frees_then_lists_then_drops_chunk_ref)
+{
+	struct free_order_ctx ctx = { 0 };
+	struct pool_probe probe = { .on_free = check_order_in_free_hook, .ctx = &ctx };
+	struct refpool *pool = make_pool(&probe, CHUNK_2M, CHUNK_2M);
+	struct refpool_page *page, *next;
+
+	ck_assert_int_eq(refpool_alloc(pool, &page), 0);
+	ctx.freeing = page;
+	refpool_put(pool, page);
+	ck_assert_uint_eq(ctx.count_in_hook, 0);
+	ck_assert_uint_eq(ctx.used_in_hook, 1);	/* its chunk reference is still held */
+	ck_assert_int_eq(ctx.alloc_ret, 0);
+	ck_assert_ptr_ne(ctx.allocated_in_hook, page);
+	/* After the put: listed, and the chunk reference is gone. */
+	ck_assert_uint_eq(stats_of(pool).pages_used, 1);
+	probe.on_free = NULL;
+	ck_assert_int_eq(refpool_alloc(pool, &next), 0);
+	ck_assert_ptr_eq(next, page);
+	refpool_put(pool, next);
+	refpool_put(pool, ctx.allocated_in_hook);
+	ck_assert_uint_eq(atomic_load(&probe.violations), 0);
+	refpool_destroy(pool);
+}
+END_TEST
+
+START_TEST(test_speculative_reference)
+{
+	struct pool_probe probe = { 0 };
+	struct refpool *pool = make_pool(&probe, CHUNK_2M, CHUNK_2M);
+	struct refpool_page *page, *found;
+	uint32_t pfn;
+
+	ck_assert_int_eq(refpool_alloc(pool, &page), 0);
+	pfn = refpool_page_to_pfn(pool, page);
+
+	urcu_memb_register_thread();
+	urcu_memb_read_lock();
+	found = refpool_pfn_to_page(pool, pfn);
+	ck_assert_ptr_eq(found, page);
+	ck_assert(refpool_get_unless_zero(pool, found));
+	ck_assert_uint_eq(page_count(page), 2);
+	urcu_memb_read_unlock();
+	refpool_put(pool, found);		/* the lookup's reference */
+	ck_assert_uint_eq(page_count(page), 1);
+	ck_assert_uint_eq(atomic_load(&probe.frees), 0);
+
+	refpool_put(pool, page);
+	urcu_memb_read_lock();
+	found = refpool_pfn_to_page(pool, pfn);
+	ck_assert(!refpool_get_unless_zero(pool, found));	/* free: fails, changes nothing */
+	ck_assert_uint_eq(page_count(found), 0);
+	urcu_memb_read_unlock();
+	urcu_memb_unregister_thread();
+	ck_assert_uint_eq(atomic_load(&probe.violations), 0);
+	refpool_destroy(pool);
+}
+END_TEST
+
+START_TEST(test_shared_page_frees_on_last_put)
+{
+	struct pool_probe probe = { 0 };
+	struct refpool *pool = make_pool(&probe, CHUNK_2M, CHUNK_2M);
+	struct refpool_page *page;
+
+	ck_assert_int_eq(refpool_alloc(pool, &page), 0);
+	refpool_get(pool, page);		/* fork: the child's reference */
+	ck_assert_uint_eq(page_count(page), 2);
+	refpool_put(pool, page);
+	ck_assert_uint_eq(atomic_load(&probe.frees), 0);
+	ck_assert_uint_eq(stats_of(pool).pages_used, 1);
+	refpool_put(pool, page);
+	ck_assert_uint_eq(atomic_load(&probe.frees), 1);
+	ck_assert_uint_eq(stats_of(pool).pages_used, 0);
+	refpool_destroy(pool);
+}
+END_TEST
+
+START_TEST(test_pfn_lookup_and_device_memory)
+{
+	struct pool_probe probe = { 0 };
+	struct refpool *pool = make_pool(&probe, CHUNK_2M, 4 * CHUNK_2M);
+	struct refpool_page *pages[64];
+
+	for (int i = 0; i < 64; i++) {
+		ck_assert_int_eq(refpool_alloc(pool, &pages[i]), 0);
+		fill_page(pool, pages[i], i);
+	}
+	for (int i = 0; i < 64; i++) {
+		uint32_t pfn = refpool_page_to_pfn(pool, pages[i]);
+
+		ck_assert_ptr_eq(refpool_pfn_to_page(pool, pfn), pages[i]);
+		ck_assert(page_holds(pool, pages[i], i));
+	}
+	/* Only chunk 0 exists: pfns of the others and beyond the limit are not pages. */
+	ck_assert_ptr_null(refpool_pfn_to_page(pool, PAGES_2M));
+	ck_assert_ptr_null(refpool_pfn_to_page(pool, 4 * PAGES_2M));
+	ck_assert_ptr_null(refpool_pfn_to_page(pool, REFPOOL_NO_PFN));
+	for (int i = 0; i < 64; i++)
+		refpool_put(pool, pages[i]);
+	refpool_destroy(pool);
+}
+END_TEST
+
+#define EVICT_PAGES 300
+
+struct evict_ctx {
+	struct refpool_page *held[EVICT_PAGES];
+	uint8_t (*system)[REFPOOL_PAGE_SIZE];	/* where evicted data lands */
+	int bad;
+};
+
+static void evict_to_system(struct refpool *pool, struct refpool_page *page, void *arg)
+{
+	struct evict_ctx *ctx = arg;
+	uint64_t i = page->owner - 1;
+
+	if (i >= EVICT_PAGES || ctx->held[i] != page) {
+		ctx->bad++;
+		return;
+	}
+	memcpy(ctx->system[i], refpool_page_mem(pool, page), REFPOOL_PAGE_SIZE);
+	ctx->held[i] = NULL;
+	refpool_put(pool, page);		/* the owner's reference */
+}
+
+START_TEST(test_teardown_evicts_every_page_in_use)
+{
+	struct evict_ctx ctx = { .system = calloc(EVICT_PAGES, REFPOOL_PAGE_SIZE) };
+	struct pool_probe probe = { .on_evict = evict_to_system, .ctx = &ctx };
+	struct refpool *pool = make_pool(&probe, CHUNK_2M, 4 * CHUNK_2M);
+	struct refpool_page *page, *freed[20];
+
+	for (int i = 0; i < EVICT_PAGES; i++) {
+		ck_assert_int_eq(refpool_alloc(pool, &ctx.held[i]), 0);
+		ctx.held[i]->owner = i + 1;
+		fill_page(pool, ctx.held[i], 1000 + i);
+	}
+	for (int i = 0; i < 20; i++) {		/* some pages are free again */
+		ck_assert_int_eq(refpool_alloc(pool, &freed[i]), 0);
+		freed[i]->owner = 0;
+	}
+	for (int i = 0; i < 20; i++)
+		refpool_put(pool, freed[i]);
+
+	ck_assert_int_eq(refpool_kill(pool), 0);
+	ck_assert_int_eq(ctx.bad, 0);
+	ck_assert_uint_eq(atomic_load(&probe.evictions), EVICT_PAGES);
+	ck_assert_uint_eq(atomic_load(&probe.frees), EVICT_PAGES + 20);
+	for (int i = 0; i < EVICT_PAGES; i++) {
+		const uint64_t *w = (const uint64_t *)ctx.system[i];
+
+		ck_assert_ptr_null(ctx.held[i]);
+		ck_assert_uint_eq(w[5], (1000ull + i) * 0x9e3779b97f4a7c15ull + 5);
+	}
+	/* The pool is gone for good; the chunks' metadata is unmapped. */
+	ck_assert_int_eq(refpool_alloc(pool, &page), -ENODEV);
+	ck_assert_int_eq(refpool_kill(pool), -EALREADY);
+	ck_assert_ptr_null(refpool_pfn_to_page(pool, 0));
+	ck_assert_uint_eq(stats_of(pool).chunks, 0);
+	ck_assert_uint_eq(atomic_load(&probe.violations), 0);
+	refpool_destroy(pool);
+	free(ctx.system);
+}
+END_TEST
+
+struct late_put_ctx {
+	struct refpool *pool;
+	struct refpool_page *page;
+	pthread_t thread;
+	atomic_int put_started;
+};
+
+static void *put_later(void *arg)
+{
+	struct late_put_ctx *ctx = arg;
+
+	usleep(150 * 1000);
+	atomic_store(&ctx->put_started, 1);
+	refpool_put(ctx->pool, ctx->page);
+	return NULL;
+}
+
+static void evict_asynchronously(struct refpool *pool, struct refpool_page *page, void *arg)
+{
+	struct late_put_ctx *ctx = arg;
+
+	ctx->pool = pool;
+	ctx->page = page;
+	ck_assert_int_eq(pthread_create(&ctx->thread, NULL, put_later, ctx), 0);
+}
+
+START_TEST(test_teardown_waits_for_the_chunk_counter)
+{
+	struct late_put_ctx ctx = { 0 };
+	struct pool_probe probe = { .on_evict = evict_asynchronously, .ctx = &ctx };
+	struct refpool *pool = make_pool(&probe, CHUNK_2M, CHUNK_2M);
+	struct refpool_page *page;
+
+	ck_assert_int_eq(refpool_alloc(pool, &page), 0);
+	ck_assert_int_eq(refpool_kill(pool), 0);
+	/* The kill could only return after the owner's deferred put. */
+	ck_assert_int_eq(atomic_load(&ctx.put_started), 1);
+	ck_assert_uint_eq(atomic_load(&probe.frees), 1);
+	pthread_join(ctx.thread, NULL);
+	ck_assert_uint_eq(atomic_load(&probe.violations), 0);
+	refpool_destroy(pool);
+}
+END_TEST
+
+struct reader_ctx {
+	struct refpool *pool;
+	uint32_t pfn;
+	atomic_int stage;	/* 1: in the read side, 2: kill started, 3: reader done */
+	uint32_t count_seen;
+};
+
+static void *rcu_reader(void *arg)
+{
+	struct reader_ctx *ctx = arg;
+	struct refpool_page *page;
+
+	urcu_memb_register_thread();
+	urcu_memb_read_lock();
+	page = refpool_pfn_to_page(ctx->pool, ctx->pfn);
+	ck_assert_ptr_nonnull(page);
+	atomic_store(&ctx->stage, 1);
+	while (atomic_load(&ctx->stage) != 2)
+		usleep(1000);
+	usleep(100 * 1000);
+	/* Still inside the read side: the metadata must still be mapped. */
+	ctx->count_seen = atomic_load(&page->refcount);
+	atomic_store(&ctx->stage, 3);
+	urcu_memb_read_unlock();
+	urcu_memb_unregister_thread();
+	return NULL;
+}
+
+START_TEST(test_teardown_waits_a_grace_period)
+{
+	struct pool_probe probe = { 0 };
+	struct refpool *pool = make_pool(&probe, CHUNK_2M, CHUNK_2M);
+	struct reader_ctx ctx = { .pool = pool };
+	struct refpool_page *page;
+	pthread_t reader;
+
+	ck_assert_int_eq(refpool_alloc(pool, &page), 0);
+	ctx.pfn = refpool_page_to_pfn(pool, page);
+	refpool_put(pool, page);
+	ck_assert_int_eq(pthread_create(&reader, NULL, rcu_reader, &ctx), 0);
+	while (atomic_load(&ctx.stage) != 1)
+		usleep(1000);
+	atomic_store(&ctx.stage, 2);
+	ck_assert_int_eq(refpool_kill(pool), 0);
+	ck_assert_int_eq(atomic_load(&ctx.stage), 3);
+	ck_assert_uint_eq(ctx.count_seen, 0);
+	pthread_join(reader, NULL);
+	refpool_destroy(pool);
+}
+END_TEST
+
+START_TEST(test_exhaustion_keeps_every_byte)
+{
+	struct pool_probe probe = { 0 };
+	struct refpool *pool = make_pool(&probe, CHUNK_2M, 2 * CHUNK_2M);
+	const size_t n = 2 * PAGES_2M;
+	struct refpool_page **held = calloc(n, sizeof(*held));
+	struct refpool_page *extra;
+
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_int_eq(refpool_alloc(pool, &held[i]), 0);
+		fill_page(pool, held[i], i);
+	}
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(refpool_alloc(pool, &extra), -ENOMEM);
+	for (size_t i = 0; i < n; i++)
+		ck_assert(page_holds(pool, held[i], i));
+	refpool_put(pool, held[17]);
+	ck_assert_int_eq(refpool_alloc(pool, &extra), 0);
+	ck_assert_ptr_eq(extra, held[17]);
+	held[17] = extra;
+	for (size_t i = 0; i < n; i++)
+		refpool_put(pool, held[i]);
+	ck_assert_uint_eq(stats_of(pool).pages_used, 0);
+	ck_assert_uint_eq(atomic_load(&probe.violations), 0);
+	refpool_destroy(pool);
+	free(held);
+}
+END_TEST
+
+struct cpu_job {
+	struct refpool *pool;
+	int cpu;
+	size_t n;
+	int ret;
+};
+
+static void *alloc_then_free_on_cpu(void *arg)
+{
+	struct cpu_job *job = arg;
+	struct refpool_page *held[SLOT_BATCH];
+
+	pin_self(job->cpu);
+	for (size_t i = 0; i < job->n && !job->ret; i++)
+		job->ret = refpool_alloc(job->pool, &held[i]);
+	for (size_t i = 0; i < job->n && !job->ret; i++)
+		refpool_put(job->pool, held[i]);
+	return NULL;
+}
+
+START_TEST(test_exhaustion_takes_pages_cached_by_other_cpus)
+{
+	struct pool_probe probe = { 0 };
+	struct refpool *pool = make_pool(&probe, CHUNK_2M, CHUNK_2M);
+	struct cpu_job job = { .pool = pool, .cpu = 1, .n = SLOT_BATCH };
+	struct refpool_page **held = calloc(PAGES_2M, sizeof(*held));
+	pthread_t t;
+
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+		fprintf(stderr, "one CPU online: no other CPU's slot to take from\n");
+	} else {
+		/* CPU 1's slot now caches the pages it freed ... */
+		pthread_create(&t, NULL, alloc_then_free_on_cpu, &job);
+		pthread_join(t, NULL);
+		ck_assert_int_eq(job.ret, 0);
+		/* ... and CPU 0 must find them once the chunk is empty. */
+		pin_self(0);
+	}
+	for (size_t i = 0; i < PAGES_2M; i++)
+		ck_assert_int_eq(refpool_alloc(pool, &held[i]), 0);
+	for (size_t i = 0; i < PAGES_2M; i++)
+		refpool_put(pool, held[i]);
+	ck_assert_uint_eq(atomic_load(&probe.violations), 0);
+	refpool_destroy(pool);
+	free(held);
+}
+END_TEST
+
+START_TEST(test_metadata_is_a_quarter_of_struct_page)
+{
+	struct pool_probe probe = { 0 };
+	struct refpool *pool = make_pool(&probe, 256 * MIB, 256 * MIB);
+	struct refpool_page *page;
+	struct refpool_stats st;
+
+	ck_assert_uint_eq(sizeof(struct refpool_page), 16);
+	ck_assert_int_eq(refpool_alloc(pool, &page), 0);
+	refpool_get_stats(pool, &st);
+	/* 16 bytes a page, one debug byte, and the chunk's record spread thin */
+	ck_assert_uint_le(st.meta_bytes, st.pages_total * 18);
+	ck_assert_uint_ge(st.meta_bytes, st.pages_total * 16);
+	refpool_put(pool, page);
+	refpool_destroy(pool);
+}
+END_TEST
+
+static void pin_to_cpu0(void)
+{
+	pin_self(0);
+}
+
+static Suite *refpool_suite(void)
+{
+	Suite *s = suite_create("refpool");
+	TCase *life = tcase_create("lifecycle");
+	TCase *teardown = tcase_create("teardown");
+	TCase *limits = tcase_create("limits");
+
+	/* LIFO reuse is per CPU: the tests that expect a page back stay on one. */
+	tcase_add_checked_fixture(life, pin_to_cpu0, NULL);
+	tcase_add_checked_fixture(teardown, pin_to_cpu0, NULL);
+	tcase_add_checked_fixture(limits, pin_to_cpu0, NULL);
+	tcase_add_test(life, test_config_is_checked);
+	tcase_add_test(life, test_alloc_is_the_zero_to_one_transition);
+	tcase_add_test(life, test_free_page_has_count_zero_and_is_listed);
+	tcase_add_test(life, test_final_put_frees_then_lists_then_drops_chunk_ref);
+	tcase_add_test(life, test_speculative_reference);
+	tcase_add_test(life, test_shared_page_frees_on_last_put);
+	tcase_add_test(life, test_pfn_lookup_and_device_memory);
+	suite_add_tcase(s, life);
+
+	tcase_add_test(teardown, test_teardown_evicts_every_page_in_use);
+	tcase_add_test(teardown, test_teardown_waits_for_the_chunk_counter);
+	tcase_add_test(teardown, test_teardown_waits_a_grace_period);
+	suite_add_tcase(s, teardown);
+
+	tcase_add_test(limits, test_chunks_on_demand_up_to_limit);
+	tcase_add_test(limits, test_exhaustion_keeps_every_byte);
+	tcase_add_test(limits, test_exhaustion_takes_pages_cached_by_other_cpus);
+	tcase_add_test(limits, test_metadata_is_a_quarter_of_struct_page);
+	suite_add_tcase(s, limits);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(refpool_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
