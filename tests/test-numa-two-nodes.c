@@ -43,8 +43,8 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("numa-two-nodes");
-	TCase *tc = tcase_create("placement");
+	Suite *s;
+	TCase *tc;
 	SRunner *sr;
 	int failed;
 
@@ -53,6 +53,8 @@ int main(void)
 		       zdev_numa_nodes());
 		return 77;
 	}
+	s = suite_create("numa-two-nodes");
+	tc = tcase_create("placement");
 	tcase_add_test(tc, test_each_pool_on_its_node);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);

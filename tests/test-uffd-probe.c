@@ -87,8 +87,8 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("uffd-probe");
-	TCase *tc = tcase_create("probe");
+	Suite *s;
+	TCase *tc;
 	SRunner *sr;
 	int failed, ret;
 
@@ -109,6 +109,8 @@ int main(void)
 		if (caps.features & (1ull << i))
 			printf(" %s", uffd_feature_name(1ull << i) ? uffd_feature_name(1ull << i) : "?");
 	printf("\n");
+	s = suite_create("uffd-probe");
+	tc = tcase_create("probe");
 	tcase_add_test(tc, test_probe_answers_with_the_api);
 	tcase_add_test(tc, test_reported_features_can_be_enabled);
 	tcase_add_test(tc, test_move_matches_its_feature_bit);
