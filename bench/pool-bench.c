@@ -70,6 +70,7 @@ static void lifo_put(struct locked_lifo *l, struct refpool_page *p)
 
 /* ---- the runs ---- */
 
+/* One cache line each: the two threads' records must not share one. */
 struct run {
 	struct refpool *pool;		/* NULL: the baseline */
 	struct locked_lifo *lifo;
@@ -77,7 +78,7 @@ struct run {
 	int cpu;
 	pthread_barrier_t *start;
 	int ret;
-};
+} __attribute__((aligned(64)));
 
 static void *run_pairs(void *arg)
 {
@@ -90,9 +91,12 @@ static void *run_pairs(void *arg)
 	for (size_t done = 0; done < r->pairs; done += WINDOW) {
 		for (int i = 0; i < WINDOW; i++) {
 			if (r->pool) {
-				r->ret = refpool_alloc(r->pool, &held[i]);
-				if (r->ret)
+				int ret = refpool_alloc(r->pool, &held[i]);
+
+				if (ret) {
+					r->ret = ret;
 					return NULL;
+				}
 			} else {
 				held[i] = lifo_alloc(r->lifo);
 			}

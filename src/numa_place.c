@@ -34,6 +34,8 @@ void numa_warn(int num, char *fmt, ...)
 
 static int numa_usable(void)
 {
+	/* relaxed: every thread computes the same answer; racing first calls
+	 * only repeat the probe. */
 	static _Atomic int usable = -2;
 	int v = atomic_load_explicit(&usable, memory_order_relaxed);
 

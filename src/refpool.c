@@ -272,6 +272,7 @@ int refpool_alloc(struct refpool *pool, struct refpool_page **out)
 	for (;;) {
 		if (!alloc_from_slot(pool, out))
 			return 0;
+		/* relaxed: only a shortcut; the grow lock decides. */
 		if (atomic_load_explicit(&pool->dying, memory_order_relaxed))
 			return -ENODEV;
 		if (drain_all_slots(pool))
