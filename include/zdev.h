@@ -4,13 +4,15 @@
 
 /*
  * libzdev: the client library of zdev, a user-space emulator of the Linux
- * kernel's HMM / ZONE_DEVICE device memory.
+ * kernel's HMM / ZONE_DEVICE device memory, served by the zdevd daemon.
  *
  * Conventions: functions return 0 (or a count) on success and a negative errno
- * on failure; none prints or exits.
+ * on failure; none prints or exits. Every function is thread-safe.
  */
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -30,6 +32,64 @@ int zdev_version_minor(void);
 
 /* True when the library the program runs with is at least major.minor. */
 bool zdev_check_version(int major, int minor);
+
+struct zdev;			/* one device, opened by this process */
+
+struct zdev_result {
+	uint64_t cpages;	/* pages the device copied, moved or saw */
+	uint64_t faults;	/* fault rounds the access needed */
+};
+
+/* Snapshot bytes, one per page; a type or a level is OR-ed with READ or WRITE. */
+#define ZDEV_PROT_ERROR			0xFF
+#define ZDEV_PROT_NONE			0x00
+#define ZDEV_PROT_READ			0x01
+#define ZDEV_PROT_WRITE			0x02
+#define ZDEV_PROT_PMD			0x04
+#define ZDEV_PROT_PUD			0x08
+#define ZDEV_PROT_ZERO			0x10
+#define ZDEV_PROT_DEV_PRIVATE_LOCAL	0x20
+#define ZDEV_PROT_DEV_PRIVATE_REMOTE	0x30
+#define ZDEV_PROT_DEV_COHERENT_LOCAL	0x40
+#define ZDEV_PROT_DEV_COHERENT_REMOTE	0x50
+
+/* zdev_set_flags(): the next large device allocation fails (once). */
+#define ZDEV_FLAG_FAIL_ALLOC	(1ull << 0)
+
+#define ZDEV_STATS_VERSION	1
+struct zdev_stats {		/* fields are only ever added at the end */
+	uint32_t version;	/* ZDEV_STATS_VERSION of the library that filled it */
+	uint32_t size;		/* bytes filled */
+	/* this process on this device */
+	uint64_t cpu_faults;	/* CPU touches of device pages served (migrate_to_ram) */
+	uint64_t device_faults;	/* fault rounds taken by device accesses */
+	uint64_t pages_to_device;
+	uint64_t pages_to_system; /* by migration, CPU fault, release, eviction */
+	uint64_t exclusive_grants;
+	uint64_t exclusive_revokes;
+	uint64_t device_pages;	/* pages of this process now in this device's memory */
+	/* the whole device, all clients */
+	uint64_t pool_pages_total; /* pages in the chunks the device has now */
+	uint64_t pool_pages_used;  /* pages with a non-zero refcount */
+	uint64_t pool_limit_pages; /* the device's memory limit */
+};
+
+int zdev_open(const char *socket_path, unsigned int device, struct zdev **out);
+int zdev_close(struct zdev *dev);
+int zdev_alloc(struct zdev *dev, size_t len, void **addr);
+int zdev_free(struct zdev *dev, void *addr, size_t len);
+
+int zdev_read(struct zdev *dev, const void *addr, size_t npages, void *out,
+	      struct zdev_result *res);
+int zdev_write(struct zdev *dev, void *addr, size_t npages, const void *in,
+	       struct zdev_result *res);
+int zdev_migrate_to_device(struct zdev *dev, void *addr, size_t npages, struct zdev_result *res);
+int zdev_migrate_to_system(struct zdev *dev, void *addr, size_t npages, struct zdev_result *res);
+int zdev_snapshot(struct zdev *dev, const void *addr, size_t npages, uint8_t *prot,
+		  struct zdev_result *res);
+int zdev_release(struct zdev *dev);
+int zdev_set_flags(struct zdev *dev, uint64_t flags);
+int zdev_get_stats(struct zdev *dev, struct zdev_stats *st);
 
 #ifdef __cplusplus
 }

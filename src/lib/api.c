@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: MIT */
+/* The public API of include/zdev.h: argument checks, then one request each. */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "client.h"
+#include "export.h"
+#include "zdev.h"
+
+#define PAGE 4096ul
+#define HUGE_ALIGN (2ul << 20)
+
+struct zdev {
+	struct zclient *client;
+	unsigned int device;
+};
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void install_atfork(void)
+{
+	pthread_atfork(NULL, NULL, zclient_atfork_child);
+}
+
+static int check_range(const void *addr, size_t npages)
+{
+	uintptr_t a = (uintptr_t)addr;
+
+	if (!npages || (a & (PAGE - 1)) || npages > SIZE_MAX / PAGE || a + npages * PAGE < a)
+		return -EINVAL;
+	return 0;
+}
+
+/* One request of the common shape; fills res on success (and on -ENOENT,
+ * whose cpages says how much did end on the device). */
+static int request(struct zdev *dev, enum zmsg_type type, const void *addr, size_t npages,
+		   const void *buf, uint64_t arg, struct zdev_result *res)
+{
+	union zmsg req, rep;
+	int ret;
+
+	if (!dev)
+		return -EINVAL;
+	zmsg_init(&req, type, 0);
+	req.req.device = dev->device;
+	req.req.addr = (uint64_t)(uintptr_t)addr;
+	req.req.npages = npages;
+	req.req.buf = (uint64_t)(uintptr_t)buf;
+	req.req.arg = arg;
+	pthread_mutex_lock(&dev->client->lock);
+	ret = zclient_call(dev->client, &req, &rep, -1);
+	pthread_mutex_unlock(&dev->client->lock);
+	if (ret < 0)
+		return ret;
+	if (ret != ZMSG_REPLY)
+		return -EPROTO;
+	if (res && (rep.reply.status == 0 || rep.reply.status == -ENOENT)) {
+		res->cpages = rep.reply.cpages;
+		res->faults = rep.reply.faults;
+	}
+	return rep.reply.status;
+}
+
+ZDEV_EXPORT int zdev_open(const char *socket_path, unsigned int device, struct zdev **out)
+{
+	struct zdev *dev;
+	int ret;
+
+	if (!out)
+		return -EINVAL;
+	pthread_once(&atfork_once, install_atfork);
+	dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return -ENOMEM;
+	ret = zclient_get(socket_path, &dev->client);
+	if (ret)
+		goto err_free;
+	dev->device = device;
+	ret = device >= dev->client->ndevices ? -ENODEV
+					      : request(dev, ZMSG_OPEN, NULL, 0, NULL, 0, NULL);
+	if (ret)
+		goto err_put;
+	*out = dev;
+	return 0;
+
+err_put:
+	zclient_put(dev->client);
+err_free:
+	free(dev);
+	return ret;
+}
+
+ZDEV_EXPORT int zdev_close(struct zdev *dev)
+{
+	int ret;
+
+	if (!dev)
+		return -EINVAL;
+	ret = request(dev, ZMSG_CLOSE, NULL, 0, NULL, 0, NULL);
+	zclient_put(dev->client);
+	free(dev);
+	return ret;
+}
+
+ZDEV_EXPORT int zdev_alloc(struct zdev *dev, size_t len, void **addr)
+{
+	size_t size, span;
+	char *p, *aligned;
+
+	if (!dev || !addr || !len || len > SIZE_MAX - HUGE_ALIGN - PAGE)
+		return -EINVAL;
+	size = (len + PAGE - 1) & ~(PAGE - 1);
+	/* PMD-aligned when large enough: device THPs and cheap zaps need it. */
+	span = size >= HUGE_ALIGN ? size + HUGE_ALIGN : size;
+	p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	aligned = size >= HUGE_ALIGN
+		? (char *)(((uintptr_t)p + HUGE_ALIGN - 1) & ~(HUGE_ALIGN - 1)) : p;
+	if (aligned > p)
+		munmap(p, (size_t)(aligned - p));
+	if (aligned + size < p + span)
+		munmap(aligned + size, (size_t)(p + span - (aligned + size)));
+	*addr = aligned;
+	return 0;
+}
+
+ZDEV_EXPORT int zdev_free(struct zdev *dev, void *addr, size_t len)
+{
+	if (!dev || !addr || !len || ((uintptr_t)addr & (PAGE - 1)))
+		return -EINVAL;
+	/* The unmap event tells zdevd; its device pages are freed at once. */
+	return munmap(addr, (len + PAGE - 1) & ~(PAGE - 1)) ? -errno : 0;
+}
+
+ZDEV_EXPORT int zdev_read(struct zdev *dev, const void *addr, size_t npages, void *out,
+			  struct zdev_result *res)
+{
+	int ret = check_range(addr, npages);
+
+	if (ret || !out)
+		return ret ?: -EINVAL;
+	return request(dev, ZMSG_READ, addr, npages, out, 0, res);
+}
+
+ZDEV_EXPORT int zdev_write(struct zdev *dev, void *addr, size_t npages, const void *in,
+			   struct zdev_result *res)
+{
+	int ret = check_range(addr, npages);
+
+	if (ret || !in)
+		return ret ?: -EINVAL;
+	return request(dev, ZMSG_WRITE, addr, npages, in, 0, res);
+}
+
+ZDEV_EXPORT int zdev_migrate_to_device(struct zdev *dev, void *addr, size_t npages,
+				       struct zdev_result *res)
+{
+	int ret = check_range(addr, npages);
+
+	return ret ?: request(dev, ZMSG_MIGRATE_TO_DEV, addr, npages, NULL, 0, res);
+}
+
+ZDEV_EXPORT int zdev_migrate_to_system(struct zdev *dev, void *addr, size_t npages,
+				       struct zdev_result *res)
+{
+	int ret = check_range(addr, npages);
+
+	return ret ?: request(dev, ZMSG_MIGRATE_TO_SYS, addr, npages, NULL, 0, res);
+}
+
+ZDEV_EXPORT int zdev_snapshot(struct zdev *dev, const void *addr, size_t npages, uint8_t *prot,
+			      struct zdev_result *res)
+{
+	int ret = check_range(addr, npages);
+
+	if (ret || !prot)
+		return ret ?: -EINVAL;
+	return request(dev, ZMSG_SNAPSHOT, addr, npages, prot, 0, res);
+}
+
+ZDEV_EXPORT int zdev_release(struct zdev *dev)
+{
+	return request(dev, ZMSG_RELEASE, NULL, 0, NULL, 0, NULL);
+}
+
+ZDEV_EXPORT int zdev_set_flags(struct zdev *dev, uint64_t flags)
+{
+	return request(dev, ZMSG_SET_FLAGS, NULL, 0, NULL, flags, NULL);
+}
+
+ZDEV_EXPORT int zdev_get_stats(struct zdev *dev, struct zdev_stats *st)
+{
+	union zmsg req, rep;
+	int ret;
+
+	if (!dev || !st)
+		return -EINVAL;
+	zmsg_init(&req, ZMSG_STATS, 0);
+	req.req.device = dev->device;
+	pthread_mutex_lock(&dev->client->lock);
+	ret = zclient_call(dev->client, &req, &rep, -1);
+	pthread_mutex_unlock(&dev->client->lock);
+	if (ret < 0)
+		return ret;
+	if (ret != ZMSG_STATS_OK)
+		return ret == ZMSG_REPLY ? rep.reply.status : -EPROTO;
+	memset(st, 0, sizeof(*st));
+	st->version = ZDEV_STATS_VERSION;
+	st->size = sizeof(*st);
+	st->cpu_faults = rep.stats_ok.cpu_faults;
+	st->device_faults = rep.stats_ok.device_faults;
+	st->pages_to_device = rep.stats_ok.pages_to_device;
+	st->pages_to_system = rep.stats_ok.pages_to_system;
+	st->exclusive_grants = rep.stats_ok.exclusive_grants;
+	st->exclusive_revokes = rep.stats_ok.exclusive_revokes;
+	st->device_pages = rep.stats_ok.device_pages;
+	st->pool_pages_total = rep.stats_ok.pool_pages_total;
+	st->pool_pages_used = rep.stats_ok.pool_pages_used;
+	st->pool_limit_pages = rep.stats_ok.pool_limit_pages;
+	return 0;
+}

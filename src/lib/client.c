@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The process's one connection to zdevd, shared by every device handle: the
+ * handshake, the uffd and its ownership proof, and request/reply exchanges.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "uffd_compat.h"
+#include "uffd_probe.h"
+
+static pthread_mutex_t sessions_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct zclient *current_client;
+
+static int connect_socket(const char *path, int *out)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		int ret = -errno;
+
+		close(fd);
+		return ret;
+	}
+	*out = fd;
+	return 0;
+}
+
+/* Sends a request and waits for its answer, doing the zaps a migration asks
+ * for in between. Caller holds c->lock. */
+int zclient_call(struct zclient *c, union zmsg *req, union zmsg *rep, int fd)
+{
+	int ret, type;
+
+	req->hdr.seq = ++c->seq;
+	ret = zmsg_send(c->sock, req, fd);
+	if (ret)
+		return ret;
+	for (;;) {
+		int rfd = -1;
+
+		type = zmsg_recv(c->sock, rep, &rfd);
+		if (rfd >= 0)
+			close(rfd);
+		if (type < 0)
+			return type;
+		if (type != ZMSG_ZAP)
+			break;
+		/* Only we can zap our memory. The kernel holds us in madvise
+		 * until zdevd has read the REMOVE event; zdevd never waits on
+		 * us for that, so this cannot deadlock. */
+		rep->zap.status = madvise((void *)(uintptr_t)rep->zap.addr, rep->zap.len,
+					  MADV_DONTNEED) ? -errno : 0;
+		rep->hdr.type = ZMSG_ZAPPED;
+		ret = zmsg_send(c->sock, rep, -1);
+		if (ret)
+			return ret;
+	}
+	if (rep->hdr.seq != req->hdr.seq)
+		return -EPROTO;
+	return type;
+}
+
+static int make_uffd(int devnode)
+{
+	int fd;
+
+	if (devnode >= 0) {
+		fd = ioctl(devnode, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+		if (fd >= 0)
+			return fd;
+	}
+	/* Without the node, a uffd that serves kernel-mode faults needs
+	 * privilege; a user-mode-only one always works. */
+	fd = uffd_create(0);
+	if (fd < 0)
+		fd = uffd_create(UFFD_USER_MODE_ONLY);
+	return fd;
+}
+
+static int hand_over_uffd(struct zclient *c, const struct zmsg_hello_ok *ok, int devnode)
+{
+	union zmsg req, rep;
+	void *proof;
+	int uffd, ret;
+
+	uffd = make_uffd(devnode);
+	if (uffd < 0)
+		return uffd;
+	/* The proof page: zdevd resolves it through the uffd and reads it
+	 * back through our memory. It must not be touched before that. */
+	proof = mmap((void *)(uintptr_t)ok->proof_addr, 4096, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (proof == MAP_FAILED || (uintptr_t)proof != ok->proof_addr) {
+		ret = proof == MAP_FAILED ? -errno : -EADDRINUSE;
+		if (proof != MAP_FAILED)
+			munmap(proof, 4096);
+		goto out_close;
+	}
+	zmsg_init(&req, ZMSG_UFFD, 0);
+	req.req.addr = ok->proof_addr;
+	ret = zclient_call(c, &req, &rep, uffd);
+	munmap(proof, 4096);
+	if (ret >= 0)
+		ret = ret == ZMSG_REPLY ? rep.reply.status : -EPROTO;
+out_close:
+	/* zdevd holds the uffd now; ours would only keep it alive. */
+	close(uffd);
+	return ret;
+}
+
+static int handshake(struct zclient *c, bool forked)
+{
+	union zmsg req, rep;
+	int devnode = -1, type, ret;
+
+	zmsg_init(&req, ZMSG_HELLO, ++c->seq);
+	req.hello.version = ZDEV_PROTO_VERSION;
+	req.hello.pid = getpid();
+	req.hello.flags = forked ? ZHELLO_FORKED : 0;
+	ret = zmsg_send(c->sock, &req, -1);
+	if (ret)
+		return ret;
+	type = zmsg_recv(c->sock, &rep, &devnode);
+	if (type < 0)
+		return type;
+	if (type != ZMSG_HELLO_OK) {
+		ret = -EPROTO;
+		goto out_close;
+	}
+	ret = rep.hello_ok.status;
+	if (ret)
+		goto out_close;
+	c->ndevices = rep.hello_ok.ndevices;
+	c->features = rep.hello_ok.features;
+	c->daemon_pid = rep.hello_ok.daemon_pid;
+	/* Under Yama's ptrace_scope 1 zdevd may read our memory only if we
+	 * say so. */
+	prctl(PR_SET_PTRACER, (unsigned long)c->daemon_pid, 0, 0, 0);
+	if (!(c->features & ZFEAT_HAVE_MM))
+		ret = hand_over_uffd(c, &rep.hello_ok, devnode);
+out_close:
+	if (devnode >= 0)
+		close(devnode);
+	return ret;
+}
+
+static void zclient_free(struct zclient *c)
+{
+	if (c->sock >= 0)
+		close(c->sock);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+int zclient_get(const char *path, struct zclient **out)
+{
+	char def[108];
+	struct zclient *c;
+	bool forked = false;
+	int ret;
+
+	pthread_mutex_lock(&sessions_lock);
+	c = current_client;
+	if (c && c->pid != getpid()) {
+		/* We are a fork child: the parent's connection is not ours,
+		 * but our uffd came to zdevd with the fork event. */
+		forked = true;
+		current_client = NULL;
+		zclient_free(c);
+		c = NULL;
+	}
+	if (c) {
+		c->refs++;
+		*out = c;
+		pthread_mutex_unlock(&sessions_lock);
+		return 0;
+	}
+	if (!path) {
+		ret = zdev_default_socket(def, sizeof(def));
+		if (ret)
+			goto out_unlock;
+		path = def;
+	}
+	ret = -ENOMEM;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		goto out_unlock;
+	pthread_mutex_init(&c->lock, NULL);
+	c->pid = getpid();
+	c->refs = 1;
+	snprintf(c->path, sizeof(c->path), "%s", path);
+	ret = connect_socket(path, &c->sock);
+	if (!ret)
+		ret = handshake(c, forked);
+	if (ret) {
+		zclient_free(c);
+		goto out_unlock;
+	}
+	current_client = c;
+	*out = c;
+out_unlock:
+	pthread_mutex_unlock(&sessions_lock);
+	return ret;
+}
+
+void zclient_put(struct zclient *c)
+{
+	bool last;
+
+	pthread_mutex_lock(&sessions_lock);
+	last = --c->refs == 0;
+	if (last && current_client == c)
+		current_client = NULL;
+	pthread_mutex_unlock(&sessions_lock);
+	if (last)
+		zclient_free(c);
+}
+
+/*
+ * In a fork child (pthread_atfork): tell zdevd our pid, so it pairs us with
+ * the uffd our parent's fork event brought and watches us exit. Only
+ * async-signal-safe calls here: the parent may have had other threads.
+ */
+void zclient_atfork_child(void)
+{
+	struct zclient *c = current_client;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	union zmsg m;
+	int fd;
+
+	if (!c)
+		return;
+	/* The parent's connection is the parent's. */
+	close(c->sock);
+	c->sock = -1;
+	memcpy(sa.sun_path, c->path, sizeof(sa.sun_path));
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (!connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		zmsg_init(&m, ZMSG_HELLO, 1);
+		m.hello.version = ZDEV_PROTO_VERSION;
+		m.hello.pid = getpid();
+		m.hello.flags = ZHELLO_FORKED;
+		if (!zmsg_send(fd, &m, -1))
+			zmsg_recv(fd, &m, NULL);
+	}
+	close(fd);
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef ZDEV_CLIENT_H
+#define ZDEV_CLIENT_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "proto.h"
+
+/* The process's connection to zdevd; device handles share it. */
+struct zclient {
+	pthread_mutex_t lock;	/* one exchange at a time */
+	int sock;
+	pid_t pid;		/* the process that connected */
+	int refs;		/* under the library's sessions lock */
+	uint64_t seq;
+	uint32_t ndevices;
+	uint32_t features;
+	pid_t daemon_pid;
+	char path[108];
+};
+
+/* The connection, made on first use (path NULL: the default socket). */
+int zclient_get(const char *path, struct zclient **out);
+void zclient_put(struct zclient *c);
+
+/* One request and its reply (caller holds c->lock); returns the reply type. */
+int zclient_call(struct zclient *c, union zmsg *req, union zmsg *rep, int fd);
+
+void zclient_atfork_child(void);
+
+#endif

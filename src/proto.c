@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "proto.h"
+
+static const struct {
+	const char *name;
+	uint16_t size;
+} msg_types[ZMSG_TYPE_END] = {
+	[ZMSG_HELLO] = { "hello", sizeof(struct zmsg_hello) },
+	[ZMSG_HELLO_OK] = { "hello-ok", sizeof(struct zmsg_hello_ok) },
+	[ZMSG_UFFD] = { "uffd", sizeof(struct zmsg_req) },
+	[ZMSG_OPEN] = { "open", sizeof(struct zmsg_req) },
+	[ZMSG_CLOSE] = { "close", sizeof(struct zmsg_req) },
+	[ZMSG_MIGRATE_TO_DEV] = { "migrate-to-device", sizeof(struct zmsg_req) },
+	[ZMSG_ZAP] = { "zap", sizeof(struct zmsg_zap) },
+	[ZMSG_ZAPPED] = { "zapped", sizeof(struct zmsg_zap) },
+	[ZMSG_MIGRATE_TO_SYS] = { "migrate-to-system", sizeof(struct zmsg_req) },
+	[ZMSG_READ] = { "read", sizeof(struct zmsg_req) },
+	[ZMSG_WRITE] = { "write", sizeof(struct zmsg_req) },
+	[ZMSG_SNAPSHOT] = { "snapshot", sizeof(struct zmsg_req) },
+	[ZMSG_RELEASE] = { "release", sizeof(struct zmsg_req) },
+	[ZMSG_SET_FLAGS] = { "set-flags", sizeof(struct zmsg_req) },
+	[ZMSG_STATS] = { "stats", sizeof(struct zmsg_req) },
+	[ZMSG_STATS_OK] = { "stats-ok", sizeof(struct zmsg_stats_ok) },
+	[ZMSG_STATUS] = { "status", sizeof(struct zmsg_req) },
+	[ZMSG_STATUS_OK] = { "status-ok", sizeof(struct zmsg_status_ok) },
+	[ZMSG_REPLY] = { "reply", sizeof(struct zmsg_reply) },
+};
+
+void zmsg_init(union zmsg *m, enum zmsg_type type, uint64_t seq)
+{
+	memset(m, 0, msg_types[type].size);
+	m->hdr.magic = ZDEV_PROTO_MAGIC;
+	m->hdr.type = (uint16_t)type;
+	m->hdr.size = msg_types[type].size;
+	m->hdr.seq = seq;
+}
+
+int zmsg_check(const void *buf, size_t len)
+{
+	struct zmsg_hdr h;
+
+	if (len < sizeof(h))
+		return -EBADMSG;
+	memcpy(&h, buf, sizeof(h));
+	if (h.magic != ZDEV_PROTO_MAGIC)
+		return -EPROTO;
+	if (h.type == 0 || h.type >= ZMSG_TYPE_END)
+		return -EPROTO;
+	if (h.size != len || len != msg_types[h.type].size)
+		return -EMSGSIZE;
+	return h.type;
+}
+
+const char *zmsg_type_name(int type)
+{
+	if (type <= 0 || type >= ZMSG_TYPE_END)
+		return "unknown";
+	return msg_types[type].name;
+}
+
+int zmsg_send(int sock, const union zmsg *m, int fd)
+{
+	char control[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = (void *)m, .iov_len = m->hdr.size };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t n;
+
+	if (fd >= 0) {
+		struct cmsghdr *c;
+
+		mh.msg_control = control;
+		mh.msg_controllen = sizeof(control);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	do
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return n == (ssize_t)m->hdr.size ? 0 : -EMSGSIZE;
+}
+
+int zmsg_recv(int sock, union zmsg *m, int *fd)
+{
+	char control[CMSG_SPACE(4 * sizeof(int))];
+	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = control, .msg_controllen = sizeof(control),
+	};
+	struct cmsghdr *c;
+	ssize_t n;
+
+	if (fd)
+		*fd = -1;
+	do
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if (n == 0)
+		return -ECONNRESET;
+	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		size_t nfds;
+		int fds[4];
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		memcpy(fds, CMSG_DATA(c), nfds * sizeof(int));
+		for (size_t i = 0; i < nfds; i++) {
+			/* One fd is all a message may carry: keep the first. */
+			if (fd && *fd < 0)
+				*fd = fds[i];
+			else
+				close(fds[i]);
+		}
+	}
+	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+		if (fd && *fd >= 0) {
+			close(*fd);
+			*fd = -1;
+		}
+		return -EMSGSIZE;
+	}
+	return zmsg_check(m, (size_t)n);
+}
+
+int zdev_default_socket(char *buf, size_t len)
+{
+	const char *env = getenv("ZDEV_SOCKET");
+	int n;
+
+	if (env && *env)
+		n = snprintf(buf, len, "%s", env);
+	else if ((env = getenv("XDG_RUNTIME_DIR")) && *env)
+		n = snprintf(buf, len, "%s/zdev/zdevd.sock", env);
+	else
+		n = snprintf(buf, len, "/run/zdev/zdevd.sock");
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}

@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef ZDEV_PROTO_H
+#define ZDEV_PROTO_H
+
+/*
+ * The zdevd wire protocol, shared by the daemon and libzdev.
+ *
+ * A client process holds one SOCK_SEQPACKET connection: every message is one
+ * datagram, a header and a fixed body for its type. Requests carry a sequence
+ * number the reply repeats. Bulk data never crosses the socket: the daemon
+ * reads and writes the buffers the request names in the client's own memory.
+ *
+ *   HELLO    -> HELLO_OK        version and pid; the answer may carry an fd of
+ *                               /dev/userfaultfd and names the proof address
+ *   UFFD     -> REPLY           the process's one uffd (SCM_RIGHTS), which the
+ *                               daemon proves through a page the client mapped
+ *                               at the proof address before it uses it
+ *   OPEN     -> REPLY           the client starts using a device
+ *   CLOSE    -> REPLY           its pages on that device come back to system RAM
+ *   MIGRATE_TO_DEV -> ZAP* -> REPLY
+ *            the daemon asks the client to zap each range it copied (only the
+ *            client can madvise itself); the client answers each ZAP with ZAPPED
+ *   MIGRATE_TO_SYS, READ, WRITE, SNAPSHOT, RELEASE, SET_FLAGS -> REPLY
+ *   STATS    -> STATS_OK
+ *   a fork child says HELLO with ZHELLO_FORKED from its atfork handler, so that
+ *   zdevd pairs it with the uffd of its parent's fork event
+ *   STATUS   -> STATUS_OK       zdevctl: the whole daemon
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ZDEV_PROTO_VERSION 1
+#define ZDEV_PROTO_MAGIC 0x7a646576u	/* "zdev" */
+#define ZDEV_MAX_DEVICES 8
+
+enum zmsg_type {
+	ZMSG_HELLO = 1,
+	ZMSG_HELLO_OK,
+	ZMSG_UFFD,
+	ZMSG_OPEN,
+	ZMSG_CLOSE,
+	ZMSG_MIGRATE_TO_DEV,
+	ZMSG_ZAP,
+	ZMSG_ZAPPED,
+	ZMSG_MIGRATE_TO_SYS,
+	ZMSG_READ,
+	ZMSG_WRITE,
+	ZMSG_SNAPSHOT,
+	ZMSG_RELEASE,
+	ZMSG_SET_FLAGS,
+	ZMSG_STATS,
+	ZMSG_STATS_OK,
+	ZMSG_STATUS,
+	ZMSG_STATUS_OK,
+	ZMSG_REPLY,
+	ZMSG_TYPE_END,
+};
+
+struct zmsg_hdr {
+	uint32_t magic;
+	uint16_t type;
+	uint16_t size;		/* bytes of the whole message */
+	uint64_t seq;
+};
+
+/* HELLO flags */
+#define ZHELLO_FORKED (1u << 0)	/* no uffd: this process's came with a fork event */
+
+struct zmsg_hello {
+	struct zmsg_hdr hdr;
+	uint32_t version;
+	uint32_t flags;
+	int32_t pid;
+	uint32_t pad;
+};
+
+/* HELLO_OK features */
+#define ZFEAT_KERNEL_FAULTS (1u << 0)	/* the fd sent with it makes uffds that
+					 * serve kernel-mode faults too */
+#define ZFEAT_HAVE_MM (1u << 1)		/* zdevd knows this process already (a
+					 * fork child): no UFFD step */
+
+struct zmsg_hello_ok {
+	struct zmsg_hdr hdr;
+	int32_t status;
+	uint32_t version;
+	uint32_t features;
+	uint32_t ndevices;
+	int32_t daemon_pid;
+	uint32_t pad;
+	/* Where the client maps one fresh page for the ownership proof: a
+	 * random address, so a foreign uffd finds no mapping there. */
+	uint64_t proof_addr;
+};
+
+/* Every request of one device and range: UFFD (addr = proof page), OPEN,
+ * CLOSE, MIGRATE_*, READ, WRITE, SNAPSHOT, RELEASE, SET_FLAGS (arg = flags),
+ * FORKED (arg = child pid), STATS, STATUS. */
+struct zmsg_req {
+	struct zmsg_hdr hdr;
+	uint32_t device;
+	uint32_t pad;
+	uint64_t addr;
+	uint64_t npages;
+	uint64_t buf;		/* READ/WRITE/SNAPSHOT: the client buffer */
+	uint64_t arg;
+};
+
+/* ZAP: the daemon asks; ZAPPED: the client answers (status = madvise result). */
+struct zmsg_zap {
+	struct zmsg_hdr hdr;
+	int32_t status;
+	uint32_t pad;
+	uint64_t addr;
+	uint64_t len;
+};
+
+struct zmsg_reply {
+	struct zmsg_hdr hdr;
+	int32_t status;		/* 0 or -errno */
+	uint32_t pad;
+	uint64_t cpages;
+	uint64_t faults;
+};
+
+struct zmsg_stats_ok {
+	struct zmsg_hdr hdr;
+	int32_t status;
+	uint32_t pad;
+	uint64_t cpu_faults;
+	uint64_t device_faults;
+	uint64_t pages_to_device;
+	uint64_t pages_to_system;
+	uint64_t exclusive_grants;
+	uint64_t exclusive_revokes;
+	uint64_t device_pages;
+	uint64_t pool_pages_total;
+	uint64_t pool_pages_used;
+	uint64_t pool_limit_pages;
+};
+
+struct zmsg_status_device {
+	uint64_t pool_pages_total;
+	uint64_t pool_pages_used;
+	uint64_t pool_limit_pages;
+	uint32_t chunks;
+	uint32_t pad;
+};
+
+struct zmsg_status_ok {
+	struct zmsg_hdr hdr;
+	int32_t status;
+	uint32_t ndevices;
+	uint32_t clients;
+	uint32_t pad;
+	uint64_t cpu_faults;
+	uint64_t pages_to_device;
+	uint64_t pages_to_system;
+	uint64_t fault_p50_ns;
+	uint64_t fault_p99_ns;
+	uint64_t fault_max_ns;
+	struct zmsg_status_device dev[ZDEV_MAX_DEVICES];
+};
+
+union zmsg {
+	struct zmsg_hdr hdr;
+	struct zmsg_hello hello;
+	struct zmsg_hello_ok hello_ok;
+	struct zmsg_req req;
+	struct zmsg_zap zap;
+	struct zmsg_reply reply;
+	struct zmsg_stats_ok stats_ok;
+	struct zmsg_status_ok status_ok;
+};
+
+/* Fills the header of a message of the given type. */
+void zmsg_init(union zmsg *m, enum zmsg_type type, uint64_t seq);
+
+/*
+ * Checks a received datagram of len bytes: magic, a known type, and exactly
+ * the size of that type. Returns the type, or -EPROTO / -EMSGSIZE / -EBADMSG.
+ */
+int zmsg_check(const void *buf, size_t len);
+
+const char *zmsg_type_name(int type);
+
+/* SCM_RIGHTS helpers on a SOCK_SEQPACKET socket. send: fd < 0 sends none.
+ * recv: *fd is -1 when the datagram carried none; extra fds are closed. */
+int zmsg_send(int sock, const union zmsg *m, int fd);
+int zmsg_recv(int sock, union zmsg *m, int *fd);
+
+/* The socket path: $ZDEV_SOCKET, $XDG_RUNTIME_DIR/zdev/zdevd.sock, /run/zdev/zdevd.sock. */
+int zdev_default_socket(char *buf, size_t len);
+
+#endif

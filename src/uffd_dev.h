@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef ZDEV_UFFD_DEV_H
+#define ZDEV_UFFD_DEV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct zmm;
+
+/* Asks the client to zap [addr, addr+len): 0 once it has, or -errno. */
+typedef int (*uffd_dev_zap_fn)(void *ctx, uint64_t addr, uint64_t len);
+
+/* Session side */
+int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
+			       uffd_dev_zap_fn zap, void *zap_ctx, uint64_t *cpages);
+int uffd_dev_migrate_to_system(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
+			       uint64_t *cpages);
+/* Brings one device-private page (of any device) back; 0 if there was none. */
+int uffd_dev_bring_back(struct zmm *mm, uint64_t vpn);
+/* The same with mm->lock held and the entry looked up. */
+int uffd_dev_bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t entry);
+/* Every page of device dev (or of all devices, dev < 0) back to system memory. */
+int uffd_dev_evict(struct zmm *mm, int dev, uint64_t *moved);
+/* The process is gone: its device pages are freed without copying. */
+void uffd_dev_forget_all(struct zmm *mm);
+
+/* Event loop side */
+int uffd_dev_fault(struct zmm *mm, uint64_t addr, uint64_t flags);
+void uffd_dev_on_remove(struct zmm *mm, uint64_t start, uint64_t end, bool unmap);
+void uffd_dev_on_remap(struct zmm *mm, uint64_t from, uint64_t to, uint64_t len);
+int uffd_dev_on_fork(struct zmm *parent, struct zmm *child);
+
+#endif

@@ -1,0 +1,413 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The event loop: one io_uring with multishot polls on the listening socket,
+ * a signalfd, a wake-up eventfd, every client's uffd and every client's pidfd.
+ * CPU faults are served right here, inline; it never waits on a client, so a
+ * client thread blocked in a uffd event (fork, munmap, madvise, mremap) is
+ * always released by the next read of its uffd.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "uffd_compat.h"
+#include "uffd_dev.h"
+#include "zdevd/zmm.h"
+
+enum watch_kind { W_LISTEN, W_SIGNAL, W_WAKE, W_UFFD, W_PIDFD };
+
+struct watch {
+	enum watch_kind kind;
+	int fd;
+	struct zmm *mm;		/* W_UFFD, W_PIDFD: holds a reference */
+	bool removing;
+};
+
+struct zloop {
+	struct io_uring ring;
+	int sigfd, wakefd;
+	struct watch listen_w, sig_w, wake_w;
+	pthread_mutex_t lock;	/* queued */
+	struct queued { struct zmm *mm; struct queued *next; } *queued;
+};
+
+#define FAULT_RETRIES 2000
+
+uint64_t zdevd_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int arm(struct zloop *l, struct watch *w)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+
+	if (!sqe) {
+		io_uring_submit(&l->ring);
+		sqe = io_uring_get_sqe(&l->ring);
+		if (!sqe)
+			return -EBUSY;
+	}
+	/* Multishot: one submission serves every later readiness. */
+	io_uring_prep_poll_multishot(sqe, w->fd, POLLIN);
+	io_uring_sqe_set_data(sqe, w);
+	return 0;
+}
+
+static void disarm(struct zloop *l, struct watch *w)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+
+	if (w->removing)
+		return;
+	w->removing = true;
+	if (sqe) {
+		io_uring_prep_poll_remove(sqe, (uint64_t)(uintptr_t)w);
+		io_uring_sqe_set_data(sqe, NULL);
+	}
+}
+
+static struct watch *watch_new(enum watch_kind kind, int fd, struct zmm *mm)
+{
+	struct watch *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return NULL;
+	w->kind = kind;
+	w->fd = fd;
+	w->mm = mm;
+	zmm_get(mm);
+	return w;
+}
+
+static void watch_add_mm(struct zloop *l, struct zmm *mm)
+{
+	struct watch *w;
+
+	if (mm->uffd >= 0 && !mm->uffd_watched) {
+		w = watch_new(W_UFFD, mm->uffd, mm);
+		if (w && !arm(l, w))
+			mm->uffd_watched = true;
+		else if (w) {
+			zmm_put(mm);
+			free(w);
+		}
+	}
+	if (mm->pid > 0 && mm->pidfd < 0) {
+		mm->pidfd = (int)syscall(SYS_pidfd_open, mm->pid, 0);
+		if (mm->pidfd < 0) {
+			/* Gone already. */
+			zmm_exit(mm);
+			return;
+		}
+		w = watch_new(W_PIDFD, mm->pidfd, mm);
+		if (w && arm(l, w)) {
+			zmm_put(mm);
+			free(w);
+		}
+	}
+}
+
+int zloop_watch_mm(struct zdevd *d, struct zmm *mm)
+{
+	struct zloop *l = d->loop;
+	struct queued *q = malloc(sizeof(*q));
+	uint64_t one = 1;
+
+	if (!q)
+		return -ENOMEM;
+	zmm_get(mm);
+	q->mm = mm;
+	pthread_mutex_lock(&l->lock);
+	q->next = l->queued;
+	l->queued = q;
+	pthread_mutex_unlock(&l->lock);
+	/* The loop arms the polls itself: the ring has one submitter. */
+	if (write(l->wakefd, &one, sizeof(one)) != sizeof(one))
+		return -errno;
+	return 0;
+}
+
+static void drain_queue(struct zloop *l)
+{
+	struct queued *q;
+	uint64_t n;
+
+	if (read(l->wakefd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		zdev_warn("eventfd: %m");
+	pthread_mutex_lock(&l->lock);
+	q = l->queued;
+	l->queued = NULL;
+	pthread_mutex_unlock(&l->lock);
+	while (q) {
+		struct queued *next = q->next;
+
+		if (!atomic_load(&q->mm->dead))
+			watch_add_mm(l, q->mm);
+		zmm_put(q->mm);
+		free(q);
+		q = next;
+	}
+}
+
+/* ---- uffd messages ---- */
+
+struct deferred {
+	uint64_t addr, flags, t0;
+};
+
+static void on_fork(struct zloop *l, struct zmm *parent, int ufd)
+{
+	struct zmm *child;
+
+	if (zmm_create(parent->d, 0, parent->uid, ufd, &child)) {
+		zdev_err("pid %d: fork: out of memory; the child's device pages are lost",
+			 (int)parent->pid);
+		close(ufd);
+		return;
+	}
+	if (uffd_dev_on_fork(parent, child))
+		zdev_err("pid %d: fork: out of memory sharing device pages", (int)parent->pid);
+	watch_add_mm(l, child);
+	zmm_add_unclaimed(parent, child);
+}
+
+static int on_msg(struct zloop *l, struct zmm *mm, const struct uffd_msg *msg,
+		  struct deferred *def, int *ndef)
+{
+	uint64_t t0;
+	int ret;
+
+	switch (msg->event) {
+	case UFFD_EVENT_PAGEFAULT:
+		t0 = zdevd_now_ns();
+		ret = uffd_dev_fault(mm, msg->arg.pagefault.address, msg->arg.pagefault.flags);
+		if (ret == -EAGAIN && *ndef < 64) {
+			def[(*ndef)++] = (struct deferred){ msg->arg.pagefault.address,
+							    msg->arg.pagefault.flags, t0 };
+			return 0;
+		}
+		if (!ret)
+			lat_record(&mm->d->fault_lat, zdevd_now_ns() - t0);
+		return ret;
+	case UFFD_EVENT_FORK:
+		on_fork(l, mm, (int)msg->arg.fork.ufd);
+		return 0;
+	case UFFD_EVENT_REMAP:
+		uffd_dev_on_remap(mm, msg->arg.remap.from, msg->arg.remap.to, msg->arg.remap.len);
+		return 0;
+	case UFFD_EVENT_REMOVE:
+	case UFFD_EVENT_UNMAP:
+		uffd_dev_on_remove(mm, msg->arg.remove.start, msg->arg.remove.end,
+				   msg->event == UFFD_EVENT_UNMAP);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static void serve_uffd(struct zloop *l, struct zmm *mm)
+{
+	struct deferred def[64];
+	struct uffd_msg msgs[16];
+	int ndef = 0;
+
+	for (int round = 0; round < FAULT_RETRIES; round++) {
+		ssize_t n = read(mm->uffd, msgs, sizeof(msgs));
+
+		if (n < 0 && errno != EAGAIN) {
+			zdev_warn("pid %d: reading its uffd: %m", (int)mm->pid);
+			return;
+		}
+		for (ssize_t i = 0; i < n / (ssize_t)sizeof(msgs[0]); i++) {
+			int ret = on_msg(l, mm, &msgs[i], def, &ndef);
+
+			if (ret && ret != -EAGAIN)
+				zdev_warn("pid %d: fault at %#llx: %s", (int)mm->pid,
+					  (unsigned long long)msgs[i].arg.pagefault.address,
+					  strerror(-ret));
+		}
+		/* Faults refused while events were pending: the events are
+		 * read now, so the retry goes through. */
+		for (int i = 0; i < ndef;) {
+			int ret = uffd_dev_fault(mm, def[i].addr, def[i].flags);
+
+			if (ret == -EAGAIN) {
+				i++;
+				continue;
+			}
+			if (!ret)
+				lat_record(&mm->d->fault_lat, zdevd_now_ns() - def[i].t0);
+			def[i] = def[--ndef];
+		}
+		if (n < 0 && !ndef)
+			return;
+		if (n < 0)
+			sched_yield();
+	}
+	zdev_warn("pid %d: %d faults still refused; they are retried when it faults again",
+		  (int)mm->pid, ndef);
+}
+
+/* ---- the loop ---- */
+
+static void on_listen(struct zdevd *d)
+{
+	for (;;) {
+		int sock = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		int ret;
+
+		if (sock < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				zdev_warn("accept: %m");
+			return;
+		}
+		ret = session_start(d, sock);
+		if (ret)
+			close(sock);
+	}
+}
+
+static void on_pidfd(struct zloop *l, struct watch *w)
+{
+	disarm(l, w);
+	zmm_exit(w->mm);
+}
+
+int zloop_create(struct zdevd *d)
+{
+	struct zloop *l = calloc(1, sizeof(*l));
+	sigset_t mask;
+	int ret;
+
+	if (!l)
+		return -ENOMEM;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	l->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	l->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (l->sigfd < 0 || l->wakefd < 0) {
+		ret = -errno;
+		goto err_close;
+	}
+	ret = io_uring_queue_init(256, &l->ring, 0);
+	if (ret)
+		goto err_close;
+	pthread_mutex_init(&l->lock, NULL);
+	l->listen_w = (struct watch){ .kind = W_LISTEN, .fd = d->listen_fd };
+	l->sig_w = (struct watch){ .kind = W_SIGNAL, .fd = l->sigfd };
+	l->wake_w = (struct watch){ .kind = W_WAKE, .fd = l->wakefd };
+	d->loop = l;
+	return 0;
+
+err_close:
+	if (l->sigfd >= 0)
+		close(l->sigfd);
+	if (l->wakefd >= 0)
+		close(l->wakefd);
+	free(l);
+	return ret;
+}
+
+static void on_cqe(struct zdevd *d, struct zloop *l, struct io_uring_cqe *cqe)
+{
+	struct watch *w = io_uring_cqe_get_data(cqe);
+
+	if (!w)
+		return;
+	if (!(cqe->flags & IORING_CQE_F_MORE)) {
+		/* The multishot poll ended: removed, or the kernel dropped it. */
+		if (w->kind == W_UFFD || w->kind == W_PIDFD) {
+			if (w->removing || atomic_load(&w->mm->dead)) {
+				zmm_put(w->mm);
+				free(w);
+				return;
+			}
+		}
+		if (cqe->res >= 0 || cqe->res == -ECANCELED)
+			arm(l, w);
+	}
+	if (cqe->res < 0)
+		return;
+	switch (w->kind) {
+	case W_LISTEN:
+		on_listen(d);
+		break;
+	case W_SIGNAL: {
+		struct signalfd_siginfo si;
+
+		while (read(l->sigfd, &si, sizeof(si)) == sizeof(si))
+			atomic_store(&d->stopping, true);
+		break;
+	}
+	case W_WAKE:
+		drain_queue(l);
+		break;
+	case W_UFFD:
+		if (atomic_load(&w->mm->dead))
+			disarm(l, w);
+		else
+			serve_uffd(l, w->mm);
+		break;
+	case W_PIDFD:
+		on_pidfd(l, w);
+		break;
+	}
+}
+
+int zloop_run(struct zdevd *d)
+{
+	struct zloop *l = d->loop;
+	int ret;
+
+	ret = arm(l, &l->listen_w) ?: arm(l, &l->sig_w) ?: arm(l, &l->wake_w);
+	if (ret)
+		return ret;
+	while (!atomic_load(&d->stopping)) {
+		struct io_uring_cqe *cqe;
+		unsigned int head, n = 0;
+
+		/* Blocks in the kernel while idle: no CPU used. */
+		ret = io_uring_submit_and_wait(&l->ring, 1);
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
+			zdev_err("io_uring: %s", strerror(-ret));
+			return ret;
+		}
+		io_uring_for_each_cqe(&l->ring, head, cqe) {
+			on_cqe(d, l, cqe);
+			n++;
+		}
+		io_uring_cq_advance(&l->ring, n);
+	}
+	return 0;
+}
+
+void zloop_destroy(struct zdevd *d)
+{
+	struct zloop *l = d->loop;
+
+	if (!l)
+		return;
+	io_uring_queue_exit(&l->ring);
+	close(l->sigfd);
+	close(l->wakefd);
+	pthread_mutex_destroy(&l->lock);
+	free(l);
+	d->loop = NULL;
+}

@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: MIT */
+/* zdevd: serves emulated device memory to client processes. See zdevd(8). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "numa_place.h"
+#include "uffd_compat.h"
+#include "uffd_dev.h"
+#include "uffd_probe.h"
+#include "zdevd/zmm.h"
+
+static const char usage[] =
+	"usage: zdevd [--socket PATH] [--devices N] [--memory SIZE] [--chunk SIZE]\n"
+	"             [--foreground] [--verbose]\n";
+
+static int parse_size(const char *s, size_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case 'G': case 'g': v <<= 10; /* fall through */
+	case 'M': case 'm': v <<= 10; /* fall through */
+	case 'K': case 'k': v <<= 10; end++; break;
+	case '\0': break;
+	default: return -EINVAL;
+	}
+	if (*end)
+		return -EINVAL;
+	*out = (size_t)v;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct zdevd_config *cfg)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "devices", required_argument, NULL, 'd' },
+		{ "memory", required_argument, NULL, 'm' },
+		{ "chunk", required_argument, NULL, 'c' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "pool-debug", no_argument, NULL, 'D' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char *end;
+	int c;
+
+	*cfg = (struct zdevd_config){ .ndevices = 2, .memory = 1ul << 30, .chunk = 256ul << 20 };
+	if (zdev_default_socket(cfg->socket_path, sizeof(cfg->socket_path)))
+		return -ENAMETOOLONG;
+	while ((c = getopt_long(argc, argv, "s:d:m:c:fvDh", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			if (snprintf(cfg->socket_path, sizeof(cfg->socket_path), "%s", optarg) >=
+			    (int)sizeof(cfg->socket_path)) {
+				fprintf(stderr, "zdevd: socket path too long\n");
+				return -EINVAL;
+			}
+			break;
+		case 'd':
+			cfg->ndevices = (unsigned int)strtoul(optarg, &end, 10);
+			if (*end || cfg->ndevices < 1 || cfg->ndevices > ZDEV_MAX_DEVICES) {
+				fprintf(stderr, "zdevd: --devices takes 1 to %d\n", ZDEV_MAX_DEVICES);
+				return -EINVAL;
+			}
+			break;
+		case 'm':
+		case 'c':
+			if (parse_size(optarg, c == 'm' ? &cfg->memory : &cfg->chunk)) {
+				fprintf(stderr, "zdevd: bad size '%s' (a number with K, M or G)\n", optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'f': cfg->foreground = true; break;
+		case 'v': cfg->verbose = true; break;
+		case 'D': cfg->pool_debug = true; break;
+		case 'h': fputs(usage, stdout); exit(0);
+		default: fputs(usage, stderr); return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fputs(usage, stderr);
+		return -EINVAL;
+	}
+	if (cfg->chunk > cfg->memory)
+		cfg->chunk = cfg->memory;
+	return 0;
+}
+
+static void evict_on_teardown(struct refpool *pool, struct refpool_page *page, void *arg)
+{
+	(void)arg;
+	/* Every client's pages were brought back before the pools went down;
+	 * a page still in use here has no owner left to bring it back to. */
+	zdev_warn("device page %u still in use at shutdown", refpool_page_to_pfn(pool, page));
+}
+
+static const struct refpool_ops device_ops = { .evict = evict_on_teardown };
+
+static int create_devices(struct zdevd *d)
+{
+	for (unsigned int i = 0; i < d->cfg.ndevices; i++) {
+		char name[16];
+		struct refpool_config pc = {
+			.name = name, .type = REFPOOL_MEMTYPE_PRIVATE,
+			.chunk_bytes = d->cfg.chunk, .limit_bytes = d->cfg.memory,
+			.node = ZDEV_NODE_LOCAL, .flags = d->cfg.pool_debug ? REFPOOL_DEBUG : 0,
+			.ops = &device_ops, .arg = &d->dev[i],
+		};
+		int ret;
+
+		snprintf(name, sizeof(name), "dev%u", i);
+		d->dev[i].index = i;
+		d->dev[i].d = d;
+		ret = refpool_create(&pc, &d->dev[i].pool);
+		if (ret) {
+			fprintf(stderr, "zdevd: device %u: %s (--memory and --chunk must be multiples of 2M)\n",
+				i, strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+static int make_parent_dir(const char *path)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int open_socket(struct zdevd *d)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, ret;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", d->cfg.socket_path);
+	ret = make_parent_dir(sa.sun_path);
+	if (ret)
+		return ret;
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	/* A socket file nobody listens on is a leftover of a dead zdevd. */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		close(fd);
+		return -EADDRINUSE;
+	}
+	unlink(sa.sun_path);
+	/* 0600 from the start: no window where another user could connect. */
+	mode_t old = umask(0177);
+
+	ret = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ? -errno : 0;
+	umask(old);
+	if (!ret && listen(fd, 128))
+		ret = -errno;
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	d->listen_fd = fd;
+	return 0;
+}
+
+static void probe_uffd(struct zdevd *d)
+{
+	const uint64_t wanted = UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP |
+				UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP |
+				UFFD_FEATURE_PAGEFAULT_FLAG_WP;
+	struct uffd_caps caps;
+	int fd;
+
+	if (uffd_probe(&caps)) {
+		zdev_warn("userfaultfd is not available to zdevd: clients cannot be served");
+		return;
+	}
+	d->uffd_features = caps.features & wanted;
+	fd = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	d->devnode_ok = fd >= 0;
+	if (fd >= 0)
+		close(fd);
+	else
+		zdev_info("no /dev/userfaultfd: clients get user-mode-only uffds");
+}
+
+static void evict_everything(struct zdevd *d)
+{
+	for (;;) {
+		struct zmm *mm;
+
+		pthread_mutex_lock(&d->mms_lock);
+		mm = d->mms;
+		if (mm)
+			zmm_get(mm);
+		pthread_mutex_unlock(&d->mms_lock);
+		if (!mm)
+			break;
+		if (uffd_dev_evict(mm, -1, NULL))
+			zdev_warn("pid %d: could not bring every page back", (int)mm->pid);
+		zmm_exit(mm);
+		zmm_put(mm);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct zdevd d = { .listen_fd = -1 };
+	int ret;
+
+	if (parse_args(argc, argv, &d.cfg))
+		return 2;
+	if (d.cfg.verbose)
+		zdev_log_set_level(ZDEV_LOG_DEBUG);
+	signal(SIGPIPE, SIG_IGN);
+	pthread_mutex_init(&d.mms_lock, NULL);
+	probe_uffd(&d);
+	if (create_devices(&d))
+		return 1;
+	ret = open_socket(&d);
+	if (ret) {
+		fprintf(stderr, "zdevd: %s: %s\n", d.cfg.socket_path, strerror(-ret));
+		return 1;
+	}
+	if (!d.cfg.foreground && daemon(0, 1)) {
+		fprintf(stderr, "zdevd: daemon: %s\n", strerror(errno));
+		return 1;
+	}
+	ret = zloop_create(&d);
+	if (ret) {
+		fprintf(stderr, "zdevd: event loop: %s\n", strerror(-ret));
+		return 1;
+	}
+	zdev_info("serving %u devices of %zu MiB on %s", d.cfg.ndevices, d.cfg.memory >> 20,
+		  d.cfg.socket_path);
+	ret = zloop_run(&d);
+	evict_everything(&d);
+	unlink(d.cfg.socket_path);
+	close(d.listen_fd);
+	for (unsigned int i = 0; i < d.cfg.ndevices; i++)
+		refpool_destroy(d.dev[i].pool);
+	zloop_destroy(&d);
+	return ret ? 1 : 0;
+}

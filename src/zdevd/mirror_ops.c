@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Device reads, writes and snapshots through a device's mirror of a client.
+ * Protections are checked against the client's mappings as they are now (the
+ * mirror cannot see mprotect); a page the mirror lacks costs one fault round,
+ * as hmm_range_fault() does; another device's private page is brought back to
+ * system memory first; this device's private pages are accessed in device
+ * memory directly.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+
+#include "uffd_compat.h"
+#include "uffd_dev.h"
+#include "zdev.h"
+#include "zdevd/mirror_ops.h"
+#include "zdevd/vmas.h"
+#include "zdevd/zmm.h"
+
+#define PAGE 4096ul
+
+static int check_access(const struct vma_list *vmas, uint64_t addr, uint64_t npages, bool write)
+{
+	for (uint64_t i = 0; i < npages; i++) {
+		const struct vma *v = vmas_find(vmas, addr + i * PAGE);
+
+		if (!v || !(v->flags & VMA_READ))
+			return -EFAULT;
+	}
+	if (write)
+		for (uint64_t i = 0; i < npages; i++)
+			if (!(vmas_find(vmas, addr + i * PAGE)->flags & VMA_WRITE))
+				return -EPERM;
+	return 0;
+}
+
+/* Copies between the client and a local buffer, one iovec per contiguous run. */
+static int client_copy(pid_t pid, bool to_client, void *local, uint64_t remote, size_t len)
+{
+	struct iovec l = { local, len }, r = { (void *)(uintptr_t)remote, len };
+	ssize_t n = to_client ? process_vm_writev(pid, &l, 1, &r, 1, 0)
+			      : process_vm_readv(pid, &l, 1, &r, 1, 0);
+
+	if (n < 0)
+		return -errno;
+	return (size_t)n == len ? 0 : -EFAULT;
+}
+
+/*
+ * Never-touched pages in registered windows would fault into our own uffd
+ * when the copy below touches them; map the zero page there first (the
+ * device's fault), so the copy never waits on the event loop.
+ */
+static void prefault_missing(struct zmm *mm, uint64_t addr, uint64_t npages, const uint8_t *local)
+{
+	uint64_t *pm = calloc(npages, sizeof(*pm));
+
+	if (!pm)
+		return;
+	if (!pagemap_read(mm->pagemap_fd, addr, npages, pm)) {
+		for (uint64_t i = 0; i < npages; i++) {
+			struct uffdio_zeropage z = { .range = { addr + i * PAGE, PAGE } };
+
+			if (local[i] || (pm[i] & (PM_PRESENT | PM_SWAP)))
+				continue;
+			/* EINVAL: not registered, the kernel faults it in itself. */
+			ioctl(mm->uffd, UFFDIO_ZEROPAGE, &z);
+		}
+	}
+	free(pm);
+}
+
+int mirror_access(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages, uint64_t buf,
+		  bool write, uint64_t *cpages, uint64_t *faults)
+{
+	struct refpool *pool = mm->d->dev[dev].pool;
+	const uint64_t need = E_MIRROR(dev) | (write ? E_MIRROR_W(dev) : 0);
+	struct vma_list vmas;
+	uint8_t *bounce = NULL, *local = NULL;
+	uint64_t missing = 0;
+	int ret;
+
+	ret = vmas_read(mm->pid, addr, addr + npages * PAGE, &vmas);
+	if (ret)
+		return ret;
+	ret = check_access(&vmas, addr, npages, write);
+	if (ret)
+		goto out_free_vmas;
+	bounce = malloc(npages * PAGE);
+	local = calloc(npages, 1);
+	if (!bounce || !local) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	/* A write takes the data from the client first: reading the client's
+	 * buffer may fault, so never under mm->lock. */
+	if (write) {
+		ret = client_copy(mm->pid, false, bounce, buf, npages * PAGE);
+		if (ret)
+			goto out_free;
+	}
+
+	pthread_mutex_lock(&mm->lock);
+	for (uint64_t i = 0; i < npages; i++) {
+		uint64_t vpn = (addr >> 12) + i, e = ptable_get(&mm->pt, vpn);
+
+		if ((e & need) != need)
+			missing++;
+		if ((e & E_DEVPRIV) && !(e & E_BUSY) && e_dev(e) != dev) {
+			/* Another device's page: it comes back to RAM first. */
+			ret = uffd_dev_bring_back_locked(mm, vpn, e);
+			if (ret)
+				break;
+			e = 0;
+		}
+		if ((e & E_DEVPRIV) && !(e & E_BUSY)) {
+			void *mem = refpool_page_mem(pool, refpool_pfn_to_page(pool, e_pfn(e)));
+
+			local[i] = 1;
+			if (write)
+				memcpy(mem, bounce + i * PAGE, PAGE);
+			else
+				memcpy(bounce + i * PAGE, mem, PAGE);
+		}
+	}
+	pthread_mutex_unlock(&mm->lock);
+	if (ret)
+		goto out_free;
+
+	prefault_missing(mm, addr, npages, local);
+	for (uint64_t i = 0; i < npages && !ret;) {
+		uint64_t j;
+
+		if (local[i]) {
+			i++;
+			continue;
+		}
+		for (j = i; j < npages && !local[j]; j++)
+			;
+		ret = client_copy(mm->pid, write, bounce + i * PAGE, addr + i * PAGE, (j - i) * PAGE);
+		i = j;
+	}
+	if (!ret && !write)
+		ret = client_copy(mm->pid, true, bounce, buf, npages * PAGE);
+	if (ret)
+		goto out_free;
+
+	pthread_mutex_lock(&mm->lock);
+	for (uint64_t i = 0; i < npages; i++) {
+		uint64_t vpn = (addr >> 12) + i, e = ptable_get(&mm->pt, vpn);
+
+		ptable_set(&mm->pt, vpn, e | need);
+	}
+	pthread_mutex_unlock(&mm->lock);
+	*cpages = npages;
+	*faults = missing ? 1 : 0;
+	atomic_fetch_add_explicit(&mm->cnt[dev].device_faults, *faults, memory_order_relaxed);
+out_free:
+	free(bounce);
+	free(local);
+out_free_vmas:
+	vmas_free(&vmas);
+	return ret;
+}
+
+int mirror_snapshot(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
+		    uint64_t buf, uint64_t *cpages)
+{
+	const uint64_t zero_pfn = zero_page_pfn();
+	struct vma_list vmas;
+	uint64_t *pm = NULL;
+	uint8_t *prot = NULL;
+	int ret;
+
+	ret = vmas_read(mm->pid, addr, addr + npages * PAGE, &vmas);
+	if (ret)
+		return ret;
+	pm = calloc(npages, sizeof(*pm));
+	prot = malloc(npages);
+	if (!pm || !prot) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	ret = pagemap_read(mm->pagemap_fd, addr, npages, pm);
+	if (ret)
+		goto out_free;
+	pthread_mutex_lock(&mm->lock);
+	for (uint64_t i = 0; i < npages; i++) {
+		const struct vma *v = vmas_find(&vmas, addr + i * PAGE);
+		uint64_t e = ptable_get(&mm->pt, (addr >> 12) + i);
+		const uint8_t rw = v && (v->flags & VMA_WRITE) ? ZDEV_PROT_WRITE : ZDEV_PROT_READ;
+
+		if (!v || !(v->flags & VMA_READ))
+			prot[i] = ZDEV_PROT_ERROR;
+		else if (e & E_DEVPRIV)
+			/* Another device's private page is invisible, not remote. */
+			prot[i] = e_dev(e) == dev ? (ZDEV_PROT_DEV_PRIVATE_LOCAL | rw) : ZDEV_PROT_NONE;
+		else if (!(pm[i] & PM_PRESENT))
+			prot[i] = ZDEV_PROT_NONE;
+		else if (zero_pfn && (pm[i] & PM_PFN_MASK) == zero_pfn)
+			prot[i] = ZDEV_PROT_ZERO | ZDEV_PROT_READ;
+		else
+			/* A shared (COW) page is mapped read-only until written. */
+			prot[i] = rw == ZDEV_PROT_WRITE && (pm[i] & PM_EXCLUSIVE) ? ZDEV_PROT_WRITE
+										 : ZDEV_PROT_READ;
+	}
+	pthread_mutex_unlock(&mm->lock);
+	ret = client_copy(mm->pid, true, prot, buf, npages);
+	if (!ret)
+		*cpages = npages;
+out_free:
+	free(pm);
+	free(prot);
+	vmas_free(&vmas);
+	return ret;
+}

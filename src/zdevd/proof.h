@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef ZDEV_PROOF_H
+#define ZDEV_PROOF_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/* A random page-aligned address in the upper user half, for the client to
+ * map its proof page at. */
+uint64_t proof_pick_addr(void);
+
+/*
+ * Proves that uffd serves the mm of pid: registers the page at addr through
+ * the uffd, resolves it with a random token and reads the token back through
+ * pid's own memory. A uffd of another process finds no mapping at the random
+ * address (nothing is written anywhere) or shows a different page. 0 when
+ * proven, -EPERM when not, other -errno on failure.
+ */
+int proof_check(int uffd, pid_t pid, uint64_t addr);
+
+#endif

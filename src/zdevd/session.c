@@ -1,0 +1,405 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One thread per connected client. Requests run here, not on the event loop:
+ * a device access may touch the client's memory and wait for a fault that
+ * only the event loop can serve, and a migration waits for the client to zap.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "uffd_compat.h"
+#include "uffd_dev.h"
+#include "uffd_probe.h"
+#include "zdev.h"
+#include "zdevd/mirror_ops.h"
+#include "zdevd/proof.h"
+#include "zdevd/zmm.h"
+
+#define PAGE 4096ul
+#define ACCESS_WINDOW 4096ul	/* pages a device access handles at once */
+
+struct session {
+	struct zdevd *d;
+	int sock;
+	pid_t pid;
+	uid_t uid;
+	uint64_t proof_addr;
+	bool hello;
+	struct zmm *mm;
+	unsigned int bad_msgs;
+};
+
+static int reply_status(struct session *s, uint64_t seq, int status, uint64_t cpages,
+			uint64_t faults)
+{
+	union zmsg m;
+
+	zmsg_init(&m, ZMSG_REPLY, seq);
+	m.reply.status = status;
+	m.reply.cpages = cpages;
+	m.reply.faults = faults;
+	return zmsg_send(s->sock, &m, -1);
+}
+
+static int check_range(uint64_t addr, uint64_t npages)
+{
+	if (!npages || (addr & (PAGE - 1)))
+		return -EINVAL;
+	/* No overflow, and within what a 57-bit address space can hold. */
+	if (npages > (1ull << 45) || addr + npages * PAGE <= addr || addr + npages * PAGE > (1ull << 57))
+		return -EINVAL;
+	return 0;
+}
+
+/* ---- handshake ---- */
+
+static int on_hello(struct session *s, const struct zmsg_hello *h)
+{
+	union zmsg m;
+	int devnode = -1, ret;
+
+	zmsg_init(&m, ZMSG_HELLO_OK, h->hdr.seq);
+	m.hello_ok.version = ZDEV_PROTO_VERSION;
+	m.hello_ok.ndevices = s->d->cfg.ndevices;
+	m.hello_ok.daemon_pid = getpid();
+	if (h->version != ZDEV_PROTO_VERSION)
+		m.hello_ok.status = -EPROTO;
+	else if (h->pid != s->pid)
+		m.hello_ok.status = -EPERM;	/* it must speak for itself */
+	if (m.hello_ok.status)
+		return zmsg_send(s->sock, &m, -1) ?: m.hello_ok.status;
+
+	s->hello = true;
+	if (h->flags & ZHELLO_FORKED) {
+		/* A child whose uffd came with its parent's fork event. */
+		s->mm = zmm_find(s->d, s->pid);
+		if (!s->mm)
+			s->mm = zmm_claim_fork(s->d, s->pid);
+	}
+	if (s->mm) {
+		m.hello_ok.features |= ZFEAT_HAVE_MM;
+	} else {
+		s->proof_addr = proof_pick_addr();
+		m.hello_ok.proof_addr = s->proof_addr;
+		if (s->d->devnode_ok) {
+			devnode = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+			if (devnode >= 0)
+				m.hello_ok.features |= ZFEAT_KERNEL_FAULTS;
+		}
+	}
+	ret = zmsg_send(s->sock, &m, devnode);
+	if (devnode >= 0)
+		close(devnode);
+	return ret;
+}
+
+static int take_uffd(struct session *s, int fd, uint64_t proof_addr)
+{
+	uint64_t got = 0;
+	struct zmm *mm;
+	int ret;
+
+	if (fd < 0 || s->mm || !s->proof_addr || proof_addr != s->proof_addr)
+		return -EINVAL;
+	s->proof_addr = 0;	/* one attempt per address */
+	/* Our handshake: a uffd whose API was already set (by a client that
+	 * wants other semantics, or not a fresh uffd at all) is refused. */
+	ret = uffd_handshake(fd, s->d->uffd_features, &got, NULL);
+	if (ret)
+		return ret == -EINVAL ? -EBADF : ret;
+	if ((got & s->d->uffd_features) != s->d->uffd_features)
+		return -EOPNOTSUPP;
+	ret = proof_check(fd, s->pid, proof_addr);
+	if (ret) {
+		zdev_warn("pid %d: its uffd failed the ownership proof", (int)s->pid);
+		return ret;
+	}
+	/* io_uring needs O_NONBLOCK to arm its poll on a uffd. */
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	ret = zmm_create(s->d, s->pid, s->uid, fd, &mm);
+	if (ret)
+		return ret;
+	ret = zmm_watch(mm);
+	if (ret) {
+		mm->uffd = -1;	/* the caller closes fd */
+		zmm_put(mm);
+		return ret;
+	}
+	s->mm = mm;
+	return 0;
+}
+
+/* ---- requests ---- */
+
+static int session_zap(void *ctx, uint64_t addr, uint64_t len)
+{
+	struct session *s = ctx;
+	union zmsg m;
+	int ret, type;
+
+	zmsg_init(&m, ZMSG_ZAP, 0);
+	m.zap.addr = addr;
+	m.zap.len = len;
+	ret = zmsg_send(s->sock, &m, -1);
+	if (ret)
+		return ret;
+	type = zmsg_recv(s->sock, &m, NULL);
+	if (type < 0)
+		return type;
+	if (type != ZMSG_ZAPPED || m.zap.addr != addr || m.zap.len != len)
+		return -EPROTO;
+	return m.zap.status;
+}
+
+static int device_access(struct session *s, const struct zmsg_req *r, int type, uint64_t *cpages,
+			 uint64_t *faults)
+{
+	uint64_t done = 0, c = 0, f = 0;
+	int ret = 0;
+
+	*cpages = *faults = 0;
+	while (done < r->npages && !ret) {
+		uint64_t n = r->npages - done < ACCESS_WINDOW ? r->npages - done : ACCESS_WINDOW;
+		uint64_t addr = r->addr + done * PAGE;
+
+		if (type == ZMSG_SNAPSHOT)
+			ret = mirror_snapshot(s->mm, r->device, addr, n, r->buf + done, &c);
+		else
+			ret = mirror_access(s->mm, r->device, addr, n, r->buf + done * PAGE,
+					    type == ZMSG_WRITE, &c, &f);
+		done += n;
+		*cpages += c;
+		*faults |= f;	/* one fault round for the whole range */
+	}
+	return ret;
+}
+
+static void fill_stats(struct session *s, unsigned int dev, union zmsg *m)
+{
+	struct zmm_counters *c = &s->mm->cnt[dev];
+	struct refpool_stats ps;
+
+	refpool_get_stats(s->d->dev[dev].pool, &ps);
+	m->stats_ok.cpu_faults = atomic_load(&c->cpu_faults);
+	m->stats_ok.device_faults = atomic_load(&c->device_faults);
+	m->stats_ok.pages_to_device = atomic_load(&c->pages_to_device);
+	m->stats_ok.pages_to_system = atomic_load(&c->pages_to_system);
+	m->stats_ok.device_pages = atomic_load(&c->device_pages);
+	m->stats_ok.pool_pages_total = ps.pages_total;
+	m->stats_ok.pool_pages_used = ps.pages_used;
+	m->stats_ok.pool_limit_pages = ps.limit_pages;
+}
+
+static void fill_status(struct zdevd *d, union zmsg *m)
+{
+	m->status_ok.ndevices = d->cfg.ndevices;
+	pthread_mutex_lock(&d->mms_lock);
+	m->status_ok.clients = d->nclients;
+	pthread_mutex_unlock(&d->mms_lock);
+	m->status_ok.cpu_faults = atomic_load(&d->cpu_faults);
+	m->status_ok.pages_to_device = atomic_load(&d->pages_to_device);
+	m->status_ok.pages_to_system = atomic_load(&d->pages_to_system);
+	m->status_ok.fault_p50_ns = lat_percentile(&d->fault_lat, 0.50);
+	m->status_ok.fault_p99_ns = lat_percentile(&d->fault_lat, 0.99);
+	m->status_ok.fault_max_ns = atomic_load(&d->fault_lat.max_ns);
+	for (unsigned int i = 0; i < d->cfg.ndevices; i++) {
+		struct refpool_stats ps;
+
+		refpool_get_stats(d->dev[i].pool, &ps);
+		m->status_ok.dev[i].pool_pages_total = ps.pages_total;
+		m->status_ok.dev[i].pool_pages_used = ps.pages_used;
+		m->status_ok.dev[i].pool_limit_pages = ps.limit_pages;
+		m->status_ok.dev[i].chunks = ps.chunks;
+	}
+}
+
+/* Evicts device dev's pages of every client: test_hmm's RELEASE is device-wide. */
+static int release_device(struct zdevd *d, unsigned int dev)
+{
+	struct zmm *list[256];
+	unsigned int n = 0;
+	int ret = 0;
+
+	pthread_mutex_lock(&d->mms_lock);
+	for (struct zmm *mm = d->mms; mm && n < 256; mm = mm->next) {
+		zmm_get(mm);
+		list[n++] = mm;
+	}
+	pthread_mutex_unlock(&d->mms_lock);
+	for (unsigned int i = 0; i < n; i++) {
+		int r = uffd_dev_evict(list[i], (int)dev, NULL);
+
+		if (r && !ret)
+			ret = r;
+		zmm_put(list[i]);
+	}
+	return ret;
+}
+
+static int on_request(struct session *s, union zmsg *m, int type)
+{
+	const struct zmsg_req *r = &m->req;
+	uint64_t cpages = 0, faults = 0;
+	union zmsg out;
+	int ret;
+
+	if (type == ZMSG_STATUS) {
+		zmsg_init(&out, ZMSG_STATUS_OK, r->hdr.seq);
+		fill_status(s->d, &out);
+		return zmsg_send(s->sock, &out, -1);
+	}
+	if (!s->mm)
+		return reply_status(s, r->hdr.seq, -ENOTCONN, 0, 0);
+	if (r->device >= s->d->cfg.ndevices)
+		return reply_status(s, r->hdr.seq, -ENODEV, 0, 0);
+	if (type != ZMSG_OPEN && !(s->mm->open_devices & (1ull << r->device)))
+		return reply_status(s, r->hdr.seq, -EBADF, 0, 0);
+
+	switch (type) {
+	case ZMSG_OPEN:
+		s->mm->open_devices |= 1ull << r->device;
+		ret = 0;
+		break;
+	case ZMSG_CLOSE:
+		ret = uffd_dev_evict(s->mm, (int)r->device, &cpages);
+		s->mm->open_devices &= ~(1ull << r->device);
+		break;
+	case ZMSG_MIGRATE_TO_DEV:
+		ret = check_range(r->addr, r->npages);
+		if (!ret)
+			ret = uffd_dev_migrate_to_device(s->mm, r->device, r->addr, r->npages,
+							 session_zap, s, &cpages);
+		break;
+	case ZMSG_MIGRATE_TO_SYS:
+		ret = check_range(r->addr, r->npages);
+		if (!ret)
+			ret = uffd_dev_migrate_to_system(s->mm, r->device, r->addr, r->npages,
+							 &cpages);
+		break;
+	case ZMSG_READ:
+	case ZMSG_WRITE:
+	case ZMSG_SNAPSHOT:
+		ret = check_range(r->addr, r->npages);
+		if (!ret)
+			ret = device_access(s, r, type, &cpages, &faults);
+		break;
+	case ZMSG_RELEASE:
+		ret = release_device(s->d, r->device);
+		break;
+	case ZMSG_SET_FLAGS:
+		ret = r->arg & ~ZDEV_FLAG_FAIL_ALLOC ? -EINVAL : 0;
+		if (!ret)
+			s->mm->flags[r->device] = r->arg;
+		break;
+	case ZMSG_STATS:
+		zmsg_init(&out, ZMSG_STATS_OK, r->hdr.seq);
+		fill_stats(s, r->device, &out);
+		return zmsg_send(s->sock, &out, -1);
+	default:
+		ret = -EOPNOTSUPP;
+	}
+	return reply_status(s, r->hdr.seq, ret, ret && ret != -ENOENT ? 0 : cpages, faults);
+}
+
+static int on_message(struct session *s, union zmsg *m, int type, int fd)
+{
+	int ret;
+
+	switch (type) {
+	case ZMSG_HELLO:
+		return s->hello ? -EPROTO : on_hello(s, &m->hello);
+	case ZMSG_UFFD:
+		if (!s->hello)
+			return -EPROTO;
+		ret = take_uffd(s, fd, m->req.addr);
+		if (ret && fd >= 0)
+			close(fd);
+		return reply_status(s, m->hdr.seq, ret, 0, 0) ?: (ret == -EPERM ? ret : 0);
+	case ZMSG_OPEN: case ZMSG_CLOSE: case ZMSG_MIGRATE_TO_DEV: case ZMSG_MIGRATE_TO_SYS:
+	case ZMSG_READ: case ZMSG_WRITE: case ZMSG_SNAPSHOT: case ZMSG_RELEASE:
+	case ZMSG_SET_FLAGS: case ZMSG_STATS: case ZMSG_STATUS:
+		if (fd >= 0)
+			close(fd);
+		if (!s->hello && type != ZMSG_STATUS)
+			return -EPROTO;
+		return on_request(s, m, type);
+	default:
+		/* A reply type, or ZAPPED out of turn. */
+		if (fd >= 0)
+			close(fd);
+		return -EPROTO;
+	}
+}
+
+static void *session_main(void *arg)
+{
+	struct session *s = arg;
+	union zmsg m;
+
+	for (;;) {
+		int fd = -1, type = zmsg_recv(s->sock, &m, &fd), ret;
+
+		if (type == -ECONNRESET || type == -EPIPE)
+			break;
+		if (type < 0) {
+			/* Malformed: say so once and drop the client, whose
+			 * memory stays as it is. */
+			zdev_warn("pid %d: bad message (%s): closing its connection", (int)s->pid,
+				  strerror(-type));
+			break;
+		}
+		ret = on_message(s, &m, type, fd);
+		if (ret) {
+			zdev_warn("pid %d: %s: %s: closing its connection", (int)s->pid,
+				  zmsg_type_name(type), strerror(-ret));
+			break;
+		}
+	}
+	close(s->sock);
+	if (s->mm)
+		zmm_put(s->mm);
+	free(s);
+	return NULL;
+}
+
+int session_start(struct zdevd *d, int sock)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct session *s;
+	pthread_attr_t attr;
+	pthread_t t;
+	int ret;
+
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len))
+		return -errno;
+	if (cred.uid != geteuid()) {
+		zdev_warn("refusing pid %d: uid %u is not ours", (int)cred.pid, cred.uid);
+		return -EPERM;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->d = d;
+	s->sock = sock;
+	s->pid = cred.pid;
+	s->uid = cred.uid;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	ret = -pthread_create(&t, &attr, session_main, s);
+	pthread_attr_destroy(&attr);
+	if (ret)
+		free(s);
+	return ret;
+}

@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "vmas.h"
+
+static bool path_is_anon(const char *path)
+{
+	/* Private anonymous memory shows no path, or one of the kernel's names. */
+	return !*path || !strcmp(path, "[heap]") || !strcmp(path, "[stack]") ||
+	       !strncmp(path, "[anon:", 6) || !strncmp(path, "[stack:", 7);
+}
+
+int vmas_read(pid_t pid, uint64_t start, uint64_t end, struct vma_list *out)
+{
+	char name[64], line[512];
+	size_t cap = 0;
+	FILE *f;
+	int ret = 0;
+
+	out->v = NULL;
+	out->n = 0;
+	snprintf(name, sizeof(name), "/proc/%d/maps", (int)pid);
+	f = fopen(name, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		char perms[5] = "", path[256] = "";
+		uint64_t s, e, off;
+		struct vma *v;
+
+		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %4s %" SCNx64 " %*s %*s %255[^\n]", &s, &e,
+			   perms, &off, path) < 4)
+			continue;
+		if (e <= start)
+			continue;
+		if (s >= end)
+			break;
+		if (out->n == cap) {
+			cap = cap ? 2 * cap : 16;
+			v = realloc(out->v, cap * sizeof(*v));
+			if (!v) {
+				ret = -ENOMEM;
+				break;
+			}
+			out->v = v;
+		}
+		v = &out->v[out->n++];
+		v->start = s;
+		v->end = e;
+		v->flags = (perms[0] == 'r' ? VMA_READ : 0) | (perms[1] == 'w' ? VMA_WRITE : 0) |
+			   (perms[3] == 's' ? VMA_SHARED : 0);
+		/* the path field starts after spaces */
+		const char *p = path;
+
+		while (*p == ' ')
+			p++;
+		if (perms[3] == 'p' && path_is_anon(p))
+			v->flags |= VMA_ANON;
+	}
+	fclose(f);
+	if (ret)
+		vmas_free(out);
+	return ret;
+}
+
+void vmas_free(struct vma_list *l)
+{
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+const struct vma *vmas_find(const struct vma_list *l, uint64_t addr)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (addr >= l->v[i].start && addr < l->v[i].end)
+			return &l->v[i];
+	return NULL;
+}
+
+int pagemap_read(int pagemap_fd, uint64_t addr, size_t npages, uint64_t *out)
+{
+	size_t done = 0;
+
+	while (done < npages) {
+		ssize_t n = pread(pagemap_fd, out + done, (npages - done) * 8,
+				  (off_t)((addr >> 12) + done) * 8);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += (size_t)n / 8;
+	}
+	return 0;
+}
+
+uint64_t zero_page_pfn(void)
+{
+	static uint64_t pfn = UINT64_MAX;
+	volatile char *p;
+	uint64_t word = 0;
+	int fd;
+
+	if (pfn != UINT64_MAX)
+		return pfn;
+	p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return 0;
+	(void)p[0];	/* a read fault maps the shared zero page */
+	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (pagemap_read(fd, (uint64_t)(uintptr_t)p, 1, &word) == 0 && (word & PM_PRESENT))
+			pfn = word & PM_PFN_MASK;
+		close(fd);
+	}
+	munmap((void *)p, 4096);
+	if (pfn == UINT64_MAX)
+		pfn = 0;
+	return pfn;
+}

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef ZDEV_VMAS_H
+#define ZDEV_VMAS_H
+
+/* What a client's address space looks like now, from /proc/PID/maps and
+ * /proc/PID/pagemap: zdevd checks protections at every access, as
+ * hmm_range_fault() does, instead of trusting an earlier record. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define VMA_READ	(1u << 0)
+#define VMA_WRITE	(1u << 1)
+#define VMA_SHARED	(1u << 2)
+#define VMA_ANON	(1u << 3)	/* no file behind it: private anonymous memory */
+
+struct vma {
+	uint64_t start, end;
+	unsigned int flags;
+};
+
+struct vma_list {
+	struct vma *v;
+	size_t n;
+};
+
+/* The mappings of pid that overlap [start, end), in order. */
+int vmas_read(pid_t pid, uint64_t start, uint64_t end, struct vma_list *out);
+void vmas_free(struct vma_list *l);
+/* The mapping that holds addr, or NULL. */
+const struct vma *vmas_find(const struct vma_list *l, uint64_t addr);
+
+/* pagemap bits */
+#define PM_PRESENT	(1ull << 63)
+#define PM_SWAP		(1ull << 62)
+#define PM_EXCLUSIVE	(1ull << 56)
+#define PM_PFN_MASK	((1ull << 55) - 1)
+
+/* One pagemap word per page of [addr, addr + npages pages). */
+int pagemap_read(int pagemap_fd, uint64_t addr, size_t npages, uint64_t *out);
+
+/* The pfn of the shared zero page, or 0 when pagemap hides pfns. */
+uint64_t zero_page_pfn(void);
+
+#endif

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef ZDEV_ZDEVD_H
+#define ZDEV_ZDEVD_H
+
+/* zdevd's shared state: the devices, the client processes, the event loop. */
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "proto.h"
+#include "ptable.h"
+#include "refpool.h"
+
+#define PAGE_SIZE_4K 4096ul
+#define PAGE_SHIFT_4K 12
+#define WINDOW_SHIFT 21		/* uffd registration granule: one PMD */
+
+struct zdevd;
+struct zmm;
+
+struct zdev_device {
+	unsigned int index;
+	struct refpool *pool;
+	struct zdevd *d;
+};
+
+struct zdevd_config {
+	char socket_path[108];
+	unsigned int ndevices;
+	size_t memory;		/* per device */
+	size_t chunk;
+	bool foreground;
+	bool verbose;
+	bool pool_debug;	/* REFPOOL_DEBUG on every pool */
+};
+
+/* Fault latency histogram: bucket i holds latencies in [2^i, 2^(i+1)) ns. */
+#define LAT_BUCKETS 40
+struct lat_hist {
+	_Atomic uint64_t bucket[LAT_BUCKETS];
+	_Atomic uint64_t max_ns;
+};
+
+struct zdevd {
+	struct zdevd_config cfg;
+	struct zdev_device dev[ZDEV_MAX_DEVICES];
+	int listen_fd;
+	int devnode_ok;		/* /dev/userfaultfd can be handed to clients */
+	uint64_t uffd_features;	/* what zdevd asks of every client uffd */
+
+	pthread_mutex_t mms_lock;	/* the list, and every mm's `next` */
+	struct zmm *mms;
+	unsigned int nclients;
+
+	struct lat_hist fault_lat;
+	_Atomic uint64_t cpu_faults, pages_to_device, pages_to_system;
+
+	/* the event loop (loop.c) */
+	struct zloop *loop;
+	atomic_bool stopping;
+};
+
+/* loop.c: the io_uring loop serving uffds, pidfds, accepts and signals. */
+int zloop_create(struct zdevd *d);
+int zloop_run(struct zdevd *d);		/* until SIGTERM/SIGINT */
+void zloop_destroy(struct zdevd *d);
+/* Adds a client's uffd and pidfd to the loop (from any thread). */
+int zloop_watch_mm(struct zdevd *d, struct zmm *mm);
+
+/* session.c: one thread per connected client process. */
+int session_start(struct zdevd *d, int sock);
+
+/* latency.c */
+void lat_record(struct lat_hist *h, uint64_t ns);
+uint64_t lat_percentile(struct lat_hist *h, double p);
+
+uint64_t zdevd_now_ns(void);
+
+#endif

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef ZDEV_ZMM_H
+#define ZDEV_ZMM_H
+
+/*
+ * One client process (its mm): the uffd zdevd serves it through, and one page
+ * table that holds, per virtual page, both the CPU side (is the page
+ * device-private, on which device, which device page) and every device's
+ * mirror entry for it (the dmirror xarray of test_hmm, one bit pair a device).
+ * Like the kernel's mirror, an entry holds no reference of its own; the
+ * device-private part holds the process's reference on the device page.
+ */
+
+#include "zdevd.h"
+
+/* Entry layout */
+#define E_PFN_MASK	0xffffffffull
+#define E_DEV_SHIFT	32
+#define E_DEV_MASK	(0xfull << E_DEV_SHIFT)
+#define E_DEVPRIV	(1ull << 36)	/* data only in device memory */
+#define E_BUSY		(1ull << 37)	/* a migration owns the page right now */
+#define E_MIRROR(dev)	(1ull << (40 + (dev)))	/* device `dev` maps it */
+#define E_MIRROR_W(dev)	(1ull << (48 + (dev)))	/* ... writable */
+#define E_MIRROR_ALL	(0xffffull << 40)
+
+static inline unsigned int e_dev(uint64_t e)
+{
+	return (unsigned int)((e & E_DEV_MASK) >> E_DEV_SHIFT);
+}
+
+static inline uint32_t e_pfn(uint64_t e)
+{
+	return (uint32_t)(e & E_PFN_MASK);
+}
+
+static inline uint64_t e_devpriv(unsigned int dev, uint32_t pfn)
+{
+	return E_DEVPRIV | ((uint64_t)dev << E_DEV_SHIFT) | pfn;
+}
+
+struct zmm_counters {
+	_Atomic uint64_t cpu_faults;
+	_Atomic uint64_t device_faults;
+	_Atomic uint64_t pages_to_device;
+	_Atomic uint64_t pages_to_system;
+	_Atomic uint64_t device_pages;
+};
+
+struct zmm {
+	struct zdevd *d;
+	struct zmm *next;		/* zdevd's list, under mms_lock */
+	_Atomic int refs;
+	pid_t pid;
+	uid_t uid;
+	int uffd;
+	int pidfd;
+	int pagemap_fd;
+	atomic_bool dead;		/* the process is gone or its uffd failed */
+	bool uffd_watched;		/* event loop only */
+
+	pthread_mutex_t lock;		/* pt, windows, flags */
+	struct ptable pt;
+	struct ptable windows;		/* registered 2 MiB windows, keyed by addr >> 21 */
+	uint64_t open_devices;		/* bitmask */
+	uint64_t flags[ZDEV_MAX_DEVICES];
+	struct zmm_counters cnt[ZDEV_MAX_DEVICES];
+
+	/* forks whose child's pid is not known yet, oldest first (under lock) */
+	struct zmm *unclaimed;
+	struct zmm *next_unclaimed;
+};
+
+/* A new mm for pid with its (already proven) uffd; one reference. */
+int zmm_create(struct zdevd *d, pid_t pid, uid_t uid, int uffd, struct zmm **out);
+void zmm_get(struct zmm *mm);
+void zmm_put(struct zmm *mm);
+/* Adds mm to zdevd's list; the list holds a reference. */
+void zmm_publish(struct zmm *mm);
+/* The process is gone: give back every device page, close its uffd. */
+void zmm_exit(struct zmm *mm);
+struct zmm *zmm_find(struct zdevd *d, pid_t pid);	/* with a reference */
+
+/* Adds the mm's uffd (and pidfd, once its pid is known) to the event loop. */
+int zmm_watch(struct zmm *mm);
+
+/* A fork event brought child's uffd; it waits on parent until its pid is known. */
+void zmm_add_unclaimed(struct zmm *parent, struct zmm *child);
+/* The parent says which pid its oldest unclaimed child has. */
+int zmm_claim_child(struct zmm *parent, pid_t pid);
+/* The child asks first: find its parent by /proc and claim for it. */
+struct zmm *zmm_claim_fork(struct zdevd *d, pid_t pid);
+
+struct zdev_device *zmm_device(struct zmm *mm, unsigned int dev);
+
+#endif
