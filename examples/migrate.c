@@ -16,7 +16,7 @@
 int main(void)
 {
 	struct zdev_result res = { 0 };
-	struct zdev_stats st;
+	struct zdev_stats st = { .size = sizeof(st) };
 	struct zdev *dev;
 	uint64_t sum = 0;
 	int *buf, ret;

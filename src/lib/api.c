@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,11 +197,14 @@ ZDEV_EXPORT int zdev_set_flags(struct zdev *dev, uint64_t flags)
 
 ZDEV_EXPORT int zdev_get_stats(struct zdev *dev, struct zdev_stats *st)
 {
+	struct zdev_stats full;
 	union zmsg req, rep;
+	size_t fill;
 	int ret;
 
-	if (!dev || !st)
+	if (!dev || !st || st->size < offsetof(struct zdev_stats, cpu_faults))
 		return -EINVAL;
+	fill = st->size < sizeof(full) ? st->size : sizeof(full);
 	zmsg_init(&req, ZMSG_STATS, 0);
 	req.req.device = dev->device;
 	pthread_mutex_lock(&dev->client->lock);
@@ -210,18 +214,24 @@ ZDEV_EXPORT int zdev_get_stats(struct zdev *dev, struct zdev_stats *st)
 		return ret;
 	if (ret != ZMSG_STATS_OK)
 		return ret == ZMSG_REPLY ? rep.reply.status : -EPROTO;
-	memset(st, 0, sizeof(*st));
-	st->version = ZDEV_STATS_VERSION;
-	st->size = sizeof(*st);
-	st->cpu_faults = rep.stats_ok.cpu_faults;
-	st->device_faults = rep.stats_ok.device_faults;
-	st->pages_to_device = rep.stats_ok.pages_to_device;
-	st->pages_to_system = rep.stats_ok.pages_to_system;
-	st->exclusive_grants = rep.stats_ok.exclusive_grants;
-	st->exclusive_revokes = rep.stats_ok.exclusive_revokes;
-	st->device_pages = rep.stats_ok.device_pages;
-	st->pool_pages_total = rep.stats_ok.pool_pages_total;
-	st->pool_pages_used = rep.stats_ok.pool_pages_used;
-	st->pool_limit_pages = rep.stats_ok.pool_limit_pages;
+	full = (struct zdev_stats){
+		.version = ZDEV_STATS_VERSION,
+		.size = sizeof(full),
+		.cpu_faults = rep.stats_ok.cpu_faults,
+		.device_faults = rep.stats_ok.device_faults,
+		.pages_to_device = rep.stats_ok.pages_to_device,
+		.pages_to_system = rep.stats_ok.pages_to_system,
+		.exclusive_grants = rep.stats_ok.exclusive_grants,
+		.exclusive_revokes = rep.stats_ok.exclusive_revokes,
+		.device_pages = rep.stats_ok.device_pages,
+		.pool_pages_total = rep.stats_ok.pool_pages_total,
+		.pool_pages_used = rep.stats_ok.pool_pages_used,
+		.pool_limit_pages = rep.stats_ok.pool_limit_pages,
+	};
+	/* A program built with an older header has a smaller struct: fill
+	 * only what it has room for, and say how much that was. */
+	if (fill < sizeof(full))
+		full.size = (uint32_t)fill;
+	memcpy(st, &full, fill);
 	return 0;
 }

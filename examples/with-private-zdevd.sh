@@ -1,0 +1,26 @@
+#!/bin/sh
+# Runs a program against a private zdevd on a temporary socket, then shows
+# what the daemon saw and stops it:  with-private-zdevd.sh PROGRAM [ARGS...]
+set -eu
+bindir=${ZDEV_BINDIR:-$(dirname "$0")/..}
+dir=$(mktemp -d /tmp/zdev-demo-XXXXXX)
+sock=$dir/zdevd.sock
+"$bindir/zdevd" --foreground --socket "$sock" &
+zdevd_pid=$!
+trap 'kill -TERM $zdevd_pid 2>/dev/null; wait $zdevd_pid 2>/dev/null; rm -rf "$dir"' EXIT
+i=0
+until "$bindir/zdevctl" --socket "$sock" status >/dev/null 2>&1; do
+	i=$((i + 1))
+	if [ $i -gt 200 ]; then
+		echo "zdevd did not start" >&2
+		exit 1
+	fi
+	sleep 0.05
+done
+status=0
+ZDEV_SOCKET=$sock "$@" || status=$?
+echo "--- zdevctl status"
+"$bindir/zdevctl" --socket "$sock" status
+echo "--- zdevctl stats"
+"$bindir/zdevctl" --socket "$sock" stats
+exit $status

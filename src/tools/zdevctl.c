@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/* zdevctl: asks a running zdevd for status and stats. See zdevctl(8). */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "proto.h"
+
+static const char usage[] = "usage: zdevctl [--socket PATH] status|stats [--json]\n";
+
+static int query(const char *path, struct zmsg_status_ok *out)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	union zmsg m;
+	int fd, ret;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		ret = -errno;
+		goto out_close;
+	}
+	zmsg_init(&m, ZMSG_STATUS, 1);
+	ret = zmsg_send(fd, &m, -1);
+	if (!ret)
+		ret = zmsg_recv(fd, &m, NULL);
+	if (ret >= 0)
+		ret = ret == ZMSG_STATUS_OK ? m.status_ok.status : -EPROTO;
+	if (!ret)
+		*out = m.status_ok;
+out_close:
+	close(fd);
+	return ret;
+}
+
+static void print_status(const struct zmsg_status_ok *s, bool json)
+{
+	if (json) {
+		printf("{\"clients\":%u,\"devices\":[", s->clients);
+		for (unsigned int i = 0; i < s->ndevices; i++) {
+			const struct zmsg_status_device *d = &s->dev[i];
+
+			printf("%s{\"device\":%u,\"pool\":{\"total_pages\":%llu,\"used_pages\":%llu,"
+			       "\"free_pages\":%llu,\"limit_pages\":%llu,\"chunks\":%u}}",
+			       i ? "," : "", i, (unsigned long long)d->pool_pages_total,
+			       (unsigned long long)d->pool_pages_used,
+			       (unsigned long long)(d->pool_pages_total - d->pool_pages_used),
+			       (unsigned long long)d->pool_limit_pages, d->chunks);
+		}
+		printf("]}\n");
+		return;
+	}
+	printf("clients: %u\n", s->clients);
+	for (unsigned int i = 0; i < s->ndevices; i++) {
+		const struct zmsg_status_device *d = &s->dev[i];
+
+		printf("device %u: pool %llu pages (%u chunks), %llu used, %llu free, limit %llu\n", i,
+		       (unsigned long long)d->pool_pages_total, d->chunks,
+		       (unsigned long long)d->pool_pages_used,
+		       (unsigned long long)(d->pool_pages_total - d->pool_pages_used),
+		       (unsigned long long)d->pool_limit_pages);
+	}
+}
+
+static void print_stats(const struct zmsg_status_ok *s, bool json)
+{
+	if (json) {
+		printf("{\"cpu_faults\":%llu,\"pages_to_device\":%llu,\"pages_to_system\":%llu,"
+		       "\"fault_latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f}}\n",
+		       (unsigned long long)s->cpu_faults, (unsigned long long)s->pages_to_device,
+		       (unsigned long long)s->pages_to_system, s->fault_p50_ns / 1e3,
+		       s->fault_p99_ns / 1e3, s->fault_max_ns / 1e3);
+		return;
+	}
+	printf("cpu faults served: %llu\npages to device: %llu\npages to system: %llu\n"
+	       "fault service latency: p50 %.1f us, p99 %.1f us, max %.1f us\n",
+	       (unsigned long long)s->cpu_faults, (unsigned long long)s->pages_to_device,
+	       (unsigned long long)s->pages_to_system, s->fault_p50_ns / 1e3,
+	       s->fault_p99_ns / 1e3, s->fault_max_ns / 1e3);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char path[108];
+	struct zmsg_status_ok st = { 0 };
+	bool json = false;
+	const char *cmd;
+	int c, ret;
+
+	if (zdev_default_socket(path, sizeof(path))) {
+		fprintf(stderr, "zdevctl: socket path too long\n");
+		return 1;
+	}
+	while ((c = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			snprintf(path, sizeof(path), "%s", optarg);
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			fputs(usage, stderr);
+			return 1;
+		}
+	}
+	/* --json may also follow the command */
+	if (optind < argc && argc - optind == 2 && !strcmp(argv[optind + 1], "--json"))
+		json = true;
+	else if (argc - optind != 1) {
+		fputs(usage, stderr);
+		return 1;
+	}
+	cmd = argv[optind];
+	if (strcmp(cmd, "status") && strcmp(cmd, "stats")) {
+		fputs(usage, stderr);
+		return 1;
+	}
+	ret = query(path, &st);
+	if (ret) {
+		fprintf(stderr, "zdevctl: %s: %s\n", path, strerror(-ret));
+		return 1;
+	}
+	if (!strcmp(cmd, "status"))
+		print_status(&st, json);
+	else
+		print_stats(&st, json);
+	return 0;
+}

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proto.h"
+#include "uffd_probe.h"
+#include "zdevd-harness.h"
+
+static int try_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	int ret;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	ret = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	if (ret) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+void zdevd_start(struct zdevd_instance *z, const char *const *extra_args)
+{
+	const char *top = getenv("top_builddir");
+	struct uffd_caps caps;
+	char exe[512];
+	const char *argv[32];
+	int argc = 0, fd;
+
+	if (uffd_probe(&caps)) {
+		printf("SKIP: no userfaultfd for this process; zdevd cannot serve it\n");
+		exit(77);
+	}
+	snprintf(exe, sizeof(exe), "%s/zdevd", top ? top : ".");
+	snprintf(z->dir, sizeof(z->dir), "/tmp/zdev-test-XXXXXX");
+	if (!mkdtemp(z->dir)) {
+		perror("mkdtemp");
+		exit(99);
+	}
+	snprintf(z->socket_path, sizeof(z->socket_path), "%s/zdevd.sock", z->dir);
+	argv[argc++] = exe;
+	argv[argc++] = "--foreground";
+	argv[argc++] = "--pool-debug";
+	argv[argc++] = "--socket";
+	argv[argc++] = z->socket_path;
+	for (int i = 0; extra_args && extra_args[i] && argc < 30; i++)
+		argv[argc++] = extra_args[i];
+	argv[argc] = NULL;
+	z->pid = fork();
+	if (z->pid == 0) {
+		execv(exe, (char *const *)argv);
+		perror(exe);
+		_exit(127);
+	}
+	for (int i = 0; i < 500; i++) {
+		int status;
+
+		fd = try_connect(z->socket_path);
+		if (fd >= 0) {
+			close(fd);
+			setenv("ZDEV_SOCKET", z->socket_path, 1);
+			return;
+		}
+		if (waitpid(z->pid, &status, WNOHANG) == z->pid) {
+			fprintf(stderr, "zdevd exited at start (status %d)\n", status);
+			exit(99);
+		}
+		usleep(10000);
+	}
+	fprintf(stderr, "zdevd did not come up on %s\n", z->socket_path);
+	kill(z->pid, SIGKILL);
+	exit(99);
+}
+
+int zdevd_stop(struct zdevd_instance *z)
+{
+	int status = 0;
+
+	if (z->pid <= 0)
+		return 0;
+	kill(z->pid, SIGTERM);
+	waitpid(z->pid, &status, 0);
+	z->pid = 0;
+	unlink(z->socket_path);
+	rmdir(z->dir);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int zdevd_pool_status(struct zdevd_instance *z, unsigned int device, struct zdevd_pool_status *st)
+{
+	union zmsg m;
+	int fd = try_connect(z->socket_path), type;
+
+	if (fd < 0)
+		return -errno;
+	zmsg_init(&m, ZMSG_STATUS, 1);
+	type = zmsg_send(fd, &m, -1) ?: zmsg_recv(fd, &m, NULL);
+	close(fd);
+	if (type != ZMSG_STATUS_OK)
+		return type < 0 ? type : -EPROTO;
+	st->total = m.status_ok.dev[device].pool_pages_total;
+	st->used = m.status_ok.dev[device].pool_pages_used;
+	st->limit = m.status_ok.dev[device].pool_limit_pages;
+	st->clients = m.status_ok.clients;
+	return 0;
+}

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef ZDEV_TEST_ZDEVD_HARNESS_H
+#define ZDEV_TEST_ZDEVD_HARNESS_H
+
+#include <sys/types.h>
+
+/*
+ * A private zdevd for a test program: started on a temporary socket with the
+ * given extra arguments (NULL-terminated, may be NULL), ready when this
+ * returns; $ZDEV_SOCKET points at it, so zdev_open(NULL, ...) finds it.
+ * Exits the program with 77 (skip, with the reason printed) when this machine
+ * cannot run zdevd at all (no userfaultfd for us).
+ */
+struct zdevd_instance {
+	pid_t pid;
+	char socket_path[108];
+	char dir[64];
+};
+
+void zdevd_start(struct zdevd_instance *z, const char *const *extra_args);
+/* SIGTERM and wait: returns zdevd's exit status (0 when it evicted cleanly). */
+int zdevd_stop(struct zdevd_instance *z);
+
+/* zdevctl-style status of the running daemon, from a fresh connection. */
+struct zdevd_pool_status {
+	unsigned long long total, used, limit;
+	unsigned int clients;
+};
+int zdevd_pool_status(struct zdevd_instance *z, unsigned int device, struct zdevd_pool_status *st);
+
+#endif
