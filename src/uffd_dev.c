@@ -65,34 +65,61 @@ static int uffd_ioctl_retry(struct zmm *mm, unsigned long req, void *arg, bool i
 
 /* ---- bringing a page back: the kernel's migrate_to_ram ---- */
 
-/*
- * Copies a device-private page back into the client and frees the device
- * page. Caller holds mm->lock; on success the entry is gone (the CPU page
- * table changed, so every device's mirror entry for the page is erased).
- */
-static int bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t e, bool in_loop)
+/* Forgets n device-private pages starting at vpn, once their data is back. */
+static void forget_run_locked(struct zmm *mm, uint64_t vpn, uint64_t n, uint64_t e)
 {
-	struct refpool_page *page = entry_page(mm, e);
-	unsigned int dev = e_dev(e);
+	const unsigned int dev = e_dev(e);
+	struct refpool *pool = mm->d->dev[dev].pool;
+
+	for (uint64_t i = 0; i < n; i++) {
+		ptable_set(&mm->pt, vpn + i, 0);
+		refpool_put(pool, refpool_pfn_to_page(pool, e_pfn(e) + (uint32_t)i));
+	}
+	atomic_fetch_sub_explicit(&mm->cnt[dev].device_pages, n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mm->cnt[dev].pages_to_system, n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mm->d->pages_to_system, n, memory_order_relaxed);
+}
+
+/*
+ * Copies n device-private pages back into the client and frees the device
+ * pages: virtual pages vpn.. whose device pages are the consecutive pfns from
+ * e's, so one UFFDIO_COPY moves them all. Caller holds mm->lock; on success
+ * the entries are gone (the CPU page table changed, so every device's mirror
+ * entry for them is erased too).
+ */
+static int bring_back_run_locked(struct zmm *mm, uint64_t vpn, uint64_t n, uint64_t e,
+				 bool in_loop)
+{
+	struct refpool *pool = mm->d->dev[e_dev(e)].pool;
 	struct uffdio_copy copy = {
 		.dst = vpn << PAGE_SHIFT_4K,
-		.src = (uint64_t)(uintptr_t)refpool_page_mem(mm->d->dev[dev].pool, page),
-		.len = PAGE,
+		.src = (uint64_t)(uintptr_t)refpool_page_mem(pool, entry_page(mm, e)),
+		.len = n * PAGE,
 	};
+	uint64_t done;
 	int ret;
 
 	ret = uffd_ioctl_retry(mm, UFFDIO_COPY, &copy, in_loop);
-	/* EEXIST: something mapped the page meanwhile; the CPU's copy wins,
-	 * as after a racing fault. ENOENT/ESRCH: the mapping or the whole
-	 * process is gone, and with it the page's data. */
+	if (ret == -EAGAIN)
+		return ret;
+	done = copy.copy > 0 ? (uint64_t)copy.copy / PAGE : 0;
+	if (done)
+		forget_run_locked(mm, vpn, done, e);
+	if (done == n)
+		return 0;
+	/* Stopped at a page: EEXIST, something mapped it meanwhile and the
+	 * CPU's copy wins, as after a racing fault; ENOENT/ESRCH, the mapping
+	 * or the process is gone, and with it the data. */
 	if (ret && ret != -EEXIST && ret != -ENOENT && ret != -ESRCH)
 		return ret;
-	ptable_set(&mm->pt, vpn, 0);
-	refpool_put(mm->d->dev[dev].pool, page);
-	atomic_fetch_sub_explicit(&mm->cnt[dev].device_pages, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&mm->cnt[dev].pages_to_system, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&mm->d->pages_to_system, 1, memory_order_relaxed);
-	return 0;
+	forget_run_locked(mm, vpn + done, 1, e + done);
+	return done + 1 == n ? 0 : bring_back_run_locked(mm, vpn + done + 1, n - done - 1,
+							 e + done + 1, in_loop);
+}
+
+static int bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t e, bool in_loop)
+{
+	return bring_back_run_locked(mm, vpn, 1, e, in_loop);
 }
 
 int uffd_dev_bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t entry)
@@ -115,17 +142,59 @@ int uffd_dev_bring_back(struct zmm *mm, uint64_t vpn)
 
 /* ---- the CPU fault service (event loop) ---- */
 
+/* Zeros to resolve write faults from, a whole window at once. */
+static const uint8_t zero_window[1ul << WINDOW_SHIFT] __attribute__((aligned(4096)));
+
+/* The run from vpn to the end of its window that holds no device page. */
+static uint64_t plain_run_locked(struct zmm *mm, uint64_t vpn)
+{
+	const uint64_t end = (vpn | ((1ull << (WINDOW_SHIFT - PAGE_SHIFT_4K)) - 1)) + 1;
+	uint64_t n = 1;
+
+	while (vpn + n < end && !(ptable_get(&mm->pt, vpn + n) & (E_DEVPRIV | E_BUSY)))
+		n++;
+	return n;
+}
+
+/*
+ * A never-touched page of a registered window (not device-private). Its
+ * neighbours up to the end of the window are resolved with it: first touches
+ * come in runs, and one round trip per page would make registered memory
+ * many times slower to fill than plain memory. Device-private pages are never
+ * part of it: a CPU fault brings back exactly the page it touched.
+ */
 static int resolve_zero(struct zmm *mm, uint64_t addr, bool write)
 {
-	struct uffdio_zeropage zero = { .range = { .start = addr, .len = PAGE } };
-	struct uffdio_writeprotect wp = { .range = { .start = addr, .len = PAGE } };
+	uint64_t n = plain_run_locked(mm, vpn_of(addr));
 	int ret;
 
-	(void)write;	/* the write retries and COWs the zero page as usual */
-	ret = uffd_ioctl_retry(mm, UFFDIO_ZEROPAGE, &zero, true);
+	for (;;) {
+		if (write) {
+			struct uffdio_copy copy = { .dst = addr, .src = (uintptr_t)zero_window,
+						    .len = n * PAGE };
+
+			ret = uffd_ioctl_retry(mm, UFFDIO_COPY, &copy, true);
+			if (ret && copy.copy > 0)
+				ret = 0;	/* stopped at a present page: ours is done */
+		} else {
+			struct uffdio_zeropage zero = { .range = { .start = addr, .len = n * PAGE } };
+
+			ret = uffd_ioctl_retry(mm, UFFDIO_ZEROPAGE, &zero, true);
+			if (ret && zero.zeropage > 0)
+				ret = 0;
+		}
+		/* The run may leave the registered mapping: then just the page. */
+		if ((ret == -EINVAL || ret == -ENOENT) && n > 1) {
+			n = 1;
+			continue;
+		}
+		break;
+	}
 	if (ret == -EEXIST) {
 		/* Present after all: a stale write-protect marker made the
 		 * fault; drop it, which also wakes the faulting thread. */
+		struct uffdio_writeprotect wp = { .range = { .start = addr, .len = PAGE } };
+
 		ret = uffd_ioctl_retry(mm, UFFDIO_WRITEPROTECT, &wp, true);
 	}
 	return ret == -ENOENT || ret == -ESRCH ? 0 : ret;
@@ -609,50 +678,78 @@ struct back_ctx {
 	struct zmm *mm;
 	unsigned int dev;
 	bool any_dev;
+	uint64_t run_vpn, run_n, run_e;	/* the run being gathered */
 	uint64_t moved;
 	int err;
 };
 
-static bool bring_back_entry(uint64_t vpn, uint64_t *e, void *arg)
+#define RUN_MAX 512	/* pages per UFFDIO_COPY: one PMD */
+
+static bool flush_run(struct back_ctx *ctx)
 {
-	struct back_ctx *ctx = arg;
 	int ret;
 
-	if (!(*e & E_DEVPRIV) || (*e & E_BUSY) || (!ctx->any_dev && e_dev(*e) != ctx->dev))
+	if (!ctx->run_n)
 		return true;
-	/* bring_back_locked() erases the entry through the table, which is
-	 * safe while walking: the walk reads the slot again only to move on. */
-	ret = bring_back_locked(ctx->mm, vpn, *e, false);
+	ret = bring_back_run_locked(ctx->mm, ctx->run_vpn, ctx->run_n, ctx->run_e, false);
 	if (ret) {
 		ctx->err = ret;
 		return false;
 	}
-	ctx->moved++;
+	ctx->moved += ctx->run_n;
+	ctx->run_n = 0;
 	return true;
+}
+
+/* Gathers runs of pages that are consecutive both in the process and in
+ * device memory, and brings each back with one copy. */
+static bool gather_entry(uint64_t vpn, uint64_t *e, void *arg)
+{
+	struct back_ctx *ctx = arg;
+	uint64_t v = *e;
+
+	if (!(v & E_DEVPRIV) || (v & E_BUSY) || (!ctx->any_dev && e_dev(v) != ctx->dev))
+		return true;
+	if (ctx->run_n && vpn == ctx->run_vpn + ctx->run_n && e_dev(v) == e_dev(ctx->run_e) &&
+	    e_pfn(v) == e_pfn(ctx->run_e) + ctx->run_n && ctx->run_n < RUN_MAX) {
+		ctx->run_n++;
+		return true;
+	}
+	if (!flush_run(ctx))
+		return false;
+	ctx->run_vpn = vpn;
+	ctx->run_e = v;
+	ctx->run_n = 1;
+	return true;
+}
+
+static int bring_back_range(struct zmm *mm, int dev, uint64_t first, uint64_t end,
+			    uint64_t *moved)
+{
+	struct back_ctx ctx = { .mm = mm, .dev = dev < 0 ? 0 : (unsigned int)dev,
+				.any_dev = dev < 0 };
+
+	pthread_mutex_lock(&mm->lock);
+	/* The walk only reads entries; the runs are erased as they flush,
+	 * behind the walk's position. */
+	ptable_walk(&mm->pt, first, end, gather_entry, &ctx);
+	if (!ctx.err)
+		flush_run(&ctx);
+	pthread_mutex_unlock(&mm->lock);
+	if (moved)
+		*moved = ctx.moved;
+	return ctx.err;
 }
 
 int uffd_dev_migrate_to_system(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
 			       uint64_t *cpages)
 {
-	struct back_ctx ctx = { .mm = mm, .dev = dev };
-
-	pthread_mutex_lock(&mm->lock);
-	ptable_walk(&mm->pt, vpn_of(addr), vpn_of(addr) + npages, bring_back_entry, &ctx);
-	pthread_mutex_unlock(&mm->lock);
-	*cpages = ctx.moved;
-	return ctx.err;
+	return bring_back_range(mm, (int)dev, vpn_of(addr), vpn_of(addr) + npages, cpages);
 }
 
 int uffd_dev_evict(struct zmm *mm, int dev, uint64_t *moved)
 {
-	struct back_ctx ctx = { .mm = mm, .dev = dev < 0 ? 0 : (unsigned int)dev, .any_dev = dev < 0 };
-
-	pthread_mutex_lock(&mm->lock);
-	ptable_walk(&mm->pt, 0, UINT64_MAX >> PAGE_SHIFT_4K, bring_back_entry, &ctx);
-	pthread_mutex_unlock(&mm->lock);
-	if (moved)
-		*moved = ctx.moved;
-	return ctx.err;
+	return bring_back_range(mm, dev, 0, UINT64_MAX >> PAGE_SHIFT_4K, moved);
 }
 
 struct free_ctx {
