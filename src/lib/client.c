@@ -210,9 +210,16 @@ int zclient_get(const char *path, struct zclient **out)
 	c->pid = getpid();
 	c->refs = 1;
 	snprintf(c->path, sizeof(c->path), "%s", path);
-	ret = connect_socket(path, &c->sock);
-	if (!ret)
-		ret = handshake(c, forked);
+	/* A proof address that happens to be taken here: ask for another. */
+	for (int attempt = 0; attempt < 3; attempt++) {
+		ret = connect_socket(path, &c->sock);
+		if (!ret)
+			ret = handshake(c, forked);
+		if (ret != -EEXIST && ret != -EADDRINUSE)
+			break;
+		close(c->sock);
+		c->sock = -1;
+	}
 	if (ret) {
 		zclient_free(c);
 		goto out_unlock;

@@ -32,12 +32,14 @@ struct watch {
 	int fd;
 	struct zmm *mm;		/* W_UFFD, W_PIDFD: holds a reference */
 	bool removing;
+	struct watch *prev, *next;	/* the loop's list of per-client watches */
 };
 
 struct zloop {
 	struct io_uring ring;
 	int sigfd, wakefd;
 	struct watch listen_w, sig_w, wake_w;
+	struct watch *clients;	/* uffd and pidfd watches, loop thread only */
 	pthread_mutex_t lock;	/* queued */
 	struct queued { struct zmm *mm; struct queued *next; } *queued;
 };
@@ -81,7 +83,7 @@ static void disarm(struct zloop *l, struct watch *w)
 	}
 }
 
-static struct watch *watch_new(enum watch_kind kind, int fd, struct zmm *mm)
+static struct watch *watch_new(struct zloop *l, enum watch_kind kind, int fd, struct zmm *mm)
 {
 	struct watch *w = calloc(1, sizeof(*w));
 
@@ -91,7 +93,23 @@ static struct watch *watch_new(enum watch_kind kind, int fd, struct zmm *mm)
 	w->fd = fd;
 	w->mm = mm;
 	zmm_get(mm);
+	w->next = l->clients;
+	if (l->clients)
+		l->clients->prev = w;
+	l->clients = w;
 	return w;
+}
+
+static void watch_free(struct zloop *l, struct watch *w)
+{
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		l->clients = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	zmm_put(w->mm);
+	free(w);
 }
 
 static void watch_add_mm(struct zloop *l, struct zmm *mm)
@@ -99,13 +117,11 @@ static void watch_add_mm(struct zloop *l, struct zmm *mm)
 	struct watch *w;
 
 	if (mm->uffd >= 0 && !mm->uffd_watched) {
-		w = watch_new(W_UFFD, mm->uffd, mm);
+		w = watch_new(l, W_UFFD, mm->uffd, mm);
 		if (w && !arm(l, w))
 			mm->uffd_watched = true;
-		else if (w) {
-			zmm_put(mm);
-			free(w);
-		}
+		else if (w)
+			watch_free(l, w);
 	}
 	if (mm->pid > 0 && mm->pidfd < 0) {
 		mm->pidfd = (int)syscall(SYS_pidfd_open, mm->pid, 0);
@@ -114,11 +130,9 @@ static void watch_add_mm(struct zloop *l, struct zmm *mm)
 			zmm_exit(mm);
 			return;
 		}
-		w = watch_new(W_PIDFD, mm->pidfd, mm);
-		if (w && arm(l, w)) {
-			zmm_put(mm);
-			free(w);
-		}
+		w = watch_new(l, W_PIDFD, mm->pidfd, mm);
+		if (w && arm(l, w))
+			watch_free(l, w);
 	}
 }
 
@@ -335,8 +349,7 @@ static void on_cqe(struct zdevd *d, struct zloop *l, struct io_uring_cqe *cqe)
 		/* The multishot poll ended: removed, or the kernel dropped it. */
 		if (w->kind == W_UFFD || w->kind == W_PIDFD) {
 			if (w->removing || atomic_load(&w->mm->dead)) {
-				zmm_put(w->mm);
-				free(w);
+				watch_free(l, w);
 				return;
 			}
 		}
@@ -405,6 +418,15 @@ void zloop_destroy(struct zdevd *d)
 	if (!l)
 		return;
 	io_uring_queue_exit(&l->ring);
+	while (l->clients)
+		watch_free(l, l->clients);
+	while (l->queued) {
+		struct queued *q = l->queued;
+
+		l->queued = q->next;
+		zmm_put(q->mm);
+		free(q);
+	}
 	close(l->sigfd);
 	close(l->wakefd);
 	pthread_mutex_destroy(&l->lock);

@@ -16,8 +16,10 @@ uint64_t proof_pick_addr(void)
 
 	if (getrandom(&r, sizeof(r), 0) != sizeof(r))
 		r = (uint64_t)(uintptr_t)&r * 0x9e3779b97f4a7c15ull;
-	/* [2^44, 2^46): far from the usual heap, stack and libraries. */
-	return ((r % (3ull << 44)) + (1ull << 44)) & ~4095ull;
+	/* [0x7e8000000000, 0x7f0000000000): 8 TiB below where mmap usually
+	 * places things, and inside the application ranges of both ASan and
+	 * TSan, so sanitized clients can map it too. */
+	return (0x7e8000000000ull + r % (0x800000000000ull - 0x7e8000000000ull) / 16) & ~4095ull;
 }
 
 int proof_check(int uffd, pid_t pid, uint64_t addr)

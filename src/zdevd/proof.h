@@ -5,8 +5,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* A random page-aligned address in the upper user half, for the client to
- * map its proof page at. */
+/* A random page-aligned address, unlikely to be mapped in any process, for
+ * the client to map its proof page at. */
 uint64_t proof_pick_addr(void);
 
 /*

@@ -53,6 +53,14 @@ void zmm_put(struct zmm *mm)
 	/* acq_rel: the last holder sees every other holder's changes. */
 	if (atomic_fetch_sub_explicit(&mm->refs, 1, memory_order_acq_rel) != 1)
 		return;
+	/* Children nobody claimed: their processes never said who they are,
+	 * and without a pid there is no way to see them exit. */
+	while (mm->unclaimed) {
+		struct zmm *child = mm->unclaimed;
+
+		mm->unclaimed = child->next_unclaimed;
+		zmm_put(child);
+	}
 	uffd_dev_forget_all(mm);
 	ptable_destroy(&mm->pt);
 	ptable_destroy(&mm->windows);
