@@ -256,30 +256,14 @@ static bool drop_entry(uint64_t vpn, uint64_t *e, void *arg)
 	return true;
 }
 
-static bool drop_window(uint64_t w, uint64_t *e, void *arg)
-{
-	(void)w;
-	(void)arg;
-	*e = 0;
-	return true;
-}
-
 /* munmap, MADV_DONTNEED, MADV_REMOVE: device pages of the range are freed at
- * once, mirror entries erased; an unmap also forgets the registration. */
+ * once, mirror entries erased. */
 void uffd_dev_on_remove(struct zmm *mm, uint64_t start, uint64_t end, bool unmap)
 {
 	struct drop_ctx ctx = { .mm = mm, .unmap = unmap };
 
 	pthread_mutex_lock(&mm->lock);
 	ptable_walk(&mm->pt, vpn_of(start), vpn_of(end + PAGE - 1), drop_entry, &ctx);
-	if (unmap) {
-		/* Only windows wholly inside the hole lose their registration;
-		 * a partly unmapped one keeps it on what is left. */
-		uint64_t ws = (start + (1ull << WINDOW_SHIFT) - 1) >> WINDOW_SHIFT;
-		uint64_t we = end >> WINDOW_SHIFT;
-
-		ptable_walk(&mm->windows, ws, we, drop_window, NULL);
-	}
 	pthread_mutex_unlock(&mm->lock);
 }
 
@@ -325,8 +309,6 @@ void uffd_dev_on_remap(struct zmm *mm, uint64_t from, uint64_t to, uint64_t len)
 		if (ptable_set(&mm->pt, (uint64_t)((int64_t)ctx.moved[i] + ctx.delta),
 			       ctx.moved[i + 1]))
 			ctx.err = -ENOMEM;
-	for (uint64_t w = to >> WINDOW_SHIFT; w <= (to + len - 1) >> WINDOW_SHIFT; w++)
-		ptable_set(&mm->windows, w, 1);
 	pthread_mutex_unlock(&mm->lock);
 	if (ctx.err)
 		zdev_err("pid %d: mremap: lost track of pages: %s", (int)mm->pid,
@@ -363,14 +345,6 @@ static bool share_entry(uint64_t vpn, uint64_t *e, void *arg)
 	return true;
 }
 
-static bool copy_window(uint64_t w, uint64_t *e, void *arg)
-{
-	struct fork_ctx *ctx = arg;
-
-	ptable_set(&ctx->child->windows, w, *e);
-	return true;
-}
-
 int uffd_dev_on_fork(struct zmm *parent, struct zmm *child)
 {
 	struct fork_ctx ctx = { .parent = parent, .child = child };
@@ -378,7 +352,6 @@ int uffd_dev_on_fork(struct zmm *parent, struct zmm *child)
 	pthread_mutex_lock(&parent->lock);
 	pthread_mutex_lock(&child->lock);
 	ptable_walk(&parent->pt, 0, UINT64_MAX >> PAGE_SHIFT_4K, share_entry, &ctx);
-	ptable_walk(&parent->windows, 0, UINT64_MAX, copy_window, &ctx);
 	child->open_devices = 0;
 	pthread_mutex_unlock(&child->lock);
 	pthread_mutex_unlock(&parent->lock);
@@ -391,38 +364,30 @@ struct run {
 	uint64_t start, end;	/* page addresses */
 };
 
-static int register_windows(struct zmm *mm, const struct vma_list *vmas, uint64_t start,
-			    uint64_t end)
+int uffd_dev_register(struct zmm *mm, const struct vma_list *vmas, uint64_t start, uint64_t end)
 {
-	for (uint64_t w = start >> WINDOW_SHIFT; w <= (end - 1) >> WINDOW_SHIFT; w++) {
-		uint64_t ws = w << WINDOW_SHIFT, we = ws + (1ull << WINDOW_SHIFT);
-		bool known;
+	const uint64_t win = 1ull << WINDOW_SHIFT;
+	const uint64_t ws = start & ~(win - 1), we = (end + win - 1) & ~(win - 1);
 
-		pthread_mutex_lock(&mm->lock);
-		known = ptable_get(&mm->windows, w) != 0;
-		pthread_mutex_unlock(&mm->lock);
-		if (known)
+	/* Whole windows of each private anonymous mapping the range touches:
+	 * neighbouring registrations stay merged into one VMA, and memory that
+	 * never meets a device is never registered, so touching it costs
+	 * nothing. Registering again with the same uffd changes nothing, so
+	 * nothing is cached that munmap or mremap could make stale. */
+	for (size_t i = 0; i < vmas->n; i++) {
+		const struct vma *v = &vmas->v[i];
+		struct uffdio_register reg = {
+			.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+		};
+		uint64_t s = v->start > ws ? v->start : ws, e = v->end < we ? v->end : we;
+
+		if (s >= e || !(v->flags & VMA_ANON))
 			continue;
-		/* Register the window's private anonymous parts: registering
-		 * whole windows keeps neighbouring registrations merged into
-		 * one VMA, and touching never-migrated memory costs nothing. */
-		for (size_t i = 0; i < vmas->n; i++) {
-			const struct vma *v = &vmas->v[i];
-			struct uffdio_register reg = {
-				.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
-			};
-			uint64_t s = v->start > ws ? v->start : ws, e = v->end < we ? v->end : we;
-
-			if (s >= e || !(v->flags & VMA_ANON))
-				continue;
-			reg.range.start = s;
-			reg.range.len = e - s;
-			if (ioctl(mm->uffd, UFFDIO_REGISTER, &reg))
-				return -errno;
-		}
-		pthread_mutex_lock(&mm->lock);
-		ptable_set(&mm->windows, w, 1);
-		pthread_mutex_unlock(&mm->lock);
+		reg.range.start = s;
+		reg.range.len = e - s;
+		if (ioctl(mm->uffd, UFFDIO_REGISTER, &reg))
+			return -errno;
+		atomic_store(&mm->registered, true);
 	}
 	return 0;
 }
@@ -526,7 +491,8 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 	bool out_of_memory = false;
 	int ret;
 
-	ret = vmas_read(mm->pid, addr, end, &vmas);
+	ret = vmas_read(mm->pid, addr & ~((1ull << WINDOW_SHIFT) - 1),
+			(end + (1ull << WINDOW_SHIFT) - 1) & ~((1ull << WINDOW_SHIFT) - 1), &vmas);
 	if (ret)
 		return ret;
 	/* The kernel refuses a hole or a vma without VM_READ outright. */
@@ -566,7 +532,7 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 		/* Registration first, so a page first touched from now on faults
 		 * to us; then write-protect, so no write can slip in between
 		 * the copy and the zap. */
-		ret = register_windows(mm, &vmas, addr, end);
+		ret = uffd_dev_register(mm, &vmas, addr, end);
 		if (!ret)
 			ret = write_protect(mm, addr, end, true);
 		if (ret)

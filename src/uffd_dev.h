@@ -5,7 +5,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct vma_list;
 struct zmm;
+
+/* Registers the 2 MiB windows around [start, end) of the private anonymous
+ * mappings in vmas (which must cover those windows) with mm's uffd. */
+int uffd_dev_register(struct zmm *mm, const struct vma_list *vmas, uint64_t start, uint64_t end);
 
 /* Asks the client to zap [addr, addr+len): 0 once it has, or -errno. */
 typedef int (*uffd_dev_zap_fn)(void *ctx, uint64_t addr, uint64_t len);

@@ -239,6 +239,8 @@ int main(int argc, char **argv)
 		zdev_log_set_level(ZDEV_LOG_DEBUG);
 	signal(SIGPIPE, SIG_IGN);
 	pthread_mutex_init(&d.mms_lock, NULL);
+	pthread_mutex_init(&d.sessions_lock, NULL);
+	pthread_cond_init(&d.sessions_gone, NULL);
 	probe_uffd(&d);
 	if (create_devices(&d))
 		return 1;
@@ -259,11 +261,26 @@ int main(int argc, char **argv)
 	zdev_info("serving %u devices of %zu MiB on %s", d.cfg.ndevices, d.cfg.memory >> 20,
 		  d.cfg.socket_path);
 	ret = zloop_run(&d);
-	evict_everything(&d);
-	unlink(d.cfg.socket_path);
+	/* Shutdown: no new clients, no request in flight, every page back
+	 * with its owner, then the loop's own references, then the pools. */
 	close(d.listen_fd);
-	for (unsigned int i = 0; i < d.cfg.ndevices; i++)
-		refpool_destroy(d.dev[i].pool);
+	unlink(d.cfg.socket_path);
+	session_stop_all(&d);
+	evict_everything(&d);
 	zloop_destroy(&d);
+	for (unsigned int i = 0; i < d.cfg.ndevices; i++) {
+		struct refpool_stats st;
+
+		refpool_get_stats(d.dev[i].pool, &st);
+		if (st.pages_used) {
+			/* Owned by no client we still know: a teardown would wait
+			 * for them forever. Say so and leave the memory to exit. */
+			zdev_err("device %u: %llu pages still in use at shutdown", i,
+				 (unsigned long long)st.pages_used);
+			ret = -EBUSY;
+			continue;
+		}
+		refpool_destroy(d.dev[i].pool);
+	}
 	return ret ? 1 : 0;
 }

@@ -85,10 +85,18 @@ int mirror_access(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npag
 	uint64_t missing = 0;
 	int ret;
 
-	ret = vmas_read(mm->pid, addr, addr + npages * PAGE, &vmas);
+	const uint64_t win = 1ull << WINDOW_SHIFT;
+
+	ret = vmas_read(mm->pid, addr & ~(win - 1), (addr + npages * PAGE + win - 1) & ~(win - 1),
+			&vmas);
 	if (ret)
 		return ret;
 	ret = check_access(&vmas, addr, npages, write);
+	if (ret)
+		goto out_free_vmas;
+	/* Registered memory tells us when it is unmapped or zapped, which is
+	 * what keeps the mirror entries made below from going stale. */
+	ret = uffd_dev_register(mm, &vmas, addr, addr + npages * PAGE);
 	if (ret)
 		goto out_free_vmas;
 	bounce = malloc(npages * PAGE);

@@ -31,6 +31,7 @@
 
 struct session {
 	struct zdevd *d;
+	struct session *prev, *next;	/* zdevd's list, under sessions_lock */
 	int sock;
 	pid_t pid;
 	uid_t uid;
@@ -366,11 +367,33 @@ static void *session_main(void *arg)
 			break;
 		}
 	}
-	close(s->sock);
 	if (s->mm)
 		zmm_put(s->mm);
+	pthread_mutex_lock(&s->d->sessions_lock);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		s->d->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	if (--s->d->nsessions == 0)
+		pthread_cond_broadcast(&s->d->sessions_gone);
+	pthread_mutex_unlock(&s->d->sessions_lock);
+	close(s->sock);
 	free(s);
 	return NULL;
+}
+
+void session_stop_all(struct zdevd *d)
+{
+	pthread_mutex_lock(&d->sessions_lock);
+	/* A shut-down socket makes the session's next receive fail; a
+	 * request in flight finishes first. */
+	for (struct session *s = d->sessions; s; s = s->next)
+		shutdown(s->sock, SHUT_RDWR);
+	while (d->nsessions)
+		pthread_cond_wait(&d->sessions_gone, &d->sessions_lock);
+	pthread_mutex_unlock(&d->sessions_lock);
 }
 
 int session_start(struct zdevd *d, int sock)
@@ -395,11 +418,25 @@ int session_start(struct zdevd *d, int sock)
 	s->sock = sock;
 	s->pid = cred.pid;
 	s->uid = cred.uid;
+	pthread_mutex_lock(&d->sessions_lock);
+	s->next = d->sessions;
+	if (d->sessions)
+		d->sessions->prev = s;
+	d->sessions = s;
+	d->nsessions++;
+	pthread_mutex_unlock(&d->sessions_lock);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	ret = -pthread_create(&t, &attr, session_main, s);
 	pthread_attr_destroy(&attr);
-	if (ret)
+	if (ret) {
+		pthread_mutex_lock(&d->sessions_lock);
+		d->sessions = s->next;
+		if (s->next)
+			s->next->prev = NULL;
+		d->nsessions--;
+		pthread_mutex_unlock(&d->sessions_lock);
 		free(s);
+	}
 	return ret;
 }

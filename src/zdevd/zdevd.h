@@ -18,6 +18,7 @@
 #define PAGE_SHIFT_4K 12
 #define WINDOW_SHIFT 21		/* uffd registration granule: one PMD */
 
+struct session;
 struct zdevd;
 struct zmm;
 
@@ -51,6 +52,11 @@ struct zdevd {
 	int devnode_ok;		/* /dev/userfaultfd can be handed to clients */
 	uint64_t uffd_features;	/* what zdevd asks of every client uffd */
 
+	pthread_mutex_t sessions_lock;
+	struct session *sessions;
+	unsigned int nsessions;
+	pthread_cond_t sessions_gone;
+
 	pthread_mutex_t mms_lock;	/* the list, and every mm's `next` */
 	struct zmm *mms;
 	unsigned int nclients;
@@ -72,6 +78,8 @@ int zloop_watch_mm(struct zdevd *d, struct zmm *mm);
 
 /* session.c: one thread per connected client process. */
 int session_start(struct zdevd *d, int sock);
+/* Ends every session (their current request first) and waits for them. */
+void session_stop_all(struct zdevd *d);
 
 /* latency.c */
 void lat_record(struct lat_hist *h, uint64_t ns);

@@ -38,7 +38,6 @@ int zmm_create(struct zdevd *d, pid_t pid, uid_t uid, int uffd, struct zmm **out
 	}
 	pthread_mutex_init(&mm->lock, NULL);
 	ptable_init(&mm->pt);
-	ptable_init(&mm->windows);
 	*out = mm;
 	return 0;
 }
@@ -63,7 +62,6 @@ void zmm_put(struct zmm *mm)
 	}
 	uffd_dev_forget_all(mm);
 	ptable_destroy(&mm->pt);
-	ptable_destroy(&mm->windows);
 	pthread_mutex_destroy(&mm->lock);
 	if (mm->uffd >= 0)
 		close(mm->uffd);
@@ -205,11 +203,28 @@ static pid_t parent_of(pid_t pid)
 
 struct zmm *zmm_claim_fork(struct zdevd *d, pid_t pid)
 {
-	struct zmm *parent = zmm_find(d, parent_of(pid));
+	struct zmm *parent = zmm_find(d, parent_of(pid)), *known = NULL;
 
 	if (!parent)
 		return NULL;
-	zmm_claim_child(parent, pid);
+	/* The fork event was read before the child could run, but the loop
+	 * may still be handling it: give it a moment. */
+	for (int i = 0; i < 200; i++) {
+		bool pending;
+
+		zmm_claim_child(parent, pid);
+		known = zmm_find(d, pid);
+		if (known)
+			break;
+		/* Without registered memory there is no fork event to wait for. */
+		if (!atomic_load(&parent->registered))
+			break;
+		pthread_mutex_lock(&parent->lock);
+		pending = parent->unclaimed != NULL;
+		pthread_mutex_unlock(&parent->lock);
+		if (!pending)
+			usleep(500);
+	}
 	zmm_put(parent);
-	return zmm_find(d, pid);
+	return known;
 }

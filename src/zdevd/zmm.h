@@ -57,10 +57,10 @@ struct zmm {
 	int pagemap_fd;
 	atomic_bool dead;		/* the process is gone or its uffd failed */
 	bool uffd_watched;		/* event loop only */
+	atomic_bool registered;		/* some memory is registered with the uffd */
 
-	pthread_mutex_t lock;		/* pt, windows, flags */
+	pthread_mutex_t lock;		/* pt, flags */
 	struct ptable pt;
-	struct ptable windows;		/* registered 2 MiB windows, keyed by addr >> 21 */
 	uint64_t open_devices;		/* bitmask */
 	uint64_t flags[ZDEV_MAX_DEVICES];
 	struct zmm_counters cnt[ZDEV_MAX_DEVICES];
