@@ -73,7 +73,7 @@ struct zmsg_hello {
 	uint32_t version;
 	uint32_t flags;
 	int32_t pid;
-	uint32_t pad;
+	int32_t parent_pid;	/* ZHELLO_FORKED: the process that forked us */
 };
 
 /* HELLO_OK features */

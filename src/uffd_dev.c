@@ -575,6 +575,11 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 		}
 	}
 
+	/* The REMOVE events of our zaps must be handled before the pages
+	 * stop being busy, or they would be taken for the program's own. */
+	if (selected)
+		zmm_wait_events(mm);
+
 	/* Finalize: the copied pages are device-private on dev. */
 	pthread_mutex_lock(&mm->lock);
 	for (uint64_t i = 0; i < npages; i++) {

@@ -25,7 +25,7 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void install_atfork(void)
 {
-	pthread_atfork(NULL, NULL, zclient_atfork_child);
+	pthread_atfork(zclient_atfork_prepare, NULL, zclient_atfork_child);
 }
 
 static int check_range(const void *addr, size_t npages)

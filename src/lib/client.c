@@ -24,6 +24,7 @@
 
 static pthread_mutex_t sessions_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct zclient *current_client;
+static pid_t forking_pid;	/* set in the parent just before fork */
 
 static int connect_socket(const char *path, int *out)
 {
@@ -138,6 +139,7 @@ static int handshake(struct zclient *c, bool forked)
 	req.hello.version = ZDEV_PROTO_VERSION;
 	req.hello.pid = getpid();
 	req.hello.flags = forked ? ZHELLO_FORKED : 0;
+	req.hello.parent_pid = forked ? forking_pid : 0;
 	ret = zmsg_send(c->sock, &req, -1);
 	if (ret)
 		return ret;
@@ -249,6 +251,11 @@ void zclient_put(struct zclient *c)
  * the uffd our parent's fork event brought and watches us exit. Only
  * async-signal-safe calls here: the parent may have had other threads.
  */
+void zclient_atfork_prepare(void)
+{
+	forking_pid = getpid();
+}
+
 void zclient_atfork_child(void)
 {
 	struct zclient *c = current_client;
@@ -269,6 +276,7 @@ void zclient_atfork_child(void)
 		zmsg_init(&m, ZMSG_HELLO, 1);
 		m.hello.version = ZDEV_PROTO_VERSION;
 		m.hello.pid = getpid();
+		m.hello.parent_pid = forking_pid;
 		m.hello.flags = ZHELLO_FORKED;
 		if (!zmsg_send(fd, &m, -1))
 			zmsg_recv(fd, &m, NULL);

@@ -28,6 +28,7 @@ void zclient_put(struct zclient *c);
 /* One request and its reply (caller holds c->lock); returns the reply type. */
 int zclient_call(struct zclient *c, union zmsg *req, union zmsg *rep, int fd);
 
+void zclient_atfork_prepare(void);
 void zclient_atfork_child(void);
 
 #endif

@@ -234,14 +234,30 @@ static int on_msg(struct zloop *l, struct zmm *mm, const struct uffd_msg *msg,
 	}
 }
 
+static void serve_uffd_msgs(struct zloop *l, struct zmm *mm, struct uffd_msg *msgs,
+			    struct deferred *def, int *ndefp);
+
 static void serve_uffd(struct zloop *l, struct zmm *mm)
 {
 	struct deferred def[64];
 	struct uffd_msg msgs[16];
 	int ndef = 0;
 
+	/* seq_cst: set before the read that releases a client blocked in an
+	 * event, hence before any request that client sends after it. */
+	atomic_store_explicit(&mm->reading_events, true, memory_order_seq_cst);
+	serve_uffd_msgs(l, mm, msgs, def, &ndef);
+	/* release: what the events changed is visible to a waiting request. */
+	atomic_store_explicit(&mm->reading_events, false, memory_order_release);
+}
+
+static void serve_uffd_msgs(struct zloop *l, struct zmm *mm, struct uffd_msg *msgs,
+			    struct deferred *def, int *ndefp)
+{
+	int ndef = *ndefp;
+
 	for (int round = 0; round < FAULT_RETRIES; round++) {
-		ssize_t n = read(mm->uffd, msgs, sizeof(msgs));
+		ssize_t n = read(mm->uffd, msgs, 16 * sizeof(*msgs));
 
 		if (n < 0 && errno != EAGAIN) {
 			zdev_warn("pid %d: reading its uffd: %m", (int)mm->pid);
@@ -272,6 +288,7 @@ static void serve_uffd(struct zloop *l, struct zmm *mm)
 			return;
 		if (n < 0)
 			sched_yield();
+		*ndefp = ndef;
 	}
 	zdev_warn("pid %d: %d faults still refused; they are retried when it faults again",
 		  (int)mm->pid, ndef);

@@ -267,6 +267,7 @@ int main(int argc, char **argv)
 	unlink(d.cfg.socket_path);
 	session_stop_all(&d);
 	evict_everything(&d);
+	zmm_drop_unclaimed(&d);
 	zloop_destroy(&d);
 	for (unsigned int i = 0; i < d.cfg.ndevices; i++) {
 		struct refpool_stats st;

@@ -86,7 +86,7 @@ static int on_hello(struct session *s, const struct zmsg_hello *h)
 		/* A child whose uffd came with its parent's fork event. */
 		s->mm = zmm_find(s->d, s->pid);
 		if (!s->mm)
-			s->mm = zmm_claim_fork(s->d, s->pid);
+			s->mm = zmm_claim_fork(s->d, s->pid, h->parent_pid);
 	}
 	if (s->mm) {
 		m.hello_ok.features |= ZFEAT_HAVE_MM;
@@ -131,8 +131,10 @@ static int take_uffd(struct session *s, int fd, uint64_t proof_addr)
 	ret = zmm_create(s->d, s->pid, s->uid, fd, &mm);
 	if (ret)
 		return ret;
+	zmm_publish(mm);
 	ret = zmm_watch(mm);
 	if (ret) {
+		zmm_exit(mm);
 		mm->uffd = -1;	/* the caller closes fd */
 		zmm_put(mm);
 		return ret;
@@ -266,6 +268,7 @@ static int on_request(struct session *s, union zmsg *m, int type)
 		return reply_status(s, r->hdr.seq, -ENODEV, 0, 0);
 	if (type != ZMSG_OPEN && !(s->mm->open_devices & (1ull << r->device)))
 		return reply_status(s, r->hdr.seq, -EBADF, 0, 0);
+	zmm_wait_events(s->mm);
 
 	switch (type) {
 	case ZMSG_OPEN:

@@ -59,6 +59,7 @@ struct zdevd {
 
 	pthread_mutex_t mms_lock;	/* the list, and every mm's `next` */
 	struct zmm *mms;
+	struct zmm *unclaimed;		/* fork children, oldest first */
 	unsigned int nclients;
 
 	struct lat_hist fault_lat;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,14 +53,6 @@ void zmm_put(struct zmm *mm)
 	/* acq_rel: the last holder sees every other holder's changes. */
 	if (atomic_fetch_sub_explicit(&mm->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	/* Children nobody claimed: their processes never said who they are,
-	 * and without a pid there is no way to see them exit. */
-	while (mm->unclaimed) {
-		struct zmm *child = mm->unclaimed;
-
-		mm->unclaimed = child->next_unclaimed;
-		zmm_put(child);
-	}
 	uffd_dev_forget_all(mm);
 	ptable_destroy(&mm->pt);
 	pthread_mutex_destroy(&mm->lock);
@@ -137,13 +130,15 @@ int zmm_watch(struct zmm *mm)
 
 void zmm_add_unclaimed(struct zmm *parent, struct zmm *child)
 {
+	struct zdevd *d = parent->d;
 	struct zmm **p;
 
-	pthread_mutex_lock(&parent->lock);
-	for (p = &parent->unclaimed; *p; p = &(*p)->next_unclaimed)
+	child->parent_pid = parent->pid;
+	pthread_mutex_lock(&d->mms_lock);
+	for (p = &d->unclaimed; *p; p = &(*p)->next_unclaimed)
 		;
-	*p = child;	/* the list holds the child's first reference */
-	pthread_mutex_unlock(&parent->lock);
+	*p = child;
+	pthread_mutex_unlock(&d->mms_lock);
 }
 
 static int zmm_set_pid(struct zmm *mm, pid_t pid)
@@ -158,73 +153,77 @@ static int zmm_set_pid(struct zmm *mm, pid_t pid)
 	return 0;
 }
 
-int zmm_claim_child(struct zmm *parent, pid_t pid)
+/* The oldest unclaimed child of parent_pid, off the list. */
+static struct zmm *take_unclaimed(struct zdevd *d, pid_t parent_pid)
 {
-	struct zmm *child, *known = zmm_find(parent->d, pid);
-	int ret;
+	struct zmm **p, *child = NULL;
 
-	if (known) {		/* the child was quicker */
-		zmm_put(known);
-		return 0;
+	pthread_mutex_lock(&d->mms_lock);
+	/* Children of one parent are claimed in the order their fork events
+	 * came: a process that forks from one thread at a time pairs right. */
+	for (p = &d->unclaimed; *p; p = &(*p)->next_unclaimed) {
+		if ((*p)->parent_pid == parent_pid) {
+			child = *p;
+			*p = child->next_unclaimed;
+			break;
+		}
 	}
-	pthread_mutex_lock(&parent->lock);
-	/* Forks are claimed in the order their events came: a process that
-	 * forks from one thread at a time pairs them right. */
-	child = parent->unclaimed;
-	if (child)
-		parent->unclaimed = child->next_unclaimed;
-	pthread_mutex_unlock(&parent->lock);
-	if (!child)
-		return 0;	/* nothing was registered: no fork event, nothing to track */
-	ret = zmm_set_pid(child, pid);
-	if (!ret) {
-		zmm_publish(child);
-		ret = zmm_watch(child);
-	}
-	zmm_put(child);
-	return ret;
+	pthread_mutex_unlock(&d->mms_lock);
+	return child;
 }
 
-static pid_t parent_of(pid_t pid)
+struct zmm *zmm_claim_fork(struct zdevd *d, pid_t pid, pid_t parent_pid)
 {
-	char path[64], buf[512], *p;
-	FILE *f;
-	int ppid = -1;
+	struct zmm *parent, *child = NULL;
+	bool expect_event;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
-		sscanf(p + 1, " %*c %d", &ppid);
-	fclose(f);
-	return ppid;
-}
-
-struct zmm *zmm_claim_fork(struct zdevd *d, pid_t pid)
-{
-	struct zmm *parent = zmm_find(d, parent_of(pid)), *known = NULL;
-
-	if (!parent)
-		return NULL;
+	parent = zmm_find(d, parent_pid);
+	/* Without registered memory the parent's fork raised no event. A
+	 * parent already gone may have had one: look for a while either way. */
+	expect_event = !parent || atomic_load(&parent->registered);
+	if (parent)
+		zmm_put(parent);
 	/* The fork event was read before the child could run, but the loop
 	 * may still be handling it: give it a moment. */
-	for (int i = 0; i < 200; i++) {
-		bool pending;
-
-		zmm_claim_child(parent, pid);
-		known = zmm_find(d, pid);
-		if (known)
-			break;
-		/* Without registered memory there is no fork event to wait for. */
-		if (!atomic_load(&parent->registered))
-			break;
-		pthread_mutex_lock(&parent->lock);
-		pending = parent->unclaimed != NULL;
-		pthread_mutex_unlock(&parent->lock);
-		if (!pending)
+	for (int i = 0; i < (expect_event ? 200 : 1) && !child; i++) {
+		child = take_unclaimed(d, parent_pid);
+		if (!child)
 			usleep(500);
 	}
-	zmm_put(parent);
-	return known;
+	if (!child)
+		return NULL;
+	if (zmm_set_pid(child, pid)) {
+		/* Gone already: nothing of it to keep. */
+		zmm_put(child);
+		return NULL;
+	}
+	zmm_publish(child);
+	if (zmm_watch(child))
+		zmm_exit(child);
+	return child;	/* the list's reference is now the caller's */
+}
+
+void zmm_drop_unclaimed(struct zdevd *d)
+{
+	struct zmm *child;
+
+	pthread_mutex_lock(&d->mms_lock);
+	child = d->unclaimed;
+	d->unclaimed = NULL;
+	pthread_mutex_unlock(&d->mms_lock);
+	while (child) {
+		struct zmm *next = child->next_unclaimed;
+
+		uffd_dev_forget_all(child);
+		zmm_put(child);
+		child = next;
+	}
+}
+
+void zmm_wait_events(struct zmm *mm)
+{
+	/* acquire: pairs with the loop's release, so the handled events'
+	 * changes (made under mm->lock anyway) are ours to see. */
+	while (atomic_load_explicit(&mm->reading_events, memory_order_acquire))
+		sched_yield();
 }

@@ -58,6 +58,14 @@ struct zmm {
 	atomic_bool dead;		/* the process is gone or its uffd failed */
 	bool uffd_watched;		/* event loop only */
 	atomic_bool registered;		/* some memory is registered with the uffd */
+	/*
+	 * Set by the loop before it reads the uffd, cleared once what it read
+	 * is handled. The kernel lets a client go on from munmap, madvise or
+	 * mremap as soon as the event is read, not handled; a request the
+	 * client sends after that waits for this to clear, so it never sees
+	 * the address space as it was before its own call.
+	 */
+	atomic_bool reading_events;
 
 	pthread_mutex_t lock;		/* pt, flags */
 	struct ptable pt;
@@ -65,9 +73,9 @@ struct zmm {
 	uint64_t flags[ZDEV_MAX_DEVICES];
 	struct zmm_counters cnt[ZDEV_MAX_DEVICES];
 
-	/* forks whose child's pid is not known yet, oldest first (under lock) */
-	struct zmm *unclaimed;
-	struct zmm *next_unclaimed;
+	/* a fork child whose pid is not known yet: zdevd's unclaimed list */
+	pid_t parent_pid;
+	struct zmm *next_unclaimed;	/* under mms_lock */
 };
 
 /* A new mm for pid with its (already proven) uffd; one reference. */
@@ -83,13 +91,17 @@ struct zmm *zmm_find(struct zdevd *d, pid_t pid);	/* with a reference */
 /* Adds the mm's uffd (and pidfd, once its pid is known) to the event loop. */
 int zmm_watch(struct zmm *mm);
 
-/* A fork event brought child's uffd; it waits on parent until its pid is known. */
+/* A fork event brought child's uffd; it waits on zdevd's unclaimed list
+ * until the child says who it is (the list holds the first reference). */
 void zmm_add_unclaimed(struct zmm *parent, struct zmm *child);
-/* The parent says which pid its oldest unclaimed child has. */
-int zmm_claim_child(struct zmm *parent, pid_t pid);
-/* The child asks first: find its parent by /proc and claim for it. */
-struct zmm *zmm_claim_fork(struct zdevd *d, pid_t pid);
+/* The child pid, forked by parent_pid, says hello: its mm, with a reference. */
+struct zmm *zmm_claim_fork(struct zdevd *d, pid_t pid, pid_t parent_pid);
+/* Shutdown: frees the children never claimed. */
+void zmm_drop_unclaimed(struct zdevd *d);
 
 struct zdev_device *zmm_device(struct zmm *mm, unsigned int dev);
+
+/* Waits until the loop has handled every uffd event it has read for mm. */
+void zmm_wait_events(struct zmm *mm);
 
 #endif
