@@ -27,11 +27,13 @@
 #include "log.h"
 #include "uffd_compat.h"
 #include "uffd_dev.h"
+#include "zdevd/parallel.h"
 #include "zdevd/vmas.h"
 #include "zdevd/zmm.h"
 
 #define PAGE 4096ul
 #define EAGAIN_TRIES 10000
+#define PARALLEL_MIN_PAGES 1024	/* 4 MiB a thread, or not worth one */
 
 static uint64_t vpn_of(uint64_t addr)
 {
@@ -479,6 +481,21 @@ static int copy_in(struct zmm *mm, struct refpool *pool, uint64_t start,
 	return ret;
 }
 
+struct copy_job {
+	struct zmm *mm;
+	struct refpool *pool;
+	uint64_t start;
+	struct refpool_page **pages;
+	const uint64_t *pm;
+};
+
+static int copy_part(void *ctx, size_t lo, size_t hi)
+{
+	struct copy_job *j = ctx;
+
+	return copy_in(j->mm, j->pool, j->start + lo * PAGE, j->pages + lo, j->pm + lo, hi - lo);
+}
+
 int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
 			       uffd_dev_zap_fn zap, void *zap_ctx, uint64_t *cpages)
 {
@@ -552,8 +569,11 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 		}
 		/* The range is frozen now: what is present stays present. */
 		ret = pagemap_read(mm->pagemap_fd, addr, npages, pm);
-		if (!ret)
-			ret = copy_in(mm, pool, addr, pages, pm, npages);
+		if (!ret) {
+			struct copy_job job = { mm, pool, addr, pages, pm };
+
+			ret = parallel_run(copy_part, &job, npages, PARALLEL_MIN_PAGES);
+		}
 		if (ret)
 			goto out_unprotect;
 
@@ -645,71 +665,138 @@ out_free_vmas:
 
 /* ---- migration to system memory ---- */
 
-struct back_ctx {
-	struct zmm *mm;
-	unsigned int dev;
-	bool any_dev;
-	uint64_t run_vpn, run_n, run_e;	/* the run being gathered */
-	uint64_t moved;
+#define RUN_MAX 512	/* pages per UFFDIO_COPY: one PMD */
+
+/* Pages consecutive both in the process and in device memory: one copy. */
+struct back_run {
+	uint64_t vpn, n, e;
+	uint64_t done;		/* pages the copy put in place */
 	int err;
 };
 
-#define RUN_MAX 512	/* pages per UFFDIO_COPY: one PMD */
+struct back_ctx {
+	unsigned int dev;
+	bool any_dev;
+	struct back_run *runs;
+	size_t nruns, cap;
+	int err;
+};
 
-static bool flush_run(struct back_ctx *ctx)
-{
-	int ret;
-
-	if (!ctx->run_n)
-		return true;
-	ret = bring_back_run_locked(ctx->mm, ctx->run_vpn, ctx->run_n, ctx->run_e, false);
-	if (ret) {
-		ctx->err = ret;
-		return false;
-	}
-	ctx->moved += ctx->run_n;
-	ctx->run_n = 0;
-	return true;
-}
-
-/* Gathers runs of pages that are consecutive both in the process and in
- * device memory, and brings each back with one copy. */
 static bool gather_entry(uint64_t vpn, uint64_t *e, void *arg)
 {
 	struct back_ctx *ctx = arg;
+	struct back_run *r = ctx->nruns ? &ctx->runs[ctx->nruns - 1] : NULL;
 	uint64_t v = *e;
 
 	if (!(v & E_DEVPRIV) || (v & E_BUSY) || (!ctx->any_dev && e_dev(v) != ctx->dev))
 		return true;
-	if (ctx->run_n && vpn == ctx->run_vpn + ctx->run_n && e_dev(v) == e_dev(ctx->run_e) &&
-	    e_pfn(v) == e_pfn(ctx->run_e) + ctx->run_n && ctx->run_n < RUN_MAX) {
-		ctx->run_n++;
+	/* Busy while it is copied: a CPU fault on it waits for the wake-up
+	 * at the end instead of copying it a second time. */
+	*e = v | E_BUSY;
+	if (r && vpn == r->vpn + r->n && e_dev(v) == e_dev(r->e) && e_pfn(v) == e_pfn(r->e) + r->n &&
+	    r->n < RUN_MAX) {
+		r->n++;
 		return true;
 	}
-	if (!flush_run(ctx))
-		return false;
-	ctx->run_vpn = vpn;
-	ctx->run_e = v;
-	ctx->run_n = 1;
+	if (ctx->nruns == ctx->cap) {
+		size_t cap = ctx->cap ? 2 * ctx->cap : 64;
+		struct back_run *runs = realloc(ctx->runs, cap * sizeof(*runs));
+
+		if (!runs) {
+			*e = v;
+			ctx->err = -ENOMEM;
+			return false;
+		}
+		ctx->runs = runs;
+		ctx->cap = cap;
+	}
+	ctx->runs[ctx->nruns++] = (struct back_run){ .vpn = vpn, .n = 1, .e = v };
 	return true;
+}
+
+struct copy_back_job {
+	struct zmm *mm;
+	struct back_run *runs;
+};
+
+static int copy_back_part(void *ctx, size_t lo, size_t hi)
+{
+	struct copy_back_job *j = ctx;
+
+	for (size_t i = lo; i < hi; i++) {
+		struct back_run *r = &j->runs[i];
+		struct refpool *pool = j->mm->d->dev[e_dev(r->e)].pool;
+		struct uffdio_copy copy = {
+			.dst = r->vpn << PAGE_SHIFT_4K,
+			.src = (uint64_t)(uintptr_t)refpool_page_mem(pool, entry_page(j->mm, r->e)),
+			.len = r->n * PAGE,
+		};
+
+		r->err = uffd_ioctl_retry(j->mm, UFFDIO_COPY, &copy, false);
+		r->done = copy.copy > 0 ? (uint64_t)copy.copy / PAGE : 0;
+	}
+	return 0;
+}
+
+/* After the copies, with mm->lock held: forget what went back, retry what a
+ * racing change stopped, leave the rest on the device. */
+static int finish_run_locked(struct zmm *mm, const struct back_run *r, uint64_t *moved)
+{
+	int ret = 0;
+
+	for (uint64_t i = 0; i < r->n; i++) {
+		uint64_t vpn = r->vpn + i, e = ptable_get(&mm->pt, vpn);
+
+		if (!(e & E_BUSY))
+			continue;	/* unmapped meanwhile: its page went with it */
+		e &= ~E_BUSY;
+		ptable_set(&mm->pt, vpn, e);
+		if (i < r->done) {
+			forget_run_locked(mm, vpn, 1, e);
+			(*moved)++;
+		} else if (!ret) {
+			/* The copy stopped here (EEXIST: the CPU's copy wins);
+			 * the page and any after it go one at a time. */
+			ret = bring_back_locked(mm, vpn, e, false);
+			if (!ret)
+				(*moved)++;
+		}
+	}
+	return ret;
 }
 
 static int bring_back_range(struct zmm *mm, int dev, uint64_t first, uint64_t end,
 			    uint64_t *moved)
 {
-	struct back_ctx ctx = { .mm = mm, .dev = dev < 0 ? 0 : (unsigned int)dev,
-				.any_dev = dev < 0 };
+	struct back_ctx ctx = { .dev = dev < 0 ? 0 : (unsigned int)dev, .any_dev = dev < 0 };
+	struct copy_back_job job = { .mm = mm };
+	uint64_t n = 0;
+	int ret = 0;
 
 	pthread_mutex_lock(&mm->lock);
-	/* The walk only reads entries; the runs are erased as they flush,
-	 * behind the walk's position. */
 	ptable_walk(&mm->pt, first, end, gather_entry, &ctx);
-	if (!ctx.err)
-		flush_run(&ctx);
 	pthread_mutex_unlock(&mm->lock);
+
+	/* The copies run unlocked, on every CPU: the client waits for us. */
+	job.runs = ctx.runs;
+	if (ctx.nruns)
+		parallel_run(copy_back_part, &job, ctx.nruns, PARALLEL_MIN_PAGES / RUN_MAX);
+
+	pthread_mutex_lock(&mm->lock);
+	for (size_t i = 0; i < ctx.nruns; i++) {
+		int r = finish_run_locked(mm, &ctx.runs[i], &n);
+
+		if (r && !ret)
+			ret = r;
+	}
+	pthread_mutex_unlock(&mm->lock);
+	for (size_t i = 0; i < ctx.nruns; i++)
+		wake_range(mm, ctx.runs[i].vpn << PAGE_SHIFT_4K,
+			   (ctx.runs[i].vpn + ctx.runs[i].n) << PAGE_SHIFT_4K);
+	free(ctx.runs);
 	if (moved)
-		*moved = ctx.moved;
-	return ctx.err;
+		*moved = n;
+	return ctx.err ?: ret;
 }
 
 int uffd_dev_migrate_to_system(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,

@@ -284,7 +284,9 @@ static void serve_uffd_msgs(struct zloop *l, struct zmm *mm, struct uffd_msg *ms
 				lat_record(&mm->d->fault_lat, zdevd_now_ns() - def[i].t0);
 			def[i] = def[--ndef];
 		}
-		if (n < 0 && !ndef)
+		/* A short read took everything there was: the poll wakes us
+		 * for the next, without a read that would only say EAGAIN. */
+		if (!ndef && (n < 0 || (size_t)n < 16 * sizeof(*msgs)))
 			return;
 		if (n < 0)
 			sched_yield();
