@@ -191,6 +191,9 @@ const char *zmsg_type_name(int type);
 int zmsg_send(int sock, const union zmsg *m, int fd);
 int zmsg_recv(int sock, union zmsg *m, int *fd);
 
+/* A connection to the zdevd listening on path: the fd, or -errno. */
+int zmsg_connect(const char *path);
+
 /* The socket path: $ZDEV_SOCKET, $XDG_RUNTIME_DIR/zdev/zdevd.sock, /run/zdev/zdevd.sock. */
 int zdev_default_socket(char *buf, size_t len);
 

@@ -83,45 +83,28 @@ static void forget_run_locked(struct zmm *mm, uint64_t vpn, uint64_t n, uint64_t
 }
 
 /*
- * Copies n device-private pages back into the client and frees the device
- * pages: virtual pages vpn.. whose device pages are the consecutive pfns from
- * e's, so one UFFDIO_COPY moves them all. Caller holds mm->lock; on success
- * the entries are gone (the CPU page table changed, so every device's mirror
- * entry for them is erased too).
+ * Copies a device-private page back into the client and frees the device
+ * page. Caller holds mm->lock; on success the entry is gone (the CPU page
+ * table changed, so every device's mirror entry for the page is erased too).
  */
-static int bring_back_run_locked(struct zmm *mm, uint64_t vpn, uint64_t n, uint64_t e,
-				 bool in_loop)
+static int bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t e, bool in_loop)
 {
 	struct refpool *pool = mm->d->dev[e_dev(e)].pool;
 	struct uffdio_copy copy = {
 		.dst = vpn << PAGE_SHIFT_4K,
 		.src = (uint64_t)(uintptr_t)refpool_page_mem(pool, entry_page(mm, e)),
-		.len = n * PAGE,
+		.len = PAGE,
 	};
-	uint64_t done;
 	int ret;
 
 	ret = uffd_ioctl_retry(mm, UFFDIO_COPY, &copy, in_loop);
-	if (ret == -EAGAIN)
-		return ret;
-	done = copy.copy > 0 ? (uint64_t)copy.copy / PAGE : 0;
-	if (done)
-		forget_run_locked(mm, vpn, done, e);
-	if (done == n)
-		return 0;
-	/* Stopped at a page: EEXIST, something mapped it meanwhile and the
-	 * CPU's copy wins, as after a racing fault; ENOENT/ESRCH, the mapping
-	 * or the process is gone, and with it the data. */
+	/* EEXIST: something mapped the page meanwhile; the CPU's copy wins,
+	 * as after a racing fault. ENOENT/ESRCH: the mapping or the whole
+	 * process is gone, and with it the data. */
 	if (ret && ret != -EEXIST && ret != -ENOENT && ret != -ESRCH)
 		return ret;
-	forget_run_locked(mm, vpn + done, 1, e + done);
-	return done + 1 == n ? 0 : bring_back_run_locked(mm, vpn + done + 1, n - done - 1,
-							 e + done + 1, in_loop);
-}
-
-static int bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t e, bool in_loop)
-{
-	return bring_back_run_locked(mm, vpn, 1, e, in_loop);
+	forget_run_locked(mm, vpn, 1, e);
+	return 0;
 }
 
 int uffd_dev_bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t entry)

@@ -24,6 +24,7 @@
 
 #include "zdev.h"
 #include "zdevd-harness.h"
+#include "check-run.h"
 
 static struct zdevd_instance zdevd;
 static unsigned long page_size;
@@ -305,48 +306,12 @@ static Suite *hmm2_suite(void)
 	return s;
 }
 
-/*
- * zdevd_stop() with a deadline: zdevd must exit on SIGTERM; one that has not
- * within `seconds` hangs, and is killed so that the hang is reported (exit
- * status 128 + SIGKILL) instead of blocking the test run.
- */
-static volatile pid_t stopping_pid;
-
-static void on_stop_deadline(int sig)
-{
-	(void)sig;
-	if (stopping_pid > 0)
-		kill(stopping_pid, SIGKILL);
-}
-
-static int stop_daemon(struct zdevd_instance *z, unsigned int seconds)
-{
-	struct sigaction sa = { .sa_handler = on_stop_deadline, .sa_flags = SA_RESTART };
-	int ret;
-
-	stopping_pid = z->pid;
-	sigaction(SIGALRM, &sa, NULL);
-	alarm(seconds);
-	ret = zdevd_stop(z);
-	alarm(0);
-	stopping_pid = 0;
-	if (ret == 128 + SIGKILL)
-		fprintf(stderr, "zdevd did not exit within %u s of SIGTERM: killed\n", seconds);
-	else if (ret)
-		fprintf(stderr, "zdevd exited with status %d\n", ret);
-	return ret;
-}
-
 int main(void)
 {
-	SRunner *sr;
 	int failed, stopped;
 
 	zdevd_start(&zdevd, NULL);
-	sr = srunner_create(hmm2_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	stopped = stop_daemon(&zdevd, 30);
+	failed = check_run(hmm2_suite());
+	stopped = zdevd_stop(&zdevd);
 	return failed || stopped ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -8,6 +8,7 @@
 
 #include "numa_place.h"
 #include "pool-helpers.h"
+#include "check-run.h"
 
 START_TEST(test_chunk_memory_is_on_the_pool_node)
 {
@@ -45,15 +46,11 @@ int main(void)
 {
 	Suite *s = suite_create("numa-place");
 	TCase *tc = tcase_create("placement");
-	SRunner *sr;
 	int failed;
 
 	tcase_add_test(tc, test_chunk_memory_is_on_the_pool_node);
 	tcase_add_test(tc, test_nodes_are_resolved);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	failed = check_run(s);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -8,6 +8,7 @@
 
 #include "numa_place.h"
 #include "pool-helpers.h"
+#include "check-run.h"
 
 static void *evict_nothing_arg;
 
@@ -45,7 +46,6 @@ int main(void)
 {
 	Suite *s;
 	TCase *tc;
-	SRunner *sr;
 	int failed;
 
 	if (zdev_numa_nodes() < 2) {
@@ -57,9 +57,6 @@ int main(void)
 	tc = tcase_create("placement");
 	tcase_add_test(tc, test_each_pool_on_its_node);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	failed = check_run(s);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "pool-helpers.h"
+#include "check-run.h"
 
 static void assert_reported(struct pool_probe *probe, enum refpool_bug bug, uint32_t pfn,
 			    uint32_t count, const char *op)
@@ -216,11 +217,5 @@ static Suite *debug_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(debug_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(debug_suite()) ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -17,6 +17,7 @@
 #include <urcu/urcu-memb.h>
 
 #include "pool-helpers.h"
+#include "check-run.h"
 
 #define WORKERS 3
 #define HELD_MAX 24
@@ -185,11 +186,5 @@ static Suite *stress_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(stress_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(stress_suite()) ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -13,6 +13,7 @@
 #include <urcu/urcu-memb.h>
 
 #include "pool-helpers.h"
+#include "check-run.h"
 
 static uint32_t page_count(struct refpool_page *page)
 {
@@ -550,11 +551,5 @@ static Suite *refpool_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(refpool_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return check_run(refpool_suite()) ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -12,6 +12,7 @@
 
 #include "uffd_compat.h"
 #include "uffd_probe.h"
+#include "check-run.h"
 
 static struct uffd_caps caps;
 
@@ -89,7 +90,6 @@ int main(void)
 {
 	Suite *s;
 	TCase *tc;
-	SRunner *sr;
 	int failed, ret;
 
 	ret = uffd_probe(&caps);
@@ -116,9 +116,6 @@ int main(void)
 	tcase_add_test(tc, test_move_matches_its_feature_bit);
 	tcase_add_test(tc, test_feature_names);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	failed = check_run(s);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "zdev.h"
+#include "check-run.h"
 
 START_TEST(test_library_matches_header)
 {
@@ -23,14 +24,10 @@ int main(void)
 {
 	Suite *s = suite_create("version");
 	TCase *tc = tcase_create("version");
-	SRunner *sr;
 	int failed;
 
 	tcase_add_test(tc, test_library_matches_header);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	failed = check_run(s);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

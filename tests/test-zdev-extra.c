@@ -34,6 +34,7 @@
 #include "uffd_probe.h"
 #include "zdev.h"
 #include "zdevd-harness.h"
+#include "check-run.h"
 
 #define PAGE 4096ul
 #define WORDS_PER_PAGE (PAGE / sizeof(uint64_t))
@@ -215,38 +216,6 @@ static void expect_refused(int fd, const char *what)
 		ck_assert_msg(m.hello_ok.status < 0, "%s: answered with success", what);
 	else
 		ck_abort_msg("%s: answered with a %s", what, zmsg_type_name(type));
-}
-
-/*
- * zdevd_stop() with a deadline: zdevd must exit on SIGTERM; one that has not
- * within `seconds` hangs, and is killed so that the hang is reported (exit
- * status 128 + SIGKILL) instead of blocking the test run.
- */
-static volatile pid_t stopping_pid;
-
-static void on_stop_deadline(int sig)
-{
-	(void)sig;
-	if (stopping_pid > 0)
-		kill(stopping_pid, SIGKILL);
-}
-
-static int stop_daemon(struct zdevd_instance *z, unsigned int seconds)
-{
-	struct sigaction sa = { .sa_handler = on_stop_deadline, .sa_flags = SA_RESTART };
-	int ret;
-
-	stopping_pid = z->pid;
-	sigaction(SIGALRM, &sa, NULL);
-	alarm(seconds);
-	ret = zdevd_stop(z);
-	alarm(0);
-	stopping_pid = 0;
-	if (ret == 128 + SIGKILL)
-		fprintf(stderr, "zdevd did not exit within %u s of SIGTERM: killed\n", seconds);
-	else if (ret)
-		fprintf(stderr, "zdevd exited with status %d\n", ret);
-	return ret;
 }
 
 /* ---- writers racing migrations ---- */
@@ -719,7 +688,7 @@ START_TEST(pool_exhaustion)
 	ck_assert_int_eq(write(arm, "x", 1), 1);
 	close(arm);
 	waitpid(guard, NULL, 0);
-	ck_assert_int_eq(stop_daemon(&z2, 20), 0);
+	ck_assert_int_eq(zdevd_stop(&z2), 0);
 }
 END_TEST
 
@@ -1179,14 +1148,10 @@ static Suite *extra_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
 	int failed, stopped;
 
 	zdevd_start(&zd, NULL);
-	sr = srunner_create(extra_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	stopped = stop_daemon(&zd, 30);
+	failed = check_run(extra_suite());
+	stopped = zdevd_stop(&zd);
 	return failed || stopped ? EXIT_FAILURE : EXIT_SUCCESS;
 }

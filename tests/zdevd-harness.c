@@ -16,19 +16,13 @@
 #include "uffd_probe.h"
 #include "zdevd-harness.h"
 
+#define STOP_DEADLINE_MS 30000
+
 static int try_connect(const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	int ret;
+	int fd = zmsg_connect(path);
 
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	ret = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-	if (ret) {
-		close(fd);
-		return -1;
-	}
-	return fd;
+	return fd < 0 ? -1 : fd;
 }
 
 void zdevd_start(struct zdevd_instance *z, const char *const *extra_args)
@@ -91,11 +85,26 @@ int zdevd_stop(struct zdevd_instance *z)
 	if (z->pid <= 0)
 		return 0;
 	kill(z->pid, SIGTERM);
+	/* zdevd must exit on SIGTERM: one that has not within the deadline
+	 * hangs, and is killed so that the hang is reported (128 + SIGKILL)
+	 * instead of blocking the test run. */
+	for (int i = 0; i < STOP_DEADLINE_MS / 10; i++) {
+		if (waitpid(z->pid, &status, WNOHANG) == z->pid)
+			goto out_reaped;
+		usleep(10000);
+	}
+	fprintf(stderr, "zdevd did not exit within %d s of SIGTERM: killed\n",
+		STOP_DEADLINE_MS / 1000);
+	kill(z->pid, SIGKILL);
 	waitpid(z->pid, &status, 0);
+out_reaped:
 	z->pid = 0;
 	unlink(z->socket_path);
 	rmdir(z->dir);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	if (status)
+		fprintf(stderr, "zdevd exited with status %d\n", status);
+	return status;
 }
 
 int zdevd_pool_status(struct zdevd_instance *z, unsigned int device, struct zdevd_pool_status *st)

@@ -18,7 +18,8 @@ struct zdevd_instance {
 };
 
 void zdevd_start(struct zdevd_instance *z, const char *const *extra_args);
-/* SIGTERM and wait: returns zdevd's exit status (0 when it evicted cleanly). */
+/* SIGTERM and wait (SIGKILL after 30 s): returns zdevd's exit status, 0 when
+ * it evicted everything cleanly, 128 + N if signal N ended it. */
 int zdevd_stop(struct zdevd_instance *z);
 
 /* zdevctl-style status of the running daemon, from a fresh connection. */

@@ -26,27 +26,6 @@ static pthread_mutex_t sessions_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct zclient *current_client;
 static pid_t forking_pid;	/* set in the parent just before fork */
 
-static int connect_socket(const char *path, int *out)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		int ret = -errno;
-
-		close(fd);
-		return ret;
-	}
-	*out = fd;
-	return 0;
-}
-
 /* Sends a request and waits for its answer, doing the zaps a migration asks
  * for in between. Caller holds c->lock. */
 int zclient_call(struct zclient *c, union zmsg *req, union zmsg *rep, int fd)
@@ -214,9 +193,8 @@ int zclient_get(const char *path, struct zclient **out)
 	snprintf(c->path, sizeof(c->path), "%s", path);
 	/* A proof address that happens to be taken here: ask for another. */
 	for (int attempt = 0; attempt < 3; attempt++) {
-		ret = connect_socket(path, &c->sock);
-		if (!ret)
-			ret = handshake(c, forked);
+		c->sock = zmsg_connect(path);
+		ret = c->sock < 0 ? c->sock : handshake(c, forked);
 		if (ret != -EEXIST && ret != -EADDRINUSE)
 			break;
 		close(c->sock);

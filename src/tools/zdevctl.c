@@ -17,20 +17,12 @@ static const char usage[] = "usage: zdevctl [--socket PATH] status|stats [--json
 
 static int query(const char *path, struct zmsg_status_ok *out)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	union zmsg m;
 	int fd, ret;
 
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	fd = zmsg_connect(path);
 	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		ret = -errno;
-		goto out_close;
-	}
+		return fd;
 	zmsg_init(&m, ZMSG_STATUS, 1);
 	ret = zmsg_send(fd, &m, -1);
 	if (!ret)
@@ -39,7 +31,6 @@ static int query(const char *path, struct zmsg_status_ok *out)
 		ret = ret == ZMSG_STATUS_OK ? m.status_ok.status : -EPROTO;
 	if (!ret)
 		*out = m.status_ok;
-out_close:
 	close(fd);
 	return ret;
 }
