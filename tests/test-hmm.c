@@ -4,19 +4,9 @@
  * device-private device, /dev/hmm_dmirror0 there, zdev device 0 here), each
  * with the assertions the kernel makes, against a private zdevd.
  *
- * The driver's ioctls map onto libzdev as follows: READ = zdev_read (the
- * device's view of the range lands in the mirror buffer), WRITE = zdev_write
- * (the mirror buffer goes into the device's view), MIGRATE_TO_DEV/SYS =
- * zdev_migrate_to_device/system, SNAPSHOT = zdev_snapshot, RELEASE =
- * zdev_release, FLAGS = zdev_set_flags; the command's cpages/faults are
- * struct zdev_result's. As with the driver, a failed command leaves the
- * counters of the buffer as they were.
- *
- * test_hmm's MIGRATE_TO_DEV ends with a read of the whole range through the
- * device's own table into the mirror, and fails if a page is not there.
- * zdev's migration does not fill the caller's buffer, so migrate_to_dev()
- * below does that read itself with zdev_read: it must succeed for every page
- * without a fault round, and it leaves the mirror as the kernel test has it.
+ * How the driver's ioctls map onto libzdev, and the verification read that
+ * ends migrate_to_dev(), are told in hmm-common.h; besides those, RELEASE =
+ * zdev_release and FLAGS = zdev_set_flags.
  */
 #include "config.h"
 
@@ -29,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/wait.h>
@@ -37,8 +26,7 @@
 #include <unistd.h>
 
 #include "zdev.h"
-#include "zdevd-harness.h"
-#include "check-run.h"
+#include "hmm-common.h"
 
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25
@@ -53,22 +41,7 @@
 #define PM_SWAP (1ull << 62)
 #define PM_PRESENT (1ull << 63)
 
-static struct zdevd_instance zdevd;
-static unsigned long page_size;
-static unsigned int page_shift;
 static struct zdev *dev;		/* the fixture's device 0 */
-
-/* The loop variant running, as a prefix of failure messages ("" outside loops). */
-static char variant[160];
-
-struct hmm_buffer {
-	void *ptr;		/* the process memory the device accesses */
-	void *mirror;		/* the device side's data (the kernel's buffer->mirror) */
-	unsigned long size;	/* bytes mapped at ptr, unmapped by buffer_free() */
-	int fd;
-	uint64_t cpages;
-	uint64_t faults;
-};
 
 /* ---- helpers ---- */
 
@@ -123,130 +96,94 @@ static unsigned long free_default_hugepages(void)
 	return read_ulong_file(path);
 }
 
-static struct hmm_buffer *buffer_new(unsigned long mirror_size)
+/*
+ * A buffer of 2 MiB (rounded up to the default hugetlb page size) mapped
+ * MAP_HUGETLB, with mirror_per_page bytes of mirror a page; or NULL, with a
+ * SKIP line for test, when this machine has no huge page to give.
+ */
+static struct hmm_buffer *hugetlb_buffer_map(const char *test, unsigned long mirror_per_page)
 {
-	struct hmm_buffer *b = calloc(1, sizeof(*b));
+	unsigned long hsize = default_hugepage_size(), size = align_up(TWOMEG, hsize);
+	struct hmm_buffer *b;
 
-	ck_assert_ptr_nonnull(b);
-	b->fd = -1;
-	b->mirror = malloc(mirror_size);
-	ck_assert_ptr_nonnull(b->mirror);
+	if (!free_default_hugepages()) {
+		printf("SKIP: %s: no free hugetlb pages of %lu kB\n", test, hsize >> 10);
+		return NULL;
+	}
+	b = buffer_new((size >> page_shift) * mirror_per_page);
+	b->ptr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB,
+		      -1, 0);
+	if (b->ptr == MAP_FAILED) {
+		/* as the kernel test: no huge page after all, nothing to check */
+		b->ptr = NULL;
+		buffer_free(b);
+		printf("SKIP: %s: a huge page could not be allocated\n", test);
+		return NULL;
+	}
+	b->size = size;
 	return b;
 }
 
-/* A buffer of size bytes mapped anonymously, with a mirror of the same size. */
-static struct hmm_buffer *buffer_map(unsigned long size, int prot, int flags)
+/* A buffer with a mirror of size bytes on an unnamed file in /tmp of size
+ * bytes (b->fd), not mapped yet. */
+static struct hmm_buffer *file_buffer_new(unsigned long size)
 {
 	struct hmm_buffer *b = buffer_new(size);
+	int ret;
 
-	b->size = size;
-	b->ptr = mmap(NULL, size, prot, flags, -1, 0);
-	ck_assert_ptr_ne(b->ptr, MAP_FAILED);
+	b->fd = open("/tmp", O_TMPFILE | O_EXCL | O_RDWR, 0600);
+	ck_assert_msg(b->fd >= 0, "O_TMPFILE in /tmp: %s", strerror(errno));
+	do
+		ret = ftruncate(b->fd, (off_t)size);
+	while (ret == -1 && errno == EINTR);
+	ck_assert_int_eq(ret, 0);
 	return b;
 }
 
-static void buffer_free(struct hmm_buffer *b)
+/* Round c of a repeated scenario: a fresh private anonymous buffer of size
+ * bytes, with the round named in failure messages. */
+static struct hmm_buffer *round_buffer_map(int c, unsigned long size)
 {
-	if (b->ptr)
-		munmap(b->ptr, b->size);
-	if (b->fd >= 0)
-		close(b->fd);
-	free(b->mirror);
-	free(b);
+	snprintf(variant, sizeof(variant), "round %d: ", c);
+	return buffer_map(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
 }
 
-/* An unnamed file in /tmp of size bytes. */
-static int create_tmp_file(unsigned long size)
-{
-	int fd = open("/tmp", O_TMPFILE | O_EXCL | O_RDWR, 0600), ret;
+/* A PMD range, aligned, madvise()d with advice, inside a mapping twice its size. */
+struct thp_range {
+	struct hmm_buffer *b;
+	void *base;
+	unsigned long size, npages;
+};
 
-	ck_assert_msg(fd >= 0, "O_TMPFILE in /tmp: %s", strerror(errno));
-	do
-		ret = ftruncate(fd, (off_t)size);
-	while (ret == -1 && errno == EINTR);
-	ck_assert_int_eq(ret, 0);
-	return fd;
+static struct thp_range thp_range_map(int prot, unsigned long mirror_size, int advice)
+{
+	struct thp_range r;
+
+	r.size = pmd_size();
+	r.npages = r.size >> page_shift;
+	r.b = buffer_new(mirror_size);
+	buffer_mmap(r.b, 2 * r.size, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+	r.base = r.b->ptr;
+	r.b->ptr = (void *)align_up((uintptr_t)r.base, r.size);
+	ASSERT_EQ_V(madvise(r.b->ptr, r.size, advice), 0);
+	return r;
 }
 
-enum dev_op { OP_READ, OP_WRITE, OP_SNAPSHOT, OP_MIGRATE_TO_SYS };
-
-/* One device command on the buffer: 0 with its counters, or -errno and the
- * counters untouched. */
-static int dev_cmd(struct zdev *d, enum dev_op op, struct hmm_buffer *b, unsigned long npages)
+/* The range unmapped and mapped afresh (MADV_HUGEPAGE), to start over. */
+static void thp_range_remap(struct thp_range *r, int prot)
 {
-	struct zdev_result res = { 0 };
-	int ret = -EINVAL;
-
-	switch (op) {
-	case OP_READ:
-		ret = zdev_read(d, b->ptr, npages, b->mirror, &res);
-		break;
-	case OP_WRITE:
-		ret = zdev_write(d, b->ptr, npages, b->mirror, &res);
-		break;
-	case OP_SNAPSHOT:
-		ret = zdev_snapshot(d, b->ptr, npages, b->mirror, &res);
-		break;
-	case OP_MIGRATE_TO_SYS:
-		ret = zdev_migrate_to_system(d, b->ptr, npages, &res);
-		break;
-	}
-	if (ret)
-		return ret;
-	b->cpages = res.cpages;
-	b->faults = res.faults;
-	return 0;
+	ck_assert_int_eq(munmap(r->base, 2 * r->size), 0);
+	r->base = mmap(NULL, 2 * r->size, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(r->base, MAP_FAILED);
+	r->b->ptr = (void *)align_up((uintptr_t)r->base, r->size);
+	ck_assert_int_eq(madvise(r->b->ptr, r->size, MADV_HUGEPAGE), 0);
 }
 
-/* MIGRATE_TO_DEV with the driver's verification read (see the top). */
-static int migrate_to_dev(struct zdev *d, struct hmm_buffer *b, unsigned long npages)
+static void thp_range_free(struct thp_range *r)
 {
-	struct zdev_result res = { 0 }, rd = { 0 };
-	int ret = zdev_migrate_to_device(d, b->ptr, npages, &res);
-
-	if (ret)
-		return ret;
-	b->cpages = res.cpages;
-	b->faults = res.faults;
-	ret = zdev_read(d, b->ptr, npages, b->mirror, &rd);
-	ck_assert_msg(ret == 0, "%sreading the migrated range through the device: %d (%s)",
-		      variant, ret, strerror(-ret));
-	ck_assert_msg(rd.cpages == npages, "%sreading the migrated range: cpages %llu of %lu",
-		      variant, (unsigned long long)rd.cpages, npages);
-	ck_assert_msg(rd.faults == 0,
-		      "%sreading the migrated range needed a fault round: migrated pages are "
-		      "missing from the device's table", variant);
-	return 0;
+	r->b->ptr = r->base;
+	buffer_free(r->b);
 }
-
-static int migrate_to_sys(struct zdev *d, struct hmm_buffer *b, unsigned long npages)
-{
-	return dev_cmd(d, OP_MIGRATE_TO_SYS, b, npages);
-}
-
-#define ASSERT_EQ_V(a, b)								\
-	do {										\
-		long long a_ = (long long)(a), b_ = (long long)(b);			\
-		ck_assert_msg(a_ == b_, "%s%s = %lld, expected %lld", variant, #a, a_, b_);	\
-	} while (0)
-
-/* Every int of an array equals want (an expression of i); the first that
- * does not fails the test. */
-#define ASSERT_EACH_INT(arr, n, want)							\
-	do {										\
-		const volatile int *a_ = (const volatile int *)(arr);			\
-		for (unsigned long i = 0; i < (unsigned long)(n); i++)			\
-			if (a_[i] != (int)(want))					\
-				ck_abort_msg("%s%s[%lu] = %d, expected %d", variant,	\
-					     #arr, i, a_[i], (int)(want));		\
-	} while (0)
-
-#define FILL_INT(arr, n, val)								\
-	do {										\
-		int *a_ = (int *)(arr);							\
-		for (unsigned long i = 0; i < (unsigned long)(n); i++)			\
-			a_[i] = (int)(val);						\
-	} while (0)
 
 /* In a forked child no Check assertion: a failure prints and exits non-zero. */
 #define CHILD_EACH_INT(arr, n, want)							\
@@ -270,6 +207,43 @@ static int migrate_to_sys(struct zdev *d, struct hmm_buffer *b, unsigned long np
 		}									\
 	} while (0)
 
+/*
+ * The fork child of anon_write_child(_shared), on a buffer of npages pages
+ * that holds i (and -i in the mirror unless it migrated, when the
+ * verification read filled the mirror): the child sees the parent's values,
+ * and with a device of its own (a mirror of its own address space) writes the
+ * mirror into its buffer, in one fault round; unless migrated, the buffer
+ * then holds the mirror's values. Exits the child: 0, or 1 on a failure.
+ */
+static void child_write_and_exit(struct hmm_buffer *b, unsigned long npages, int migrated)
+{
+	unsigned long n = (npages << page_shift) / sizeof(int);
+	struct zdev *child_dev = NULL;
+	struct zdev_result res = { 0 };
+	int ret;
+
+	CHILD_EACH_INT(b->ptr, n, i);
+	if (!migrated)
+		CHILD_EACH_INT(b->mirror, n, -i);
+	ret = zdev_open(NULL, 0, &child_dev);
+	if (ret)
+		fprintf(stderr, "child: zdev_open: %d (%s)\n", ret, strerror(-ret));
+	CHILD_CHECK(ret == 0);
+	ret = zdev_write(child_dev, b->ptr, npages, b->mirror, &res);
+	if (ret)
+		fprintf(stderr, "child: zdev_write: %d (%s)\n", ret, strerror(-ret));
+	CHILD_CHECK(ret == 0);
+	if (res.cpages != npages || res.faults != 1)
+		fprintf(stderr, "child: cpages %llu (want %lu), faults %llu (want 1)\n",
+			(unsigned long long)res.cpages, npages, (unsigned long long)res.faults);
+	CHILD_CHECK(res.cpages == npages);
+	CHILD_CHECK(res.faults == 1);
+	if (!migrated)
+		CHILD_EACH_INT(b->ptr, n, -i);
+	zdev_close(child_dev);
+	_exit(0);
+}
+
 static void wait_child_ok(pid_t pid)
 {
 	int status = 0;
@@ -284,8 +258,7 @@ static void wait_child_ok(pid_t pid)
 
 static void hmm_setup(void)
 {
-	page_size = (unsigned long)sysconf(_SC_PAGESIZE);
-	page_shift = (unsigned int)ffs((int)page_size) - 1;
+	hmm_init_page_size();
 	ck_assert_int_eq(zdev_open(NULL, 0, &dev), 0);
 }
 
@@ -319,9 +292,7 @@ START_TEST(anon_read)
 	val = *(volatile int *)((char *)b->ptr + page_size);
 	ck_assert_int_eq(val, 0);
 
-	ck_assert_int_eq(dev_cmd(dev, OP_READ, b, npages), 0);
-	ck_assert_uint_eq(b->cpages, npages);
-	ck_assert_uint_eq(b->faults, 1);
+	ASSERT_CMD_FAULTS(dev, OP_READ, b, npages, 1);
 
 	ASSERT_EACH_INT(b->mirror, first, 0);
 	ASSERT_EACH_INT((int *)b->mirror + first, size / sizeof(int) - first, i + first);
@@ -355,9 +326,7 @@ START_TEST(anon_write)
 
 	FILL_INT(b->mirror, size / sizeof(int), i);
 
-	ck_assert_int_eq(dev_cmd(dev, OP_WRITE, b, npages), 0);
-	ck_assert_uint_eq(b->cpages, npages);
-	ck_assert_uint_eq(b->faults, 1);
+	ASSERT_CMD_FAULTS(dev, OP_WRITE, b, npages, 1);
 
 	ASSERT_EACH_INT(b->ptr, size / sizeof(int), i);
 	buffer_free(b);
@@ -370,9 +339,7 @@ START_TEST(anon_write_prot)
 	struct hmm_buffer *b = buffer_map(size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS);
 
 	/* a device read of one page maps the zero page */
-	ck_assert_int_eq(dev_cmd(dev, OP_READ, b, 1), 0);
-	ck_assert_uint_eq(b->cpages, 1);
-	ck_assert_uint_eq(b->faults, 1);
+	ASSERT_CMD_FAULTS(dev, OP_READ, b, 1, 1);
 
 	FILL_INT(b->mirror, size / sizeof(int), i);
 	ck_assert_int_eq(dev_cmd(dev, OP_WRITE, b, npages), -EPERM);
@@ -380,9 +347,7 @@ START_TEST(anon_write_prot)
 
 	/* writable now: the device's write replaces the zero page */
 	ck_assert_int_eq(mprotect(b->ptr, size, PROT_READ | PROT_WRITE), 0);
-	ck_assert_int_eq(dev_cmd(dev, OP_WRITE, b, npages), 0);
-	ck_assert_uint_eq(b->cpages, npages);
-	ck_assert_uint_eq(b->faults, 1);
+	ASSERT_CMD_FAULTS(dev, OP_WRITE, b, npages, 1);
 	ASSERT_EACH_INT(b->ptr, size / sizeof(int), i);
 	buffer_free(b);
 }
@@ -415,42 +380,13 @@ START_TEST(anon_write_child)
 			}
 			FILL_INT(b->ptr, n, i);
 			FILL_INT(b->mirror, n, -i);
-			if (migrate) {
-				ASSERT_EQ_V(migrate_to_dev(dev, b, npages), 0);
-				ASSERT_EQ_V(b->cpages, npages);
-			}
+			if (migrate)
+				ASSERT_MIGRATED(dev, b, npages);
 
 			pid = fork();
 			ck_assert_int_ne(pid, -1);
-			if (pid == 0) {
-				struct zdev *child_dev = NULL;
-				struct zdev_result res = { 0 };
-				int ret;
-
-				/* the child sees the parent's values */
-				CHILD_EACH_INT(b->ptr, n, i);
-				if (!migrate)
-					CHILD_EACH_INT(b->mirror, n, -i);
-				/* and needs a mirror of its own address space */
-				ret = zdev_open(NULL, 0, &child_dev);
-				if (ret)
-					fprintf(stderr, "child: zdev_open: %d (%s)\n", ret, strerror(-ret));
-				CHILD_CHECK(ret == 0);
-				ret = zdev_write(child_dev, b->ptr, npages, b->mirror, &res);
-				if (ret)
-					fprintf(stderr, "child: zdev_write: %d (%s)\n", ret, strerror(-ret));
-				CHILD_CHECK(ret == 0);
-				if (res.cpages != npages || res.faults != 1)
-					fprintf(stderr, "child: cpages %llu (want %lu), faults %llu (want 1)\n",
-						(unsigned long long)res.cpages, npages,
-						(unsigned long long)res.faults);
-				CHILD_CHECK(res.cpages == npages);
-				CHILD_CHECK(res.faults == 1);
-				if (!migrate)
-					CHILD_EACH_INT(b->ptr, n, -i);
-				zdev_close(child_dev);
-				_exit(0);
-			}
+			if (pid == 0)
+				child_write_and_exit(b, npages, migrate);
 			wait_child_ok(pid);
 			/* copy-on-write: the parent's buffer did not change */
 			ASSERT_EACH_INT(b->ptr, n, i);
@@ -473,30 +409,8 @@ START_TEST(anon_write_child_shared)
 
 	pid = fork();
 	ck_assert_int_ne(pid, -1);
-	if (pid == 0) {
-		struct zdev *child_dev = NULL;
-		struct zdev_result res = { 0 };
-		int ret;
-
-		CHILD_EACH_INT(b->ptr, n, i);
-		CHILD_EACH_INT(b->mirror, n, -i);
-		ret = zdev_open(NULL, 0, &child_dev);
-		if (ret)
-			fprintf(stderr, "child: zdev_open: %d (%s)\n", ret, strerror(-ret));
-		CHILD_CHECK(ret == 0);
-		ret = zdev_write(child_dev, b->ptr, npages, b->mirror, &res);
-		if (ret)
-			fprintf(stderr, "child: zdev_write: %d (%s)\n", ret, strerror(-ret));
-		CHILD_CHECK(ret == 0);
-		if (res.cpages != npages || res.faults != 1)
-			fprintf(stderr, "child: cpages %llu (want %lu), faults %llu (want 1)\n",
-				(unsigned long long)res.cpages, npages, (unsigned long long)res.faults);
-		CHILD_CHECK(res.cpages == npages);
-		CHILD_CHECK(res.faults == 1);
-		CHILD_EACH_INT(b->ptr, n, -i);
-		zdev_close(child_dev);
-		_exit(0);
-	}
+	if (pid == 0)
+		child_write_and_exit(b, npages, 0);
 	wait_child_ok(pid);
 	/* a shared mapping: the parent sees what the device wrote */
 	ASSERT_EACH_INT(b->ptr, n, -i);
@@ -506,49 +420,28 @@ END_TEST
 
 START_TEST(anon_write_huge)
 {
-	unsigned long size = pmd_size(), npages = size >> page_shift;
-	struct hmm_buffer *b = buffer_map(2 * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
-	void *base = b->ptr, *map = (void *)align_up((uintptr_t)b->ptr, size);
+	struct thp_range r = thp_range_map(PROT_READ | PROT_WRITE, 2 * pmd_size(), MADV_HUGEPAGE);
 
-	ck_assert_int_eq(madvise(map, size, MADV_HUGEPAGE), 0);
-	b->ptr = map;
-	FILL_INT(b->mirror, size / sizeof(int), i);
+	FILL_INT(r.b->mirror, r.size / sizeof(int), i);
 
-	ck_assert_int_eq(dev_cmd(dev, OP_WRITE, b, npages), 0);
-	ck_assert_uint_eq(b->cpages, npages);
-	ck_assert_uint_eq(b->faults, 1);
-	ASSERT_EACH_INT(b->ptr, size / sizeof(int), i);
-	b->ptr = base;
-	buffer_free(b);
+	ASSERT_CMD_FAULTS(dev, OP_WRITE, r.b, r.npages, 1);
+	ASSERT_EACH_INT(r.b->ptr, r.size / sizeof(int), i);
+	thp_range_free(&r);
 }
 END_TEST
 
 START_TEST(anon_write_hugetlbfs)
 {
-	unsigned long hsize = default_hugepage_size(), size, npages;
-	struct hmm_buffer *b;
+	struct hmm_buffer *b = hugetlb_buffer_map("anon_write_hugetlbfs", page_size);
+	unsigned long size, npages;
 
-	if (!free_default_hugepages()) {
-		printf("SKIP: anon_write_hugetlbfs: no free hugetlb pages of %lu kB\n", hsize >> 10);
+	if (!b)
 		return;
-	}
-	size = align_up(TWOMEG, hsize);
+	size = b->size;
 	npages = size >> page_shift;
-	b = buffer_new(size);
-	b->ptr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB,
-		      -1, 0);
-	if (b->ptr == MAP_FAILED) {
-		b->ptr = NULL;
-		buffer_free(b);
-		printf("SKIP: anon_write_hugetlbfs: a huge page could not be allocated\n");
-		return;
-	}
-	b->size = size;
 	FILL_INT(b->mirror, size / sizeof(int), i);
 
-	ck_assert_int_eq(dev_cmd(dev, OP_WRITE, b, npages), 0);
-	ck_assert_uint_eq(b->cpages, npages);
-	ck_assert_uint_eq(b->faults, 1);
+	ASSERT_CMD_FAULTS(dev, OP_WRITE, b, npages, 1);
 	ASSERT_EACH_INT(b->ptr, size / sizeof(int), i);
 	buffer_free(b);
 }
@@ -557,22 +450,16 @@ END_TEST
 START_TEST(file_read)
 {
 	unsigned long npages = HMM_BUFFER_SIZE >> page_shift, size = npages << page_shift;
-	struct hmm_buffer *b = buffer_new(size);
+	struct hmm_buffer *b = file_buffer_new(size);
 	ssize_t len;
 
-	b->fd = create_tmp_file(size);
 	FILL_INT(b->mirror, size / sizeof(int), i);
 	len = pwrite(b->fd, b->mirror, size, 0);
 	ck_assert_int_eq(len, (ssize_t)size);
 	memset(b->mirror, 0, size);
+	buffer_mmap(b, size, PROT_READ, MAP_SHARED, b->fd);
 
-	b->size = size;
-	b->ptr = mmap(NULL, size, PROT_READ, MAP_SHARED, b->fd, 0);
-	ck_assert_ptr_ne(b->ptr, MAP_FAILED);
-
-	ck_assert_int_eq(dev_cmd(dev, OP_READ, b, npages), 0);
-	ck_assert_uint_eq(b->cpages, npages);
-	ck_assert_uint_eq(b->faults, 1);
+	ASSERT_CMD_FAULTS(dev, OP_READ, b, npages, 1);
 	ASSERT_EACH_INT(b->mirror, size / sizeof(int), i);
 	buffer_free(b);
 }
@@ -581,18 +468,13 @@ END_TEST
 START_TEST(file_write)
 {
 	unsigned long npages = HMM_BUFFER_SIZE >> page_shift, size = npages << page_shift;
-	struct hmm_buffer *b = buffer_new(size);
+	struct hmm_buffer *b = file_buffer_new(size);
 	ssize_t len;
 
-	b->fd = create_tmp_file(size);
-	b->size = size;
-	b->ptr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, b->fd, 0);
-	ck_assert_ptr_ne(b->ptr, MAP_FAILED);
+	buffer_mmap(b, size, PROT_READ | PROT_WRITE, MAP_SHARED, b->fd);
 	FILL_INT(b->mirror, size / sizeof(int), i);
 
-	ck_assert_int_eq(dev_cmd(dev, OP_WRITE, b, npages), 0);
-	ck_assert_uint_eq(b->cpages, npages);
-	ck_assert_uint_eq(b->faults, 1);
+	ASSERT_CMD_FAULTS(dev, OP_WRITE, b, npages, 1);
 	ASSERT_EACH_INT(b->ptr, size / sizeof(int), i);
 
 	/* the device wrote the file too */
@@ -609,8 +491,7 @@ START_TEST(migrate)
 	struct hmm_buffer *b = buffer_map(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
 
 	FILL_INT(b->ptr, size / sizeof(int), i);
-	ck_assert_int_eq(migrate_to_dev(dev, b, npages), 0);
-	ck_assert_uint_eq(b->cpages, npages);
+	ASSERT_MIGRATED(dev, b, npages);
 	ASSERT_EACH_INT(b->mirror, size / sizeof(int), i);
 	buffer_free(b);
 }
@@ -621,16 +502,12 @@ END_TEST
 START_TEST(migrate_file_private)
 {
 	unsigned long npages = HMM_BUFFER_SIZE >> page_shift, size = npages << page_shift;
-	struct hmm_buffer *b = buffer_new(size);
+	struct hmm_buffer *b = file_buffer_new(size);
 
-	b->fd = create_tmp_file(size);
-	b->size = size;
-	b->ptr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, b->fd, 0);
-	ck_assert_ptr_ne(b->ptr, MAP_FAILED);
+	buffer_mmap(b, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, b->fd);
 	FILL_INT(b->ptr, size / sizeof(int), i);
 
-	ck_assert_int_eq(migrate_to_dev(dev, b, npages), 0);
-	ck_assert_uint_eq(b->cpages, npages);
+	ASSERT_MIGRATED(dev, b, npages);
 	ASSERT_EACH_INT(b->mirror, size / sizeof(int), i);
 	buffer_free(b);
 }
@@ -642,16 +519,14 @@ START_TEST(migrate_fault)
 	struct hmm_buffer *b = buffer_map(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
 
 	FILL_INT(b->ptr, size / sizeof(int), i);
-	ck_assert_int_eq(migrate_to_dev(dev, b, npages), 0);
-	ck_assert_uint_eq(b->cpages, npages);
+	ASSERT_MIGRATED(dev, b, npages);
 	ASSERT_EACH_INT(b->mirror, size / sizeof(int), i);
 
 	/* the CPU takes the first half back */
 	ASSERT_EACH_INT(b->ptr, size / (2 * sizeof(int)), i);
 
 	/* half on the device, half in system memory: all of it goes again */
-	ck_assert_int_eq(migrate_to_dev(dev, b, npages), 0);
-	ck_assert_uint_eq(b->cpages, npages);
+	ASSERT_MIGRATED(dev, b, npages);
 	ASSERT_EACH_INT(b->mirror, size / sizeof(int), i);
 	buffer_free(b);
 }
@@ -663,8 +538,7 @@ START_TEST(migrate_release)
 	struct hmm_buffer *b = buffer_map(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
 
 	FILL_INT(b->ptr, size / sizeof(int), i);
-	ck_assert_int_eq(migrate_to_dev(dev, b, npages), 0);
-	ck_assert_uint_eq(b->cpages, npages);
+	ASSERT_MIGRATED(dev, b, npages);
 	ASSERT_EACH_INT(b->mirror, size / sizeof(int), i);
 
 	/* the device frees its memory: the pages are evicted to system RAM */
@@ -691,13 +565,10 @@ START_TEST(migrate_multiple)
 	unsigned long npages = HMM_BUFFER_SIZE >> page_shift, size = npages << page_shift;
 
 	for (int c = 0; c < NTIMES; c++) {
-		struct hmm_buffer *b = buffer_map(size, PROT_READ | PROT_WRITE,
-						  MAP_PRIVATE | MAP_ANONYMOUS);
+		struct hmm_buffer *b = round_buffer_map(c, size);
 
-		snprintf(variant, sizeof(variant), "round %d: ", c);
 		FILL_INT(b->ptr, size / sizeof(int), i);
-		ASSERT_EQ_V(migrate_to_dev(dev, b, npages), 0);
-		ASSERT_EQ_V(b->cpages, npages);
+		ASSERT_MIGRATED(dev, b, npages);
 		ASSERT_EACH_INT(b->mirror, size / sizeof(int), i);
 		/* device-private: the CPU's reads fault every page back */
 		ASSERT_EACH_INT(b->ptr, size / sizeof(int), i);
@@ -711,14 +582,10 @@ START_TEST(anon_read_multiple)
 	unsigned long npages = HMM_BUFFER_SIZE >> page_shift, size = npages << page_shift;
 
 	for (int c = 0; c < NTIMES; c++) {
-		struct hmm_buffer *b = buffer_map(size, PROT_READ | PROT_WRITE,
-						  MAP_PRIVATE | MAP_ANONYMOUS);
+		struct hmm_buffer *b = round_buffer_map(c, size);
 
-		snprintf(variant, sizeof(variant), "round %d: ", c);
 		FILL_INT(b->ptr, size / sizeof(int), i + c);
-		ASSERT_EQ_V(dev_cmd(dev, OP_READ, b, npages), 0);
-		ASSERT_EQ_V(b->cpages, npages);
-		ASSERT_EQ_V(b->faults, 1);
+		ASSERT_CMD_FAULTS(dev, OP_READ, b, npages, 1);
 		ASSERT_EACH_INT(b->mirror, size / sizeof(int), i + c);
 		buffer_free(b);
 	}
@@ -752,13 +619,11 @@ START_TEST(anon_teardown)
 	unsigned long npages = HMM_BUFFER_SIZE >> page_shift, size = npages << page_shift;
 
 	for (int c = 0; c < NTIMES; c++) {
-		struct hmm_buffer *b = buffer_map(size, PROT_READ | PROT_WRITE,
-						  MAP_PRIVATE | MAP_ANONYMOUS);
+		struct hmm_buffer *b = round_buffer_map(c, size);
 		struct unmapper u = { b->ptr, size };
 		pthread_t thread;
 		int ret;
 
-		snprintf(variant, sizeof(variant), "round %d: ", c);
 		FILL_INT(b->ptr, size / sizeof(int), i + c);
 		ASSERT_EQ_V(pthread_create(&thread, NULL, unmap_second_half, &u), 0);
 		ret = dev_cmd(dev, OP_READ, b, npages);
@@ -775,45 +640,13 @@ START_TEST(anon_teardown)
 }
 END_TEST
 
-/* A PMD range, aligned, MADV_HUGEPAGE, inside a mapping twice its size. */
-struct thp_range {
-	struct hmm_buffer *b;
-	void *base;
-	unsigned long size, npages;
-};
-
-static struct thp_range thp_range_map(int prot, unsigned long mirror_size)
-{
-	struct thp_range r;
-	void *map;
-
-	r.size = pmd_size();
-	r.npages = r.size >> page_shift;
-	r.b = buffer_new(mirror_size);
-	r.b->size = 2 * r.size;
-	r.b->ptr = mmap(NULL, 2 * r.size, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ck_assert_ptr_ne(r.b->ptr, MAP_FAILED);
-	r.base = r.b->ptr;
-	map = (void *)align_up((uintptr_t)r.b->ptr, r.size);
-	ck_assert_int_eq(madvise(map, r.size, MADV_HUGEPAGE), 0);
-	r.b->ptr = map;
-	return r;
-}
-
-static void thp_range_free(struct thp_range *r)
-{
-	r->b->ptr = r->base;
-	buffer_free(r->b);
-}
-
 /* A never-touched THP range becomes one zero-filled device THP. */
 START_TEST(migrate_anon_huge_empty)
 {
-	struct thp_range r = thp_range_map(PROT_READ, pmd_size());
+	struct thp_range r = thp_range_map(PROT_READ, pmd_size(), MADV_HUGEPAGE);
 
 	memset(r.b->mirror, 0xFF, r.size);
-	ck_assert_int_eq(migrate_to_dev(dev, r.b, r.npages), 0);
-	ck_assert_uint_eq(r.b->cpages, r.npages);
+	ASSERT_MIGRATED(dev, r.b, r.npages);
 	ASSERT_EACH_INT(r.b->mirror, r.size / sizeof(int), 0);
 	thp_range_free(&r);
 }
@@ -822,15 +655,14 @@ END_TEST
 /* The huge zero page migrates as zeroes, and comes back as zeroes. */
 START_TEST(migrate_anon_huge_zero)
 {
-	struct thp_range r = thp_range_map(PROT_READ, pmd_size());
+	struct thp_range r = thp_range_map(PROT_READ, pmd_size(), MADV_HUGEPAGE);
 	int val;
 
 	memset(r.b->mirror, 0xFF, r.size);
 	val = *(volatile int *)r.b->ptr;
 	ck_assert_int_eq(val, 0);
 
-	ck_assert_int_eq(migrate_to_dev(dev, r.b, r.npages), 0);
-	ck_assert_uint_eq(r.b->cpages, r.npages);
+	ASSERT_MIGRATED(dev, r.b, r.npages);
 	ASSERT_EACH_INT(r.b->mirror, r.size / sizeof(int), 0);
 
 	/* the CPU faults it all back (the check stops at the first mismatch) */
@@ -841,11 +673,10 @@ END_TEST
 
 START_TEST(migrate_anon_huge_free)
 {
-	struct thp_range r = thp_range_map(PROT_READ | PROT_WRITE, pmd_size());
+	struct thp_range r = thp_range_map(PROT_READ | PROT_WRITE, pmd_size(), MADV_HUGEPAGE);
 
 	FILL_INT(r.b->ptr, r.size / sizeof(int), i);
-	ck_assert_int_eq(migrate_to_dev(dev, r.b, r.npages), 0);
-	ck_assert_uint_eq(r.b->cpages, r.npages);
+	ASSERT_MIGRATED(dev, r.b, r.npages);
 	ASSERT_EACH_INT(r.b->mirror, r.size / sizeof(int), i);
 
 	/* MADV_FREE of a device-resident THP */
@@ -856,25 +687,21 @@ END_TEST
 
 START_TEST(migrate_anon_huge_fault)
 {
-	struct thp_range r = thp_range_map(PROT_READ | PROT_WRITE, pmd_size());
+	struct thp_range r = thp_range_map(PROT_READ | PROT_WRITE, pmd_size(), MADV_HUGEPAGE);
 	uint64_t *pm = calloc(r.npages, sizeof(*pm));
-	const uint8_t *m = r.b->mirror;
+	const uint8_t *snapshot = r.b->mirror;
 	int fd;
 
 	ck_assert_ptr_nonnull(pm);
 	FILL_INT(r.b->ptr, r.size / sizeof(int), i);
 	ck_assert_int_eq(madvise(r.b->ptr, r.size, MADV_COLLAPSE), 0);
-	ck_assert_int_eq(migrate_to_dev(dev, r.b, r.npages), 0);
-	ck_assert_uint_eq(r.b->cpages, r.npages);
+	ASSERT_MIGRATED(dev, r.b, r.npages);
 	ASSERT_EACH_INT(r.b->mirror, r.size / sizeof(int), i);
 
 	/* one device THP, mapped at PMD level */
-	ck_assert_int_eq(dev_cmd(dev, OP_SNAPSHOT, r.b, r.npages), 0);
-	ck_assert_uint_eq(r.b->cpages, r.npages);
-	for (unsigned long i = 0; i < r.npages; i++)
-		if (m[i] != (ZDEV_PROT_DEV_PRIVATE_LOCAL | ZDEV_PROT_WRITE | ZDEV_PROT_PMD))
-			ck_abort_msg("snapshot[%lu] = 0x%02x, expected 0x%02x", i, m[i],
-				     ZDEV_PROT_DEV_PRIVATE_LOCAL | ZDEV_PROT_WRITE | ZDEV_PROT_PMD);
+	ASSERT_CMD(dev, OP_SNAPSHOT, r.b, r.npages);
+	ASSERT_EACH_BYTE(snapshot, r.npages,
+			 ZDEV_PROT_DEV_PRIVATE_LOCAL | ZDEV_PROT_WRITE | ZDEV_PROT_PMD);
 
 	/* the CPU sees device-private entries: swap-like, not present */
 	fd = open("/proc/self/pagemap", O_RDONLY);
@@ -903,31 +730,21 @@ START_TEST(migrate_partial_unmap_fault)
 
 	for (int use_thp = 0; use_thp < 2; use_thp++) {
 		for (unsigned int j = 0; j < sizeof(offsets) / sizeof(offsets[0]); j++) {
-			unsigned long npages = size >> page_shift;
-			struct hmm_buffer *b = buffer_new(size);
-			void *base, *map;
+			struct thp_range r;
 			const int *ptr;
 
 			snprintf(variant, sizeof(variant), "use_thp %d offset %lu: ", use_thp, offsets[j]);
-			memset(b->mirror, 0xFF, size);
-			b->size = 2 * size;
-			b->ptr = mmap(NULL, 2 * size, PROT_READ | PROT_WRITE,
-				      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-			ck_assert_ptr_ne(b->ptr, MAP_FAILED);
-			base = b->ptr;
-			map = (void *)align_up((uintptr_t)b->ptr, size);
-			ASSERT_EQ_V(madvise(map, size, use_thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE),
-					 0);
-			b->ptr = map;
+			r = thp_range_map(PROT_READ | PROT_WRITE, size,
+					  use_thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+			memset(r.b->mirror, 0xFF, size);
 
-			FILL_INT(b->ptr, size / sizeof(int), i);
-			ASSERT_EQ_V(migrate_to_dev(dev, b, npages), 0);
-			ASSERT_EQ_V(b->cpages, npages);
-			ASSERT_EACH_INT(b->mirror, size / sizeof(int), i);
+			FILL_INT(r.b->ptr, size / sizeof(int), i);
+			ASSERT_MIGRATED(dev, r.b, r.npages);
+			ASSERT_EACH_INT(r.b->mirror, size / sizeof(int), i);
 
-			munmap((char *)b->ptr + offsets[j], size / 2);
+			munmap((char *)r.b->ptr + offsets[j], size / 2);
 
-			ptr = b->ptr;
+			ptr = r.b->ptr;
 			for (unsigned long i = 0; i < size / sizeof(int); i++) {
 				if (i * sizeof(int) >= offsets[j] &&
 				    i * sizeof(int) < offsets[j] + size / 2)
@@ -936,8 +753,7 @@ START_TEST(migrate_partial_unmap_fault)
 					ck_abort_msg("%sptr[%lu] = %d, expected %d", variant, i,
 						     ptr[i], (int)i);
 			}
-			b->ptr = base;
-			buffer_free(b);
+			thp_range_free(&r);
 		}
 	}
 }
@@ -965,10 +781,7 @@ START_TEST(migrate_remap_fault)
 		snprintf(variant, sizeof(variant), "before %d dont_unmap %d use_thp %d offset %lu: ",
 			 before, dont_unmap, use_thp, offsets[j]);
 		memset(b->mirror, 0xFF, size);
-		b->size = 8 * size;
-		b->ptr = mmap(NULL, b->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-			      -1, 0);
-		ck_assert_ptr_ne(b->ptr, MAP_FAILED);
+		buffer_mmap(b, 8 * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
 		base = b->ptr;
 		map = (char *)align_up((uintptr_t)b->ptr, size);
 		ASSERT_EQ_V(madvise(map, size, use_thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE), 0);
@@ -984,8 +797,7 @@ START_TEST(migrate_remap_fault)
 			b->ptr = new_ptr;
 		}
 
-		ASSERT_EQ_V(migrate_to_dev(dev, b, npages), 0);
-		ASSERT_EQ_V(b->cpages, npages);
+		ASSERT_MIGRATED(dev, b, npages);
 		ASSERT_EACH_INT(b->mirror, size / sizeof(int), i);
 
 		if (!before) {
@@ -995,10 +807,7 @@ START_TEST(migrate_remap_fault)
 		}
 
 		ptr = b->ptr;
-		for (unsigned long i = 0; i < size / sizeof(int); i++)
-			if (ptr[i] != (int)i)
-				ck_abort_msg("%sptr[%lu] = %d, expected %d", variant, i, ptr[i],
-					     (int)i);
+		ASSERT_EACH_INT(ptr, size / sizeof(int), i);
 
 		munmap(new_ptr, size);
 		b->ptr = base;
@@ -1011,15 +820,14 @@ END_TEST
  * failing large system allocation to 4 KiB system pages, with the same data. */
 START_TEST(migrate_anon_huge_err)
 {
-	struct thp_range r = thp_range_map(PROT_READ | PROT_WRITE, 2 * pmd_size());
+	struct thp_range r = thp_range_map(PROT_READ | PROT_WRITE, 2 * pmd_size(), MADV_HUGEPAGE);
 	int *ptr;
 
 	memset(r.b->mirror, 0xFF, 2 * r.size);
 	FILL_INT(r.b->ptr, r.size / sizeof(int), i);
 
 	ck_assert_int_eq(zdev_set_flags(dev, ZDEV_FLAG_FAIL_ALLOC), 0);
-	ck_assert_int_eq(migrate_to_dev(dev, r.b, r.npages), 0);
-	ck_assert_uint_eq(r.b->cpages, r.npages);
+	ASSERT_MIGRATED(dev, r.b, r.npages);
 	ASSERT_EACH_INT(r.b->mirror, r.size / sizeof(int), i);
 
 	/* one 4 KiB page back */
@@ -1027,16 +835,11 @@ START_TEST(migrate_anon_huge_err)
 	ck_assert_int_eq(ptr[2048], 2048);
 
 	/* a fresh range, to start over */
-	ck_assert_int_eq(munmap(r.base, 2 * r.size), 0);
-	r.base = mmap(NULL, 2 * r.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ck_assert_ptr_ne(r.base, MAP_FAILED);
-	r.b->ptr = (void *)align_up((uintptr_t)r.base, r.size);
-	ck_assert_int_eq(madvise(r.b->ptr, r.size, MADV_HUGEPAGE), 0);
+	thp_range_remap(&r, PROT_READ | PROT_WRITE);
 	FILL_INT(r.b->ptr, r.size / sizeof(int), i);
 
 	/* this time a device THP */
-	ck_assert_int_eq(migrate_to_dev(dev, r.b, r.npages), 0);
-	ck_assert_uint_eq(r.b->cpages, r.npages);
+	ASSERT_MIGRATED(dev, r.b, r.npages);
 
 	/* and the way back cannot have a large system page */
 	ck_assert_int_eq(zdev_set_flags(dev, ZDEV_FLAG_FAIL_ALLOC), 0);
@@ -1049,32 +852,26 @@ END_TEST
 
 START_TEST(migrate_anon_huge_zero_err)
 {
-	struct thp_range r = thp_range_map(PROT_READ, 2 * pmd_size());
+	struct thp_range r = thp_range_map(PROT_READ, 2 * pmd_size(), MADV_HUGEPAGE);
 	int *ptr, val;
 
 	memset(r.b->mirror, 0xFF, 2 * r.size);
 
 	ck_assert_int_eq(zdev_set_flags(dev, ZDEV_FLAG_FAIL_ALLOC), 0);
-	ck_assert_int_eq(migrate_to_dev(dev, r.b, r.npages), 0);
-	ck_assert_uint_eq(r.b->cpages, r.npages);
+	ASSERT_MIGRATED(dev, r.b, r.npages);
 	ASSERT_EACH_INT(r.b->mirror, r.size / sizeof(int), 0);
 
 	ptr = r.b->ptr;
 	ck_assert_int_eq(ptr[2048], 0);
 
-	ck_assert_int_eq(munmap(r.base, 2 * r.size), 0);
-	r.base = mmap(NULL, 2 * r.size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ck_assert_ptr_ne(r.base, MAP_FAILED);
-	r.b->ptr = (void *)align_up((uintptr_t)r.base, r.size);
-	ck_assert_int_eq(madvise(r.b->ptr, r.size, MADV_HUGEPAGE), 0);
+	thp_range_remap(&r, PROT_READ);
 
 	/* a read installs the huge zero page */
 	val = *(volatile int *)r.b->ptr;
 	ck_assert_int_eq(val, 0);
 
 	ck_assert_int_eq(zdev_set_flags(dev, ZDEV_FLAG_FAIL_ALLOC), 0);
-	ck_assert_int_eq(migrate_to_dev(dev, r.b, r.npages), 0);
-	ck_assert_uint_eq(r.b->cpages, r.npages);
+	ASSERT_MIGRATED(dev, r.b, r.npages);
 
 	/* the device memory comes back as zeroes */
 	ASSERT_EACH_INT(r.b->ptr, r.size / sizeof(int), 0);
@@ -1085,47 +882,28 @@ END_TEST
 /* A hugetlb page shows as one PMD (or PUD) mapping in every snapshot byte. */
 START_TEST(compound)
 {
-	unsigned long hsize = default_hugepage_size(), size, npages;
-	struct hmm_buffer *b;
-	const uint8_t *m;
+	/* a snapshot fills a byte a page */
+	struct hmm_buffer *b = hugetlb_buffer_map("compound", 1);
+	const uint8_t *snapshot;
 	uint8_t level = ZDEV_PROT_PMD;
+	unsigned long size, npages;
 
-	if (!free_default_hugepages()) {
-		printf("SKIP: compound: no free hugetlb pages of %lu kB\n", hsize >> 10);
+	if (!b)
 		return;
-	}
-	size = align_up(TWOMEG, hsize);
+	size = b->size;
 	npages = size >> page_shift;
-	b = buffer_new(npages);
-	b->ptr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB,
-		      -1, 0);
-	if (b->ptr == MAP_FAILED) {
-		/* as the kernel test: no huge page after all, nothing to check */
-		b->ptr = NULL;
-		buffer_free(b);
-		printf("SKIP: compound: a huge page could not be allocated\n");
-		return;
-	}
-	b->size = size;
+	snapshot = b->mirror;
 	FILL_INT(b->ptr, size / sizeof(int), i);
 
-	ck_assert_int_eq(dev_cmd(dev, OP_SNAPSHOT, b, npages), 0);
-	ck_assert_uint_eq(b->cpages, npages);
-	m = b->mirror;
-	if (m[0] == (ZDEV_PROT_WRITE | ZDEV_PROT_PUD))
+	ASSERT_CMD(dev, OP_SNAPSHOT, b, npages);
+	if (snapshot[0] == (ZDEV_PROT_WRITE | ZDEV_PROT_PUD))
 		level = ZDEV_PROT_PUD;
-	for (unsigned long i = 0; i < npages; i++)
-		if (m[i] != (ZDEV_PROT_WRITE | level))
-			ck_abort_msg("snapshot[%lu] = 0x%02x, expected 0x%02x", i, m[i],
-				     ZDEV_PROT_WRITE | level);
+	ASSERT_EACH_BYTE(snapshot, npages, ZDEV_PROT_WRITE | level);
 
+	/* read-only now */
 	ck_assert_int_eq(mprotect(b->ptr, size, PROT_READ), 0);
-	ck_assert_int_eq(dev_cmd(dev, OP_SNAPSHOT, b, npages), 0);
-	ck_assert_uint_eq(b->cpages, npages);
-	for (unsigned long i = 0; i < npages; i++)
-		if (m[i] != (ZDEV_PROT_READ | level))
-			ck_abort_msg("read-only snapshot[%lu] = 0x%02x, expected 0x%02x", i, m[i],
-				     ZDEV_PROT_READ | level);
+	ASSERT_CMD(dev, OP_SNAPSHOT, b, npages);
+	ASSERT_EACH_BYTE(snapshot, npages, ZDEV_PROT_READ | level);
 	buffer_free(b);
 }
 END_TEST
@@ -1136,13 +914,11 @@ START_TEST(hmm_cow_in_device)
 {
 	unsigned long npages = 4, size = npages << page_shift;
 	struct hmm_buffer *b = buffer_map(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
-	const uint8_t *m = b->mirror;
 	int status = 0;
 	pid_t pid;
 
 	FILL_INT(b->ptr, size / sizeof(int), i);
-	ck_assert_int_eq(migrate_to_dev(dev, b, npages), 0);
-	ck_assert_uint_eq(b->cpages, npages);
+	ASSERT_MIGRATED(dev, b, npages);
 
 	pid = fork();
 	ck_assert_int_ne(pid, -1);
@@ -1159,26 +935,14 @@ START_TEST(hmm_cow_in_device)
 	ck_assert(WIFSIGNALED(status));
 	ck_assert_int_eq(WTERMSIG(status), SIGKILL);
 
-	ck_assert_int_eq(dev_cmd(dev, OP_SNAPSHOT, b, npages), 0);
-	ck_assert_uint_eq(b->cpages, npages);
-	for (unsigned long i = 0; i < npages; i++)
-		ck_assert_uint_eq(m[i], ZDEV_PROT_WRITE);
+	ASSERT_CMD(dev, OP_SNAPSHOT, b, npages);
+	ASSERT_EACH_BYTE(b->mirror, npages, ZDEV_PROT_WRITE);
 	buffer_free(b);
 }
 END_TEST
 
 /* One tcase a test, named after it: CK_RUN_CASE=<test> runs that one alone. */
-static void add_test(Suite *s, const char *name, const TTest *test)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_checked_fixture(tc, hmm_setup, hmm_teardown);
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test);
-	suite_add_tcase(s, tc);
-}
-
-#define ADD_TEST(s, test) add_test(s, #test, test)
+#define ADD_TEST(s, test) hmm_add_test(s, #test, test, hmm_setup, hmm_teardown)
 
 /*
  * Scenarios zdev does not pass yet are built into a second program,
@@ -1235,10 +999,5 @@ static Suite *hmm_suite(void)
 
 int main(void)
 {
-	int failed, stopped;
-
-	zdevd_start(&zdevd, NULL);
-	failed = check_run(hmm_suite());
-	stopped = zdevd_stop(&zdevd);
-	return failed || stopped ? EXIT_FAILURE : EXIT_SUCCESS;
+	return hmm_main(hmm_suite);
 }

@@ -7,113 +7,62 @@
  * READ = zdev_read (into the mirror), SNAPSHOT = zdev_snapshot (into the
  * mirror), MIGRATE_TO_DEV = zdev_migrate_to_device followed by the read of
  * the range through the same device that test_hmm's migration ends with (see
- * test-hmm.c): it must find every page without a fault round.
+ * hmm-common.h): it must find every page without a fault round.
  */
 #include "config.h"
 
 #include <check.h>
 #include <errno.h>
-#include <signal.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <strings.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include "zdev.h"
-#include "zdevd-harness.h"
-#include "check-run.h"
+#include "hmm-common.h"
 
-static struct zdevd_instance zdevd;
-static unsigned long page_size;
-static unsigned int page_shift;
 static struct zdev *dev0, *dev1;	/* the fixture's devices 0 and 1 */
 
-struct hmm_buffer {
-	void *ptr;
-	void *mirror;
-	unsigned long size;
-	uint64_t cpages;
-	uint64_t faults;
-};
-
-static struct hmm_buffer *buffer_new(unsigned long mirror_size)
+/*
+ * Pages 2 and up of the mapping at p, as both scenarios have them: page 2
+ * read-only, the zero page (read); page 3 written, then read-only; nrw pages
+ * from page 4 read-write, the first nwritten of them written. What is
+ * written is the value read from the zero page plus 3.
+ */
+static void map_mixed_pages(char *p, unsigned long nrw, unsigned long nwritten)
 {
-	struct hmm_buffer *b = calloc(1, sizeof(*b));
+	int *ptr, val;
 
-	ck_assert_ptr_nonnull(b);
-	b->mirror = malloc(mirror_size);
-	ck_assert_ptr_nonnull(b->mirror);
-	return b;
+	/* page 2: read-only, the zero page */
+	ck_assert_int_eq(mprotect(p + 2 * page_size, page_size, PROT_READ), 0);
+	ptr = (int *)(p + 2 * page_size);
+	val = *(volatile int *)ptr + 3;
+	ck_assert_int_eq(val, 3);
+
+	/* page 3: written, then read-only */
+	ck_assert_int_eq(mprotect(p + 3 * page_size, page_size, PROT_READ | PROT_WRITE), 0);
+	ptr = (int *)(p + 3 * page_size);
+	*ptr = val;
+	ck_assert_int_eq(mprotect(p + 3 * page_size, page_size, PROT_READ), 0);
+
+	/* then read-write, written */
+	ck_assert_int_eq(mprotect(p + 4 * page_size, nrw * page_size, PROT_READ | PROT_WRITE), 0);
+	for (unsigned long k = 0; k < nwritten; k++) {
+		ptr = (int *)(p + (4 + k) * page_size);
+		*ptr = val;
+	}
 }
 
-static void buffer_free(struct hmm_buffer *b)
+/* Frees the buffer of the npages pages mapped at p but for the hole at page 1. */
+static void buffer_free_holed(struct hmm_buffer *b, char *p, unsigned long npages)
 {
-	if (b->ptr)
-		munmap(b->ptr, b->size);
-	free(b->mirror);
-	free(b);
+	b->ptr = NULL;
+	munmap(p, page_size);
+	munmap(p + 2 * page_size, (npages - 2) * page_size);
+	buffer_free(b);
 }
-
-static int dev_read(struct zdev *d, struct hmm_buffer *b, unsigned long npages)
-{
-	struct zdev_result res = { 0 };
-	int ret = zdev_read(d, b->ptr, npages, b->mirror, &res);
-
-	if (ret)
-		return ret;
-	b->cpages = res.cpages;
-	b->faults = res.faults;
-	return 0;
-}
-
-static int dev_snapshot(struct zdev *d, struct hmm_buffer *b, unsigned long npages)
-{
-	struct zdev_result res = { 0 };
-	int ret = zdev_snapshot(d, b->ptr, npages, b->mirror, &res);
-
-	if (ret)
-		return ret;
-	b->cpages = res.cpages;
-	b->faults = res.faults;
-	return 0;
-}
-
-static int migrate_to_dev(struct zdev *d, struct hmm_buffer *b, unsigned long npages)
-{
-	struct zdev_result res = { 0 }, rd = { 0 };
-	int ret = zdev_migrate_to_device(d, b->ptr, npages, &res);
-
-	if (ret)
-		return ret;
-	b->cpages = res.cpages;
-	b->faults = res.faults;
-	ret = zdev_read(d, b->ptr, npages, b->mirror, &rd);
-	ck_assert_msg(ret == 0, "reading the migrated range through the device: %d (%s)", ret,
-		      strerror(-ret));
-	ck_assert_msg(rd.cpages == npages, "reading the migrated range: cpages %llu of %lu",
-		      (unsigned long long)rd.cpages, npages);
-	ck_assert_msg(rd.faults == 0,
-		      "reading the migrated range needed a fault round: migrated pages are "
-		      "missing from the device's table");
-	return 0;
-}
-
-#define ASSERT_EACH_INT(arr, n, want)							\
-	do {										\
-		const volatile int *a_ = (const volatile int *)(arr);			\
-		for (unsigned long i = 0; i < (unsigned long)(n); i++)			\
-			if (a_[i] != (int)(want))					\
-				ck_abort_msg("%s[%lu] = %d, expected %d", #arr, i,	\
-					     a_[i], (int)(want));			\
-	} while (0)
 
 static void hmm2_setup(void)
 {
-	page_size = (unsigned long)sysconf(_SC_PAGESIZE);
-	page_shift = (unsigned int)ffs((int)page_size) - 1;
+	hmm_init_page_size();
 	ck_assert_int_eq(zdev_open(NULL, 0, &dev0), 0);
 	ck_assert_int_eq(zdev_open(NULL, 1, &dev1), 0);
 }
@@ -133,14 +82,8 @@ static void hmm2_teardown(void)
 START_TEST(migrate_mixed)
 {
 	unsigned long npages = 6, size = npages << page_shift;
-	struct hmm_buffer *b = buffer_new(size);
-	char *p;
-	int *ptr, val;
-
-	b->size = size;
-	b->ptr = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ck_assert_ptr_ne(b->ptr, MAP_FAILED);
-	p = b->ptr;
+	struct hmm_buffer *b = buffer_map(size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS);
+	char *p = b->ptr;
 
 	/* no read access */
 	ck_assert_int_eq(migrate_to_dev(dev1, b, npages), -EINVAL);
@@ -149,39 +92,18 @@ START_TEST(migrate_mixed)
 	ck_assert_int_eq(munmap(p + page_size, page_size), 0);
 	ck_assert_int_eq(migrate_to_dev(dev1, b, 3), -EINVAL);
 
-	/* page 2: read-only, the zero page */
-	ck_assert_int_eq(mprotect(p + 2 * page_size, page_size, PROT_READ), 0);
-	ptr = (int *)(p + 2 * page_size);
-	val = *(volatile int *)ptr + 3;
-	ck_assert_int_eq(val, 3);
-
-	/* page 3: written, then read-only */
-	ck_assert_int_eq(mprotect(p + 3 * page_size, page_size, PROT_READ | PROT_WRITE), 0);
-	ptr = (int *)(p + 3 * page_size);
-	*ptr = val;
-	ck_assert_int_eq(mprotect(p + 3 * page_size, page_size, PROT_READ), 0);
-
-	/* pages 4 and 5: read-write, written */
-	ck_assert_int_eq(mprotect(p + 4 * page_size, 2 * page_size, PROT_READ | PROT_WRITE), 0);
-	ptr = (int *)(p + 4 * page_size);
-	*ptr = val;
-	ptr = (int *)(p + 5 * page_size);
-	*ptr = val;
+	/* page 2 the zero page, page 3 read-only data, pages 4 and 5 written */
+	map_mixed_pages(p, 2, 2);
 
 	/* pages 2 to 5 to device 1 */
 	b->ptr = p + 2 * page_size;
-	ck_assert_int_eq(migrate_to_dev(dev1, b, 4), 0);
-	ck_assert_uint_eq(b->cpages, 4);
+	ASSERT_MIGRATED(dev1, b, 4);
 
 	/* page 5 belongs to device 1: device 0 does not take it */
 	b->ptr = p + 5 * page_size;
 	ck_assert_int_eq(migrate_to_dev(dev0, b, 1), -ENOENT);
 
-	/* page 1 is a hole: unmap around it */
-	b->ptr = NULL;
-	munmap(p, page_size);
-	munmap(p + 2 * page_size, 4 * page_size);
-	buffer_free(b);
+	buffer_free_holed(b, p, npages);
 }
 END_TEST
 
@@ -194,43 +116,24 @@ START_TEST(snapshot)
 {
 	unsigned long npages = 7, size = npages << page_shift;
 	/* the snapshot fills npages bytes; the read after a migration one page */
-	struct hmm_buffer *b = buffer_new(size);
+	struct hmm_buffer *b = buffer_map(size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS);
 	const uint8_t *m = b->mirror;
-	char *p;
-	int *ptr, val;
-
-	b->size = size;
-	b->ptr = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ck_assert_ptr_ne(b->ptr, MAP_FAILED);
-	p = b->ptr;
+	char *p = b->ptr;
 
 	ck_assert_int_eq(munmap(p + page_size, page_size), 0);
 
-	ck_assert_int_eq(mprotect(p + 2 * page_size, page_size, PROT_READ), 0);
-	ptr = (int *)(p + 2 * page_size);
-	val = *(volatile int *)ptr + 3;
-	ck_assert_int_eq(val, 3);
-
-	ck_assert_int_eq(mprotect(p + 3 * page_size, page_size, PROT_READ | PROT_WRITE), 0);
-	ptr = (int *)(p + 3 * page_size);
-	*ptr = val;
-	ck_assert_int_eq(mprotect(p + 3 * page_size, page_size, PROT_READ), 0);
-
-	ck_assert_int_eq(mprotect(p + 4 * page_size, 3 * page_size, PROT_READ | PROT_WRITE), 0);
-	ptr = (int *)(p + 4 * page_size);
-	*ptr = val;
+	/* page 2 the zero page, page 3 read-only data, pages 4 to 6 read-write
+	 * with page 4 written */
+	map_mixed_pages(p, 3, 1);
 
 	b->ptr = p + 5 * page_size;
-	ck_assert_int_eq(migrate_to_dev(dev0, b, 1), 0);
-	ck_assert_uint_eq(b->cpages, 1);
+	ASSERT_MIGRATED(dev0, b, 1);
 
 	b->ptr = p + 6 * page_size;
-	ck_assert_int_eq(migrate_to_dev(dev1, b, 1), 0);
-	ck_assert_uint_eq(b->cpages, 1);
+	ASSERT_MIGRATED(dev1, b, 1);
 
 	b->ptr = p;
-	ck_assert_int_eq(dev_snapshot(dev0, b, npages), 0);
-	ck_assert_uint_eq(b->cpages, npages);
+	ASSERT_CMD(dev0, OP_SNAPSHOT, b, npages);
 	ck_assert_uint_eq(m[0], ZDEV_PROT_ERROR);
 	ck_assert_uint_eq(m[1], ZDEV_PROT_ERROR);
 	ck_assert_uint_eq(m[2], ZDEV_PROT_ZERO | ZDEV_PROT_READ);
@@ -239,10 +142,7 @@ START_TEST(snapshot)
 	ck_assert_uint_eq(m[5], ZDEV_PROT_DEV_PRIVATE_LOCAL | ZDEV_PROT_WRITE);
 	ck_assert_uint_eq(m[6], ZDEV_PROT_NONE);
 
-	b->ptr = NULL;
-	munmap(p, page_size);
-	munmap(p + 2 * page_size, 5 * page_size);
-	buffer_free(b);
+	buffer_free_holed(b, p, npages);
 }
 END_TEST
 
@@ -251,50 +151,27 @@ END_TEST
 START_TEST(double_map)
 {
 	unsigned long npages = 6, size = npages << page_shift;
-	struct hmm_buffer *b = buffer_new(size);
-	int *ptr;
+	struct hmm_buffer *b = buffer_map(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
 
-	b->size = size;
-	b->ptr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ck_assert_ptr_ne(b->ptr, MAP_FAILED);
-	ptr = b->ptr;
-	for (unsigned long i = 0; i < size / sizeof(int); i++)
-		ptr[i] = (int)i;
+	FILL_INT(b->ptr, size / sizeof(int), i);
 	ck_assert_int_eq(mprotect(b->ptr, size, PROT_READ), 0);
 
-	ck_assert_int_eq(dev_read(dev0, b, npages), 0);
-	ck_assert_uint_eq(b->cpages, npages);
-	ck_assert_uint_eq(b->faults, 1);
+	ASSERT_CMD_FAULTS(dev0, OP_READ, b, npages, 1);
 	ASSERT_EACH_INT(b->mirror, size / sizeof(int), i);
 
-	ck_assert_int_eq(dev_read(dev1, b, npages), 0);
-	ck_assert_uint_eq(b->cpages, npages);
-	ck_assert_uint_eq(b->faults, 1);
+	ASSERT_CMD_FAULTS(dev1, OP_READ, b, npages, 1);
 	ASSERT_EACH_INT(b->mirror, size / sizeof(int), i);
 
-	ck_assert_int_eq(migrate_to_dev(dev1, b, npages), 0);
-	ck_assert_uint_eq(b->cpages, npages);
+	ASSERT_MIGRATED(dev1, b, npages);
 
-	ck_assert_int_eq(dev_read(dev0, b, npages), 0);
-	ck_assert_uint_eq(b->cpages, npages);
-	ck_assert_uint_eq(b->faults, 1);
+	ASSERT_CMD_FAULTS(dev0, OP_READ, b, npages, 1);
 	ASSERT_EACH_INT(b->mirror, size / sizeof(int), i);
 	buffer_free(b);
 }
 END_TEST
 
 /* One tcase a test, named after it: CK_RUN_CASE=<test> runs that one alone. */
-static void add_test(Suite *s, const char *name, const TTest *test)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_checked_fixture(tc, hmm2_setup, hmm2_teardown);
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test);
-	suite_add_tcase(s, tc);
-}
-
-#define ADD_TEST(s, test) add_test(s, #test, test)
+#define ADD_TEST(s, test) hmm_add_test(s, #test, test, hmm2_setup, hmm2_teardown)
 
 static Suite *hmm2_suite(void)
 {
@@ -308,10 +185,5 @@ static Suite *hmm2_suite(void)
 
 int main(void)
 {
-	int failed, stopped;
-
-	zdevd_start(&zdevd, NULL);
-	failed = check_run(hmm2_suite());
-	stopped = zdevd_stop(&zdevd);
-	return failed || stopped ? EXIT_FAILURE : EXIT_SUCCESS;
+	return hmm_main(hmm2_suite);
 }

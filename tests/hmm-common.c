@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/* What the hmm conformance tests share: see hmm-common.h. */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "zdev.h"
+#include "zdevd-harness.h"
+#include "check-run.h"
+#include "hmm-common.h"
+
+unsigned long page_size;
+unsigned int page_shift;
+char variant[160];
+
+static struct zdevd_instance zdevd;
+
+void hmm_init_page_size(void)
+{
+	page_size = (unsigned long)sysconf(_SC_PAGESIZE);
+	page_shift = (unsigned int)ffs((int)page_size) - 1;
+}
+
+struct hmm_buffer *buffer_new(unsigned long mirror_size)
+{
+	struct hmm_buffer *b = calloc(1, sizeof(*b));
+
+	ck_assert_ptr_nonnull(b);
+	b->fd = -1;
+	b->mirror = malloc(mirror_size);
+	ck_assert_ptr_nonnull(b->mirror);
+	return b;
+}
+
+void buffer_mmap(struct hmm_buffer *b, unsigned long size, int prot, int flags, int fd)
+{
+	b->size = size;
+	b->ptr = mmap(NULL, size, prot, flags, fd, 0);
+	ck_assert_ptr_ne(b->ptr, MAP_FAILED);
+}
+
+struct hmm_buffer *buffer_map(unsigned long size, int prot, int flags)
+{
+	struct hmm_buffer *b = buffer_new(size);
+
+	buffer_mmap(b, size, prot, flags, -1);
+	return b;
+}
+
+void buffer_free(struct hmm_buffer *b)
+{
+	if (b->ptr)
+		munmap(b->ptr, b->size);
+	if (b->fd >= 0)
+		close(b->fd);
+	free(b->mirror);
+	free(b);
+}
+
+int dev_cmd(struct zdev *d, enum dev_op op, struct hmm_buffer *b, unsigned long npages)
+{
+	struct zdev_result res = { 0 };
+	int ret = -EINVAL;
+
+	switch (op) {
+	case OP_READ:
+		ret = zdev_read(d, b->ptr, npages, b->mirror, &res);
+		break;
+	case OP_WRITE:
+		ret = zdev_write(d, b->ptr, npages, b->mirror, &res);
+		break;
+	case OP_SNAPSHOT:
+		ret = zdev_snapshot(d, b->ptr, npages, b->mirror, &res);
+		break;
+	case OP_MIGRATE_TO_SYS:
+		ret = zdev_migrate_to_system(d, b->ptr, npages, &res);
+		break;
+	}
+	if (ret)
+		return ret;
+	b->cpages = res.cpages;
+	b->faults = res.faults;
+	return 0;
+}
+
+int migrate_to_dev(struct zdev *d, struct hmm_buffer *b, unsigned long npages)
+{
+	struct zdev_result res = { 0 }, rd = { 0 };
+	int ret = zdev_migrate_to_device(d, b->ptr, npages, &res);
+
+	if (ret)
+		return ret;
+	b->cpages = res.cpages;
+	b->faults = res.faults;
+	ret = zdev_read(d, b->ptr, npages, b->mirror, &rd);
+	ck_assert_msg(ret == 0, "%sreading the migrated range through the device: %d (%s)",
+		      variant, ret, strerror(-ret));
+	ck_assert_msg(rd.cpages == npages, "%sreading the migrated range: cpages %llu of %lu",
+		      variant, (unsigned long long)rd.cpages, npages);
+	ck_assert_msg(rd.faults == 0,
+		      "%sreading the migrated range needed a fault round: migrated pages are "
+		      "missing from the device's table", variant);
+	return 0;
+}
+
+int migrate_to_sys(struct zdev *d, struct hmm_buffer *b, unsigned long npages)
+{
+	return dev_cmd(d, OP_MIGRATE_TO_SYS, b, npages);
+}
+
+void hmm_add_test(Suite *s, const char *name, const TTest *test, SFun setup, SFun teardown)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test);
+	suite_add_tcase(s, tc);
+}
+
+int hmm_main(Suite *(*make_suite)(void))
+{
+	int failed, stopped;
+
+	zdevd_start(&zdevd, NULL);
+	failed = check_run(make_suite());
+	stopped = zdevd_stop(&zdevd);
+	return failed || stopped ? EXIT_FAILURE : EXIT_SUCCESS;
+}
