@@ -112,19 +112,6 @@ int uffd_dev_bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t entry)
 	return bring_back_locked(mm, vpn, entry, false);
 }
 
-int uffd_dev_bring_back(struct zmm *mm, uint64_t vpn)
-{
-	uint64_t e;
-	int ret = 0;
-
-	pthread_mutex_lock(&mm->lock);
-	e = ptable_get(&mm->pt, vpn);
-	if ((e & E_DEVPRIV) && !(e & E_BUSY))
-		ret = bring_back_locked(mm, vpn, e, false);
-	pthread_mutex_unlock(&mm->lock);
-	return ret;
-}
-
 /* ---- the CPU fault service (event loop) ---- */
 
 /* Zeros to resolve write faults from, a whole window at once. */

@@ -20,8 +20,6 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 			       uffd_dev_zap_fn zap, void *zap_ctx, uint64_t *cpages);
 int uffd_dev_migrate_to_system(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
 			       uint64_t *cpages);
-/* Brings one device-private page (of any device) back; 0 if there was none. */
-int uffd_dev_bring_back(struct zmm *mm, uint64_t vpn);
 /* The same with mm->lock held and the entry looked up. */
 int uffd_dev_bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t entry);
 /* Every page of device dev (or of all devices, dev < 0) back to system memory. */

@@ -118,11 +118,6 @@ struct zmm *zmm_find(struct zdevd *d, pid_t pid)
 	return mm;
 }
 
-struct zdev_device *zmm_device(struct zmm *mm, unsigned int dev)
-{
-	return dev < mm->d->cfg.ndevices ? &mm->d->dev[dev] : NULL;
-}
-
 int zmm_watch(struct zmm *mm)
 {
 	return zloop_watch_mm(mm->d, mm);

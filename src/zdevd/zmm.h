@@ -99,8 +99,6 @@ struct zmm *zmm_claim_fork(struct zdevd *d, pid_t pid, pid_t parent_pid);
 /* Shutdown: frees the children never claimed. */
 void zmm_drop_unclaimed(struct zdevd *d);
 
-struct zdev_device *zmm_device(struct zmm *mm, unsigned int dev);
-
 /* Waits until the loop has handled every uffd event it has read for mm. */
 void zmm_wait_events(struct zmm *mm);
 
