@@ -240,7 +240,6 @@ void uffd_dev_on_remove(struct zmm *mm, uint64_t start, uint64_t end, bool unmap
 }
 
 struct move_ctx {
-	struct zmm *mm;
 	int64_t delta;		/* in pages */
 	uint64_t *moved;	/* (vpn, entry) pairs, collected before re-inserting */
 	size_t n, cap;
@@ -273,7 +272,7 @@ static bool collect_entry(uint64_t vpn, uint64_t *e, void *arg)
 /* mremap: device pages and the registration move with the range. */
 void uffd_dev_on_remap(struct zmm *mm, uint64_t from, uint64_t to, uint64_t len)
 {
-	struct move_ctx ctx = { .mm = mm, .delta = (int64_t)(vpn_of(to) - vpn_of(from)) };
+	struct move_ctx ctx = { .delta = (int64_t)(vpn_of(to) - vpn_of(from)) };
 
 	pthread_mutex_lock(&mm->lock);
 	ptable_walk(&mm->pt, vpn_of(from), vpn_of(from + len), collect_entry, &ctx);
@@ -780,29 +779,8 @@ int uffd_dev_evict(struct zmm *mm, int dev, uint64_t *moved)
 	return bring_back_range(mm, dev, 0, UINT64_MAX >> PAGE_SHIFT_4K, moved);
 }
 
-struct free_ctx {
-	struct zmm *mm;
-};
-
-static bool free_entry(uint64_t vpn, uint64_t *e, void *arg)
-{
-	struct free_ctx *ctx = arg;
-
-	(void)vpn;
-	if (*e & E_DEVPRIV) {
-		refpool_put(ctx->mm->d->dev[e_dev(*e)].pool, entry_page(ctx->mm, *e));
-		atomic_fetch_sub_explicit(&ctx->mm->cnt[e_dev(*e)].device_pages, 1,
-					  memory_order_relaxed);
-	}
-	*e = 0;
-	return true;
-}
-
 void uffd_dev_forget_all(struct zmm *mm)
 {
-	struct free_ctx ctx = { .mm = mm };
-
-	pthread_mutex_lock(&mm->lock);
-	ptable_walk(&mm->pt, 0, UINT64_MAX >> PAGE_SHIFT_4K, free_entry, &ctx);
-	pthread_mutex_unlock(&mm->lock);
+	/* As if the whole address space were unmapped. */
+	uffd_dev_on_remove(mm, 0, UINT64_MAX & ~(PAGE - 1), true);
 }
