@@ -4,6 +4,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -25,6 +26,31 @@ void hmm_init_page_size(void)
 {
 	page_size = (unsigned long)sysconf(_SC_PAGESIZE);
 	page_shift = (unsigned int)ffs((int)page_size) - 1;
+}
+
+bool read_fault_maps_zero_page(void)
+{
+	uint64_t word[2] = { 0, 0 };
+	volatile char *p[2];
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+
+	ck_assert_int_ge(fd, 0);
+	for (int i = 0; i < 2; i++) {
+		p[i] = mmap(NULL, page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		ck_assert_ptr_ne((void *)p[i], MAP_FAILED);
+		(void)p[i][0];
+		ck_assert_int_eq(pread(fd, &word[i], sizeof(word[i]),
+				       (off_t)((uintptr_t)p[i] / page_size * sizeof(word[i]))),
+				 (ssize_t)sizeof(word[i]));
+	}
+	for (int i = 0; i < 2; i++)
+		munmap((void *)p[i], page_size);
+	close(fd);
+	/* Two read faults in two mappings land on one frame only if it is the
+	 * shared zero page. Without CAP_SYS_ADMIN pagemap hides frames; zdevd
+	 * then cannot tell the zero page either. */
+	return (word[0] & (1ull << 63)) && (word[0] & ((1ull << 55) - 1)) &&
+	       (word[0] & ((1ull << 55) - 1)) == (word[1] & ((1ull << 55) - 1));
 }
 
 struct hmm_buffer *buffer_new(unsigned long mirror_size)

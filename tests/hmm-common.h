@@ -22,6 +22,7 @@
 #define ZDEV_TEST_HMM_COMMON_H
 
 #include <check.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "zdev.h"
@@ -61,6 +62,11 @@ int dev_cmd(struct zdev *d, enum dev_op op, struct hmm_buffer *b, unsigned long 
 /* MIGRATE_TO_DEV with the driver's verification read (see the top). */
 int migrate_to_dev(struct zdev *d, struct hmm_buffer *b, unsigned long npages);
 int migrate_to_sys(struct zdev *d, struct hmm_buffer *b, unsigned long npages);
+
+/* Whether an anonymous read fault maps the shared zero page on this machine
+ * (some kernels allocate a fresh page instead; the kernel's snapshot then
+ * shows a plain READ page, and so does zdev's). */
+bool read_fault_maps_zero_page(void);
 
 /* One tcase a test, named after it, with the given fixture:
  * CK_RUN_CASE=<test> runs that one alone. */

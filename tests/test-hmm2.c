@@ -14,6 +14,7 @@
 #include <check.h>
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/mman.h>
 
 #include "zdev.h"
@@ -136,7 +137,12 @@ START_TEST(snapshot)
 	ASSERT_CMD(dev0, OP_SNAPSHOT, b, npages);
 	ck_assert_uint_eq(m[0], ZDEV_PROT_ERROR);
 	ck_assert_uint_eq(m[1], ZDEV_PROT_ERROR);
-	ck_assert_uint_eq(m[2], ZDEV_PROT_ZERO | ZDEV_PROT_READ);
+	if (read_fault_maps_zero_page()) {
+		ck_assert_uint_eq(m[2], ZDEV_PROT_ZERO | ZDEV_PROT_READ);
+	} else {
+		printf("snapshot: this kernel maps no zero page on a read fault: page 2 is READ\n");
+		ck_assert_uint_eq(m[2], ZDEV_PROT_READ);
+	}
 	ck_assert_uint_eq(m[3], ZDEV_PROT_READ);
 	ck_assert_uint_eq(m[4], ZDEV_PROT_WRITE);
 	ck_assert_uint_eq(m[5], ZDEV_PROT_DEV_PRIVATE_LOCAL | ZDEV_PROT_WRITE);
