@@ -51,11 +51,19 @@ struct refpool_chunk {
 	struct refpool_pcpu_count *pcpu;	/* one per slot */
 	struct refpool_chunk *retired_next;	/* teardown: waiting for the grace period */
 
-	/* the chunk's own free list and, once dying, its single live counter */
+	/*
+	 * The chunk's free lists and, once dying, its single live counter.
+	 * Free pages are either single pages on `head`, or whole aligned
+	 * blocks (device THPs) on `block_head`, linked through the `next` of
+	 * their first page: the driver's free_pages and free_folios. A new
+	 * chunk holds blocks only; single pages come from splitting one.
+	 */
 	pthread_mutex_t lock __attribute__((aligned(ZDEV_CACHELINE)));
 	pthread_cond_t idle;
 	uint32_t head;
 	uint32_t nfree;
+	uint32_t block_head;
+	uint32_t nblocks;
 	int64_t live;
 };
 

@@ -227,6 +227,14 @@ static uint32_t drain_all_slots(struct refpool *pool)
 
 static int chunk_create(struct refpool *pool, uint32_t index);
 
+/* Lists the pages of the free block at first as single pages, so that they
+ * come out in ascending order. Caller holds c->lock. */
+static void block_split(struct refpool *pool, struct refpool_chunk *c, uint32_t first)
+{
+	for (uint32_t i = REFPOOL_BLOCK_PAGES; i-- > 0;)
+		list_push(pool, &c->head, &c->nfree, first + i);
+}
+
 /* Makes room: 0 if a chunk has free pages (now or newly created). */
 static int pool_grow(struct refpool *pool)
 {
@@ -258,6 +266,25 @@ static int pool_grow(struct refpool *pool)
 			goto out_unlock;
 		}
 	}
+	/* No single page anywhere: split a free block before growing. */
+	for (uint32_t i = 0; i < pool->max_chunks; i++) {
+		struct refpool_chunk *c = atomic_load_explicit(&pool->chunks[i],
+							       memory_order_relaxed);
+		bool split = false;
+
+		if (!c || atomic_load_explicit(&c->dying, memory_order_relaxed))
+			continue;
+		pthread_mutex_lock(&c->lock);
+		if (c->nblocks) {
+			block_split(pool, c, list_pop(pool, &c->block_head, &c->nblocks));
+			split = true;
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (split) {
+			ret = 0;
+			goto out_unlock;
+		}
+	}
 	if (empty >= 0)
 		ret = chunk_create(pool, (uint32_t)empty);
 out_unlock:
@@ -278,6 +305,107 @@ int refpool_alloc(struct refpool *pool, struct refpool_page **out)
 		if (drain_all_slots(pool))
 			continue;
 		ret = pool_grow(pool);
+		if (ret)
+			return ret;
+	}
+}
+
+/* Makes room for a block: 0 if some chunk has a free block (now or newly
+ * created). Single free pages are not gathered back into blocks. */
+static int pool_grow_block(struct refpool *pool)
+{
+	int ret = -ENOMEM;
+	int64_t empty = -1;
+
+	pthread_mutex_lock(&pool->grow_lock);
+	if (atomic_load_explicit(&pool->dying, memory_order_relaxed)) {
+		ret = -ENODEV;
+		goto out_unlock;
+	}
+	for (uint32_t i = 0; i < pool->max_chunks; i++) {
+		struct refpool_chunk *c = atomic_load_explicit(&pool->chunks[i],
+							       memory_order_relaxed);
+		uint32_t nblocks;
+
+		if (!c) {
+			if (empty < 0)
+				empty = i;
+			continue;
+		}
+		if (atomic_load_explicit(&c->dying, memory_order_relaxed))
+			continue;
+		pthread_mutex_lock(&c->lock);
+		nblocks = c->nblocks;
+		pthread_mutex_unlock(&c->lock);
+		if (nblocks) {
+			ret = 0;
+			goto out_unlock;
+		}
+	}
+	if (empty >= 0)
+		ret = chunk_create(pool, (uint32_t)empty);
+out_unlock:
+	pthread_mutex_unlock(&pool->grow_lock);
+	return ret;
+}
+
+/* Takes a free block off some chunk and counts its pages, or false. */
+static bool alloc_block_from_chunks(struct refpool *pool, struct refpool_page **first)
+{
+	struct refpool_slot *slot;
+	uint32_t index;
+	bool got = false;
+
+	/* With our slot locked no chunk can start dying under us (the kill
+	 * marks chunks with every slot locked), and the chunk references the
+	 * pages take are counted in our slot, as for single pages. */
+	slot = my_slot(pool, &index);
+	zdev_spin_lock(&slot->lock);
+	for (uint32_t i = 0; i < pool->max_chunks && !got; i++) {
+		/* acquire: pairs with the release that published the chunk. */
+		struct refpool_chunk *c = atomic_load_explicit(&pool->chunks[i],
+							       memory_order_acquire);
+		uint32_t head = REFPOOL_NO_PFN;
+
+		if (!c || chunk_dying(c))
+			continue;
+		pthread_mutex_lock(&c->lock);
+		if (c->nblocks)
+			head = list_pop(pool, &c->block_head, &c->nblocks);
+		pthread_mutex_unlock(&c->lock);
+		if (head == REFPOOL_NO_PFN)
+			continue;
+		for (uint32_t p = 0; p < REFPOOL_BLOCK_PAGES; p++) {
+			if (page_take(pool, c, index, head + p))
+				continue;
+			/* A counted page in a free block: reported; the block
+			 * stays off the lists with what it holds, rather than
+			 * be handed out twice. Undo the pages taken. */
+			for (uint32_t q = 0; q < p; q++) {
+				atomic_store_explicit(&pool->pages[head + q].refcount, 0,
+						      memory_order_relaxed);
+				pcpu_add(c, index, -1);
+			}
+			head = REFPOOL_NO_PFN;
+			break;
+		}
+		if (head != REFPOOL_NO_PFN) {
+			*first = &pool->pages[head];
+			got = true;
+		}
+	}
+	zdev_spin_unlock(&slot->lock);
+	return got;
+}
+
+int refpool_alloc_block(struct refpool *pool, struct refpool_page **first)
+{
+	int ret;
+
+	for (;;) {
+		if (alloc_block_from_chunks(pool, first))
+			return 0;
+		ret = pool_grow_block(pool);
 		if (ret)
 			return ret;
 	}
@@ -382,6 +510,55 @@ void refpool_put(struct refpool *pool, struct refpool_page *page)
 	chunk_free_dying(pool, c, pfn);
 }
 
+void refpool_put_block(struct refpool *pool, struct refpool_page *first)
+{
+	const uint32_t head = pool_pfn(pool, first);
+	struct refpool_chunk *c = pool_chunk_of(pool, head);
+	uint64_t freed[REFPOOL_BLOCK_PAGES / 64] = { 0 };
+	struct refpool_slot *slot;
+	uint32_t nfreed = 0, index;
+
+	for (uint32_t p = 0; p < REFPOOL_BLOCK_PAGES; p++) {
+		if (!page_drop(pool, &pool->pages[head + p]))
+			continue;
+		pool->type->free_page(pool, &pool->pages[head + p]);
+		if (pool_debug(pool))
+			refpool_dbg_set(pool, head + p, DBG_FREE);
+		freed[p / 64] |= 1ull << (p % 64);
+		nfreed++;
+	}
+	if (!nfreed)
+		return;
+
+	slot = my_slot(pool, &index);
+	zdev_spin_lock(&slot->lock);
+	if (!chunk_dying(c)) {
+		if (nfreed == REFPOOL_BLOCK_PAGES) {
+			/* Whole again: back on the block list, then the
+			 * chunk references, as for a single page. */
+			pthread_mutex_lock(&c->lock);
+			list_push(pool, &c->block_head, &c->nblocks, head);
+			pthread_mutex_unlock(&c->lock);
+			pcpu_add(c, index, -(int64_t)REFPOOL_BLOCK_PAGES);
+		} else {
+			for (uint32_t p = 0; p < REFPOOL_BLOCK_PAGES; p++) {
+				if (!(freed[p / 64] & (1ull << (p % 64))))
+					continue;
+				list_push(pool, &slot->head, &slot->nfree, head + p);
+				pcpu_add(c, index, -1);
+			}
+			while (slot->nfree > SLOT_HIGH)
+				slot_spill(pool, slot, SLOT_BATCH);
+		}
+		zdev_spin_unlock(&slot->lock);
+		return;
+	}
+	zdev_spin_unlock(&slot->lock);
+	for (uint32_t p = 0; p < REFPOOL_BLOCK_PAGES; p++)
+		if (freed[p / 64] & (1ull << (p % 64)))
+			chunk_free_dying(pool, c, head + p);
+}
+
 /* ---- lookups ---- */
 
 struct refpool_page *refpool_pfn_to_page(struct refpool *pool, uint32_t pfn)
@@ -441,10 +618,12 @@ static int chunk_create(struct refpool *pool, uint32_t index)
 	atomic_init(&c->dying, false);
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->idle, NULL);
-	/* Build the list so that pfns come out in ascending order. */
+	/* Whole blocks, listed so that the lowest comes out first; single
+	 * pages are split off them on demand. */
 	c->head = REFPOOL_NO_PFN;
-	for (uint32_t i = pool->chunk_pages; i-- > 0;)
-		list_push(pool, &c->head, &c->nfree, first + i);
+	c->block_head = REFPOOL_NO_PFN;
+	for (uint32_t i = pool->chunk_pages / REFPOOL_BLOCK_PAGES; i-- > 0;)
+		list_push(pool, &c->block_head, &c->nblocks, first + i * REFPOOL_BLOCK_PAGES);
 	/* The base reference of the percpu_ref: it keeps live above zero while
 	 * the teardown folds the slot counts in. */
 	c->live = 1;
@@ -492,6 +671,19 @@ static void kill_mark_and_fold(struct refpool *pool)
 	}
 	for (uint32_t s = 0; s < pool->nslots; s++)
 		slot_spill(pool, &pool->slots[s], UINT32_MAX);
+	for (uint32_t i = 0; i < pool->max_chunks; i++) {
+		struct refpool_chunk *c = atomic_load_explicit(&pool->chunks[i],
+							       memory_order_relaxed);
+
+		/* A dying chunk keeps single pages only: what it frees from
+		 * now on, and what the audit counts. */
+		if (!c)
+			continue;
+		pthread_mutex_lock(&c->lock);
+		while (c->nblocks)
+			block_split(pool, c, list_pop(pool, &c->block_head, &c->nblocks));
+		pthread_mutex_unlock(&c->lock);
+	}
 	for (uint32_t i = 0; i < pool->max_chunks; i++) {
 		struct refpool_chunk *c = atomic_load_explicit(&pool->chunks[i],
 							       memory_order_relaxed);

@@ -107,6 +107,22 @@ void refpool_destroy(struct refpool *pool);
  * use, -ENODEV once the pool is being killed, other -errno from chunk creation. */
 int refpool_alloc(struct refpool *pool, struct refpool_page **out);
 
+/*
+ * A device THP: REFPOOL_BLOCK_PAGES pages, contiguous and aligned to the
+ * block size, each handed out with count 1 (zone_device_folio_init of order
+ * 9; every page keeps its own count, so a block splits by being put page by
+ * page). -ENOMEM when no whole free block exists and no chunk can be made for
+ * one: the caller falls back to single pages, as the driver does.
+ */
+#define REFPOOL_BLOCK_ORDER 9
+#define REFPOOL_BLOCK_PAGES (1u << REFPOOL_BLOCK_ORDER)
+int refpool_alloc_block(struct refpool *pool, struct refpool_page **first);
+
+/* One put on each page of the block at first. If every page is freed by it,
+ * the block goes back whole to the free blocks; pages freed alone (the block
+ * was split) go back as single pages. */
+void refpool_put_block(struct refpool *pool, struct refpool_page *first);
+
 /* Another reference on a page the caller already holds one on (fork sharing). */
 void refpool_get(struct refpool *pool, struct refpool_page *page);
 

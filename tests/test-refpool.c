@@ -493,6 +493,122 @@ START_TEST(test_exhaustion_takes_pages_cached_by_other_cpus)
 }
 END_TEST
 
+/* A device THP: aligned, contiguous pages, each counted, freed whole. */
+START_TEST(test_block_is_aligned_counted_and_comes_back_whole)
+{
+	struct pool_probe probe = { 0 };
+	struct refpool *pool = make_pool(&probe, 2 * CHUNK_2M, 2 * CHUNK_2M);
+	struct refpool_page *block, *again;
+	uint32_t first;
+
+	ck_assert_int_eq(refpool_alloc_block(pool, &block), 0);
+	first = refpool_page_to_pfn(pool, block);
+	ck_assert_uint_eq(first % REFPOOL_BLOCK_PAGES, 0);
+	for (uint32_t p = 0; p < REFPOOL_BLOCK_PAGES; p++)
+		ck_assert_uint_eq(page_count(&block[p]), 1);
+	ck_assert_uint_eq(stats_of(pool).pages_used, REFPOOL_BLOCK_PAGES);
+	fill_page(pool, &block[REFPOOL_BLOCK_PAGES - 1], 7);
+	ck_assert(page_holds(pool, &block[REFPOOL_BLOCK_PAGES - 1], 7));
+
+	refpool_put_block(pool, block);
+	ck_assert_uint_eq(atomic_load(&probe.frees), REFPOOL_BLOCK_PAGES);
+	ck_assert_uint_eq(stats_of(pool).pages_used, 0);
+	for (uint32_t p = 0; p < REFPOOL_BLOCK_PAGES; p++)
+		ck_assert_uint_eq(page_count(&block[p]), 0);
+	/* whole again, so the same block is the next one handed out */
+	ck_assert_int_eq(refpool_alloc_block(pool, &again), 0);
+	ck_assert_ptr_eq(again, block);
+	refpool_put_block(pool, again);
+	ck_assert_int_eq(refpool_kill(pool), 0);
+	ck_assert_uint_eq(atomic_load(&probe.violations), 0);
+	refpool_destroy(pool);
+}
+END_TEST
+
+/* A block put page by page (split) comes back as single pages; a shared
+ * block survives one put_block. */
+START_TEST(test_split_block_comes_back_as_single_pages)
+{
+	struct pool_probe probe = { 0 };
+	struct refpool *pool = make_pool(&probe, CHUNK_2M, CHUNK_2M);
+	struct refpool_page *block, *single, *none;
+
+	ck_assert_int_eq(refpool_alloc_block(pool, &block), 0);
+	for (uint32_t p = 0; p < REFPOOL_BLOCK_PAGES; p++)
+		refpool_get(pool, &block[p]);
+	refpool_put_block(pool, block);		/* the other sharer still holds it */
+	ck_assert_uint_eq(atomic_load(&probe.frees), 0);
+	ck_assert_uint_eq(stats_of(pool).pages_used, REFPOOL_BLOCK_PAGES);
+	refpool_put(pool, &block[3]);		/* split: one page alone */
+	ck_assert_uint_eq(atomic_load(&probe.frees), 1);
+	for (uint32_t p = 0; p < REFPOOL_BLOCK_PAGES; p++)
+		if (p != 3)
+			refpool_put(pool, &block[p]);
+	ck_assert_uint_eq(atomic_load(&probe.frees), REFPOOL_BLOCK_PAGES);
+	ck_assert_uint_eq(stats_of(pool).pages_used, 0);
+	/* the one chunk holds single pages now: no block to give */
+	ck_assert_int_eq(refpool_alloc_block(pool, &none), -ENOMEM);
+	ck_assert_int_eq(refpool_alloc(pool, &single), 0);
+	ck_assert_uint_eq(refpool_page_to_pfn(pool, single) / REFPOOL_BLOCK_PAGES, 0);
+	refpool_put(pool, single);
+	ck_assert_int_eq(refpool_kill(pool), 0);
+	ck_assert_uint_eq(atomic_load(&probe.violations), 0);
+	refpool_destroy(pool);
+}
+END_TEST
+
+/* Single pages split a block only when no single page is free; a block
+ * needs a whole free one, or room for a new chunk. */
+START_TEST(test_blocks_and_single_pages_share_the_limit)
+{
+	struct pool_probe probe = { 0 };
+	struct refpool *pool = make_pool(&probe, CHUNK_2M, 2 * CHUNK_2M);
+	struct refpool_page *single, *other, *block, *none;
+
+	ck_assert_int_eq(refpool_alloc(pool, &single), 0);
+	ck_assert_int_eq(refpool_alloc(pool, &other), 0);
+	ck_assert_uint_eq(stats_of(pool).chunks, 1);
+	/* chunk 0 was split for the single pages: the block is a new chunk */
+	ck_assert_int_eq(refpool_alloc_block(pool, &block), 0);
+	ck_assert_uint_eq(refpool_page_to_pfn(pool, block), PAGES_2M);
+	ck_assert_uint_eq(stats_of(pool).chunks, 2);
+	ck_assert_int_eq(refpool_alloc_block(pool, &none), -ENOMEM);
+	refpool_put(pool, single);
+	refpool_put(pool, other);
+	refpool_put_block(pool, block);
+	ck_assert_int_eq(refpool_kill(pool), 0);
+	ck_assert_uint_eq(atomic_load(&probe.violations), 0);
+	refpool_destroy(pool);
+}
+END_TEST
+
+/* Teardown evicts every page of a block in use and keeps its data. */
+static void evict_block_page(struct refpool *pool, struct refpool_page *page, void *ctx)
+{
+	struct refpool_page *block = ctx;
+
+	/* the owner's reference goes with the eviction of its first page */
+	if (page == block)
+		refpool_put_block(pool, block);
+}
+
+START_TEST(test_teardown_evicts_a_block_in_use)
+{
+	struct pool_probe probe = { 0 };
+	struct refpool *pool = make_pool(&probe, CHUNK_2M, CHUNK_2M);
+	struct refpool_page *block;
+
+	ck_assert_int_eq(refpool_alloc_block(pool, &block), 0);
+	probe.on_evict = evict_block_page;
+	probe.ctx = block;
+	ck_assert_int_eq(refpool_kill(pool), 0);
+	ck_assert_uint_eq(atomic_load(&probe.evictions), 1);
+	ck_assert_uint_eq(atomic_load(&probe.frees), REFPOOL_BLOCK_PAGES);
+	ck_assert_uint_eq(atomic_load(&probe.violations), 0);
+	refpool_destroy(pool);
+}
+END_TEST
+
 START_TEST(test_metadata_is_a_quarter_of_struct_page)
 {
 	struct pool_probe probe = { 0 };
@@ -545,6 +661,10 @@ static Suite *refpool_suite(void)
 	tcase_add_test(limits, test_exhaustion_keeps_every_byte);
 	tcase_add_test(limits, test_exhaustion_takes_pages_cached_by_other_cpus);
 	tcase_add_test(limits, test_metadata_is_a_quarter_of_struct_page);
+	tcase_add_test(life, test_block_is_aligned_counted_and_comes_back_whole);
+	tcase_add_test(life, test_split_block_comes_back_as_single_pages);
+	tcase_add_test(limits, test_blocks_and_single_pages_share_the_limit);
+	tcase_add_test(teardown, test_teardown_evicts_a_block_in_use);
 	suite_add_tcase(s, limits);
 	return s;
 }
