@@ -27,6 +27,7 @@
 #include "log.h"
 #include "uffd_compat.h"
 #include "uffd_dev.h"
+#include "zdev.h"
 #include "zdevd/parallel.h"
 #include "zdevd/vmas.h"
 #include "zdevd/zmm.h"
@@ -65,45 +66,139 @@ static int uffd_ioctl_retry(struct zmm *mm, unsigned long req, void *arg, bool i
 	return -EAGAIN;
 }
 
+/* ---- device THPs ---- */
+
+static uint64_t window_of(uint64_t vpn)
+{
+	return vpn & ~(WINDOW_PAGES - 1);
+}
+
+/* The device THP of window w is no longer one: its pages stay where they
+ * are, each on its own. The pool's block splits as its pages are put alone. */
+static void split_window_locked(struct zmm *mm, uint64_t w)
+{
+	for (uint64_t i = 0; i < WINDOW_PAGES; i++) {
+		uint64_t e = ptable_get(&mm->pt, w + i);
+
+		if (e & E_HUGE)
+			ptable_set(&mm->pt, w + i, e & ~E_HUGE);
+	}
+}
+
+/* A change to [start, end) of the address space (in pages) that cuts through
+ * a device THP splits it, as the kernel splits a PMD it unmaps or moves in
+ * part. */
+static void split_edges_locked(struct zmm *mm, uint64_t start, uint64_t end)
+{
+	if (start & (WINDOW_PAGES - 1))
+		split_window_locked(mm, window_of(start));
+	if (end & (WINDOW_PAGES - 1))
+		split_window_locked(mm, window_of(end));
+}
+
+/* Whether window w holds one intact device THP whose first entry is *first. */
+static bool window_intact_locked(struct zmm *mm, uint64_t w, uint64_t *first)
+{
+	uint64_t e0 = ptable_get(&mm->pt, w);
+
+	if (!(e0 & E_HUGE) || (e_pfn(e0) & (REFPOOL_BLOCK_PAGES - 1)))
+		return false;
+	for (uint64_t i = 1; i < WINDOW_PAGES; i++) {
+		uint64_t e = ptable_get(&mm->pt, w + i);
+
+		if (!(e & E_HUGE) || e_dev(e) != e_dev(e0) || e_pfn(e) != e_pfn(e0) + i ||
+		    (e & E_BUSY) != (e0 & E_BUSY))
+			return false;
+	}
+	*first = e0;
+	return true;
+}
+
 /* ---- bringing a page back: the kernel's migrate_to_ram ---- */
 
-/* Forgets n device-private pages starting at vpn, once their data is back. */
-static void forget_run_locked(struct zmm *mm, uint64_t vpn, uint64_t n, uint64_t e)
+/*
+ * UFFDIO_COPY of len bytes to dst. A page that is present already (EEXIST:
+ * something mapped it meanwhile) keeps the CPU's copy, as after a racing
+ * fault, and the copy goes on after it.
+ */
+static int copy_into_client(struct zmm *mm, uint64_t dst, const void *src, uint64_t len,
+			    bool in_loop)
 {
-	const unsigned int dev = e_dev(e);
-	struct refpool *pool = mm->d->dev[dev].pool;
+	uint64_t done = 0;
 
-	for (uint64_t i = 0; i < n; i++) {
-		ptable_set(&mm->pt, vpn + i, 0);
-		refpool_put(pool, refpool_pfn_to_page(pool, e_pfn(e) + (uint32_t)i));
+	while (done < len) {
+		struct uffdio_copy copy = {
+			.dst = dst + done,
+			.src = (uint64_t)(uintptr_t)src + done,
+			.len = len - done,
+		};
+		int ret = uffd_ioctl_retry(mm, UFFDIO_COPY, &copy, in_loop);
+
+		if (!ret)
+			return 0;
+		if (copy.copy > 0)
+			done += (uint64_t)copy.copy;
+		if (ret != -EEXIST)
+			return ret;
+		done += PAGE;
 	}
+	return 0;
+}
+
+static void count_back(struct zmm *mm, unsigned int dev, uint64_t n)
+{
 	atomic_fetch_sub_explicit(&mm->cnt[dev].device_pages, n, memory_order_relaxed);
 	atomic_fetch_add_explicit(&mm->cnt[dev].pages_to_system, n, memory_order_relaxed);
 	atomic_fetch_add_explicit(&mm->d->pages_to_system, n, memory_order_relaxed);
 }
 
+/* Forgets n device-private pages starting at vpn, once their data is back;
+ * a whole device THP goes back to the pool as one block. */
+static void forget_run_locked(struct zmm *mm, uint64_t vpn, uint64_t n, uint64_t e)
+{
+	const unsigned int dev = e_dev(e);
+	struct refpool *pool = mm->d->dev[dev].pool;
+
+	for (uint64_t i = 0; i < n; i++)
+		ptable_set(&mm->pt, vpn + i, 0);
+	if ((e & E_HUGE) && n == WINDOW_PAGES)
+		refpool_put_block(pool, refpool_pfn_to_page(pool, e_pfn(e)));
+	else
+		for (uint64_t i = 0; i < n; i++)
+			refpool_put(pool, refpool_pfn_to_page(pool, e_pfn(e) + (uint32_t)i));
+	count_back(mm, dev, n);
+}
+
 /*
  * Copies a device-private page back into the client and frees the device
- * page. Caller holds mm->lock; on success the entry is gone (the CPU page
- * table changed, so every device's mirror entry for the page is erased too).
+ * page; a page of a device THP brings back its whole window, as
+ * migrate_to_ram does for a PMD-mapped device folio. Caller holds mm->lock;
+ * on success the entries are gone (the CPU page table changed, so every
+ * device's mirror entry for them is erased too).
  */
 static int bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t e, bool in_loop)
 {
 	struct refpool *pool = mm->d->dev[e_dev(e)].pool;
-	struct uffdio_copy copy = {
-		.dst = vpn << PAGE_SHIFT_4K,
-		.src = (uint64_t)(uintptr_t)refpool_page_mem(pool, entry_page(mm, e)),
-		.len = PAGE,
-	};
+	uint64_t n = 1, first;
 	int ret;
 
-	ret = uffd_ioctl_retry(mm, UFFDIO_COPY, &copy, in_loop);
-	/* EEXIST: something mapped the page meanwhile; the CPU's copy wins,
-	 * as after a racing fault. ENOENT/ESRCH: the mapping or the whole
-	 * process is gone, and with it the data. */
-	if (ret && ret != -EEXIST && ret != -ENOENT && ret != -ESRCH)
+	if (e & E_HUGE) {
+		if (window_intact_locked(mm, window_of(vpn), &first)) {
+			vpn = window_of(vpn);
+			e = first;
+			n = WINDOW_PAGES;
+		} else {
+			split_window_locked(mm, window_of(vpn));
+			e &= ~E_HUGE;
+		}
+	}
+	ret = copy_into_client(mm, vpn << PAGE_SHIFT_4K,
+			       refpool_page_mem(pool, entry_page(mm, e)), n * PAGE, in_loop);
+	/* ENOENT/ESRCH: the mapping or the whole process is gone, and with it
+	 * the data. */
+	if (ret && ret != -ENOENT && ret != -ESRCH)
 		return ret;
-	forget_run_locked(mm, vpn, 1, e);
+	forget_run_locked(mm, vpn, n, e);
 	return 0;
 }
 
@@ -213,12 +308,21 @@ static bool drop_entry(uint64_t vpn, uint64_t *e, void *arg)
 	struct drop_ctx *ctx = arg;
 	struct zmm *mm = ctx->mm;
 
-	(void)vpn;
 	/* A migration zapping its own pages sees its REMOVE events here: its
 	 * pages stay. An unmap ends the migration of what it covers. */
 	if ((*e & E_BUSY) && !ctx->unmap)
 		return true;
-	if (*e & E_DEVPRIV) {
+	if ((*e & (E_DEVPRIV | E_HUGE)) == (E_DEVPRIV | E_HUGE)) {
+		/* The edges were split first: this THP goes whole, its block
+		 * with its first page. */
+		if (!(vpn & (WINDOW_PAGES - 1))) {
+			unsigned int dev = e_dev(*e);
+
+			refpool_put_block(mm->d->dev[dev].pool, entry_page(mm, *e));
+			atomic_fetch_sub_explicit(&mm->cnt[dev].device_pages, WINDOW_PAGES,
+						  memory_order_relaxed);
+		}
+	} else if (*e & E_DEVPRIV) {
 		unsigned int dev = e_dev(*e);
 
 		refpool_put(mm->d->dev[dev].pool, entry_page(mm, *e));
@@ -233,14 +337,17 @@ static bool drop_entry(uint64_t vpn, uint64_t *e, void *arg)
 void uffd_dev_on_remove(struct zmm *mm, uint64_t start, uint64_t end, bool unmap)
 {
 	struct drop_ctx ctx = { .mm = mm, .unmap = unmap };
+	const uint64_t first = vpn_of(start), last = vpn_of(end + PAGE - 1);
 
 	pthread_mutex_lock(&mm->lock);
-	ptable_walk(&mm->pt, vpn_of(start), vpn_of(end + PAGE - 1), drop_entry, &ctx);
+	split_edges_locked(mm, first, last);
+	ptable_walk(&mm->pt, first, last, drop_entry, &ctx);
 	pthread_mutex_unlock(&mm->lock);
 }
 
 struct move_ctx {
 	int64_t delta;		/* in pages */
+	bool split;		/* the move is not by whole windows: THPs split */
 	uint64_t *moved;	/* (vpn, entry) pairs, collected before re-inserting */
 	size_t n, cap;
 	int err;
@@ -264,7 +371,7 @@ static bool collect_entry(uint64_t vpn, uint64_t *e, void *arg)
 	ctx->moved[ctx->n++] = vpn;
 	/* The mirrors lose the page (the CPU mapping moved); the device-private
 	 * page moves with the range, and a migration in flight keeps it. */
-	ctx->moved[ctx->n++] = *e & ~E_MIRROR_ALL;
+	ctx->moved[ctx->n++] = *e & ~(E_MIRROR_ALL | (ctx->split ? E_HUGE : 0));
 	*e = 0;
 	return true;
 }
@@ -272,9 +379,13 @@ static bool collect_entry(uint64_t vpn, uint64_t *e, void *arg)
 /* mremap: device pages and the registration move with the range. */
 void uffd_dev_on_remap(struct zmm *mm, uint64_t from, uint64_t to, uint64_t len)
 {
-	struct move_ctx ctx = { .delta = (int64_t)(vpn_of(to) - vpn_of(from)) };
+	struct move_ctx ctx = {
+		.delta = (int64_t)(vpn_of(to) - vpn_of(from)),
+		.split = (vpn_of(to) - vpn_of(from)) & (WINDOW_PAGES - 1),
+	};
 
 	pthread_mutex_lock(&mm->lock);
+	split_edges_locked(mm, vpn_of(from), vpn_of(from + len));
 	ptable_walk(&mm->pt, vpn_of(from), vpn_of(from + len), collect_entry, &ctx);
 	for (size_t i = 0; i < ctx.n; i += 2)
 		if (ptable_set(&mm->pt, (uint64_t)((int64_t)ctx.moved[i] + ctx.delta),
@@ -373,6 +484,67 @@ static int write_protect(struct zmm *mm, uint64_t start, uint64_t end, bool on)
 	return uffd_ioctl_retry(mm, UFFDIO_WRITEPROTECT, &wp, false);
 }
 
+/* Calls write_protect(on) for each run of pages of [addr, addr + npages
+ * pages) whose byte in sel is set. */
+static void protect_runs(struct zmm *mm, uint64_t addr, uint64_t npages, const uint8_t *sel,
+			 bool on)
+{
+	for (uint64_t i = 0; i < npages;) {
+		uint64_t j;
+
+		if (!sel[i]) {
+			i++;
+			continue;
+		}
+		for (j = i; j < npages && sel[j]; j++)
+			;
+		write_protect(mm, addr + i * PAGE, addr + j * PAGE, on);
+		i = j;
+	}
+}
+
+/*
+ * A zapped page the device now holds gets a write-protect marker in its
+ * empty PTE (WP_UNPOPULATED): pagemap then shows it swapped out and not
+ * present, as the kernel shows a device-private entry, and any CPU access
+ * still raises a MISSING fault (the kernel treats the marker as an empty
+ * PTE), which UFFDIO_COPY resolves over the marker. DONTNEED and munmap drop
+ * markers with the page, so none outlives its device page for long.
+ */
+static void mark_device_private(struct zmm *mm, uint64_t addr, uint64_t npages,
+				struct refpool_page *const *pages)
+{
+	uint8_t *zapped;
+
+	if (!(mm->d->uffd_features & UFFD_FEATURE_WP_UNPOPULATED))
+		return;
+	zapped = malloc(npages);
+	if (!zapped)
+		return;		/* only pagemap's view of them is lost */
+	for (uint64_t i = 0; i < npages; i++)
+		zapped[i] = pages[i] != NULL;
+	protect_runs(mm, addr, npages, zapped, true);
+	free(zapped);
+}
+
+/* The end of a migration: write protection off on every page the device does
+ * not hold, whose markers (if any) are the migration's own. */
+static void unprotect_system_pages(struct zmm *mm, uint64_t addr, uint64_t npages)
+{
+	uint8_t *system = malloc(npages);
+
+	if (!system) {
+		write_protect(mm, addr, addr + npages * PAGE, false);
+		return;
+	}
+	pthread_mutex_lock(&mm->lock);
+	for (uint64_t i = 0; i < npages; i++)
+		system[i] = !(ptable_get(&mm->pt, vpn_of(addr) + i) & E_DEVPRIV);
+	pthread_mutex_unlock(&mm->lock);
+	protect_runs(mm, addr, npages, system, false);
+	free(system);
+}
+
 static void wake_range(struct zmm *mm, uint64_t start, uint64_t end)
 {
 	struct uffdio_range r = { .start = start, .len = end - start };
@@ -434,7 +606,9 @@ static int copy_in(struct zmm *mm, struct refpool *pool, uint64_t start,
 		if (!pages[i])
 			continue;
 		mem = refpool_page_mem(pool, pages[i]);
-		if (!(pm[i] & (PM_PRESENT | PM_SWAP))) {
+		/* A write-protect marker left in an empty PTE is no page. */
+		if (!(pm[i] & (PM_PRESENT | PM_SWAP)) ||
+		    (!(pm[i] & PM_PRESENT) && (pm[i] & PM_UFFD_WP))) {
 			memset(mem, 0, PAGE);
 			continue;
 		}
@@ -463,6 +637,116 @@ static int copy_part(void *ctx, size_t lo, size_t hi)
 	struct copy_job *j = ctx;
 
 	return copy_in(j->mm, j->pool, j->start + lo * PAGE, j->pages + lo, j->pm + lo, hi - lo);
+}
+
+enum { SEL_NONE, SEL_PAGE, SEL_HUGE };
+
+/*
+ * Whether the selected window of pages at i0 moves as one device THP
+ * (MIGRATE_VMA_SELECT_COMPOUND): a PMD-mapped THP, or a never-touched window
+ * of a mapping that would get a THP on a fault (the kernel's pmd_none hole).
+ */
+static bool window_is_compound(struct zmm *mm, const struct vma_list *vmas, uint64_t addr,
+			       uint64_t i0, const uint8_t *sel, const uint64_t *pm,
+			       const uint8_t *thp)
+{
+	bool all_thp = true, all_empty = true;
+
+	for (uint64_t k = 0; k < WINDOW_PAGES; k++) {
+		if (sel[i0 + k] != SEL_PAGE)
+			return false;
+		all_thp &= thp[i0 + k];
+		all_empty &= !(pm[i0 + k] & (PM_PRESENT | PM_SWAP));
+	}
+	if (all_thp)
+		return true;
+	return all_empty && vmas_find(vmas, addr + i0 * PAGE) &&
+	       vma_thp_eligible(mm->pid, addr + i0 * PAGE);
+}
+
+/*
+ * Device pages for the selected pages: one block for each compound window
+ * (unless FAIL_ALLOC makes the first such allocation fail, once, or the
+ * pool has no whole block: then single pages, as the driver falls back to),
+ * single pages for the rest. *oom tells that the pool ran out: the pages
+ * left without one stay in system memory.
+ */
+static int alloc_device_pages(struct zmm *mm, unsigned int dev, const struct vma_list *vmas,
+			      uint64_t addr, uint64_t npages, uint8_t *sel, const uint64_t *pm,
+			      struct refpool_page **pages, bool *oom)
+{
+	struct refpool *pool = mm->d->dev[dev].pool;
+	const uint64_t first_win = (vpn_of(addr) + WINDOW_PAGES - 1) & ~(WINDOW_PAGES - 1);
+	uint8_t *thp = NULL;
+	bool blocks = true;
+	int ret;
+
+	if (npages >= WINDOW_PAGES) {
+		thp = calloc(npages, 1);
+		if (!thp)
+			return -ENOMEM;
+		/* Without PAGEMAP_SCAN only never-touched windows move whole. */
+		pagemap_huge(mm->pagemap_fd, addr, npages, thp);
+	}
+	for (uint64_t w = first_win; thp && w + WINDOW_PAGES <= vpn_of(addr) + npages && blocks;
+	     w += WINDOW_PAGES) {
+		const uint64_t i0 = w - vpn_of(addr);
+		struct refpool_page *block;
+		bool fail_once;
+
+		if (!window_is_compound(mm, vmas, addr, i0, sel, pm, thp))
+			continue;
+		pthread_mutex_lock(&mm->lock);
+		fail_once = mm->flags[dev] & ZDEV_FLAG_FAIL_ALLOC;
+		mm->flags[dev] &= ~ZDEV_FLAG_FAIL_ALLOC;
+		pthread_mutex_unlock(&mm->lock);
+		if (fail_once)
+			continue;
+		ret = refpool_alloc_block(pool, &block);
+		if (ret) {
+			blocks = false;
+			continue;
+		}
+		for (uint64_t k = 0; k < WINDOW_PAGES; k++) {
+			pages[i0 + k] = block + k;
+			pages[i0 + k]->owner = w + k;
+			sel[i0 + k] = SEL_HUGE;
+		}
+	}
+	free(thp);
+
+	for (uint64_t i = 0; i < npages; i++) {
+		if (sel[i] != SEL_PAGE)
+			continue;
+		ret = refpool_alloc(pool, &pages[i]);
+		if (ret == -ENOMEM) {
+			*oom = true;
+			break;
+		}
+		if (ret)
+			return ret;
+		pages[i]->owner = vpn_of(addr) + i;
+	}
+	return 0;
+}
+
+/* A device THP some page of which went away while it was copied (unmapped)
+ * is split: its other pages stay on the device one by one. */
+static void keep_whole_windows_locked(struct zmm *mm, uint64_t addr, uint64_t npages,
+				      uint8_t *sel, struct refpool_page **pages)
+{
+	for (uint64_t i = 0; i < npages; i++) {
+		bool whole = true;
+
+		if (sel[i] != SEL_HUGE || ((vpn_of(addr) + i) & (WINDOW_PAGES - 1)))
+			continue;
+		for (uint64_t k = 0; k < WINDOW_PAGES && whole; k++)
+			whole = pages[i + k] && (ptable_get(&mm->pt, vpn_of(addr) + i + k) & E_BUSY);
+		if (whole)
+			continue;
+		for (uint64_t k = 0; k < WINDOW_PAGES; k++)
+			sel[i + k] = SEL_PAGE;
+	}
 }
 
 int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
@@ -509,7 +793,7 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 			continue;
 		if (ptable_set(&mm->pt, vpn_of(a), e | E_BUSY))
 			break;
-		sel[i] = 1;
+		sel[i] = SEL_PAGE;
 		selected++;
 	}
 	pthread_mutex_unlock(&mm->lock);
@@ -519,25 +803,18 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 		 * to us; then write-protect, so no write can slip in between
 		 * the copy and the zap. */
 		ret = uffd_dev_register(mm, &vmas, addr, end);
+		if (ret)
+			goto out_unbusy;
+		/* What is missing stays missing now (its faults wait for us),
+		 * and what is present stays present. Read before the write
+		 * protection, whose markers would look like swapped pages. */
+		ret = pagemap_read(mm->pagemap_fd, addr, npages, pm);
 		if (!ret)
 			ret = write_protect(mm, addr, end, true);
 		if (ret)
-			goto out_unbusy;
-		for (uint64_t i = 0; i < npages && !out_of_memory; i++) {
-			if (!sel[i])
-				continue;
-			ret = refpool_alloc(pool, &pages[i]);
-			if (ret == -ENOMEM) {
-				out_of_memory = true;
-				ret = 0;
-				break;
-			}
-			if (ret)
-				goto out_unprotect;
-			pages[i]->owner = vpn_of(addr) + i;
-		}
-		/* The range is frozen now: what is present stays present. */
-		ret = pagemap_read(mm->pagemap_fd, addr, npages, pm);
+			goto out_unprotect;
+		ret = alloc_device_pages(mm, dev, &vmas, addr, npages, sel, pm, pages,
+					 &out_of_memory);
 		if (!ret) {
 			struct copy_job job = { mm, pool, addr, pages, pm };
 
@@ -566,11 +843,14 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 
 	/* The REMOVE events of our zaps must be handled before the pages
 	 * stop being busy, or they would be taken for the program's own. */
-	if (selected)
+	if (selected) {
 		zmm_wait_events(mm);
+		mark_device_private(mm, addr, npages, pages);
+	}
 
 	/* Finalize: the copied pages are device-private on dev. */
 	pthread_mutex_lock(&mm->lock);
+	keep_whole_windows_locked(mm, addr, npages, sel, pages);
 	for (uint64_t i = 0; i < npages; i++) {
 		uint64_t a = addr + i * PAGE, vpn = vpn_of(a), e = ptable_get(&mm->pt, vpn);
 		const struct vma *v = vmas_find(&vmas, a);
@@ -583,7 +863,8 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 				continue;
 			}
 			e = e_devpriv(dev, refpool_page_to_pfn(pool, pages[i])) | E_MIRROR(dev) |
-			    ((v->flags & VMA_WRITE) ? E_MIRROR_W(dev) : 0);
+			    ((v->flags & VMA_WRITE) ? E_MIRROR_W(dev) : 0) |
+			    (sel[i] == SEL_HUGE ? E_HUGE : 0);
 			ptable_set(&mm->pt, vpn, e);
 			pages[i] = NULL;
 			migrated++;
@@ -599,7 +880,7 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 	atomic_fetch_add_explicit(&mm->cnt[dev].device_pages, migrated, memory_order_relaxed);
 	atomic_fetch_add_explicit(&mm->d->pages_to_device, migrated, memory_order_relaxed);
 	if (selected) {
-		write_protect(mm, addr, end, false);
+		unprotect_system_pages(mm, addr, npages);
 		wake_range(mm, addr, end);
 	}
 	*cpages = on_dev;
@@ -610,13 +891,15 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 	goto out_free;
 
 out_unprotect:
-	write_protect(mm, addr, end, false);
+	unprotect_system_pages(mm, addr, npages);
 out_unbusy:
 	pthread_mutex_lock(&mm->lock);
 	for (uint64_t i = 0; i < npages; i++) {
 		uint64_t vpn = vpn_of(addr + i * PAGE), e = ptable_get(&mm->pt, vpn);
 
-		if (pages[i])
+		if (pages[i] && sel[i] == SEL_HUGE && !(vpn & (WINDOW_PAGES - 1)))
+			refpool_put_block(pool, pages[i]);
+		else if (pages[i] && sel[i] != SEL_HUGE)
 			refpool_put(pool, pages[i]);
 		if (sel[i] && (e & E_BUSY))
 			ptable_set(&mm->pt, vpn, e & ~E_BUSY);
@@ -639,6 +922,7 @@ out_free_vmas:
 /* Pages consecutive both in the process and in device memory: one copy. */
 struct back_run {
 	uint64_t vpn, n, e;
+	bool huge;		/* one whole device THP */
 	uint64_t done;		/* pages the copy put in place */
 	int err;
 };
@@ -646,6 +930,7 @@ struct back_run {
 struct back_ctx {
 	unsigned int dev;
 	bool any_dev;
+	bool saw_huge;
 	struct back_run *runs;
 	size_t nruns, cap;
 	int err;
@@ -662,11 +947,15 @@ static bool gather_entry(uint64_t vpn, uint64_t *e, void *arg)
 	/* Busy while it is copied: a CPU fault on it waits for the wake-up
 	 * at the end instead of copying it a second time. */
 	*e = v | E_BUSY;
+	/* A device THP is a run of its own, from its first page: the edges of
+	 * the range were split, so its window is whole. */
 	if (r && vpn == r->vpn + r->n && e_dev(v) == e_dev(r->e) && e_pfn(v) == e_pfn(r->e) + r->n &&
-	    r->n < RUN_MAX) {
+	    r->n < RUN_MAX && r->huge == !!(v & E_HUGE) && (vpn & (WINDOW_PAGES - 1))) {
 		r->n++;
 		return true;
 	}
+	if (v & E_HUGE)
+		ctx->saw_huge = true;
 	if (ctx->nruns == ctx->cap) {
 		size_t cap = ctx->cap ? 2 * ctx->cap : 64;
 		struct back_run *runs = realloc(ctx->runs, cap * sizeof(*runs));
@@ -679,7 +968,8 @@ static bool gather_entry(uint64_t vpn, uint64_t *e, void *arg)
 		ctx->runs = runs;
 		ctx->cap = cap;
 	}
-	ctx->runs[ctx->nruns++] = (struct back_run){ .vpn = vpn, .n = 1, .e = v };
+	ctx->runs[ctx->nruns++] = (struct back_run){ .vpn = vpn, .n = 1, .e = v,
+						     .huge = !!(v & E_HUGE) };
 	return true;
 }
 
@@ -711,7 +1001,18 @@ static int copy_back_part(void *ctx, size_t lo, size_t hi)
  * racing change stopped, leave the rest on the device. */
 static int finish_run_locked(struct zmm *mm, const struct back_run *r, uint64_t *moved)
 {
+	uint64_t first;
 	int ret = 0;
+
+	if (r->huge) {
+		if (r->done == WINDOW_PAGES && window_intact_locked(mm, r->vpn, &first)) {
+			forget_run_locked(mm, r->vpn, WINDOW_PAGES, first);
+			*moved += WINDOW_PAGES;
+			return 0;
+		}
+		/* Cut short or changed under us: page by page from here. */
+		split_window_locked(mm, r->vpn);
+	}
 
 	for (uint64_t i = 0; i < r->n; i++) {
 		uint64_t vpn = r->vpn + i, e = ptable_get(&mm->pt, vpn);
@@ -743,7 +1044,12 @@ static int bring_back_range(struct zmm *mm, int dev, uint64_t first, uint64_t en
 	int ret = 0;
 
 	pthread_mutex_lock(&mm->lock);
+	split_edges_locked(mm, first, end);
 	ptable_walk(&mm->pt, first, end, gather_entry, &ctx);
+	/* FAIL_ALLOC's next large allocation is the system THP a device THP
+	 * would come back into; zdev brings pages back as small pages anyway. */
+	if (ctx.saw_huge && dev >= 0)
+		mm->flags[dev] &= ~ZDEV_FLAG_FAIL_ALLOC;
 	pthread_mutex_unlock(&mm->lock);
 
 	/* The copies run unlocked, on every CPU: the client waits for us. */

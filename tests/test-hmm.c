@@ -951,7 +951,6 @@ END_TEST
  * until they move back here.
  *   migrate_file_private     COW pages of a private file mapping: a file
  *                            mapping cannot be registered for MISSING faults
- *   migrate_anon_huge_fault  device THPs: PMD-level device-private entries
  */
 #ifdef ZDEV_PENDING_TESTS
 #define ADD_PENDING(s, test) ADD_TEST(s, test)
@@ -988,7 +987,7 @@ static Suite *hmm_suite(void)
 	ADD_DONE(s, migrate_anon_huge_empty);
 	ADD_DONE(s, migrate_anon_huge_zero);
 	ADD_DONE(s, migrate_anon_huge_free);
-	ADD_PENDING(s, migrate_anon_huge_fault);
+	ADD_DONE(s, migrate_anon_huge_fault);
 	ADD_DONE(s, migrate_partial_unmap_fault);
 	ADD_DONE(s, migrate_remap_fault);
 	ADD_DONE(s, migrate_anon_huge_err);

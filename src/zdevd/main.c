@@ -192,7 +192,7 @@ static void probe_uffd(struct zdevd *d)
 {
 	const uint64_t wanted = UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP |
 				UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP |
-				UFFD_FEATURE_PAGEFAULT_FLAG_WP;
+				UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_WP_UNPOPULATED;
 	struct uffd_caps caps;
 	int fd;
 

@@ -182,7 +182,7 @@ int mirror_snapshot(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t np
 	const uint64_t zero_pfn = zero_page_pfn();
 	struct vma_list vmas;
 	uint64_t *pm = NULL;
-	uint8_t *prot = NULL;
+	uint8_t *prot = NULL, *pmd = NULL;
 	int ret;
 
 	ret = vmas_read(mm->pid, addr, addr + npages * PAGE, &vmas);
@@ -190,13 +190,16 @@ int mirror_snapshot(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t np
 		return ret;
 	pm = calloc(npages, sizeof(*pm));
 	prot = malloc(npages);
-	if (!pm || !prot) {
+	pmd = calloc(npages, 1);
+	if (!pm || !prot || !pmd) {
 		ret = -ENOMEM;
 		goto out_free;
 	}
 	ret = pagemap_read(mm->pagemap_fd, addr, npages, pm);
 	if (ret)
 		goto out_free;
+	/* Without PAGEMAP_SCAN the CPU's huge mappings show as small ones. */
+	pagemap_huge(mm->pagemap_fd, addr, npages, pmd);
 	pthread_mutex_lock(&mm->lock);
 	for (uint64_t i = 0; i < npages; i++) {
 		const struct vma *v = vmas_find(&vmas, addr + i * PAGE);
@@ -207,15 +210,18 @@ int mirror_snapshot(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t np
 			prot[i] = ZDEV_PROT_ERROR;
 		else if (e & E_DEVPRIV)
 			/* Another device's private page is invisible, not remote. */
-			prot[i] = e_dev(e) == dev ? (ZDEV_PROT_DEV_PRIVATE_LOCAL | rw) : ZDEV_PROT_NONE;
+			prot[i] = e_dev(e) != dev ? ZDEV_PROT_NONE
+						  : ZDEV_PROT_DEV_PRIVATE_LOCAL | rw |
+						    ((e & E_HUGE) ? ZDEV_PROT_PMD : 0);
 		else if (!(pm[i] & PM_PRESENT))
 			prot[i] = ZDEV_PROT_NONE;
 		else if (zero_pfn && (pm[i] & PM_PFN_MASK) == zero_pfn)
 			prot[i] = ZDEV_PROT_ZERO | ZDEV_PROT_READ;
 		else
 			/* A shared (COW) page is mapped read-only until written. */
-			prot[i] = rw == ZDEV_PROT_WRITE && (pm[i] & PM_EXCLUSIVE) ? ZDEV_PROT_WRITE
-										 : ZDEV_PROT_READ;
+			prot[i] = (rw == ZDEV_PROT_WRITE && (pm[i] & PM_EXCLUSIVE) ? ZDEV_PROT_WRITE
+										  : ZDEV_PROT_READ) |
+				  (pmd[i] ? ZDEV_PROT_PMD : 0);
 	}
 	pthread_mutex_unlock(&mm->lock);
 	ret = client_copy(mm->pid, true, prot, buf, npages);
@@ -224,6 +230,7 @@ int mirror_snapshot(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t np
 out_free:
 	free(pm);
 	free(prot);
+	free(pmd);
 	vmas_free(&vmas);
 	return ret;
 }

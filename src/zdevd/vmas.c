@@ -6,10 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "uffd_compat.h"
 #include "vmas.h"
 
 static bool path_is_anon(const char *path)
@@ -127,4 +129,65 @@ uint64_t zero_page_pfn(void)
 	if (pfn == UINT64_MAX)
 		pfn = 0;
 	return pfn;
+}
+
+int pagemap_huge(int pagemap_fd, uint64_t addr, size_t npages, uint8_t *out)
+{
+	const uint64_t end = addr + npages * 4096;
+	struct page_region regions[64];
+	struct pm_scan_arg arg = {
+		.size = sizeof(arg),
+		.start = addr,
+		.end = end,
+		.vec = (uint64_t)(uintptr_t)regions,
+		.vec_len = 64,
+		.category_mask = PAGE_IS_HUGE,
+		.return_mask = PAGE_IS_HUGE,
+	};
+
+	while (arg.start < end) {
+		long n = ioctl(pagemap_fd, PAGEMAP_SCAN, &arg);
+
+		if (n < 0)
+			return errno == ENOTTY || errno == EINVAL ? -EOPNOTSUPP : -errno;
+		for (long r = 0; r < n; r++)
+			for (uint64_t a = regions[r].start; a < regions[r].end; a += 4096)
+				out[(a - addr) >> 12] = 1;
+		/* The scan stops where its vector filled up, or at the end. */
+		if (arg.walk_end <= arg.start)
+			break;
+		arg.start = arg.walk_end;
+	}
+	return 0;
+}
+
+bool vma_thp_eligible(pid_t pid, uint64_t addr)
+{
+	char name[64], line[512];
+	bool inside = false, eligible = false;
+	FILE *f;
+
+	snprintf(name, sizeof(name), "/proc/%d/smaps", (int)pid);
+	f = fopen(name, "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		uint64_t s, e;
+		int v;
+
+		/* A mapping's first line is its range; its fields follow. */
+		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " ", &s, &e) == 2 && strchr(line, '-') <
+		    strchr(line, ' ')) {
+			if (inside)
+				break;
+			inside = addr >= s && addr < e;
+			continue;
+		}
+		if (inside && sscanf(line, "THPeligible: %d", &v) == 1) {
+			eligible = v == 1;
+			break;
+		}
+	}
+	fclose(f);
+	return eligible;
 }

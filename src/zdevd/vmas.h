@@ -35,11 +35,21 @@ const struct vma *vmas_find(const struct vma_list *l, uint64_t addr);
 /* pagemap bits */
 #define PM_PRESENT	(1ull << 63)
 #define PM_SWAP		(1ull << 62)
+#define PM_UFFD_WP	(1ull << 57)
 #define PM_EXCLUSIVE	(1ull << 56)
 #define PM_PFN_MASK	((1ull << 55) - 1)
 
 /* One pagemap word per page of [addr, addr + npages pages). */
 int pagemap_read(int pagemap_fd, uint64_t addr, size_t npages, uint64_t *out);
+
+/* Marks out[i] for each page of [addr, addr + npages pages) that one PMD maps
+ * (a THP, the huge zero page, a hugetlb page), with PAGEMAP_SCAN (6.7);
+ * -EOPNOTSUPP on kernels without it, out untouched. */
+int pagemap_huge(int pagemap_fd, uint64_t addr, size_t npages, uint8_t *out);
+
+/* Whether the kernel would give the mapping of pid holding addr a THP on a
+ * fault there (smaps' THPeligible). */
+bool vma_thp_eligible(pid_t pid, uint64_t addr);
 
 /* The pfn of the shared zero page, or 0 when pagemap hides pfns. */
 uint64_t zero_page_pfn(void);

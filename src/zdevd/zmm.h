@@ -19,9 +19,17 @@
 #define E_DEV_MASK	(0xfull << E_DEV_SHIFT)
 #define E_DEVPRIV	(1ull << 36)	/* data only in device memory */
 #define E_BUSY		(1ull << 37)	/* a migration owns the page right now */
+/* One page of a device THP: every page of its aligned 2 MiB window is
+ * device-private on the same device, in one pool block, in order. The mm
+ * holds a reference on each page; the block goes back to the pool whole
+ * when the window does, and a partial unmap or move splits it (the bit is
+ * cleared on the whole window). */
+#define E_HUGE		(1ull << 38)
 #define E_MIRROR(dev)	(1ull << (40 + (dev)))	/* device `dev` maps it */
 #define E_MIRROR_W(dev)	(1ull << (48 + (dev)))	/* ... writable */
 #define E_MIRROR_ALL	(0xffffull << 40)
+
+#define WINDOW_PAGES	(1ull << (WINDOW_SHIFT - PAGE_SHIFT_4K))
 
 static inline unsigned int e_dev(uint64_t e)
 {
