@@ -435,6 +435,7 @@ int uffd_dev_on_fork(struct zmm *parent, struct zmm *child)
 	pthread_mutex_lock(&child->lock);
 	ptable_walk(&parent->pt, 0, UINT64_MAX >> PAGE_SHIFT_4K, share_entry, &ctx);
 	child->open_devices = 0;
+	memset(child->handles, 0, sizeof(child->handles));
 	pthread_mutex_unlock(&child->lock);
 	pthread_mutex_unlock(&parent->lock);
 	return ctx.err;
@@ -446,10 +447,54 @@ struct run {
 	uint64_t start, end;	/* page addresses */
 };
 
+/*
+ * The client's limit on registered bytes: span more bytes in [ws, we) would
+ * be registered. The running count only grows (a range registered again counts
+ * again); when it would pass the limit, the kernel's own view decides.
+ */
+static int charge_registration(struct zmm *mm, uint64_t ws, uint64_t we, uint64_t span)
+{
+	const uint64_t limit = mm->d->cfg.client_registered;
+	uint64_t elsewhere;
+	int ret = 0;
+
+	if (!limit)
+		return 0;
+	pthread_mutex_lock(&mm->lock);
+	if (mm->registered_bytes + span <= limit) {
+		mm->registered_bytes += span;
+		goto out_unlock;
+	}
+	ret = vmas_registered_bytes(mm->pid, ws, we, &elsewhere);
+	if (ret)
+		goto out_unlock;
+	if (elsewhere + span > limit) {
+		ret = -EDQUOT;
+		goto out_unlock;
+	}
+	mm->registered_bytes = elsewhere + span;
+out_unlock:
+	pthread_mutex_unlock(&mm->lock);
+	return ret;
+}
+
 int uffd_dev_register(struct zmm *mm, const struct vma_list *vmas, uint64_t start, uint64_t end)
 {
 	const uint64_t win = 1ull << WINDOW_SHIFT;
 	const uint64_t ws = start & ~(win - 1), we = (end + win - 1) & ~(win - 1);
+	uint64_t span = 0;
+	int ret;
+
+	for (size_t i = 0; i < vmas->n; i++) {
+		const struct vma *v = &vmas->v[i];
+		uint64_t s = v->start > ws ? v->start : ws, e = v->end < we ? v->end : we;
+
+		if (s < e && (v->flags & VMA_ANON))
+			span += e - s;
+	}
+	ret = charge_registration(mm, ws, we, span);
+	if (ret)
+		return ret;
 
 	/* Whole windows of each private anonymous mapping the range touches:
 	 * neighbouring registrations stay merged into one VMA, and memory that
@@ -677,6 +722,10 @@ static int alloc_device_pages(struct zmm *mm, unsigned int dev, const struct vma
 {
 	struct refpool *pool = mm->d->dev[dev].pool;
 	const uint64_t first_win = (vpn_of(addr) + WINDOW_PAGES - 1) & ~(WINDOW_PAGES - 1);
+	const uint64_t limit = mm->d->cfg.client_memory / PAGE;
+	const uint64_t held = atomic_load_explicit(&mm->cnt[dev].device_pages, memory_order_relaxed);
+	/* The client's own limit on this device acts as a smaller pool. */
+	uint64_t budget = !limit ? UINT64_MAX : held < limit ? limit - held : 0;
 	uint8_t *thp = NULL;
 	bool blocks = true;
 	int ret;
@@ -694,7 +743,7 @@ static int alloc_device_pages(struct zmm *mm, unsigned int dev, const struct vma
 		struct refpool_page *block;
 		bool fail_once;
 
-		if (!window_is_compound(mm, vmas, addr, i0, sel, pm, thp))
+		if (budget < WINDOW_PAGES || !window_is_compound(mm, vmas, addr, i0, sel, pm, thp))
 			continue;
 		pthread_mutex_lock(&mm->lock);
 		fail_once = mm->flags[dev] & ZDEV_FLAG_FAIL_ALLOC;
@@ -707,6 +756,7 @@ static int alloc_device_pages(struct zmm *mm, unsigned int dev, const struct vma
 			blocks = false;
 			continue;
 		}
+		budget -= WINDOW_PAGES;
 		for (uint64_t k = 0; k < WINDOW_PAGES; k++) {
 			pages[i0 + k] = block + k;
 			pages[i0 + k]->owner = w + k;
@@ -718,13 +768,14 @@ static int alloc_device_pages(struct zmm *mm, unsigned int dev, const struct vma
 	for (uint64_t i = 0; i < npages; i++) {
 		if (sel[i] != SEL_PAGE)
 			continue;
-		ret = refpool_alloc(pool, &pages[i]);
+		ret = budget ? refpool_alloc(pool, &pages[i]) : -ENOMEM;
 		if (ret == -ENOMEM) {
 			*oom = true;
 			break;
 		}
 		if (ret)
 			return ret;
+		budget--;
 		pages[i]->owner = vpn_of(addr) + i;
 	}
 	return 0;

@@ -23,6 +23,7 @@
 
 static const char usage[] =
 	"usage: zdevd [--socket PATH] [--devices N] [--memory SIZE] [--chunk SIZE]\n"
+	"             [--client-memory SIZE] [--client-registered SIZE] [--client-handles N]\n"
 	"             [--foreground] [--verbose]\n";
 
 static int parse_size(const char *s, size_t *out)
@@ -57,16 +58,20 @@ static int parse_args(int argc, char **argv, struct zdevd_config *cfg)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "pool-debug", no_argument, NULL, 'D' },
+		{ "client-memory", required_argument, NULL, 'M' },
+		{ "client-registered", required_argument, NULL, 'R' },
+		{ "client-handles", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char *end;
 	int c;
 
-	*cfg = (struct zdevd_config){ .ndevices = 2, .memory = 1ul << 30, .chunk = 256ul << 20 };
+	*cfg = (struct zdevd_config){ .ndevices = 2, .memory = 1ul << 30, .chunk = 256ul << 20,
+				      .client_registered = 1ul << 40, .client_handles = 256 };
 	if (zdev_default_socket(cfg->socket_path, sizeof(cfg->socket_path)))
 		return -ENAMETOOLONG;
-	while ((c = getopt_long(argc, argv, "s:d:m:c:fvDh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:d:m:c:fvDhM:R:H:", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			if (snprintf(cfg->socket_path, sizeof(cfg->socket_path), "%s", optarg) >=
@@ -82,9 +87,20 @@ static int parse_args(int argc, char **argv, struct zdevd_config *cfg)
 				return -EINVAL;
 			}
 			break;
+		case 'H':
+			cfg->client_handles = (unsigned int)strtoul(optarg, &end, 10);
+			if (*end) {
+				fprintf(stderr, "zdevd: --client-handles takes a number\n");
+				return -EINVAL;
+			}
+			break;
 		case 'm':
 		case 'c':
-			if (parse_size(optarg, c == 'm' ? &cfg->memory : &cfg->chunk)) {
+		case 'M':
+		case 'R':
+			if (parse_size(optarg, c == 'm' ? &cfg->memory : c == 'c' ? &cfg->chunk
+							: c == 'M' ? &cfg->client_memory
+								   : &cfg->client_registered)) {
 				fprintf(stderr, "zdevd: bad size '%s' (a number with K, M or G)\n", optarg);
 				return -EINVAL;
 			}

@@ -250,6 +250,39 @@ static int release_device(struct zdevd *d, unsigned int dev)
 	return ret;
 }
 
+/* A device handle more, within the client's limit. */
+static int open_handle(struct zmm *mm, unsigned int dev)
+{
+	const unsigned int limit = mm->d->cfg.client_handles;
+	unsigned int open = 0;
+	int ret = 0;
+
+	pthread_mutex_lock(&mm->lock);
+	for (unsigned int i = 0; i < ZDEV_MAX_DEVICES; i++)
+		open += mm->handles[i];
+	if (limit && open >= limit) {
+		ret = -EMFILE;
+	} else {
+		mm->handles[dev]++;
+		mm->open_devices |= 1ull << dev;
+	}
+	pthread_mutex_unlock(&mm->lock);
+	return ret;
+}
+
+/* One handle fewer: true when it was the device's last. */
+static bool close_handle(struct zmm *mm, unsigned int dev)
+{
+	bool last;
+
+	pthread_mutex_lock(&mm->lock);
+	last = --mm->handles[dev] == 0;
+	if (last)
+		mm->open_devices &= ~(1ull << dev);
+	pthread_mutex_unlock(&mm->lock);
+	return last;
+}
+
 static int on_request(struct session *s, union zmsg *m, int type)
 {
 	const struct zmsg_req *r = &m->req;
@@ -272,12 +305,15 @@ static int on_request(struct session *s, union zmsg *m, int type)
 
 	switch (type) {
 	case ZMSG_OPEN:
-		s->mm->open_devices |= 1ull << r->device;
-		ret = 0;
+		ret = open_handle(s->mm, r->device);
 		break;
 	case ZMSG_CLOSE:
-		ret = uffd_dev_evict(s->mm, (int)r->device, &cpages);
-		s->mm->open_devices &= ~(1ull << r->device);
+		/* The device lets go of the process's memory with its last
+		 * handle, as the driver's release does. */
+		if (close_handle(s->mm, r->device))
+			ret = uffd_dev_evict(s->mm, (int)r->device, &cpages);
+		else
+			ret = 0;
 		break;
 	case ZMSG_MIGRATE_TO_DEV:
 		ret = check_range(r->addr, r->npages);
@@ -303,8 +339,11 @@ static int on_request(struct session *s, union zmsg *m, int type)
 		break;
 	case ZMSG_SET_FLAGS:
 		ret = r->arg & ~ZDEV_FLAG_FAIL_ALLOC ? -EINVAL : 0;
-		if (!ret)
+		if (!ret) {
+			pthread_mutex_lock(&s->mm->lock);
 			s->mm->flags[r->device] = r->arg;
+			pthread_mutex_unlock(&s->mm->lock);
+		}
 		break;
 	case ZMSG_STATS:
 		zmsg_init(&out, ZMSG_STATS_OK, r->hdr.seq);

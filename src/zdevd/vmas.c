@@ -191,3 +191,33 @@ bool vma_thp_eligible(pid_t pid, uint64_t addr)
 	fclose(f);
 	return eligible;
 }
+
+int vmas_registered_bytes(pid_t pid, uint64_t skip_start, uint64_t skip_end, uint64_t *out)
+{
+	char name[64], line[512];
+	uint64_t s = 0, e = 0, total = 0;
+	FILE *f;
+
+	snprintf(name, sizeof(name), "/proc/%d/smaps", (int)pid);
+	f = fopen(name, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		uint64_t ns, ne;
+
+		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " ", &ns, &ne) == 2) {
+			s = ns;
+			e = ne;
+			continue;
+		}
+		if (strncmp(line, "VmFlags:", 8) || !strstr(line, " um"))
+			continue;
+		/* The part of [s, e) outside the skipped range. */
+		total += e - s;
+		if (skip_start < e && skip_end > s)
+			total -= (skip_end < e ? skip_end : e) - (skip_start > s ? skip_start : s);
+	}
+	fclose(f);
+	*out = total;
+	return 0;
+}

@@ -51,6 +51,10 @@ int pagemap_huge(int pagemap_fd, uint64_t addr, size_t npages, uint8_t *out);
  * fault there (smaps' THPeligible). */
 bool vma_thp_eligible(pid_t pid, uint64_t addr);
 
+/* Bytes of pid's mappings registered with a uffd for missing faults (smaps'
+ * VmFlags "um"), leaving out what lies in [skip_start, skip_end). */
+int vmas_registered_bytes(pid_t pid, uint64_t skip_start, uint64_t skip_end, uint64_t *out);
+
 /* The pfn of the shared zero page, or 0 when pagemap hides pfns. */
 uint64_t zero_page_pfn(void);
 

@@ -36,6 +36,11 @@ struct zdevd_config {
 	bool foreground;
 	bool verbose;
 	bool pool_debug;	/* REFPOOL_DEBUG on every pool */
+	/* per client process: device memory on each device, bytes registered
+	 * with its uffd, device handles open (0: no limit of its own) */
+	size_t client_memory;
+	size_t client_registered;
+	unsigned int client_handles;
 };
 
 /* Fault latency histogram: bucket i holds latencies in [2^i, 2^(i+1)) ns. */

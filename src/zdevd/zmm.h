@@ -75,9 +75,14 @@ struct zmm {
 	 */
 	atomic_bool reading_events;
 
-	pthread_mutex_t lock;		/* pt, flags */
+	pthread_mutex_t lock;		/* pt, flags, handles */
 	struct ptable pt;
-	uint64_t open_devices;		/* bitmask */
+	uint64_t open_devices;		/* bitmask: handles[dev] > 0 */
+	unsigned int handles[ZDEV_MAX_DEVICES];	/* device handles open */
+	/* Bytes registered with the uffd, an upper bound: registering a range
+	 * again counts it again, and munmap is not subtracted. Recounted from
+	 * the kernel's view when it would pass the limit. Session only. */
+	uint64_t registered_bytes;
 	uint64_t flags[ZDEV_MAX_DEVICES];
 	struct zmm_counters cnt[ZDEV_MAX_DEVICES];
 

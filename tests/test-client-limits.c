@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Per-client limits (DESIGN.md section 9): device memory, registered bytes
+ * and open handles. Passing one is an error to that client only: nothing is
+ * lost, and another client is served as before.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "zdev.h"
+#include "zdevd-harness.h"
+#include "check-run.h"
+
+#define PAGE 4096ul
+#define MIB (1ul << 20)
+#define MEMORY_LIMIT_PAGES 256		/* --client-memory 1M */
+#define REGISTERED_LIMIT (8 * MIB)	/* --client-registered 8M */
+#define HANDLES_LIMIT 2			/* --client-handles 2 */
+
+static struct zdevd_instance zd;
+
+/* size bytes, 2 MiB-aligned so that registration windows are exact. */
+static char *map_aligned(size_t size, char **base)
+{
+	*base = mmap(NULL, size + 2 * MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		     -1, 0);
+	ck_assert_ptr_ne(*base, MAP_FAILED);
+	return (char *)(((uintptr_t)*base + 2 * MIB - 1) & ~(2 * MIB - 1));
+}
+
+static void fill(char *p, size_t npages, unsigned int seed)
+{
+	for (size_t i = 0; i < npages; i++)
+		memset(p + i * PAGE, (int)((seed + i) & 0xff), PAGE);
+}
+
+static void assert_filled(const char *p, size_t npages, unsigned int seed)
+{
+	for (size_t i = 0; i < npages; i++)
+		for (size_t b = 0; b < PAGE; b += 512)
+			ck_assert_msg((unsigned char)p[i * PAGE + b] == ((seed + i) & 0xff),
+				      "page %zu byte %zu lost", i, b);
+}
+
+/* Past its device memory, a client moves what fits and keeps every byte. */
+START_TEST(device_memory_limit)
+{
+	const size_t npages = 2 * MEMORY_LIMIT_PAGES;
+	struct zdev_result res = { 0 };
+	struct zdev_stats st = { .size = sizeof(st) };
+	struct zdev *d;
+	char *base, *p = map_aligned(npages * PAGE, &base);
+	int status;
+	pid_t pid;
+
+	ck_assert_int_eq(madvise(p, npages * PAGE, MADV_NOHUGEPAGE), 0);
+	ck_assert_int_eq(zdev_open(NULL, 0, &d), 0);
+	fill(p, npages, 1);
+	ck_assert_int_eq(zdev_migrate_to_device(d, p, npages, &res), -ENOENT);
+	ck_assert_uint_eq(res.cpages, MEMORY_LIMIT_PAGES);
+	ck_assert_int_eq(zdev_get_stats(d, &st), 0);
+	ck_assert_uint_eq(st.device_pages, MEMORY_LIMIT_PAGES);
+	/* full: nothing more moves */
+	ck_assert_int_eq(zdev_migrate_to_device(d, p + (npages - 1) * PAGE, 1, &res), -ENOMEM);
+
+	/* another client is not held to this one's use */
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct zdev *cd;
+		char *cbase, *cp;
+		struct zdev_result cres = { 0 };
+
+		/* the pages shared with the parent would count as the
+		 * child's own */
+		munmap(base, npages * PAGE + 2 * MIB);
+		cp = map_aligned(64 * PAGE, &cbase);
+		fill(cp, 64, 9);
+		if (zdev_open(NULL, 0, &cd) || zdev_migrate_to_device(cd, cp, 64, &cres) ||
+		    cres.cpages != 64)
+			_exit(1);
+		for (size_t i = 0; i < 64; i++)
+			if ((unsigned char)cp[i * PAGE] != ((9 + i) & 0xff))
+				_exit(2);
+		_exit(zdev_close(cd) ? 3 : 0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "other client: status %#x",
+		      status);
+
+	assert_filled(p, npages, 1);
+	ck_assert_int_eq(zdev_close(d), 0);
+	munmap(base, npages * PAGE + 2 * MIB);
+}
+END_TEST
+
+/* Registered bytes: a range past the limit is refused before anything
+ * moves; memory unmapped since no longer counts. */
+START_TEST(registered_bytes_limit)
+{
+	struct zdev_result res = { 0 };
+	struct zdev *d;
+	char *base, *big = map_aligned(2 * REGISTERED_LIMIT, &base), *base2, *small;
+	char *out = malloc(2 * REGISTERED_LIMIT);
+	uint8_t snap[4];
+
+	ck_assert_ptr_nonnull(out);
+	ck_assert_int_eq(zdev_open(NULL, 1, &d), 0);
+	fill(big, 4, 2);
+	ck_assert_int_eq(zdev_migrate_to_device(d, big, 2 * REGISTERED_LIMIT / PAGE, &res),
+			 -EDQUOT);
+	ck_assert_int_eq(zdev_snapshot(d, big, 4, snap, &res), 0);
+	for (int i = 0; i < 4; i++)
+		ck_assert_uint_eq(snap[i] & 0xf0, 0);	/* nothing moved */
+	ck_assert_int_eq(zdev_read(d, big, 2 * REGISTERED_LIMIT / PAGE, out, &res), -EDQUOT);
+
+	/* 6 MiB fits; 6 more do not while the first are mapped... */
+	ck_assert_int_eq(zdev_read(d, big, 6 * MIB / PAGE, out, &res), 0);
+	small = map_aligned(6 * MIB, &base2);
+	ck_assert_int_eq(zdev_read(d, small, 6 * MIB / PAGE, out, &res), -EDQUOT);
+	ck_assert_int_eq(zdev_read(d, big, 6 * MIB / PAGE, out, &res), 0);
+	/* ...and do once they are gone */
+	ck_assert_int_eq(munmap(base, 2 * REGISTERED_LIMIT + 2 * MIB), 0);
+	ck_assert_int_eq(zdev_read(d, small, 6 * MIB / PAGE, out, &res), 0);
+	ck_assert_uint_eq(res.cpages, 6 * MIB / PAGE);
+	free(out);
+	ck_assert_int_eq(zdev_close(d), 0);
+	munmap(base2, 6 * MIB + 2 * MIB);
+}
+END_TEST
+
+/* Handles: one past the limit is refused; closing one of two handles on a
+ * device leaves its pages there. */
+START_TEST(handles_limit)
+{
+	struct zdev *a, *b, *c;
+	struct zdev_result res = { 0 };
+	char *base, *p = map_aligned(16 * PAGE, &base);
+	uint8_t snap[16];
+
+	ck_assert_int_eq(zdev_open(NULL, 0, &a), 0);
+	ck_assert_int_eq(zdev_open(NULL, 0, &b), 0);
+	ck_assert_int_eq(zdev_open(NULL, 1, &c), -EMFILE);
+	fill(p, 16, 3);
+	ck_assert_int_eq(zdev_migrate_to_device(a, p, 16, &res), 0);
+	ck_assert_int_eq(zdev_close(b), 0);
+	ck_assert_int_eq(zdev_snapshot(a, p, 16, snap, &res), 0);
+	for (int i = 0; i < 16; i++)
+		ck_assert_uint_eq(snap[i], ZDEV_PROT_DEV_PRIVATE_LOCAL | ZDEV_PROT_WRITE);
+	ck_assert_int_eq(zdev_open(NULL, 1, &c), 0);
+	ck_assert_int_eq(zdev_close(c), 0);
+	ck_assert_int_eq(zdev_close(a), 0);
+	assert_filled(p, 16, 3);
+	munmap(base, 16 * PAGE + 2 * MIB);
+}
+END_TEST
+
+static Suite *limits_suite(void)
+{
+	Suite *s = suite_create("client-limits");
+	TCase *tc;
+
+	tc = tcase_create("device_memory_limit");
+	tcase_add_test(tc, device_memory_limit);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("registered_bytes_limit");
+	tcase_add_test(tc, registered_bytes_limit);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("handles_limit");
+	tcase_add_test(tc, handles_limit);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	static const char *const args[] = { "--client-memory", "1M", "--client-registered", "8M",
+					    "--client-handles", "2", NULL };
+	int failed, stopped;
+
+	zdevd_start(&zd, args);
+	failed = check_run(limits_suite());
+	stopped = zdevd_stop(&zd);
+	return failed || stopped ? EXIT_FAILURE : EXIT_SUCCESS;
+}
