@@ -996,7 +996,59 @@ static Suite *hmm_suite(void)
 	return s;
 }
 
+/*
+ * The hugetlb tests need a free huge page. As root on a machine that has
+ * none reserved, the program lends itself two for the run (the pool size is
+ * the kernel's nr_hugepages) and gives them back before it exits; otherwise
+ * those tests skip and say why.
+ */
+static char nr_hugepages_path[128];
+static unsigned long nr_hugepages_before;
+static bool hugepages_lent;
+
+static bool write_ulong_file(const char *path, unsigned long v)
+{
+	FILE *f = fopen(path, "w");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fprintf(f, "%lu\n", v) > 0;
+	return fclose(f) == 0 && ok;
+}
+
+static void lend_hugetlb_pages(void)
+{
+	/* test-hmm-pending runs no hugetlb test, and must not give back the
+	 * pages test-hmm borrowed while it runs beside it */
+#ifdef ZDEV_PENDING_TESTS
+	return;
+#endif
+	if (free_default_hugepages() || geteuid() != 0)
+		return;
+	snprintf(nr_hugepages_path, sizeof(nr_hugepages_path),
+		 "/sys/kernel/mm/hugepages/hugepages-%lukB/nr_hugepages",
+		 default_hugepage_size() >> 10);
+	nr_hugepages_before = read_ulong_file(nr_hugepages_path);
+	hugepages_lent = write_ulong_file(nr_hugepages_path, nr_hugepages_before + 2);
+	if (hugepages_lent)
+		printf("hugetlb: %lu free pages lent to this run\n", free_default_hugepages());
+}
+
+static void give_back_hugetlb_pages(void)
+{
+	if (hugepages_lent && !write_ulong_file(nr_hugepages_path, nr_hugepages_before))
+		fprintf(stderr, "hugetlb: could not give the lent pages back (%s)\n",
+			nr_hugepages_path);
+}
+
 int main(void)
 {
-	return hmm_main(hmm_suite);
+	int ret;
+
+	hmm_init_page_size();
+	lend_hugetlb_pages();
+	ret = hmm_main(hmm_suite);
+	give_back_hugetlb_pages();
+	return ret;
 }
