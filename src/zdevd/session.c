@@ -82,12 +82,12 @@ static int on_hello(struct session *s, const struct zmsg_hello *h)
 		return zmsg_send(s->sock, &m, -1) ?: m.hello_ok.status;
 
 	s->hello = true;
-	if (h->flags & ZHELLO_FORKED) {
+	/* A process zdevd serves already (it closed every handle and opens
+	 * one again) keeps its one uffd: its registrations are that uffd's. */
+	s->mm = zmm_find_live(s->d, s->pid);
+	if (!s->mm && (h->flags & ZHELLO_FORKED))
 		/* A child whose uffd came with its parent's fork event. */
-		s->mm = zmm_find(s->d, s->pid);
-		if (!s->mm)
-			s->mm = zmm_claim_fork(s->d, s->pid, h->parent_pid);
-	}
+		s->mm = zmm_claim_fork(s->d, s->pid, h->parent_pid);
 	if (s->mm) {
 		m.hello_ok.features |= ZFEAT_HAVE_MM;
 	} else {

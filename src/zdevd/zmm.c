@@ -13,6 +13,32 @@
 #include "uffd_dev.h"
 #include "zmm.h"
 
+/* The process's start time in clock ticks since boot (field 22 of stat), or 0. */
+static uint64_t proc_start_time(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long t = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* The command name may hold spaces and parentheses: count from the
+	 * last ')'. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
+			 "%*d %*d %*d %llu", &t) != 1)
+		return 0;
+	return t;
+}
+
 int zmm_create(struct zdevd *d, pid_t pid, uid_t uid, int uffd, struct zmm **out)
 {
 	struct zmm *mm = calloc(1, sizeof(*mm));
@@ -28,6 +54,7 @@ int zmm_create(struct zdevd *d, pid_t pid, uid_t uid, int uffd, struct zmm **out
 	mm->pidfd = -1;
 	mm->pagemap_fd = -1;
 	if (pid > 0) {
+		mm->start_time = proc_start_time(pid);
 		snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
 		mm->pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (mm->pagemap_fd < 0) {
@@ -118,6 +145,19 @@ struct zmm *zmm_find(struct zdevd *d, pid_t pid)
 	return mm;
 }
 
+struct zmm *zmm_find_live(struct zdevd *d, pid_t pid)
+{
+	struct zmm *mm = zmm_find(d, pid);
+
+	if (mm && mm->start_time != proc_start_time(pid)) {
+		/* A process gone, whose exit the loop has not seen yet. */
+		zmm_exit(mm);
+		zmm_put(mm);
+		mm = NULL;
+	}
+	return mm;
+}
+
 int zmm_watch(struct zmm *mm)
 {
 	return zloop_watch_mm(mm->d, mm);
@@ -145,6 +185,7 @@ static int zmm_set_pid(struct zmm *mm, pid_t pid)
 	if (mm->pagemap_fd < 0)
 		return -errno;
 	mm->pid = pid;
+	mm->start_time = proc_start_time(pid);
 	return 0;
 }
 

@@ -59,6 +59,7 @@ struct zmm {
 	struct zmm *next;		/* zdevd's list, under mms_lock */
 	_Atomic int refs;
 	pid_t pid;
+	uint64_t start_time;		/* the process's, to tell it from a later one with its pid */
 	uid_t uid;
 	int uffd;
 	int pidfd;
@@ -100,6 +101,9 @@ void zmm_publish(struct zmm *mm);
 /* The process is gone: give back every device page, close its uffd. */
 void zmm_exit(struct zmm *mm);
 struct zmm *zmm_find(struct zdevd *d, pid_t pid);	/* with a reference */
+/* The mm of the process pid is now, if zdevd serves it already (a process
+ * that closed every handle and opens one again keeps its one uffd). */
+struct zmm *zmm_find_live(struct zdevd *d, pid_t pid);
 
 /* Adds the mm's uffd (and pidfd, once its pid is known) to the event loop. */
 int zmm_watch(struct zmm *mm);
