@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The event loop: one io_uring with multishot polls on the listening socket,
- * a signalfd, a wake-up eventfd, every client's uffd and every client's pidfd.
+ * a signalfd, a wake-up eventfd, every client's uffd, pidfd and connection.
+ * A readable connection is handed to a worker (workers.c).
  * CPU faults are served right here, inline; it never waits on a client, so a
  * client thread blocked in a uffd event (fork, munmap, madvise, mremap) is
  * always released by the next read of its uffd.
@@ -23,14 +24,16 @@
 #include "log.h"
 #include "uffd_compat.h"
 #include "uffd_dev.h"
+#include "zdevd/session.h"
 #include "zdevd/zmm.h"
 
-enum watch_kind { W_LISTEN, W_SIGNAL, W_WAKE, W_UFFD, W_PIDFD };
+enum watch_kind { W_LISTEN, W_SIGNAL, W_WAKE, W_UFFD, W_PIDFD, W_SESSION };
 
 struct watch {
 	enum watch_kind kind;
 	int fd;
 	struct zmm *mm;		/* W_UFFD, W_PIDFD: holds a reference */
+	struct session *s;	/* W_SESSION: freed with the watch's last CQE */
 	bool removing;
 	struct watch *prev, *next;	/* the loop's list of per-client watches */
 };
@@ -41,7 +44,8 @@ struct zloop {
 	struct watch listen_w, sig_w, wake_w;
 	struct watch *clients;	/* uffd and pidfd watches, loop thread only */
 	pthread_mutex_t lock;	/* queued */
-	struct queued { struct zmm *mm; struct queued *next; } *queued;
+	/* from other threads: an mm to watch, or a session to forget */
+	struct queued { struct zmm *mm; struct session *s; struct queued *next; } *queued;
 };
 
 #define FAULT_RETRIES 2000
@@ -92,7 +96,8 @@ static struct watch *watch_new(struct zloop *l, enum watch_kind kind, int fd, st
 	w->kind = kind;
 	w->fd = fd;
 	w->mm = mm;
-	zmm_get(mm);
+	if (mm)
+		zmm_get(mm);
 	w->next = l->clients;
 	if (l->clients)
 		l->clients->prev = w;
@@ -108,7 +113,8 @@ static void watch_free(struct zloop *l, struct watch *w)
 		l->clients = w->next;
 	if (w->next)
 		w->next->prev = w->prev;
-	zmm_put(w->mm);
+	if (w->mm)
+		zmm_put(w->mm);
 	free(w);
 }
 
@@ -136,16 +142,17 @@ static void watch_add_mm(struct zloop *l, struct zmm *mm)
 	}
 }
 
-int zloop_watch_mm(struct zdevd *d, struct zmm *mm)
+static int enqueue(struct zloop *l, struct zmm *mm, struct session *s)
 {
-	struct zloop *l = d->loop;
 	struct queued *q = malloc(sizeof(*q));
 	uint64_t one = 1;
 
 	if (!q)
 		return -ENOMEM;
-	zmm_get(mm);
+	if (mm)
+		zmm_get(mm);
 	q->mm = mm;
+	q->s = s;
 	pthread_mutex_lock(&l->lock);
 	q->next = l->queued;
 	l->queued = q;
@@ -154,6 +161,20 @@ int zloop_watch_mm(struct zdevd *d, struct zmm *mm)
 	if (write(l->wakefd, &one, sizeof(one)) != sizeof(one))
 		return -errno;
 	return 0;
+}
+
+int zloop_watch_mm(struct zdevd *d, struct zmm *mm)
+{
+	return enqueue(d->loop, mm, NULL);
+}
+
+void zloop_forget_session(struct zdevd *d, struct session *s)
+{
+	/* Without memory for the note the poll stays, on a connection
+	 * shut down for good: its session is freed at shutdown. */
+	shutdown(s->sock, SHUT_RDWR);
+	if (enqueue(d->loop, NULL, s))
+		zdev_err("pid %d: out of memory ending its connection", (int)s->pid);
 }
 
 static void drain_queue(struct zloop *l)
@@ -170,9 +191,12 @@ static void drain_queue(struct zloop *l)
 	while (q) {
 		struct queued *next = q->next;
 
-		if (!atomic_load(&q->mm->dead))
+		if (q->s && q->s->watch)
+			disarm(l, q->s->watch);
+		if (q->mm && !atomic_load(&q->mm->dead))
 			watch_add_mm(l, q->mm);
-		zmm_put(q->mm);
+		if (q->mm)
+			zmm_put(q->mm);
 		free(q);
 		q = next;
 	}
@@ -298,19 +322,29 @@ static void serve_uffd_msgs(struct zloop *l, struct zmm *mm, struct uffd_msg *ms
 
 /* ---- the loop ---- */
 
-static void on_listen(struct zdevd *d)
+static void on_listen(struct zdevd *d, struct zloop *l)
 {
 	for (;;) {
 		int sock = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		int ret;
 
 		if (sock < 0) {
 			if (errno != EAGAIN && errno != EINTR)
 				zdev_warn("accept: %m");
 			return;
 		}
-		ret = session_start(d, sock);
-		if (ret)
+		struct session *s = session_new(d, sock);
+		struct watch *w = s ? watch_new(l, W_SESSION, sock, NULL) : NULL;
+
+		if (w) {
+			w->s = s;
+			s->watch = w;
+			if (!arm(l, w))
+				continue;
+			watch_free(l, w);
+		}
+		if (s)
+			session_free(s);
+		else
 			close(sock);
 	}
 }
@@ -366,6 +400,11 @@ static void on_cqe(struct zdevd *d, struct zloop *l, struct io_uring_cqe *cqe)
 		return;
 	if (!(cqe->flags & IORING_CQE_F_MORE)) {
 		/* The multishot poll ended: removed, or the kernel dropped it. */
+		if (w->kind == W_SESSION && w->removing) {
+			session_free(w->s);
+			watch_free(l, w);
+			return;
+		}
 		if (w->kind == W_UFFD || w->kind == W_PIDFD) {
 			if (w->removing || atomic_load(&w->mm->dead)) {
 				watch_free(l, w);
@@ -379,7 +418,7 @@ static void on_cqe(struct zdevd *d, struct zloop *l, struct io_uring_cqe *cqe)
 		return;
 	switch (w->kind) {
 	case W_LISTEN:
-		on_listen(d);
+		on_listen(d, l);
 		break;
 	case W_SIGNAL: {
 		struct signalfd_siginfo si;
@@ -399,6 +438,10 @@ static void on_cqe(struct zdevd *d, struct zloop *l, struct io_uring_cqe *cqe)
 		break;
 	case W_PIDFD:
 		on_pidfd(l, w);
+		break;
+	case W_SESSION:
+		if (!w->removing)
+			workers_kick(w->s);
 		break;
 	}
 }
@@ -442,8 +485,10 @@ void zloop_destroy(struct zdevd *d)
 	while (l->queued) {
 		struct queued *q = l->queued;
 
+		/* a session here was freed by session_stop_all() already */
 		l->queued = q->next;
-		zmm_put(q->mm);
+		if (q->mm)
+			zmm_put(q->mm);
 		free(q);
 	}
 	close(l->sigfd);

@@ -257,6 +257,7 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&d.mms_lock, NULL);
 	pthread_mutex_init(&d.sessions_lock, NULL);
 	pthread_cond_init(&d.sessions_gone, NULL);
+	pthread_cond_init(&d.work, NULL);
 	probe_uffd(&d);
 	if (create_devices(&d))
 		return 1;

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * One thread per connected client. Requests run here, not on the event loop:
- * a device access may touch the client's memory and wait for a fault that
- * only the event loop can serve, and a migration waits for the client to zap.
+ * A connected client's messages: the handshake, the uffd and its proof, and
+ * the requests. They run on a worker (workers.c), not on the event loop: a
+ * device access may touch the client's memory and wait for a fault that only
+ * the event loop can serve, and a migration waits for the client to zap.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,22 +26,11 @@
 #include "zdev.h"
 #include "zdevd/mirror_ops.h"
 #include "zdevd/proof.h"
+#include "zdevd/session.h"
 #include "zdevd/zmm.h"
 
 #define PAGE 4096ul
 #define ACCESS_WINDOW 4096ul	/* pages a device access handles at once */
-
-struct session {
-	struct zdevd *d;
-	struct session *prev, *next;	/* zdevd's list, under sessions_lock */
-	int sock;
-	pid_t pid;
-	uid_t uid;
-	uint64_t proof_addr;
-	bool hello;
-	struct zmm *mm;
-	unsigned int bad_msgs;
-};
 
 static int reply_status(struct session *s, uint64_t seq, int status, uint64_t cpages,
 			uint64_t faults)
@@ -385,77 +376,51 @@ static int on_message(struct session *s, union zmsg *m, int type, int fd)
 	}
 }
 
-static void *session_main(void *arg)
+int session_serve(struct session *s)
 {
-	struct session *s = arg;
 	union zmsg m;
 
 	for (;;) {
-		int fd = -1, type = zmsg_recv(s->sock, &m, &fd), ret;
+		struct pollfd p = { .fd = s->sock, .events = POLLIN };
+		int fd = -1, type, ret;
 
+		/* What is there now; the loop calls us again for more. */
+		if (poll(&p, 1, 0) <= 0)
+			return 0;
+		type = zmsg_recv(s->sock, &m, &fd);
 		if (type == -ECONNRESET || type == -EPIPE)
-			break;
+			return type;
 		if (type < 0) {
 			/* Malformed: say so once and drop the client, whose
 			 * memory stays as it is. */
 			zdev_warn("pid %d: bad message (%s): closing its connection", (int)s->pid,
 				  strerror(-type));
-			break;
+			return type;
 		}
 		ret = on_message(s, &m, type, fd);
 		if (ret) {
 			zdev_warn("pid %d: %s: %s: closing its connection", (int)s->pid,
 				  zmsg_type_name(type), strerror(-ret));
-			break;
+			return ret;
 		}
 	}
-	if (s->mm)
-		zmm_put(s->mm);
-	pthread_mutex_lock(&s->d->sessions_lock);
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		s->d->sessions = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
-	if (--s->d->nsessions == 0)
-		pthread_cond_broadcast(&s->d->sessions_gone);
-	pthread_mutex_unlock(&s->d->sessions_lock);
-	close(s->sock);
-	free(s);
-	return NULL;
 }
 
-void session_stop_all(struct zdevd *d)
-{
-	pthread_mutex_lock(&d->sessions_lock);
-	/* A shut-down socket makes the session's next receive fail; a
-	 * request in flight finishes first. */
-	for (struct session *s = d->sessions; s; s = s->next)
-		shutdown(s->sock, SHUT_RDWR);
-	while (d->nsessions)
-		pthread_cond_wait(&d->sessions_gone, &d->sessions_lock);
-	pthread_mutex_unlock(&d->sessions_lock);
-}
-
-int session_start(struct zdevd *d, int sock)
+struct session *session_new(struct zdevd *d, int sock)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	struct session *s;
-	pthread_attr_t attr;
-	pthread_t t;
-	int ret;
 
 	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len))
-		return -errno;
+		return NULL;
 	if (cred.uid != geteuid()) {
 		zdev_warn("refusing pid %d: uid %u is not ours", (int)cred.pid, cred.uid);
-		return -EPERM;
+		return NULL;
 	}
 	s = calloc(1, sizeof(*s));
 	if (!s)
-		return -ENOMEM;
+		return NULL;
 	s->d = d;
 	s->sock = sock;
 	s->pid = cred.pid;
@@ -467,18 +432,32 @@ int session_start(struct zdevd *d, int sock)
 	d->sessions = s;
 	d->nsessions++;
 	pthread_mutex_unlock(&d->sessions_lock);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	ret = -pthread_create(&t, &attr, session_main, s);
-	pthread_attr_destroy(&attr);
-	if (ret) {
-		pthread_mutex_lock(&d->sessions_lock);
+	return s;
+}
+
+void session_free_locked(struct session *s)
+{
+	struct zdevd *d = s->d;
+
+	if (s->prev)
+		s->prev->next = s->next;
+	else
 		d->sessions = s->next;
-		if (s->next)
-			s->next->prev = NULL;
-		d->nsessions--;
-		pthread_mutex_unlock(&d->sessions_lock);
-		free(s);
-	}
-	return ret;
+	if (s->next)
+		s->next->prev = s->prev;
+	if (--d->nsessions == 0)
+		pthread_cond_broadcast(&d->sessions_gone);
+	if (s->mm)
+		zmm_put(s->mm);
+	close(s->sock);
+	free(s);
+}
+
+void session_free(struct session *s)
+{
+	struct zdevd *d = s->d;
+
+	pthread_mutex_lock(&d->sessions_lock);
+	session_free_locked(s);
+	pthread_mutex_unlock(&d->sessions_lock);
 }

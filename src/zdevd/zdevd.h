@@ -57,10 +57,14 @@ struct zdevd {
 	int devnode_ok;		/* /dev/userfaultfd can be handed to clients */
 	uint64_t uffd_features;	/* what zdevd asks of every client uffd */
 
-	pthread_mutex_t sessions_lock;
+	pthread_mutex_t sessions_lock;	/* the sessions and the workers */
 	struct session *sessions;
 	unsigned int nsessions;
-	pthread_cond_t sessions_gone;
+	pthread_cond_t sessions_gone;	/* a session or a worker is done */
+	struct session *ready_head, *ready_tail;	/* sessions waiting for a worker */
+	pthread_cond_t work;
+	unsigned int nworkers, nidle;
+	bool workers_stop;
 
 	pthread_mutex_t mms_lock;	/* the list, and every mm's `next` */
 	struct zmm *mms;
@@ -81,10 +85,12 @@ int zloop_run(struct zdevd *d);		/* until SIGTERM/SIGINT */
 void zloop_destroy(struct zdevd *d);
 /* Adds a client's uffd and pidfd to the loop (from any thread). */
 int zloop_watch_mm(struct zdevd *d, struct zmm *mm);
+/* The session's connection is over: the loop stops polling it and frees it
+ * (from any thread). */
+void zloop_forget_session(struct zdevd *d, struct session *s);
 
-/* session.c: one thread per connected client process. */
-int session_start(struct zdevd *d, int sock);
-/* Ends every session (their current request first) and waits for them. */
+/* workers.c: once the loop has stopped, ends every session (its request in
+ * flight first), waits for the workers and frees the sessions. */
 void session_stop_all(struct zdevd *d);
 
 /* latency.c */

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef ZDEV_SESSION_H
+#define ZDEV_SESSION_H
+
+/*
+ * One client connection. The event loop polls its socket; when a message
+ * waits, a worker serves what is there (workers.c), so a connection costs no
+ * thread while it is quiet, and a request that blocks (a migration waiting
+ * for its zaps, a device access waiting for a fault) holds only its worker.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "zdevd/zdevd.h"
+
+struct session {
+	struct zdevd *d;
+	struct session *prev, *next;	/* zdevd's list, under sessions_lock */
+	int sock;
+	pid_t pid;
+	uid_t uid;
+	uint64_t proof_addr;
+	bool hello;
+	struct zmm *mm;
+
+	/* scheduling, under d->sessions_lock */
+	bool busy;			/* a worker is serving it */
+	bool pending;			/* readable again while busy */
+	bool ended;			/* the connection is over: the loop frees it */
+	struct session *next_ready;
+
+	void *watch;			/* the loop's poll of sock, loop thread only */
+};
+
+/* session.c */
+/* A session for an accepted connection, on zdevd's list; NULL when refused
+ * (another user) or out of memory: the caller closes sock. */
+struct session *session_new(struct zdevd *d, int sock);
+/* Serves the messages waiting now: 0 when none is left, or the -errno that
+ * ended the connection. */
+int session_serve(struct session *s);
+/* Off the list, its mm reference dropped, its socket closed. */
+void session_free(struct session *s);
+void session_free_locked(struct session *s);
+
+/* workers.c */
+/* The loop saw the socket readable: have a worker serve it. */
+void workers_kick(struct session *s);
+
+#endif

@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Workers that serve sessions: the loop kicks a session whose socket became
+ * readable, and a worker runs it until nothing waits. A worker is started
+ * when none is idle, so a client that never answers (a migration waiting for
+ * its ZAPPED forever) holds one worker and no one else's; an idle worker
+ * ends after a while. Everything here is under d->sessions_lock.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "log.h"
+#include "zdevd/session.h"
+
+#define IDLE_SECONDS 2
+
+static void ready_push(struct zdevd *d, struct session *s)
+{
+	s->next_ready = NULL;
+	if (d->ready_tail)
+		d->ready_tail->next_ready = s;
+	else
+		d->ready_head = s;
+	d->ready_tail = s;
+}
+
+static struct session *ready_pop(struct zdevd *d)
+{
+	struct session *s = d->ready_head;
+
+	d->ready_head = s->next_ready;
+	if (!d->ready_head)
+		d->ready_tail = NULL;
+	return s;
+}
+
+/* Serves s until it has nothing more, or ends. Called and returns locked. */
+static void run_session(struct zdevd *d, struct session *s)
+{
+	int ret;
+
+	for (;;) {
+		pthread_mutex_unlock(&d->sessions_lock);
+		ret = session_serve(s);
+		pthread_mutex_lock(&d->sessions_lock);
+		if (ret < 0 || !s->pending)
+			break;
+		/* A message came while we served: the loop saw it and left
+		 * it to us. */
+		s->pending = false;
+	}
+	s->busy = false;
+	if (ret < 0) {
+		s->ended = true;
+		pthread_mutex_unlock(&d->sessions_lock);
+		zloop_forget_session(d, s);
+		pthread_mutex_lock(&d->sessions_lock);
+	}
+	pthread_cond_broadcast(&d->sessions_gone);
+}
+
+static void *worker_main(void *arg)
+{
+	struct zdevd *d = arg;
+
+	pthread_mutex_lock(&d->sessions_lock);
+	for (;;) {
+		while (!d->ready_head && !d->workers_stop) {
+			struct timespec until;
+			int ret;
+
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += IDLE_SECONDS;
+			d->nidle++;
+			ret = pthread_cond_timedwait(&d->work, &d->sessions_lock, &until);
+			d->nidle--;
+			if (ret == ETIMEDOUT && !d->ready_head)
+				goto out_exit;
+		}
+		if (!d->ready_head)
+			break;
+		run_session(d, ready_pop(d));
+	}
+out_exit:
+	d->nworkers--;
+	pthread_cond_broadcast(&d->sessions_gone);
+	pthread_mutex_unlock(&d->sessions_lock);
+	return NULL;
+}
+
+/* Called locked. */
+static void start_worker(struct zdevd *d)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, worker_main, d) == 0)
+		d->nworkers++;
+	else if (!d->nworkers)
+		/* Nothing will serve the queue until a worker ends idle
+		 * and another is started; say so. */
+		zdev_err("cannot start a worker: requests wait");
+	pthread_attr_destroy(&attr);
+}
+
+void workers_kick(struct session *s)
+{
+	struct zdevd *d = s->d;
+
+	pthread_mutex_lock(&d->sessions_lock);
+	if (s->ended || d->workers_stop) {
+		/* nothing to do */
+	} else if (s->busy) {
+		s->pending = true;
+	} else {
+		s->busy = true;
+		ready_push(d, s);
+		if (d->nidle)
+			pthread_cond_signal(&d->work);
+		else
+			start_worker(d);
+	}
+	pthread_mutex_unlock(&d->sessions_lock);
+}
+
+void session_stop_all(struct zdevd *d)
+{
+	pthread_mutex_lock(&d->sessions_lock);
+	/* A shut-down socket fails a worker's next receive: a request in
+	 * flight finishes first, and what is queued ends at once. */
+	d->workers_stop = true;
+	for (struct session *s = d->sessions; s; s = s->next)
+		shutdown(s->sock, SHUT_RDWR);
+	pthread_cond_broadcast(&d->work);
+	while (d->nworkers)
+		pthread_cond_wait(&d->sessions_gone, &d->sessions_lock);
+	/* The loop has stopped: the sessions are ours to free. */
+	while (d->sessions)
+		session_free_locked(d->sessions);
+	pthread_mutex_unlock(&d->sessions_lock);
+}
