@@ -58,16 +58,28 @@ uint64_t zdevd_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static int arm(struct zloop *l, struct watch *w)
+/*
+ * A free submission entry, or NULL. An entry taken is submitted with the
+ * next batch whatever it holds, so it must always be filled: one left as it
+ * was would replay the request last made in its slot.
+ */
+static struct io_uring_sqe *get_sqe(struct zloop *l)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
 
 	if (!sqe) {
 		io_uring_submit(&l->ring);
 		sqe = io_uring_get_sqe(&l->ring);
-		if (!sqe)
-			return -EBUSY;
 	}
+	return sqe;
+}
+
+static int arm(struct zloop *l, struct watch *w)
+{
+	struct io_uring_sqe *sqe = get_sqe(l);
+
+	if (!sqe)
+		return -EBUSY;
 	/* Multishot: one submission serves every later readiness. */
 	io_uring_prep_poll_multishot(sqe, w->fd, POLLIN);
 	io_uring_sqe_set_data(sqe, w);
@@ -76,15 +88,19 @@ static int arm(struct zloop *l, struct watch *w)
 
 static void disarm(struct zloop *l, struct watch *w)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+	struct io_uring_sqe *sqe;
 
 	if (w->removing)
 		return;
-	w->removing = true;
-	if (sqe) {
-		io_uring_prep_poll_remove(sqe, (uint64_t)(uintptr_t)w);
-		io_uring_sqe_set_data(sqe, NULL);
+	sqe = get_sqe(l);
+	if (!sqe) {
+		/* The poll stays: the watch is freed with the loop. */
+		zdev_err("io_uring: no room to stop a poll");
+		return;
 	}
+	w->removing = true;
+	io_uring_prep_poll_remove(sqe, (uint64_t)(uintptr_t)w);
+	io_uring_sqe_set_data(sqe, NULL);
 }
 
 static struct watch *watch_new(struct zloop *l, enum watch_kind kind, int fd, struct zmm *mm)
