@@ -22,8 +22,9 @@
  *            client can madvise itself); the client answers each ZAP with ZAPPED
  *   MIGRATE_TO_SYS, READ, WRITE, SNAPSHOT, RELEASE, SET_FLAGS -> REPLY
  *   STATS    -> STATS_OK
- *   a fork child says HELLO with ZHELLO_FORKED from its atfork handler, so that
- *   zdevd pairs it with the uffd of its parent's fork event
+ *   a fork child says HELLO with ZHELLO_FORKED from its atfork handler, and
+ *   proves with a proof page (UFFD without an fd) which of its parent's fork
+ *   events brought its uffd
  *   STATUS   -> STATUS_OK       zdevctl: the whole daemon
  */
 
@@ -79,8 +80,11 @@ struct zmsg_hello {
 /* HELLO_OK features */
 #define ZFEAT_KERNEL_FAULTS (1u << 0)	/* the fd sent with it makes uffds that
 					 * serve kernel-mode faults too */
-#define ZFEAT_HAVE_MM (1u << 1)		/* zdevd knows this process already (a
-					 * fork child): no UFFD step */
+#define ZFEAT_HAVE_MM (1u << 1)		/* zdevd knows this process already: no
+					 * UFFD step */
+#define ZFEAT_PROVE_FORK (1u << 2)	/* a fork child: the UFFD step carries no
+					 * fd, the proof page tells which fork
+					 * event's uffd is this process's */
 
 struct zmsg_hello_ok {
 	struct zmsg_hdr hdr;

@@ -78,6 +78,37 @@ static int make_uffd(int devnode)
 	return fd;
 }
 
+/*
+ * A fork child: maps the proof page zdevd named and sends UFFD without an
+ * fd; zdevd finds which of our parent's fork events brought our uffd. Only
+ * system calls, no allocation: it also runs in the atfork handler. The
+ * reply's status, or -errno.
+ */
+static int prove_fork(int sock, uint64_t proof_addr)
+{
+	union zmsg m;
+	void *proof;
+	int type;
+
+	proof = mmap((void *)(uintptr_t)proof_addr, 4096, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (proof == MAP_FAILED)
+		return -errno;
+	if (proof != (void *)(uintptr_t)proof_addr) {
+		munmap(proof, 4096);
+		return -EADDRINUSE;
+	}
+	zmsg_init(&m, ZMSG_UFFD, 2);
+	m.req.addr = proof_addr;
+	type = zmsg_send(sock, &m, -1);
+	if (!type)
+		type = zmsg_recv(sock, &m, NULL);
+	munmap(proof, 4096);
+	if (type < 0)
+		return type;
+	return type == ZMSG_REPLY ? m.reply.status : -EPROTO;
+}
+
 static int hand_over_uffd(struct zclient *c, const struct zmsg_hello_ok *ok, int devnode)
 {
 	union zmsg req, rep;
@@ -138,7 +169,9 @@ static int handshake(struct zclient *c, bool forked)
 	/* Under Yama's ptrace_scope 1 zdevd may read our memory only if we
 	 * say so. */
 	prctl(PR_SET_PTRACER, (unsigned long)c->daemon_pid, 0, 0, 0);
-	if (!(c->features & ZFEAT_HAVE_MM))
+	if (c->features & ZFEAT_PROVE_FORK)
+		ret = prove_fork(c->sock, rep.hello_ok.proof_addr);
+	else if (!(c->features & ZFEAT_HAVE_MM))
 		ret = hand_over_uffd(c, &rep.hello_ok, devnode);
 out_close:
 	if (devnode >= 0)
@@ -256,8 +289,12 @@ void zclient_atfork_child(void)
 		m.hello.pid = getpid();
 		m.hello.parent_pid = forking_pid;
 		m.hello.flags = ZHELLO_FORKED;
-		if (!zmsg_send(fd, &m, -1))
-			zmsg_recv(fd, &m, NULL);
+		/* Without a fork event (the parent had nothing registered)
+		 * there is nothing to claim: the child becomes a client of
+		 * its own when it opens a device. */
+		if (!zmsg_send(fd, &m, -1) && zmsg_recv(fd, &m, NULL) == ZMSG_HELLO_OK &&
+		    (m.hello_ok.features & ZFEAT_PROVE_FORK))
+			prove_fork(fd, m.hello_ok.proof_addr);
 	}
 	close(fd);
 }

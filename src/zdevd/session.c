@@ -76,11 +76,16 @@ static int on_hello(struct session *s, const struct zmsg_hello *h)
 	/* A process zdevd serves already (it closed every handle and opens
 	 * one again) keeps its one uffd: its registrations are that uffd's. */
 	s->mm = zmm_find_live(s->d, s->pid);
-	if (!s->mm && (h->flags & ZHELLO_FORKED))
-		/* A child whose uffd came with its parent's fork event. */
-		s->mm = zmm_claim_fork(s->d, s->pid, h->parent_pid);
 	if (s->mm) {
 		m.hello_ok.features |= ZFEAT_HAVE_MM;
+	} else if ((h->flags & ZHELLO_FORKED) && h->parent_pid > 0 &&
+		   zmm_fork_pending(s->d, h->parent_pid)) {
+		/* A child whose uffd came with a fork event of its parent:
+		 * its proof page tells which. */
+		s->fork_parent = h->parent_pid;
+		s->proof_addr = proof_pick_addr();
+		m.hello_ok.proof_addr = s->proof_addr;
+		m.hello_ok.features |= ZFEAT_PROVE_FORK;
 	} else {
 		s->proof_addr = proof_pick_addr();
 		m.hello_ok.proof_addr = s->proof_addr;
@@ -96,15 +101,31 @@ static int on_hello(struct session *s, const struct zmsg_hello *h)
 	return ret;
 }
 
+/* A fork child proved which of its parent's fork events' uffds is its own. */
+static int claim_fork_uffd(struct session *s, uint64_t proof_addr)
+{
+	s->mm = zmm_claim_fork(s->d, s->pid, s->fork_parent, proof_addr);
+	if (!s->mm) {
+		zdev_warn("pid %d: no fork event of pid %d has its uffd", (int)s->pid,
+			  (int)s->fork_parent);
+		return -EPERM;
+	}
+	return 0;
+}
+
 static int take_uffd(struct session *s, int fd, uint64_t proof_addr)
 {
 	uint64_t got = 0;
 	struct zmm *mm;
 	int ret;
 
-	if (fd < 0 || s->mm || !s->proof_addr || proof_addr != s->proof_addr)
+	if (s->mm || !s->proof_addr || proof_addr != s->proof_addr)
 		return -EINVAL;
 	s->proof_addr = 0;	/* one attempt per address */
+	if (s->fork_parent)
+		return fd < 0 ? claim_fork_uffd(s, proof_addr) : -EINVAL;
+	if (fd < 0)
+		return -EINVAL;
 	/* Our handshake: a uffd whose API was already set (by a client that
 	 * wants other semantics, or not a fresh uffd at all) is refused. */
 	ret = uffd_handshake(fd, s->d->uffd_features, &got, NULL);

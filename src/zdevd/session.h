@@ -22,6 +22,7 @@ struct session {
 	pid_t pid;
 	uid_t uid;
 	uint64_t proof_addr;
+	pid_t fork_parent;		/* a fork child to pair with its uffd */
 	bool hello;
 	struct zmm *mm;
 

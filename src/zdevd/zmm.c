@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "uffd_dev.h"
+#include "zdevd/proof.h"
 #include "zmm.h"
 
 /* The process's start time in clock ticks since boot (field 22 of stat), or 0. */
@@ -189,31 +190,22 @@ static int zmm_set_pid(struct zmm *mm, pid_t pid)
 	return 0;
 }
 
-/* The oldest unclaimed child of parent_pid, off the list. */
-static struct zmm *take_unclaimed(struct zdevd *d, pid_t parent_pid)
+static bool has_unclaimed(struct zdevd *d, pid_t parent_pid)
 {
-	struct zmm **p, *child = NULL;
+	bool found = false;
 
 	pthread_mutex_lock(&d->mms_lock);
-	/* Children of one parent are claimed in the order their fork events
-	 * came: a process that forks from one thread at a time pairs right. */
-	for (p = &d->unclaimed; *p; p = &(*p)->next_unclaimed) {
-		if ((*p)->parent_pid == parent_pid) {
-			child = *p;
-			*p = child->next_unclaimed;
-			break;
-		}
-	}
+	for (struct zmm *c = d->unclaimed; c && !found; c = c->next_unclaimed)
+		found = c->parent_pid == parent_pid;
 	pthread_mutex_unlock(&d->mms_lock);
-	return child;
+	return found;
 }
 
-struct zmm *zmm_claim_fork(struct zdevd *d, pid_t pid, pid_t parent_pid)
+bool zmm_fork_pending(struct zdevd *d, pid_t parent_pid)
 {
-	struct zmm *parent, *child = NULL;
+	struct zmm *parent = zmm_find(d, parent_pid);
 	bool expect_event;
 
-	parent = zmm_find(d, parent_pid);
 	/* Without registered memory the parent's fork raised no event. A
 	 * parent already gone may have had one: look for a while either way. */
 	expect_event = !parent || atomic_load(&parent->registered);
@@ -221,13 +213,53 @@ struct zmm *zmm_claim_fork(struct zdevd *d, pid_t pid, pid_t parent_pid)
 		zmm_put(parent);
 	/* The fork event was read before the child could run, but the loop
 	 * may still be handling it: give it a moment. */
-	for (int i = 0; i < (expect_event ? 200 : 1) && !child; i++) {
-		child = take_unclaimed(d, parent_pid);
-		if (!child)
-			usleep(500);
+	for (int i = 0; i < (expect_event ? 200 : 1); i++) {
+		if (has_unclaimed(d, parent_pid))
+			return true;
+		usleep(500);
 	}
-	if (!child)
+	return false;
+}
+
+#define FORK_CANDIDATES 64
+
+struct zmm *zmm_claim_fork(struct zdevd *d, pid_t pid, pid_t parent_pid, uint64_t proof_addr)
+{
+	struct zmm *cand[FORK_CANDIDATES], *child = NULL, **p;
+	unsigned int n = 0;
+	bool taken = false;
+
+	/* Several threads of the parent may fork at once, and their children
+	 * say hello in any order: the proof, not the order, pairs them. */
+	pthread_mutex_lock(&d->mms_lock);
+	for (struct zmm *c = d->unclaimed; c && n < FORK_CANDIDATES; c = c->next_unclaimed) {
+		if (c->parent_pid != parent_pid)
+			continue;
+		zmm_get(c);
+		cand[n++] = c;
+	}
+	pthread_mutex_unlock(&d->mms_lock);
+	for (unsigned int i = 0; i < n && !child; i++)
+		if (!proof_check(cand[i]->uffd, pid, proof_addr))
+			child = cand[i];
+	if (child) {
+		pthread_mutex_lock(&d->mms_lock);
+		for (p = &d->unclaimed; *p; p = &(*p)->next_unclaimed) {
+			if (*p == child) {
+				*p = child->next_unclaimed;
+				taken = true;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&d->mms_lock);
+	}
+	for (unsigned int i = 0; i < n; i++)
+		if (cand[i] != child || !taken)
+			zmm_put(cand[i]);
+	/* taken: the list's reference and ours are both ours now */
+	if (!taken)
 		return NULL;
+	zmm_put(child);
 	if (zmm_set_pid(child, pid)) {
 		/* Gone already: nothing of it to keep. */
 		zmm_put(child);

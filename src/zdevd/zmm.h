@@ -111,8 +111,13 @@ int zmm_watch(struct zmm *mm);
 /* A fork event brought child's uffd; it waits on zdevd's unclaimed list
  * until the child says who it is (the list holds the first reference). */
 void zmm_add_unclaimed(struct zmm *parent, struct zmm *child);
-/* The child pid, forked by parent_pid, says hello: its mm, with a reference. */
-struct zmm *zmm_claim_fork(struct zdevd *d, pid_t pid, pid_t parent_pid);
+/* Whether a fork child of parent_pid waits to be claimed (the loop is given
+ * a moment to handle the fork event). */
+bool zmm_fork_pending(struct zdevd *d, pid_t parent_pid);
+/* The child pid, forked by parent_pid, mapped its proof page at proof_addr:
+ * the unclaimed child whose uffd serves pid's memory (proof_check()), now
+ * pid's, with a reference; NULL if none is. */
+struct zmm *zmm_claim_fork(struct zdevd *d, pid_t pid, pid_t parent_pid, uint64_t proof_addr);
 /* Shutdown: frees the children never claimed. */
 void zmm_drop_unclaimed(struct zdevd *d);
 
