@@ -235,8 +235,36 @@ static void block_split(struct refpool *pool, struct refpool_chunk *c, uint32_t 
 		list_push(pool, &c->head, &c->nfree, first + i);
 }
 
-/* Makes room: 0 if a chunk has free pages (now or newly created). */
-static int pool_grow(struct refpool *pool)
+enum grow_for { GROW_PAGE, GROW_BLOCK };
+
+/* Whether c has free memory of the kind wanted; a chunk with no single page
+ * free but a whole block splits the block when split is set. */
+static bool chunk_has_room(struct refpool *pool, struct refpool_chunk *c, enum grow_for want,
+			   bool split)
+{
+	bool room;
+
+	pthread_mutex_lock(&c->lock);
+	if (want == GROW_BLOCK) {
+		room = c->nblocks;
+	} else {
+		room = c->nfree;
+		if (!room && split && c->nblocks) {
+			block_split(pool, c, list_pop(pool, &c->block_head, &c->nblocks));
+			room = true;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return room;
+}
+
+/*
+ * Makes room: 0 if a chunk has free memory of the kind wanted, now or newly
+ * created. A single page comes from a free single page, else from a block
+ * split for it, else from a new chunk; a block only from a whole free block
+ * or a new chunk (single free pages are not gathered back into blocks).
+ */
+static int pool_grow(struct refpool *pool, enum grow_for want)
 {
 	int ret = -ENOMEM;
 	int64_t empty = -1;
@@ -246,43 +274,22 @@ static int pool_grow(struct refpool *pool)
 		ret = -ENODEV;
 		goto out_unlock;
 	}
-	for (uint32_t i = 0; i < pool->max_chunks; i++) {
-		struct refpool_chunk *c = atomic_load_explicit(&pool->chunks[i],
-							       memory_order_relaxed);
-		uint32_t nfree;
+	for (int pass = 0; pass < (want == GROW_PAGE ? 2 : 1); pass++) {
+		for (uint32_t i = 0; i < pool->max_chunks; i++) {
+			struct refpool_chunk *c = atomic_load_explicit(&pool->chunks[i],
+								       memory_order_relaxed);
 
-		if (!c) {
-			if (empty < 0)
-				empty = i;
-			continue;
-		}
-		if (atomic_load_explicit(&c->dying, memory_order_relaxed))
-			continue;
-		pthread_mutex_lock(&c->lock);
-		nfree = c->nfree;
-		pthread_mutex_unlock(&c->lock);
-		if (nfree) {
-			ret = 0;
-			goto out_unlock;
-		}
-	}
-	/* No single page anywhere: split a free block before growing. */
-	for (uint32_t i = 0; i < pool->max_chunks; i++) {
-		struct refpool_chunk *c = atomic_load_explicit(&pool->chunks[i],
-							       memory_order_relaxed);
-		bool split = false;
-
-		if (!c || atomic_load_explicit(&c->dying, memory_order_relaxed))
-			continue;
-		pthread_mutex_lock(&c->lock);
-		if (c->nblocks) {
-			block_split(pool, c, list_pop(pool, &c->block_head, &c->nblocks));
-			split = true;
-		}
-		pthread_mutex_unlock(&c->lock);
-		if (split) {
-			ret = 0;
-			goto out_unlock;
+			if (!c) {
+				if (empty < 0)
+					empty = i;
+				continue;
+			}
+			if (atomic_load_explicit(&c->dying, memory_order_relaxed))
+				continue;
+			if (chunk_has_room(pool, c, want, pass == 1)) {
+				ret = 0;
+				goto out_unlock;
+			}
 		}
 	}
 	if (empty >= 0)
@@ -304,49 +311,10 @@ int refpool_alloc(struct refpool *pool, struct refpool_page **out)
 			return -ENODEV;
 		if (drain_all_slots(pool))
 			continue;
-		ret = pool_grow(pool);
+		ret = pool_grow(pool, GROW_PAGE);
 		if (ret)
 			return ret;
 	}
-}
-
-/* Makes room for a block: 0 if some chunk has a free block (now or newly
- * created). Single free pages are not gathered back into blocks. */
-static int pool_grow_block(struct refpool *pool)
-{
-	int ret = -ENOMEM;
-	int64_t empty = -1;
-
-	pthread_mutex_lock(&pool->grow_lock);
-	if (atomic_load_explicit(&pool->dying, memory_order_relaxed)) {
-		ret = -ENODEV;
-		goto out_unlock;
-	}
-	for (uint32_t i = 0; i < pool->max_chunks; i++) {
-		struct refpool_chunk *c = atomic_load_explicit(&pool->chunks[i],
-							       memory_order_relaxed);
-		uint32_t nblocks;
-
-		if (!c) {
-			if (empty < 0)
-				empty = i;
-			continue;
-		}
-		if (atomic_load_explicit(&c->dying, memory_order_relaxed))
-			continue;
-		pthread_mutex_lock(&c->lock);
-		nblocks = c->nblocks;
-		pthread_mutex_unlock(&c->lock);
-		if (nblocks) {
-			ret = 0;
-			goto out_unlock;
-		}
-	}
-	if (empty >= 0)
-		ret = chunk_create(pool, (uint32_t)empty);
-out_unlock:
-	pthread_mutex_unlock(&pool->grow_lock);
-	return ret;
 }
 
 /* Takes a free block off some chunk and counts its pages, or false. */
@@ -405,7 +373,7 @@ int refpool_alloc_block(struct refpool *pool, struct refpool_page **first)
 	for (;;) {
 		if (alloc_block_from_chunks(pool, first))
 			return 0;
-		ret = pool_grow_block(pool);
+		ret = pool_grow(pool, GROW_BLOCK);
 		if (ret)
 			return ret;
 	}

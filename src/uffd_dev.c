@@ -529,23 +529,30 @@ static int write_protect(struct zmm *mm, uint64_t start, uint64_t end, bool on)
 	return uffd_ioctl_retry(mm, UFFDIO_WRITEPROTECT, &wp, false);
 }
 
+/* The next run [*start, *end) of set bytes of sel[0, n), looking from *end
+ * on; false when there is none. */
+static bool next_run(const uint8_t *sel, uint64_t n, uint64_t *start, uint64_t *end)
+{
+	uint64_t i = *end;
+
+	while (i < n && !sel[i])
+		i++;
+	if (i == n)
+		return false;
+	*start = i;
+	while (i < n && sel[i])
+		i++;
+	*end = i;
+	return true;
+}
+
 /* Calls write_protect(on) for each run of pages of [addr, addr + npages
  * pages) whose byte in sel is set. */
 static void protect_runs(struct zmm *mm, uint64_t addr, uint64_t npages, const uint8_t *sel,
 			 bool on)
 {
-	for (uint64_t i = 0; i < npages;) {
-		uint64_t j;
-
-		if (!sel[i]) {
-			i++;
-			continue;
-		}
-		for (j = i; j < npages && sel[j]; j++)
-			;
-		write_protect(mm, addr + i * PAGE, addr + j * PAGE, on);
-		i = j;
-	}
+	for (uint64_t s = 0, e = 0; next_run(sel, npages, &s, &e);)
+		write_protect(mm, addr + s * PAGE, addr + e * PAGE, on);
 }
 
 /*
@@ -557,19 +564,10 @@ static void protect_runs(struct zmm *mm, uint64_t addr, uint64_t npages, const u
  * markers with the page, so none outlives its device page for long.
  */
 static void mark_device_private(struct zmm *mm, uint64_t addr, uint64_t npages,
-				struct refpool_page *const *pages)
+				const uint8_t *zapped)
 {
-	uint8_t *zapped;
-
-	if (!(mm->d->uffd_features & UFFD_FEATURE_WP_UNPOPULATED))
-		return;
-	zapped = malloc(npages);
-	if (!zapped)
-		return;		/* only pagemap's view of them is lost */
-	for (uint64_t i = 0; i < npages; i++)
-		zapped[i] = pages[i] != NULL;
-	protect_runs(mm, addr, npages, zapped, true);
-	free(zapped);
+	if (mm->d->uffd_features & UFFD_FEATURE_WP_UNPOPULATED)
+		protect_runs(mm, addr, npages, zapped, true);
 }
 
 /* The end of a migration: write protection off on every page the device does
@@ -808,7 +806,7 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 	struct refpool_page **pages = NULL;
 	struct vma_list vmas = { 0 };
 	uint64_t *pm = NULL, selected = 0, migrated = 0, on_dev = 0;
-	uint8_t *sel = NULL;
+	uint8_t *sel = NULL, *copied = NULL;
 	bool out_of_memory = false;
 	int ret;
 
@@ -828,7 +826,8 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 	pages = calloc(npages, sizeof(*pages));
 	pm = calloc(npages, sizeof(*pm));
 	sel = calloc(npages, 1);
-	if (!pages || !pm || !sel) {
+	copied = calloc(npages, 1);
+	if (!pages || !pm || !sel || !copied) {
 		ret = -ENOMEM;
 		goto out_free;
 	}
@@ -876,19 +875,12 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 
 		/* Zap each run of copied pages; the client's madvise raises
 		 * REMOVE events that leave our busy pages alone. */
-		for (uint64_t i = 0; i < npages;) {
-			uint64_t j;
-
-			if (!pages[i]) {
-				i++;
-				continue;
-			}
-			for (j = i; j < npages && pages[j]; j++)
-				;
-			ret = zap(zap_ctx, addr + i * PAGE, (j - i) * PAGE);
+		for (uint64_t i = 0; i < npages; i++)
+			copied[i] = pages[i] != NULL;
+		for (uint64_t s = 0, e = 0; next_run(copied, npages, &s, &e);) {
+			ret = zap(zap_ctx, addr + s * PAGE, (e - s) * PAGE);
 			if (ret)
 				goto out_unprotect;
-			i = j;
 		}
 	}
 
@@ -896,7 +888,7 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 	 * stop being busy, or they would be taken for the program's own. */
 	if (selected) {
 		zmm_wait_events(mm);
-		mark_device_private(mm, addr, npages, pages);
+		mark_device_private(mm, addr, npages, copied);
 	}
 
 	/* Finalize: the copied pages are device-private on dev. */
@@ -958,6 +950,7 @@ out_unbusy:
 	pthread_mutex_unlock(&mm->lock);
 	wake_range(mm, addr, end);
 out_free:
+	free(copied);
 	free(sel);
 	free(pages);
 	free(pm);

@@ -13,7 +13,7 @@
 
 #include "zdev.h"
 #include "zdevd-harness.h"
-#include "check-run.h"
+#include "zdevd-check.h"
 #include "hmm-common.h"
 
 unsigned long page_size;
@@ -142,20 +142,10 @@ int migrate_to_sys(struct zdev *d, struct hmm_buffer *b, unsigned long npages)
 
 void hmm_add_test(Suite *s, const char *name, const TTest *test, SFun setup, SFun teardown)
 {
-	TCase *tc = tcase_create(name);
-
-	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test);
-	suite_add_tcase(s, tc);
+	check_add_case(s, name, test, setup, teardown, 60);
 }
 
 int hmm_main(Suite *(*make_suite)(void))
 {
-	int failed, stopped;
-
-	zdevd_start(&zdevd, NULL);
-	failed = check_run(make_suite());
-	stopped = zdevd_stop(&zdevd);
-	return failed || stopped ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite_with_zdevd(&zdevd, NULL, make_suite());
 }

@@ -18,7 +18,7 @@
 
 #include "zdev.h"
 #include "zdevd-harness.h"
-#include "check-run.h"
+#include "zdevd-check.h"
 
 #define PAGE 4096ul
 #define MIB (1ul << 20)
@@ -167,17 +167,10 @@ END_TEST
 static Suite *limits_suite(void)
 {
 	Suite *s = suite_create("client-limits");
-	TCase *tc;
 
-	tc = tcase_create("device_memory_limit");
-	tcase_add_test(tc, device_memory_limit);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("registered_bytes_limit");
-	tcase_add_test(tc, registered_bytes_limit);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("handles_limit");
-	tcase_add_test(tc, handles_limit);
-	suite_add_tcase(s, tc);
+	check_add_case(s, "device_memory_limit", device_memory_limit, NULL, NULL, 0);
+	check_add_case(s, "registered_bytes_limit", registered_bytes_limit, NULL, NULL, 0);
+	check_add_case(s, "handles_limit", handles_limit, NULL, NULL, 0);
 	return s;
 }
 
@@ -185,10 +178,6 @@ int main(void)
 {
 	static const char *const args[] = { "--client-memory", "1M", "--client-registered", "8M",
 					    "--client-handles", "2", NULL };
-	int failed, stopped;
 
-	zdevd_start(&zd, args);
-	failed = check_run(limits_suite());
-	stopped = zdevd_stop(&zd);
-	return failed || stopped ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite_with_zdevd(&zd, args, limits_suite());
 }

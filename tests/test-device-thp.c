@@ -22,7 +22,7 @@
 
 #include "zdev.h"
 #include "zdevd-harness.h"
-#include "check-run.h"
+#include "zdevd-check.h"
 
 #define PAGE 4096ul
 #define PMD (2ul << 20)
@@ -334,16 +334,7 @@ START_TEST(small_pages_show_as_swapped)
 }
 END_TEST
 
-static void add_test(Suite *s, const char *name, const TTest *test)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_checked_fixture(tc, open_device, close_device);
-	tcase_add_test(tc, test);
-	suite_add_tcase(s, tc);
-}
-
-#define ADD_TEST(s, test) add_test(s, #test, test)
+#define ADD_TEST(s, test) check_add_case(s, #test, test, open_device, close_device, 0)
 
 static Suite *thp_suite(void)
 {
@@ -361,10 +352,5 @@ static Suite *thp_suite(void)
 
 int main(void)
 {
-	int failed, stopped;
-
-	zdevd_start(&zd, NULL);
-	failed = check_run(thp_suite());
-	stopped = zdevd_stop(&zd);
-	return failed || stopped ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite_with_zdevd(&zd, NULL, thp_suite());
 }

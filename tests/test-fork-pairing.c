@@ -20,7 +20,7 @@
 
 #include "zdev.h"
 #include "zdevd-harness.h"
-#include "check-run.h"
+#include "zdevd-check.h"
 
 #define PAGE 4096ul
 #define NPAGES 64
@@ -119,14 +119,8 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("fork-pairing");
-	TCase *tc = tcase_create("children_of_threads_forking_at_once");
-	int failed, stopped;
 
-	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, children_of_threads_forking_at_once);
-	suite_add_tcase(s, tc);
-	zdevd_start(&zd, NULL);
-	failed = check_run(s);
-	stopped = zdevd_stop(&zd);
-	return failed || stopped ? EXIT_FAILURE : EXIT_SUCCESS;
+	check_add_case(s, "children_of_threads_forking_at_once", children_of_threads_forking_at_once,
+		       NULL, NULL, 120);
+	return run_suite_with_zdevd(&zd, NULL, s);
 }

@@ -26,7 +26,7 @@
 #include "proto.h"
 #include "zdev.h"
 #include "zdevd-harness.h"
-#include "check-run.h"
+#include "zdevd-check.h"
 
 #define PAGE 4096ul
 
@@ -352,26 +352,16 @@ END_TEST
 static Suite *fuzz_suite(void)
 {
 	Suite *s = suite_create("fuzz");
-	TCase *tc;
 
-	tc = tcase_create("decoder_never_accepts_what_it_should_not");
-	tcase_add_test(tc, decoder_never_accepts_what_it_should_not);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("daemon_survives_mutated_datagrams");
-	tcase_add_test(tc, daemon_survives_mutated_datagrams);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("random_calls_lose_nothing");
-	tcase_add_test(tc, random_calls_lose_nothing);
-	suite_add_tcase(s, tc);
+	check_add_case(s, "decoder_never_accepts_what_it_should_not",
+		       decoder_never_accepts_what_it_should_not, NULL, NULL, 0);
+	check_add_case(s, "daemon_survives_mutated_datagrams", daemon_survives_mutated_datagrams,
+		       NULL, NULL, 0);
+	check_add_case(s, "random_calls_lose_nothing", random_calls_lose_nothing, NULL, NULL, 0);
 	return s;
 }
 
 int main(void)
 {
-	int failed, stopped;
-
-	zdevd_start(&zd, NULL);
-	failed = check_run(fuzz_suite());
-	stopped = zdevd_stop(&zd);
-	return failed || stopped ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite_with_zdevd(&zd, NULL, fuzz_suite());
 }

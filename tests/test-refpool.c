@@ -20,6 +20,14 @@ static uint32_t page_count(struct refpool_page *page)
 	return atomic_load(&page->refcount);
 }
 
+/* The end of a test whose pool must tear down without a violation. */
+static void kill_cleanly(struct refpool *pool, struct pool_probe *probe)
+{
+	ck_assert_int_eq(refpool_kill(pool), 0);
+	ck_assert_uint_eq(atomic_load(&probe->violations), 0);
+	refpool_destroy(pool);
+}
+
 static struct refpool_stats stats_of(struct refpool *pool)
 {
 	struct refpool_stats st;
@@ -519,9 +527,7 @@ START_TEST(test_block_is_aligned_counted_and_comes_back_whole)
 	ck_assert_int_eq(refpool_alloc_block(pool, &again), 0);
 	ck_assert_ptr_eq(again, block);
 	refpool_put_block(pool, again);
-	ck_assert_int_eq(refpool_kill(pool), 0);
-	ck_assert_uint_eq(atomic_load(&probe.violations), 0);
-	refpool_destroy(pool);
+	kill_cleanly(pool, &probe);
 }
 END_TEST
 
@@ -551,9 +557,7 @@ START_TEST(test_split_block_comes_back_as_single_pages)
 	ck_assert_int_eq(refpool_alloc(pool, &single), 0);
 	ck_assert_uint_eq(refpool_page_to_pfn(pool, single) / REFPOOL_BLOCK_PAGES, 0);
 	refpool_put(pool, single);
-	ck_assert_int_eq(refpool_kill(pool), 0);
-	ck_assert_uint_eq(atomic_load(&probe.violations), 0);
-	refpool_destroy(pool);
+	kill_cleanly(pool, &probe);
 }
 END_TEST
 
@@ -576,9 +580,7 @@ START_TEST(test_blocks_and_single_pages_share_the_limit)
 	refpool_put(pool, single);
 	refpool_put(pool, other);
 	refpool_put_block(pool, block);
-	ck_assert_int_eq(refpool_kill(pool), 0);
-	ck_assert_uint_eq(atomic_load(&probe.violations), 0);
-	refpool_destroy(pool);
+	kill_cleanly(pool, &probe);
 }
 END_TEST
 

@@ -34,7 +34,7 @@
 #include "uffd_probe.h"
 #include "zdev.h"
 #include "zdevd-harness.h"
-#include "check-run.h"
+#include "zdevd-check.h"
 
 #define PAGE 4096ul
 #define WORDS_PER_PAGE (PAGE / sizeof(uint64_t))
@@ -859,6 +859,26 @@ static void garbage_connections(unsigned int count)
 	}
 }
 
+/* In a forked child: a connection that said HELLO for this process; m holds
+ * the answer. */
+static int child_hello(union zmsg *m, int *devnode)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = 3 };
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0), type;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", zd.socket_path);
+	CHILD_CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, 3);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	zmsg_init(m, ZMSG_HELLO, 1);
+	m->hello.version = ZDEV_PROTO_VERSION;
+	m->hello.pid = getpid();
+	CHILD_CHECK(zmsg_send(fd, m, -1) == 0, 4);
+	type = zmsg_recv(fd, m, devnode);
+	CHILD_CHECK(type == ZMSG_HELLO_OK && m->hello_ok.status == 0, 5);
+	return fd;
+}
+
 /* A client in a process of its own, speaking the protocol itself, asks for
  * impossible things; each is refused. Exits 0 when all were. */
 static void raw_client_bad_requests(void)
@@ -880,8 +900,6 @@ static void raw_client_bad_requests(void)
 	};
 	uint8_t *mem = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 			    -1, 0);
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct timeval tv = { .tv_sec = 3 };
 	uint64_t proof;
 	union zmsg m;
 	void *page;
@@ -895,17 +913,8 @@ static void raw_client_bad_requests(void)
 	for (int attempt = 0; attempt < 2; attempt++) {
 		int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
 
-		fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", zd.socket_path);
-		CHILD_CHECK(nul >= 0 && fd >= 0 &&
-			    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, 3);
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		zmsg_init(&m, ZMSG_HELLO, 1);
-		m.hello.version = ZDEV_PROTO_VERSION;
-		m.hello.pid = getpid();
-		CHILD_CHECK(zmsg_send(fd, &m, -1) == 0, 4);
-		type = zmsg_recv(fd, &m, &devnode);
-		CHILD_CHECK(type == ZMSG_HELLO_OK && m.hello_ok.status == 0, 5);
+		CHILD_CHECK(nul >= 0, 3);
+		fd = child_hello(&m, &devnode);
 		CHILD_CHECK(m.hello_ok.proof_addr != 0, 5);
 		zmsg_init(&m, ZMSG_UFFD, 2);
 		m.req.addr = m.hello_ok.proof_addr;
@@ -921,16 +930,7 @@ static void raw_client_bad_requests(void)
 			close(devnode);
 		devnode = -1;
 	}
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", zd.socket_path);
-	CHILD_CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, 3);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	zmsg_init(&m, ZMSG_HELLO, 1);
-	m.hello.version = ZDEV_PROTO_VERSION;
-	m.hello.pid = getpid();
-	CHILD_CHECK(zmsg_send(fd, &m, -1) == 0, 4);
-	type = zmsg_recv(fd, &m, &devnode);
-	CHILD_CHECK(type == ZMSG_HELLO_OK && m.hello_ok.status == 0, 5);
+	fd = child_hello(&m, &devnode);
 	prctl(PR_SET_PTRACER, (unsigned long)m.hello_ok.daemon_pid, 0, 0, 0);
 	proof = m.hello_ok.proof_addr;
 	page = mmap((void *)(uintptr_t)proof, PAGE, PROT_READ | PROT_WRITE,
@@ -1139,17 +1139,7 @@ START_TEST(bad_input)
 }
 END_TEST
 
-/* One tcase a test, named after it: CK_RUN_CASE=<test> runs that one alone. */
-static void add_test(Suite *s, const char *name, const TTest *test)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test);
-	suite_add_tcase(s, tc);
-}
-
-#define ADD_TEST(s, test) add_test(s, #test, test)
+#define ADD_TEST(s, test) check_add_case(s, #test, test, NULL, NULL, 60)
 
 static Suite *extra_suite(void)
 {
@@ -1169,10 +1159,5 @@ static Suite *extra_suite(void)
 
 int main(void)
 {
-	int failed, stopped;
-
-	zdevd_start(&zd, NULL);
-	failed = check_run(extra_suite());
-	stopped = zdevd_stop(&zd);
-	return failed || stopped ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite_with_zdevd(&zd, NULL, extra_suite());
 }
