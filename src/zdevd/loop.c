@@ -389,7 +389,7 @@ int zloop_create(struct zdevd *d)
 		ret = -errno;
 		goto err_close;
 	}
-	ret = io_uring_queue_init(256, &l->ring, 0);
+	ret = io_uring_queue_init(256, &l->ring, IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
 	if (ret)
 		goto err_close;
 	pthread_mutex_init(&l->lock, NULL);
