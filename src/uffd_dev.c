@@ -264,7 +264,7 @@ static bool collect_entry(uint64_t vpn, uint64_t *e, void *arg)
 	ctx->moved[ctx->n++] = vpn;
 	/* The mirrors lose the page (the CPU mapping moved); the device-private
 	 * page moves with the range, and a migration in flight keeps it. */
-	ctx->moved[ctx->n++] = *e & ~E_MIRROR_ALL;
+	ctx->moved[ctx->n++] = *e & ~(E_MIRROR_ALL | E_ATOMIC_ALL);
 	*e = 0;
 	return true;
 }
@@ -299,8 +299,9 @@ static bool share_entry(uint64_t vpn, uint64_t *e, void *arg)
 	uint64_t child_e;
 
 	/* The kernel write-protects the parent's PTEs at fork, which
-	 * invalidates its mirrors; the child starts with none. */
-	*e &= ~E_MIRROR_ALL;
+	 * invalidates its mirrors, and restores its device-exclusive entries;
+	 * the child starts with none. */
+	*e &= ~(E_MIRROR_ALL | E_ATOMIC_ALL);
 	child_e = *e & ~E_BUSY;
 	if (!(child_e & E_DEVPRIV))
 		return true;

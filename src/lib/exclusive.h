@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef ZDEV_LIB_EXCLUSIVE_H
+#define ZDEV_LIB_EXCLUSIVE_H
+
+/* The client's exclusive-page map (xmap_layout.h) and what acts on it: the
+ * daemon's requests, the SIGSEGV handler, device atomics and fork. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+/* Where the map's directory is, for zdevd to read it. */
+uint64_t xmap_dir_addr(void);
+
+/* Makes sure the map has leaves for the range: 0, -ENOMEM, or -EOPNOTSUPP
+ * beyond the address bits the map covers. Not from a signal handler. */
+int xmap_prepare(uintptr_t addr, size_t npages);
+
+/* Does what zdevd's XMAP asks and fills in the answer. Caller holds the
+ * connection's lock (as during any request). */
+void xmap_serve(struct zmsg_xmap *m);
+
+/* A device atomic on page: pins it if it is dev's already (true), so no CPU
+ * revocation can start; xmap_unpin ends the pin, whoever granted it. Both
+ * with the connection's lock held, around the ATOMIC_ADD request. */
+bool xmap_pin(uintptr_t page, unsigned int dev);
+void xmap_unpin(uintptr_t page);
+
+/* From the SIGSEGV handler: true when the fault was on an exclusive page
+ * (now revoked, by us or a racing thread) and the access may be retried.
+ * Async-signal-safe. */
+bool xmap_fault(uintptr_t addr);
+
+/* fork (pthread_atfork prepare): every exclusive page goes back to the CPU,
+ * as the kernel restores the parent's entries when it copies them.
+ * Async-signal-safe. */
+void xmap_revoke_all(void);
+
+#endif
