@@ -356,6 +356,14 @@ static size_t populate(uintptr_t addr, size_t n, int *err)
 	return n;
 }
 
+static void unpin_range(uintptr_t addr, size_t npages)
+{
+	for (size_t k = 0; k < npages; k++)
+		atomic_fetch_and_explicit(state_of(addr + k * PAGE), (uint16_t)~XS_BUSY,
+					  memory_order_release);
+	wake_all();
+}
+
 /* Whether the page is dev's now, once a revocation in progress has ended
  * (its page is PROT_NONE until then, and could not be populated). */
 static bool settled_held(xstate *sp, unsigned int dev)
@@ -391,8 +399,12 @@ static int grant(uintptr_t addr, size_t npages, unsigned int dev, unsigned int p
 		for (j = i + 1; j < npages && !settled_held(state_of(addr + j * PAGE), dev); j++)
 			;
 		ok = populate(addr + i * PAGE, j - i, &ret);
+		/* Recorded pinned until the protection is in place, so that
+		 * nothing revokes a page between the two (fork's sweep in
+		 * another thread would restore it, and our mprotect would
+		 * then take it away again behind the record's back). */
 		for (size_t k = i; k < i + ok; k++)
-			record(state_of(addr + k * PAGE), dev, prot, busy);
+			record(state_of(addr + k * PAGE), dev, prot, true);
 		/* After the records: a thread that faults from now on finds
 		 * them. A thread that touched the page before did so before
 		 * the grant. */
@@ -401,6 +413,8 @@ static int grant(uintptr_t addr, size_t npages, unsigned int dev, unsigned int p
 			revoke_range(addr + i * PAGE, ok, true, true);
 			return ret;
 		}
+		if (ok && !busy)
+			unpin_range(addr + i * PAGE, ok);
 		*done = i + ok;
 		if (ok < j - i)
 			return ret;
