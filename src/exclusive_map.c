@@ -37,6 +37,7 @@
 #include "exclusive_map.h"
 #include "uffd_dev.h"
 #include "xmap_layout.h"
+#include "zdev.h"
 #include "zdevd/vmas.h"
 #include "zdevd/zmm.h"
 
@@ -546,6 +547,35 @@ int xmap_before_access(struct zmm *mm, unsigned int dev, int type, uint64_t addr
 	 * access then goes the usual way. A migration does the same: it
 	 * restores exclusive entries before it collects the pages. */
 	ret = clear_foreign(mm, &v, dev, false, call, ctx);
+	view_free(&v);
+	return ret;
+}
+
+int xmap_after_snapshot(struct zmm *mm, uint64_t addr, uint64_t npages, uint64_t buf)
+{
+	static const uint8_t none = ZDEV_PROT_NONE;
+	struct xview v;
+	int ret = 0;
+
+	pthread_mutex_lock(&mm->lock);
+	ret = mm->xmap_dir == 0;
+	pthread_mutex_unlock(&mm->lock);
+	if (ret)
+		return 0;
+	ret = view_read(mm, addr, npages, &v);
+	if (ret)
+		return ret;
+	/* The kernel's snapshot does not fault, and a device-exclusive entry
+	 * is not present to it: NONE, whichever device holds the page (our
+	 * PROT_NONE would have read as ERROR). */
+	for (uint64_t i = 0; i < npages && !ret; i++) {
+		struct iovec l = { (void *)&none, 1 }, r = { (void *)(uintptr_t)(buf + i), 1 };
+
+		if (!(v.st[i] & XS_EXCL) || !vma_none(v.vma[i]))
+			continue;
+		if (process_vm_writev(mm->pid, &l, 1, &r, 1, 0) != 1)
+			ret = -EFAULT;
+	}
 	view_free(&v);
 	return ret;
 }

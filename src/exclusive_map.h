@@ -42,6 +42,9 @@ int xmap_before_access(struct zmm *mm, unsigned int dev, int type, uint64_t addr
 		       uint64_t npages, uint64_t buf, xmap_call_fn call, void *ctx,
 		       uint64_t *cpages, uint64_t *faults);
 
+/* After a SNAPSHOT into the client's buf: exclusive pages read as NONE. */
+int xmap_after_snapshot(struct zmm *mm, uint64_t addr, uint64_t npages, uint64_t buf);
+
 /* Brings the revoke counters of every device up to date (for STATS). */
 void xmap_sync_all(struct zmm *mm);
 

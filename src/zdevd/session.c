@@ -342,6 +342,8 @@ static int on_request(struct session *s, union zmsg *m, int type)
 		ret = check_range(r->addr, r->npages);
 		if (!ret)
 			ret = device_access(s, r, type, &cpages, &faults);
+		if (!ret)
+			ret = xmap_after_snapshot(s->mm, r->addr, r->npages, r->buf);
 		break;
 	case ZMSG_EXCLUSIVE:
 		ret = check_range(r->addr, r->npages);
