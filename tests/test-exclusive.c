@@ -269,39 +269,73 @@ START_TEST(program_segv_handler)
 }
 END_TEST
 
-START_TEST(default_segv_still_kills)
+static void once_handler(int sig)
 {
-	int status;
-	pid_t pid = fork();
+	(void)sig;
+	own_faults++;
+	siglongjmp(own_jmp, 1);
+}
 
-	ck_assert_int_ne(pid, -1);
-	if (pid == 0) {
-		struct rlimit nocore = { 0, 0 };
-		struct sigaction dfl = { .sa_handler = SIG_DFL };
-		struct zdev_result res;
-		struct zdev *d;
-		char *p, *ro;
+/* What the child installs before libzdev's handler comes in. */
+enum prior { PRIOR_DFL, PRIOR_IGN, PRIOR_RESETHAND };
 
-		setrlimit(RLIMIT_CORE, &nocore);
-		/* Without a handler of its own (not even a sanitizer's). */
-		sigaction(SIGSEGV, &dfl, NULL);
-		p = mmap(NULL, 4 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-			 -1, 0);
-		ro = mmap(NULL, page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (p == MAP_FAILED || ro == MAP_FAILED)
-			_exit(10);
-		memset(p, 7, 4 * page_size);
-		/* A fork child opens its own device, as in anon_write_child. */
-		if (zdev_open(NULL, 0, &d) || zdev_make_exclusive(d, p, 4, &res) || res.cpages != 4)
-			_exit(11);
-		if (p[page_size + 1] != 7)	/* revokes, survives */
-			_exit(12);
-		*(volatile char *)ro = 1;	/* dies here, by SIGSEGV */
-		_exit(13);
+/* In a fork child: exclusive pages revoke, then a real fault on a read-only
+ * page meets the prior disposition. Exits with a code if it survives. */
+static void child_meets_prior(enum prior prior)
+{
+	struct rlimit nocore = { 0, 0 };
+	struct sigaction act = { .sa_handler = SIG_DFL };
+	struct zdev_result res;
+	struct zdev *d;
+	char *p, *ro;
+
+	setrlimit(RLIMIT_CORE, &nocore);
+	/* Not even a sanitizer's handler stays. */
+	if (prior == PRIOR_IGN)
+		act.sa_handler = SIG_IGN;
+	if (prior == PRIOR_RESETHAND) {
+		act.sa_handler = once_handler;
+		act.sa_flags = SA_RESETHAND;
 	}
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV,
-		      "the child should die by SIGSEGV: status 0x%x", status);
+	sigaction(SIGSEGV, &act, NULL);
+	p = mmap(NULL, 4 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ro = mmap(NULL, page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED || ro == MAP_FAILED)
+		_exit(10);
+	memset(p, 7, 4 * page_size);
+	/* A fork child opens its own device, as in anon_write_child. */
+	if (zdev_open(NULL, 0, &d) || zdev_make_exclusive(d, p, 4, &res) || res.cpages != 4)
+		_exit(11);
+	if (p[page_size + 1] != 7)	/* revokes, survives */
+		_exit(12);
+	if (prior == PRIOR_RESETHAND) {
+		/* The first real fault reaches the handler, once. */
+		if (!sigsetjmp(own_jmp, 1))
+			*(volatile char *)ro = 1;
+		if (own_faults != 1)
+			_exit(14);
+		if (p[2 * page_size] != 7)	/* exclusive pages still revoke */
+			_exit(15);
+	}
+	*(volatile char *)ro = 1;	/* dies here, by SIGSEGV */
+	_exit(13);
+}
+
+START_TEST(prior_segv_disposition)
+{
+	for (int prior = PRIOR_DFL; prior <= PRIOR_RESETHAND; prior++) {
+		int status;
+		pid_t pid;
+
+		snprintf(variant, sizeof(variant), "prior %d: ", prior);
+		pid = fork();
+		ck_assert_int_ne(pid, -1);
+		if (pid == 0)
+			child_meets_prior((enum prior)prior);
+		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+		ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV,
+			      "%sthe child should die by SIGSEGV: status 0x%x", variant, status);
+	}
 }
 END_TEST
 
@@ -627,7 +661,7 @@ static Suite *exclusive_suite(void)
 	ADD_TEST(s, exclusive_cow);
 	ADD_TEST(s, revoke_four_threads);
 	ADD_TEST(s, program_segv_handler);
-	ADD_TEST(s, default_segv_still_kills);
+	ADD_TEST(s, prior_segv_disposition);
 	ADD_TEST(s, many_pages_few_vmas);
 	ADD_TEST(s, atomic_add_exact);
 	ADD_TEST(s, fork_while_touching);
