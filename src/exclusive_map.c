@@ -42,6 +42,8 @@
 #include "zdevd/zmm.h"
 
 #define PAGE 4096ul
+/* Pages looked at at once: a view costs 10 bytes a page. */
+#define XMAP_WINDOW (1ull << 18)
 
 /* The range as it is now: its mappings and the client's map. */
 struct xview {
@@ -387,17 +389,26 @@ int xmap_make_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_
 	note_dir(mm, dir);
 	if (!mm->xmap_dir)
 		return -EINVAL;
-	return grant(mm, dev, addr, npages, 0, call, ctx, cpages);
+	*cpages = 0;
+	for (uint64_t done = 0; done < npages;) {
+		uint64_t n = npages - done < XMAP_WINDOW ? npages - done : XMAP_WINDOW, c;
+		int ret = grant(mm, dev, addr + done * PAGE, n, 0, call, ctx, &c);
+
+		*cpages += c;
+		if (ret)
+			return ret;
+		done += n;
+	}
+	return 0;
 }
 
-int xmap_check_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
-			 uint64_t dir, xmap_call_fn call, void *ctx)
+static int check_window(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
+			xmap_call_fn call, void *ctx)
 {
 	const uint64_t vpn0 = addr >> PAGE_SHIFT_4K;
 	struct xview v;
 	int ret;
 
-	note_dir(mm, dir);
 	ret = view_synced(mm, dev, addr, npages, true, call, ctx, &v);
 	if (ret)
 		return ret;
@@ -407,6 +418,18 @@ int xmap_check_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr, uint64
 			ret = -EPERM;
 	pthread_mutex_unlock(&mm->lock);
 	view_free(&v);
+	return ret;
+}
+
+int xmap_check_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
+			 uint64_t dir, xmap_call_fn call, void *ctx)
+{
+	int ret = 0;
+
+	note_dir(mm, dir);
+	for (uint64_t done = 0; done < npages && !ret; done += XMAP_WINDOW)
+		ret = check_window(mm, dev, addr + done * PAGE,
+				   npages - done < XMAP_WINDOW ? npages - done : XMAP_WINDOW, call, ctx);
 	return ret;
 }
 
@@ -509,20 +532,45 @@ out_free:
 	return ret;
 }
 
+static bool never_exclusive(struct zmm *mm)
+{
+	bool never;
+
+	pthread_mutex_lock(&mm->lock);
+	never = mm->xmap_dir == 0;
+	pthread_mutex_unlock(&mm->lock);
+	return never;
+}
+
 int xmap_before_access(struct zmm *mm, unsigned int dev, int type, uint64_t addr,
 		       uint64_t npages, uint64_t buf, xmap_call_fn call, void *ctx,
 		       uint64_t *cpages, uint64_t *faults)
 {
-	const bool rw = type == ZMSG_READ || type == ZMSG_WRITE;
-	bool all_held = rw;
+	bool all_held = (type == ZMSG_READ || type == ZMSG_WRITE) && npages <= XMAP_WINDOW;
 	struct xview v;
 	int ret;
 
-	pthread_mutex_lock(&mm->lock);
-	ret = mm->xmap_dir == 0;
-	pthread_mutex_unlock(&mm->lock);
-	if (ret)
-		return 0;	/* this process never had an exclusive page */
+	if (never_exclusive(mm))
+		return 0;
+	if (npages > XMAP_WINDOW) {
+		/* Too large to be served from the atomic mapping at once:
+		 * the CPU gets it all back, a window at a time. */
+		for (uint64_t done = 0; done < npages; done += XMAP_WINDOW) {
+			uint64_t n = npages - done < XMAP_WINDOW ? npages - done : XMAP_WINDOW;
+
+			ret = view_read(mm, addr + done * PAGE, n, &v);
+			if (ret)
+				return ret;
+			pthread_mutex_lock(&mm->lock);
+			sync_locked(mm, &v);
+			pthread_mutex_unlock(&mm->lock);
+			ret = clear_foreign(mm, &v, dev, false, call, ctx);
+			view_free(&v);
+			if (ret)
+				return ret;
+		}
+		return 0;
+	}
 	ret = view_read(mm, addr, npages, &v);
 	if (ret)
 		return ret;
@@ -551,17 +599,12 @@ int xmap_before_access(struct zmm *mm, unsigned int dev, int type, uint64_t addr
 	return ret;
 }
 
-int xmap_after_snapshot(struct zmm *mm, uint64_t addr, uint64_t npages, uint64_t buf)
+static int snapshot_window(struct zmm *mm, uint64_t addr, uint64_t npages, uint64_t buf)
 {
 	static const uint8_t none = ZDEV_PROT_NONE;
 	struct xview v;
-	int ret = 0;
+	int ret;
 
-	pthread_mutex_lock(&mm->lock);
-	ret = mm->xmap_dir == 0;
-	pthread_mutex_unlock(&mm->lock);
-	if (ret)
-		return 0;
 	ret = view_read(mm, addr, npages, &v);
 	if (ret)
 		return ret;
@@ -577,6 +620,19 @@ int xmap_after_snapshot(struct zmm *mm, uint64_t addr, uint64_t npages, uint64_t
 			ret = -EFAULT;
 	}
 	view_free(&v);
+	return ret;
+}
+
+int xmap_after_snapshot(struct zmm *mm, uint64_t addr, uint64_t npages, uint64_t buf)
+{
+	int ret = 0;
+
+	if (never_exclusive(mm))
+		return 0;
+	for (uint64_t done = 0; done < npages && !ret; done += XMAP_WINDOW)
+		ret = snapshot_window(mm, addr + done * PAGE,
+				      npages - done < XMAP_WINDOW ? npages - done : XMAP_WINDOW,
+				      buf + done);
 	return ret;
 }
 

@@ -407,7 +407,10 @@ static int grant(uintptr_t addr, size_t npages, unsigned int dev, unsigned int p
 			record(state_of(addr + k * PAGE), dev, prot, true);
 		/* After the records: a thread that faults from now on finds
 		 * them. A thread that touched the page before did so before
-		 * the grant. */
+		 * the grant: mprotect returns only once every CPU has flushed
+		 * its TLB entries (the shootdown interrupts an atomic
+		 * instruction only between instructions), so no CPU access
+		 * is still in flight when the device starts. */
 		if (ok && mprotect((void *)(addr + i * PAGE), ok * PAGE, PROT_NONE)) {
 			ret = -errno;
 			revoke_range(addr + i * PAGE, ok, true, true);
