@@ -159,8 +159,14 @@ static void sync_locked(struct zmm *mm, const struct xview *v)
 	for (uint64_t i = 0; i < v->npages; i++) {
 		uint64_t e = ptable_get(&mm->pt, vpn0 + i), keep = e;
 
-		if (!(e & E_ATOMIC_ALL))
+		/* A moved page's protection is the program's again. */
+		if ((e & E_EXCL) && !vma_none(v->vma[i]))
+			keep &= ~(E_EXCL | E_PFN_MASK);
+		if (!(e & E_ATOMIC_ALL)) {
+			if (keep != e)
+				ptable_set(&mm->pt, vpn0 + i, keep);
 			continue;
+		}
 		for (unsigned int d = 0; d < ZDEV_MAX_DEVICES; d++) {
 			if (!(e & E_ATOMIC(d)) || held(v, i, d))
 				continue;
@@ -368,6 +374,8 @@ static int grant(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npage
 
 		if (e & E_ATOMIC(dev))
 			continue;
+		if (e & E_EXCL)
+			e &= ~(E_EXCL | E_PFN_MASK);	/* the map knows it again */
 		ptable_set(&mm->pt, vpn0 + i, e | E_ATOMIC(dev) | E_MIRROR(dev) | E_MIRROR_W(dev));
 		atomic_fetch_add_explicit(&mm->cnt[dev].exclusive_grants, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&mm->d->exclusive_grants, 1, memory_order_relaxed);
@@ -634,6 +642,50 @@ int xmap_after_snapshot(struct zmm *mm, uint64_t addr, uint64_t npages, uint64_t
 				      npages - done < XMAP_WINDOW ? npages - done : XMAP_WINDOW,
 				      buf + done);
 	return ret;
+}
+
+/* ---- mremap ---- */
+
+void xmap_on_remap(struct zmm *mm, uint64_t from, uint64_t to, uint64_t len)
+{
+	const uint64_t npages = len / PAGE, vto = to >> PAGE_SHIFT_4K;
+	uint16_t *st;
+
+	if (never_exclusive(mm) || !npages || npages > XMAP_WINDOW * 64)
+		return;
+	st = calloc(npages, sizeof(*st));
+	/* The client's map is plain memory: reading it never waits on a fault
+	 * this loop would have to serve. */
+	if (!st || read_states(mm, from >> PAGE_SHIFT_4K, npages, st)) {
+		free(st);
+		return;
+	}
+	pthread_mutex_lock(&mm->lock);
+	for (uint64_t i = 0; i < npages; i++) {
+		uint64_t e;
+
+		if (!(st[i] & (XS_EXCL | XS_REVOKING)))
+			continue;
+		e = ptable_get(&mm->pt, vto + i) & ~E_PFN_MASK;
+		ptable_set(&mm->pt, vto + i, e | E_EXCL | (st[i] & XS_PROT_MASK));
+	}
+	pthread_mutex_unlock(&mm->lock);
+	free(st);
+}
+
+int xmap_moved(struct zmm *mm, uint64_t addr, unsigned int *prot)
+{
+	uint64_t e;
+
+	pthread_mutex_lock(&mm->lock);
+	e = ptable_get(&mm->pt, addr >> PAGE_SHIFT_4K);
+	pthread_mutex_unlock(&mm->lock);
+	/* The mark stays: every thread that faulted on the page asks, and
+	 * each must get the same answer. A sync or a grant clears it. */
+	if (!(e & E_EXCL) || (e & E_DEVPRIV))
+		return -ENOENT;
+	*prot = (unsigned int)(e & XS_PROT_MASK);
+	return 0;
 }
 
 struct tagged {

@@ -45,6 +45,12 @@ int xmap_before_access(struct zmm *mm, unsigned int dev, int type, uint64_t addr
 /* After a SNAPSHOT into the client's buf: exclusive pages read as NONE. */
 int xmap_after_snapshot(struct zmm *mm, uint64_t addr, uint64_t npages, uint64_t buf);
 
+/* mremap moved [from, from + len) to `to` (event loop): exclusive pages,
+ * PROT_NONE at their new address, are marked for xmap_moved. */
+void xmap_on_remap(struct zmm *mm, uint64_t from, uint64_t to, uint64_t len);
+/* XMOVED: the protection to give back to a moved exclusive page, or -ENOENT. */
+int xmap_moved(struct zmm *mm, uint64_t addr, unsigned int *prot);
+
 /* Brings the revoke counters of every device up to date (for STATS). */
 void xmap_sync_all(struct zmm *mm);
 

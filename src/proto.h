@@ -32,6 +32,9 @@
  *            with XMAP_DONE. READ, WRITE and MIGRATE_TO_DEV may ask the same.
  *            ATOMIC_ADD's REPLY carries the counter's old value in cpages.
  *   CHECK_EXCLUSIVE -> REPLY
+ *   XMOVED   -> REPLY           on a second connection (HELLO with ZHELLO_AUX):
+ *            was addr moved by mremap while exclusive? status 0 and the
+ *            protection to restore in cpages, or -ENOENT
  */
 
 #include <stdbool.h>
@@ -67,6 +70,7 @@ enum zmsg_type {
 	ZMSG_ATOMIC_ADD,
 	ZMSG_XMAP,
 	ZMSG_XMAP_DONE,
+	ZMSG_XMOVED,
 	ZMSG_TYPE_END,
 };
 
@@ -79,6 +83,8 @@ struct zmsg_hdr {
 
 /* HELLO flags */
 #define ZHELLO_FORKED (1u << 0)	/* no uffd: this process's came with a fork event */
+#define ZHELLO_AUX (1u << 1)	/* a second connection of a known process, for
+				 * XMOVED from its SIGSEGV handler */
 
 struct zmsg_hello {
 	struct zmsg_hdr hdr;

@@ -562,6 +562,31 @@ START_TEST(munmap_then_reuse)
 }
 END_TEST
 
+START_TEST(mremap_exclusive)
+{
+	const unsigned long npages = 64, len = npages * page_size, nints = len / sizeof(int);
+	struct hmm_buffer *b = buffer_map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+	char *dst = mmap(NULL, 2 * len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *moved;
+
+	ck_assert_ptr_ne(dst, MAP_FAILED);
+	munmap(dst + len, len);
+	FILL_INT(b->ptr, nints, i);
+	ASSERT_EQ_V(make_exclusive(dev, b, npages), 0);
+	ASSERT_EQ_V(b->cpages, npages);
+	moved = mremap(b->ptr, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+	ck_assert_ptr_eq(moved, dst);
+	b->ptr = moved;
+	/* The moved pages revoke where they are now, with their data. */
+	ASSERT_EACH_INT(moved, nints, i);
+	FILL_INT(moved, nints, 2 * i);
+	ASSERT_EQ_V(zdev_check_exclusive(dev, moved, npages), 0);
+	ASSERT_EQ_V(dev_cmd(dev, OP_READ, b, npages), 0);
+	ASSERT_EACH_INT(b->mirror, nints, 2 * i);
+	buffer_free(b);
+}
+END_TEST
+
 /* ---- device-private pages ---- */
 
 START_TEST(exclusive_of_device_private)
@@ -666,6 +691,7 @@ static Suite *exclusive_suite(void)
 	ADD_TEST(s, atomic_add_exact);
 	ADD_TEST(s, fork_while_touching);
 	ADD_TEST(s, munmap_then_reuse);
+	ADD_TEST(s, mremap_exclusive);
 	ADD_TEST(s, exclusive_of_device_private);
 	ADD_TEST(s, errors);
 	return s;

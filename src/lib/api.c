@@ -12,6 +12,7 @@
 #include "client.h"
 #include "exclusive.h"
 #include "export.h"
+#include "moved.h"
 #include "segv.h"
 #include "zdev.h"
 
@@ -196,11 +197,14 @@ ZDEV_EXPORT int zdev_snapshot(struct zdev *dev, const void *addr, size_t npages,
 }
 
 /* What every exclusive request needs first: leaves of the map for the
- * range, and our SIGSEGV handler. */
-static int exclusive_prepare(const void *addr, size_t npages)
+ * range, our SIGSEGV handler, and its line to zdevd for pages mremap moves
+ * (without which those, only, would not revoke: not worth failing for). */
+static int exclusive_prepare(struct zdev *dev, const void *addr, size_t npages)
 {
 	int ret = xmap_prepare((uintptr_t)addr, npages);
 
+	if (!ret)
+		xmoved_open(dev->client->path);
 	return ret ?: segv_install();
 }
 
@@ -212,7 +216,7 @@ ZDEV_EXPORT int zdev_make_exclusive(struct zdev *dev, void *addr, size_t npages,
 
 	if (ret || !dev)
 		return ret ?: -EINVAL;
-	ret = exclusive_prepare(addr, npages);
+	ret = exclusive_prepare(dev, addr, npages);
 	if (ret)
 		return ret;
 	zmsg_init(&req, ZMSG_EXCLUSIVE, 0);
@@ -251,7 +255,7 @@ ZDEV_EXPORT int zdev_atomic_add(struct zdev *dev, uint64_t *addr, uint64_t delta
 
 	if (!dev || !addr || ((uintptr_t)addr & (sizeof(*addr) - 1)))
 		return -EINVAL;
-	ret = exclusive_prepare((void *)page, 1);
+	ret = exclusive_prepare(dev, (void *)page, 1);
 	if (ret)
 		return ret;
 	zmsg_init(&req, ZMSG_ATOMIC_ADD, 0);

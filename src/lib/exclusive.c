@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "exclusive.h"
+#include "moved.h"
 #include "xmap_layout.h"
 
 #ifndef MADV_POPULATE_WRITE
@@ -244,19 +245,45 @@ static bool excl_at(uintptr_t page)
 	return sp && (atomic_load_explicit(sp, memory_order_relaxed) & XS_EXCL);
 }
 
+/* initial-exec: no lazy TLS allocation inside a signal handler. */
+static __thread uintptr_t last_page __attribute__((tls_model("initial-exec")));
+static __thread uint64_t last_gen __attribute__((tls_model("initial-exec")));
+
+/* Whether this fault on page should be retried once more: not if this thread
+ * faulted there already with no revocation anywhere since (a real fault). */
+static bool retry_once(uintptr_t page)
+{
+	uint64_t gen = atomic_load(&revoke_gen);
+
+	if (last_page == page && last_gen == gen) {
+		last_page = 0;
+		return false;
+	}
+	last_page = page;
+	last_gen = gen;
+	return true;
+}
+
+/* A fault where the map has no record: perhaps an exclusive page that mremap
+ * moved (moved.c); zdevd knows its protection. */
+static bool moved_fault(uintptr_t page)
+{
+	unsigned int prot;
+
+	if (!xmoved_query(page, &prot) || !retry_once(page))
+		return false;
+	return !mprotect((void *)page, PAGE, (int)prot);
+}
+
 bool xmap_fault(uintptr_t addr)
 {
-	/* initial-exec: no lazy TLS allocation inside a signal handler. */
-	static __thread uintptr_t last_page __attribute__((tls_model("initial-exec")));
-	static __thread uint64_t last_gen __attribute__((tls_model("initial-exec")));
 	const uintptr_t page = addr & ~(PAGE - 1);
 	xstate *sp = state_of(page);
 	uint16_t s;
-	uint64_t gen;
 
-	if (!sp)
-		return false;
-	s = atomic_load_explicit(sp, memory_order_relaxed);
+	s = sp ? atomic_load_explicit(sp, memory_order_relaxed) : 0;
+	if (!(s & (XS_EXCL | XS_BUSY | XS_REVOKING | XS_WAS)))
+		return moved_fault(page);
 	if ((s & XS_EXCL) && excl_at(page - PAGE) && excl_at(page + PAGE) &&
 	    atomic_load_explicit(&vma_splits, memory_order_relaxed) >= VMA_BUDGET) {
 		const uintptr_t block = page & ~(BLOCK_PAGES * PAGE - 1);
@@ -284,14 +311,7 @@ bool xmap_fault(uintptr_t addr)
 	/* Revoked by someone else, perhaps after our fault but before we
 	 * looked: retry the access once. A second fault on the same page with
 	 * no revocation anywhere in between is a real one. */
-	gen = atomic_load(&revoke_gen);
-	if (last_page == page && last_gen == gen) {
-		last_page = 0;
-		return false;
-	}
-	last_page = page;
-	last_gen = gen;
-	return true;
+	return retry_once(page);
 }
 
 void xmap_revoke_all(void)

@@ -83,6 +83,14 @@ static int on_hello(struct session *s, const struct zmsg_hello *h)
 		return zmsg_send(s->sock, &m, -1) ?: m.hello_ok.status;
 
 	s->hello = true;
+	if (h->flags & ZHELLO_AUX) {
+		/* A second line of a process we know, for its signal handler. */
+		s->mm = zmm_find(s->d, s->pid);
+		if (!s->mm) {
+			m.hello_ok.status = -ENOENT;
+			return zmsg_send(s->sock, &m, -1) ?: -ENOENT;
+		}
+	}
 	if (h->flags & ZHELLO_FORKED) {
 		/* A child whose uffd came with its parent's fork event. */
 		s->mm = zmm_find(s->d, s->pid);
@@ -298,6 +306,15 @@ static int on_request(struct session *s, union zmsg *m, int type)
 	}
 	if (!s->mm)
 		return reply_status(s, r->hdr.seq, -ENOTCONN, 0, 0);
+	if (type == ZMSG_XMOVED) {
+		unsigned int prot = 0;
+
+		/* The mremap that moved the page has been read by now (the
+		 * fault came after it returned): wait until it is handled. */
+		zmm_wait_events(s->mm);
+		ret = xmap_moved(s->mm, r->addr, &prot);
+		return reply_status(s, r->hdr.seq, ret, prot, 0);
+	}
 	if (r->device >= s->d->cfg.ndevices)
 		return reply_status(s, r->hdr.seq, -ENODEV, 0, 0);
 	if (type != ZMSG_OPEN && !(s->mm->open_devices & (1ull << r->device)))
@@ -399,7 +416,7 @@ static int on_message(struct session *s, union zmsg *m, int type, int fd)
 	case ZMSG_OPEN: case ZMSG_CLOSE: case ZMSG_MIGRATE_TO_DEV: case ZMSG_MIGRATE_TO_SYS:
 	case ZMSG_READ: case ZMSG_WRITE: case ZMSG_SNAPSHOT: case ZMSG_RELEASE:
 	case ZMSG_SET_FLAGS: case ZMSG_STATS: case ZMSG_STATUS: case ZMSG_EXCLUSIVE:
-	case ZMSG_CHECK_EXCLUSIVE: case ZMSG_ATOMIC_ADD:
+	case ZMSG_CHECK_EXCLUSIVE: case ZMSG_ATOMIC_ADD: case ZMSG_XMOVED:
 		if (fd >= 0)
 			close(fd);
 		if (!s->hello && type != ZMSG_STATUS)

@@ -26,6 +26,10 @@
  * the client's CPU access is revoked, see exclusive_map.c. */
 #define E_ATOMIC(dev)	(1ull << (56 + (dev)))
 #define E_ATOMIC_ALL	(0xffull << 56)
+/* The page was exclusive, and so PROT_NONE in the client, when mremap moved
+ * it: the client's map does not know it at its new address. The pfn bits
+ * hold the protection to give back (see exclusive_map.c). */
+#define E_EXCL		(1ull << 39)
 
 static inline unsigned int e_dev(uint64_t e)
 {
