@@ -296,11 +296,13 @@ bool xmap_fault(uintptr_t addr)
 		int err = mprotect((void *)page, PAGE, s & XS_PROT_MASK);
 
 		if (err) {
-			/* Cannot restore (no VMA left to split into): the
-			 * access cannot succeed, let it fault for real. */
+			/* No VMA left to split into: the whole block goes
+			 * back, which merges instead. Should that fail too,
+			 * the next fault on the page is a real one. */
 			atomic_store_explicit(sp, s, memory_order_release);
 			wake_all();
-			return false;
+			revoke_range(page & ~(BLOCK_PAGES * PAGE - 1), BLOCK_PAGES, false, false);
+			return true;
 		}
 		release_claimed(sp, 1, false);
 		count_split(before, after);

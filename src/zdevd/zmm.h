@@ -22,7 +22,7 @@
 #define E_MIRROR(dev)	(1ull << (40 + (dev)))	/* device `dev` maps it */
 #define E_MIRROR_W(dev)	(1ull << (48 + (dev)))	/* ... writable */
 #define E_MIRROR_ALL	(0xffffull << 40)
-/* Bit 38 is E_HUGE. Device `dev` holds an atomic (device-exclusive) mapping:
+/* (Bit 38 is kept for E_HUGE.) Device `dev` holds an atomic (device-exclusive) mapping:
  * the client's CPU access is revoked, see exclusive_map.c. */
 #define E_ATOMIC(dev)	(1ull << (56 + (dev)))
 #define E_ATOMIC_ALL	(0xffull << 56)
