@@ -20,6 +20,10 @@
  * and a thread that tries waits in the handler until the pin is gone, so the
  * device's read-modify-write never interleaves with a CPU's.
  *
+ * mremap moves PROT_NONE pages to where the client's map has no record of
+ * them; the event loop marks them (E_EXCL, with the protection to give back)
+ * and the client's handler asks for that on a fault it has no record of.
+ *
  * Locking: mm->lock guards the page table and is never held while the client
  * is asked something or its memory read (see uffd_dev.c).
  */

@@ -34,9 +34,15 @@ static void atfork_prepare(void)
 	xmap_revoke_all();
 }
 
+static void atfork_child(void)
+{
+	xmap_atfork_child();
+	zclient_atfork_child();
+}
+
 static void install_atfork(void)
 {
-	pthread_atfork(atfork_prepare, NULL, zclient_atfork_child);
+	pthread_atfork(atfork_prepare, NULL, atfork_child);
 }
 
 static int check_range(const void *addr, size_t npages)

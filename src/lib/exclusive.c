@@ -101,9 +101,12 @@ int xmap_prepare(uintptr_t addr, size_t npages)
 			ret = -ENOMEM;
 			break;
 		}
-		/* Only the pages of it that are written ever take memory. */
+		/* Populated (512 KiB a GiB of exclusive memory): should zdevd
+		 * register it with our uffd along with a neighbouring range,
+		 * its event loop must still be able to read it without a
+		 * fault that only that loop could serve. */
 		leaf = mmap(NULL, XMAP_LEAF_PAGES * sizeof(xstate), PROT_READ | PROT_WRITE,
-			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 		if (leaf == MAP_FAILED) {
 			ret = -errno;
 			break;
@@ -318,6 +321,9 @@ bool xmap_fault(uintptr_t addr)
 
 void xmap_revoke_all(void)
 {
+	/* In flight too: a revocation another thread has begun must end
+	 * before the fork, or the child would wait for a thread it lacks. */
+	const uint16_t busy = XS_EXCL | XS_REVOKING | XS_BUSY;
 	unsigned int n = atomic_load_explicit(&nleaves, memory_order_acquire);
 
 	for (unsigned int i = 0; i < n; i++) {
@@ -327,17 +333,42 @@ void xmap_revoke_all(void)
 		for (size_t p = 0; p < XMAP_LEAF_PAGES;) {
 			size_t q;
 
-			if (!(atomic_load_explicit(&leaf[p], memory_order_relaxed) & XS_EXCL)) {
+			if (!(atomic_load_explicit(&leaf[p], memory_order_relaxed) & busy)) {
 				p++;
 				continue;
 			}
 			for (q = p + 1; q < XMAP_LEAF_PAGES &&
-			     (atomic_load_explicit(&leaf[q], memory_order_relaxed) & XS_EXCL); q++)
+			     (atomic_load_explicit(&leaf[q], memory_order_relaxed) & busy); q++)
 				;
 			revoke_range(base + p * PAGE, q - p, false, false);
 			p = q;
 		}
 	}
+}
+
+void xmap_atfork_child(void)
+{
+	unsigned int n = atomic_load_explicit(&nleaves, memory_order_relaxed);
+
+	/* Only the forking thread came along: a state another thread was
+	 * in the middle of changing would wait for it forever. A revocation
+	 * in flight becomes exclusive again (its page revokes on touch, the
+	 * protection set twice does no harm); a pin has no holder left. */
+	for (unsigned int i = 0; i < n; i++) {
+		xstate *leaf = atomic_load_explicit(&dir[leaf_index[i]], memory_order_relaxed);
+
+		for (size_t p = 0; p < XMAP_LEAF_PAGES; p++) {
+			uint16_t s = atomic_load_explicit(&leaf[p], memory_order_relaxed), t = s;
+
+			if (t & XS_REVOKING)
+				t = (uint16_t)((t & ~XS_REVOKING) | XS_EXCL);
+			t &= (uint16_t)~XS_BUSY;
+			/* Written only if changed: no copy of the whole map. */
+			if (t != s)
+				atomic_store_explicit(&leaf[p], t, memory_order_relaxed);
+		}
+	}
+	atomic_store(&waiters, 0);
 }
 
 /* ---- granting ---- */

@@ -37,5 +37,8 @@ bool xmap_fault(uintptr_t addr);
  * as the kernel restores the parent's entries when it copies them.
  * Async-signal-safe. */
 void xmap_revoke_all(void);
+/* In the fork child: ends what threads that did not come along had begun.
+ * Async-signal-safe. */
+void xmap_atfork_child(void);
 
 #endif
