@@ -269,6 +269,40 @@ START_TEST(program_segv_handler)
 }
 END_TEST
 
+/* libzdev's entry point for the preload shim (not in zdev.h). */
+int zdev_int_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+
+START_TEST(sigaction_through_libzdev)
+{
+	struct sigaction act = { .sa_sigaction = own_handler, .sa_flags = SA_SIGINFO }, old, now;
+	struct hmm_buffer *b = buffer_map(HMM_BUFFER_SIZE, PROT_READ | PROT_WRITE,
+					  MAP_PRIVATE | MAP_ANONYMOUS);
+	char *ro = mmap(NULL, page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	ck_assert_ptr_ne(ro, MAP_FAILED);
+	FILL_INT(b->ptr, HMM_BUFFER_SIZE / sizeof(int), i);
+	ASSERT_EQ_V(make_exclusive(dev, b, 16), 0);
+	/* Installed after libzdev's, the way the shim will route a
+	 * program's sigaction: libzdev's handler stays in place. */
+	sigemptyset(&act.sa_mask);
+	ASSERT_EQ_V(zdev_int_sigaction(SIGSEGV, &act, &old), 0);
+	ASSERT_EQ_V(zdev_int_sigaction(SIGSEGV, NULL, &now), 0);
+	ck_assert_ptr_eq((void *)now.sa_sigaction, (void *)own_handler);
+	ck_assert_int_eq(sigaction(SIGSEGV, NULL, &now), 0);
+	ck_assert_ptr_ne((void *)now.sa_sigaction, (void *)own_handler);
+
+	own_faults = 0;
+	ck_assert_int_eq(((int *)b->ptr)[1024 * 5], 1024 * 5);
+	ASSERT_EQ_V(own_faults, 0);
+	if (!sigsetjmp(own_jmp, 1))
+		*(volatile char *)ro = 1;
+	ASSERT_EQ_V(own_faults, 1);
+	ASSERT_EQ_V(zdev_int_sigaction(SIGSEGV, &old, NULL), 0);
+	munmap(ro, page_size);
+	buffer_free(b);
+}
+END_TEST
+
 static void once_handler(int sig)
 {
 	(void)sig;
@@ -687,6 +721,7 @@ static Suite *exclusive_suite(void)
 	ADD_TEST(s, revoke_four_threads);
 	ADD_TEST(s, program_segv_handler);
 	ADD_TEST(s, prior_segv_disposition);
+	ADD_TEST(s, sigaction_through_libzdev);
 	ADD_TEST(s, many_pages_few_vmas);
 	ADD_TEST(s, atomic_add_exact);
 	ADD_TEST(s, fork_while_touching);
