@@ -223,6 +223,35 @@ START_TEST(revoke_four_threads)
 }
 END_TEST
 
+static volatile int *usr1_page;
+static volatile int usr1_seen;
+
+static void usr1_handler(int sig)
+{
+	(void)sig;
+	usr1_seen = *usr1_page;
+}
+
+START_TEST(revoke_in_other_handler)
+{
+	struct sigaction act = { .sa_handler = usr1_handler };
+	struct hmm_buffer *b = buffer_map(HMM_BUFFER_SIZE, PROT_READ | PROT_WRITE,
+					  MAP_PRIVATE | MAP_ANONYMOUS);
+
+	FILL_INT(b->ptr, HMM_BUFFER_SIZE / sizeof(int), i);
+	ASSERT_EQ_V(make_exclusive(dev, b, 4), 0);
+	sigemptyset(&act.sa_mask);
+	ck_assert_int_eq(sigaction(SIGUSR1, &act, NULL), 0);
+	/* A handler of another signal touches an exclusive page. */
+	usr1_page = (int *)b->ptr + 1024 * 2 + 3;
+	raise(SIGUSR1);
+	ASSERT_EQ_V(usr1_seen, 1024 * 2 + 3);
+	ASSERT_EQ_V(zdev_check_exclusive(dev, (char *)b->ptr + 2 * page_size, 1), 0);
+	ASSERT_EQ_V(zdev_check_exclusive(dev, b->ptr, 2), -EPERM);
+	buffer_free(b);
+}
+END_TEST
+
 static volatile sig_atomic_t own_faults;
 static sigjmp_buf own_jmp;
 
@@ -719,6 +748,7 @@ static Suite *exclusive_suite(void)
 	ADD_TEST(s, exclusive_mprotect);
 	ADD_TEST(s, exclusive_cow);
 	ADD_TEST(s, revoke_four_threads);
+	ADD_TEST(s, revoke_in_other_handler);
 	ADD_TEST(s, program_segv_handler);
 	ADD_TEST(s, prior_segv_disposition);
 	ADD_TEST(s, sigaction_through_libzdev);

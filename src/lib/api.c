@@ -257,6 +257,7 @@ ZDEV_EXPORT int zdev_atomic_add(struct zdev *dev, uint64_t *addr, uint64_t delta
 {
 	const uintptr_t page = (uintptr_t)addr & ~(PAGE - 1);
 	union zmsg req, rep;
+	sigset_t mask;
 	int ret;
 
 	if (!dev || !addr || ((uintptr_t)addr & (sizeof(*addr) - 1)))
@@ -274,9 +275,11 @@ ZDEV_EXPORT int zdev_atomic_add(struct zdev *dev, uint64_t *addr, uint64_t delta
 	/* Already the device's: pin it here, and zdevd adds at once. If not,
 	 * zdevd grants it to the device pinned. Either way no CPU thread can
 	 * revoke it until the unpin, after zdevd's add. */
+	xmap_signals_block(&mask);
 	xmap_pin(page, dev->device);
 	ret = zclient_call(dev->client, &req, &rep, -1);
 	xmap_unpin(page);
+	xmap_signals_restore(&mask);
 	pthread_mutex_unlock(&dev->client->lock);
 	if (ret < 0)
 		return ret;

@@ -20,6 +20,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -325,7 +326,9 @@ void xmap_revoke_all(void)
 	 * before the fork, or the child would wait for a thread it lacks. */
 	const uint16_t busy = XS_EXCL | XS_REVOKING | XS_BUSY;
 	unsigned int n = atomic_load_explicit(&nleaves, memory_order_acquire);
+	sigset_t mask;
 
+	xmap_signals_block(&mask);
 	for (unsigned int i = 0; i < n; i++) {
 		uintptr_t base = (uintptr_t)leaf_index[i] << (XMAP_LEAF_SHIFT + XMAP_PAGE_SHIFT);
 		xstate *leaf = atomic_load_explicit(&dir[leaf_index[i]], memory_order_acquire);
@@ -344,6 +347,7 @@ void xmap_revoke_all(void)
 			p = q;
 		}
 	}
+	xmap_signals_restore(&mask);
 }
 
 void xmap_atfork_child(void)
@@ -479,12 +483,29 @@ static int grant(uintptr_t addr, size_t npages, unsigned int dev, unsigned int p
 	return 0;
 }
 
+void xmap_signals_block(sigset_t *old)
+{
+	sigset_t all;
+
+	/* A handler of some signal that touched a page this thread holds
+	 * REVOKING or pinned would wait for this very thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, old);
+}
+
+void xmap_signals_restore(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
 void xmap_serve(struct zmsg_xmap *m)
 {
 	const size_t npages = m->len / PAGE;
 	size_t done = 0;
+	sigset_t mask;
 	int ret;
 
+	xmap_signals_block(&mask);
 	if ((m->addr | m->len) & (PAGE - 1) || m->addr + m->len < m->addr) {
 		ret = -EINVAL;
 	} else if (m->op == XMAP_GRANT) {
@@ -496,6 +517,7 @@ void xmap_serve(struct zmsg_xmap *m)
 	} else {
 		ret = -EINVAL;
 	}
+	xmap_signals_restore(&mask);
 	m->status = ret;
 	m->hdr.type = ZMSG_XMAP_DONE;
 }

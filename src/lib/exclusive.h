@@ -5,6 +5,7 @@
 /* The client's exclusive-page map (xmap_layout.h) and what acts on it: the
  * daemon's requests, the SIGSEGV handler, device atomics and fork. */
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,6 +14,10 @@
 
 /* Where the map's directory is, for zdevd to read it. */
 uint64_t xmap_dir_addr(void);
+
+/* Around code that holds a page REVOKING or pinned outside the handler. */
+void xmap_signals_block(sigset_t *old);
+void xmap_signals_restore(const sigset_t *old);
 
 /* Makes sure the map has leaves for the range: 0, -ENOMEM, or -EOPNOTSUPP
  * beyond the address bits the map covers. Not from a signal handler. */

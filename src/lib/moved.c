@@ -7,13 +7,16 @@
  * record, the handler asks it over a second connection of its own.
  *
  * The question is asked from a signal handler, on any thread: the line is
- * taken with a spin flag (the holder only sends and receives, it never waits
- * for another holder), and only socket calls are made.
+ * taken with a spin flag, held with every signal blocked (the holder only
+ * sends and receives, it never waits for another holder), and only socket
+ * calls are made.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -61,11 +64,16 @@ int xmoved_open(const char *path)
 bool xmoved_query(uintptr_t page, unsigned int *prot)
 {
 	int fd = atomic_load(&line), type;
+	sigset_t all, old;
 	union zmsg m;
 
 	/* A fork child's line would ask about its parent. */
 	if (fd < 0 || atomic_load(&line_pid) != getpid())
 		return false;
+	/* No signal while we hold the line: a handler of another signal that
+	 * faulted here again would spin on the line it holds itself. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	while (atomic_flag_test_and_set_explicit(&line_busy, memory_order_acquire))
 		sched_yield();
 	zmsg_init(&m, ZMSG_XMOVED, 1);
@@ -73,6 +81,7 @@ bool xmoved_query(uintptr_t page, unsigned int *prot)
 	m.req.npages = 1;
 	type = zmsg_send(fd, &m, -1) ?: zmsg_recv(fd, &m, NULL);
 	atomic_flag_clear_explicit(&line_busy, memory_order_release);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (type != ZMSG_REPLY || m.reply.status)
 		return false;
 	*prot = (unsigned int)m.reply.cpages;

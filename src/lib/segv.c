@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "exclusive.h"
@@ -87,14 +88,21 @@ ZDEV_EXPORT void zdev_int_segv_chain(int sig, siginfo_t *si, void *uc)
 	 * (ours stays, for exclusive pages). */
 	if (p.sa_flags & SA_RESETHAND)
 		atomic_store_explicit(&prev_reset, true, memory_order_release);
-	/* The handler runs with its own mask, as the kernel would have set
-	 * it; the kernel restores the interrupted mask when we return. Ours
-	 * runs with SA_NODEFER, so SIGSEGV itself is blocked only if the
-	 * program's handler asked for that. */
-	mask = p.sa_mask;
-	if (!(p.sa_flags & SA_NODEFER))
-		sigaddset(&mask, sig);
-	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	/* The handler runs with the mask the kernel would have given it: the
+	 * interrupted one plus its sa_mask (ours blocks everything). SIGSEGV
+	 * itself stays open even without SA_NODEFER, so that the handler can
+	 * touch exclusive pages; a real fault inside it then recurses instead
+	 * of killing at once. The kernel restores the interrupted mask when we
+	 * return. */
+	if (uc)
+		mask = ((ucontext_t *)uc)->uc_sigmask;
+	else
+		pthread_sigmask(SIG_SETMASK, NULL, &mask);
+	for (int s = 1; s < NSIG; s++)
+		if (sigismember(&p.sa_mask, s) == 1)
+			sigaddset(&mask, s);
+	sigdelset(&mask, sig);
+	pthread_sigmask(SIG_SETMASK, &mask, NULL);
 	if (p.sa_flags & SA_SIGINFO)
 		p.sa_sigaction(sig, si, uc);
 	else
@@ -120,11 +128,12 @@ static void install(void)
 
 	memset(&act, 0, sizeof(act));
 	act.sa_sigaction = on_segv;
-	/* NODEFER: a program handler we chain to may itself touch an
-	 * exclusive page, which must revoke rather than kill. ONSTACK: a
-	 * thread with an alternate stack (a stack overflow handler) keeps it. */
-	act.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART | SA_NODEFER;
-	sigemptyset(&act.sa_mask);
+	/* Every signal blocked while we run: a handler of another signal
+	 * that touched the page we are revoking would wait for us forever.
+	 * ONSTACK: a thread with an alternate stack (a stack overflow
+	 * handler) keeps it. */
+	act.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+	sigfillset(&act.sa_mask);
 	pthread_mutex_lock(&prev_lock);
 	if (sigaction(SIGSEGV, &act, &old)) {
 		install_err = -errno;
