@@ -27,7 +27,8 @@
 #define XS_DEV_SHIFT	4
 #define XS_DEV_MASK	(0x7u << XS_DEV_SHIFT)
 #define XS_EXCL		0x0100u		/* the device holds it; the CPU's access is revoked */
-#define XS_BUSY		0x0200u		/* a device atomic is in flight: revocation waits */
+#define XS_BUSY		0x0200u		/* pinned (a device atomic in flight, or a
+					 * grant not PROT_NONE yet): revocation waits */
 #define XS_REVOKING	0x0400u		/* a thread is restoring the protection */
 #define XS_WAS		0x0800u		/* was exclusive until lately: a fault here
 					 * may have raced the revocation */
