@@ -202,6 +202,12 @@ static unsigned int page_prot(const struct xview *v, uint64_t i)
 	return v->vma[i] ? prot_of(v->vma[i]) : 0;
 }
 
+/* Pages i and j may share one GRANT: one mapping, one protection. */
+static bool same_grant(const struct xview *v, uint64_t i, uint64_t j)
+{
+	return v->vma[j] == v->vma[i] && page_prot(v, j) == page_prot(v, i);
+}
+
 /*
  * Asks the client to apply op to each run of selected pages (a GRANT's runs
  * also end where the mapping does, since each carries its protection).
@@ -222,9 +228,7 @@ static int ask_runs(const struct xview *v, const uint8_t *sel, uint64_t n, uint3
 			i++;
 			continue;
 		}
-		for (j = i + 1; j < n && sel[j] &&
-		     (op != XMAP_GRANT || (v->vma[j] == v->vma[i] && page_prot(v, j) == page_prot(v, i)));
-		     j++)
+		for (j = i + 1; j < n && sel[j] && (op != XMAP_GRANT || same_grant(v, i, j)); j++)
 			;
 		ask.addr = v->addr + i * PAGE;
 		ask.len = (j - i) * PAGE;
@@ -439,9 +443,11 @@ int xmap_check_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr, uint64
 	int ret = 0;
 
 	note_dir(mm, dir);
-	for (uint64_t done = 0; done < npages && !ret; done += XMAP_WINDOW)
-		ret = check_window(mm, dev, addr + done * PAGE,
-				   npages - done < XMAP_WINDOW ? npages - done : XMAP_WINDOW, call, ctx);
+	for (uint64_t done = 0; done < npages && !ret; done += XMAP_WINDOW) {
+		uint64_t n = npages - done < XMAP_WINDOW ? npages - done : XMAP_WINDOW;
+
+		ret = check_window(mm, dev, addr + done * PAGE, n, call, ctx);
+	}
 	return ret;
 }
 

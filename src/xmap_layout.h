@@ -26,7 +26,7 @@
 #define XS_PROT_MASK	0x0007u		/* PROT_READ/WRITE/EXEC to restore */
 #define XS_DEV_SHIFT	4
 #define XS_DEV_MASK	(0x7u << XS_DEV_SHIFT)
-#define XS_EXCL		0x0100u		/* the device holds it; the CPU's access is revoked */
+#define XS_EXCL		0x0100u		/* the device holds it; the CPU may not */
 #define XS_BUSY		0x0200u		/* pinned (a device atomic in flight, or a
 					 * grant not PROT_NONE yet): revocation waits */
 #define XS_REVOKING	0x0400u		/* a thread is restoring the protection */

@@ -59,7 +59,8 @@ static int make_exclusive(struct zdev *d, struct hmm_buffer *b, unsigned long np
 	ret = zdev_read(d, b->ptr, npages, b->mirror, &rd);
 	ck_assert_msg(ret == 0, "reading the exclusive range through the device: %d", ret);
 	ck_assert_msg(rd.cpages == npages && rd.faults == 0,
-		      "the exclusive range is not all in the device's table (cpages %llu, faults %llu)",
+		      "the exclusive range is not all in the device's table "
+		      "(cpages %llu, faults %llu)",
 		      (unsigned long long)rd.cpages, (unsigned long long)rd.faults);
 	return 0;
 }
