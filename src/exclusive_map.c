@@ -418,17 +418,18 @@ int xmap_make_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_
 	return 0;
 }
 
-static int check_window(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
-			xmap_call_fn call, void *ctx)
+/* A look only: other devices' holds stay as they are. */
+static int check_window(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages)
 {
 	const uint64_t vpn0 = addr >> PAGE_SHIFT_4K;
 	struct xview v;
 	int ret;
 
-	ret = view_synced(mm, dev, addr, npages, true, call, ctx, &v);
+	ret = view_read(mm, addr, npages, &v);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&mm->lock);
+	sync_locked(mm, &v);
 	for (uint64_t i = 0; i < npages && !ret; i++)
 		if (ptable_get(&mm->pt, vpn0 + i) & E_ATOMIC(dev))
 			ret = -EPERM;
@@ -438,7 +439,7 @@ static int check_window(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_
 }
 
 int xmap_check_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
-			 uint64_t dir, xmap_call_fn call, void *ctx)
+			 uint64_t dir)
 {
 	int ret = 0;
 
@@ -446,7 +447,7 @@ int xmap_check_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr, uint64
 	for (uint64_t done = 0; done < npages && !ret; done += XMAP_WINDOW) {
 		uint64_t n = npages - done < XMAP_WINDOW ? npages - done : XMAP_WINDOW;
 
-		ret = check_window(mm, dev, addr + done * PAGE, n, call, ctx);
+		ret = check_window(mm, dev, addr + done * PAGE, n);
 	}
 	return ret;
 }
@@ -518,33 +519,25 @@ int xmap_atomic_add(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t de
 	return mem_rw(mm, true, &val, addr, sizeof(val));
 }
 
-/* The device reads or writes its atomic mapping of the whole range. */
-static int access_held(struct zmm *mm, bool write, uint64_t addr, uint64_t npages, uint64_t buf)
+/* The device reads its atomic mapping of the whole range into buf. */
+static int read_held(struct zmm *mm, uint64_t addr, uint64_t npages, uint64_t buf)
 {
 	struct iovec l, r;
 	uint8_t *bounce;
 	ssize_t n;
-	int ret = 0;
+	int ret;
 
 	bounce = malloc(npages * PAGE);
 	if (!bounce)
 		return -ENOMEM;
+	ret = mem_rw(mm, false, bounce, addr, npages * PAGE);
+	if (ret)
+		goto out_free;
 	l = (struct iovec){ bounce, npages * PAGE };
 	r = (struct iovec){ (void *)(uintptr_t)buf, npages * PAGE };
-	if (!write) {
-		ret = mem_rw(mm, false, bounce, addr, npages * PAGE);
-		if (ret)
-			goto out_free;
-		n = process_vm_writev(mm->pid, &l, 1, &r, 1, 0);
-	} else {
-		n = process_vm_readv(mm->pid, &l, 1, &r, 1, 0);
-	}
-	if (n < 0 || (size_t)n != npages * PAGE) {
+	n = process_vm_writev(mm->pid, &l, 1, &r, 1, 0);
+	if (n < 0 || (size_t)n != npages * PAGE)
 		ret = n < 0 ? -errno : -EFAULT;
-		goto out_free;
-	}
-	if (write)
-		ret = mem_rw(mm, true, bounce, addr, npages * PAGE);
 out_free:
 	free(bounce);
 	return ret;
@@ -564,7 +557,9 @@ int xmap_before_access(struct zmm *mm, unsigned int dev, int type, uint64_t addr
 		       uint64_t npages, uint64_t buf, xmap_call_fn call, void *ctx,
 		       uint64_t *cpages, uint64_t *faults)
 {
-	bool all_held = (type == ZMSG_READ || type == ZMSG_WRITE) && npages <= XMAP_WINDOW;
+	/* test_hmm reads through an ATOMIC entry, but it is not a writable
+	 * mapping: a device write faults, which restores the CPU's page. */
+	bool all_held = type == ZMSG_READ && npages <= XMAP_WINDOW;
 	struct xview v;
 	int ret;
 
@@ -598,9 +593,9 @@ int xmap_before_access(struct zmm *mm, unsigned int dev, int type, uint64_t addr
 	for (uint64_t i = 0; i < npages && all_held; i++)
 		all_held = held(&v, i, dev);
 	if (all_held) {
-		/* Like test_hmm, the device accesses what its table maps;
-		 * the exclusivity stays. The mirror has it all: no fault. */
-		ret = access_held(mm, type == ZMSG_WRITE, addr, npages, buf);
+		/* Like test_hmm, the device reads what its table maps; the
+		 * exclusivity stays. The mirror has it all: no fault. */
+		ret = read_held(mm, addr, npages, buf);
 		if (!ret) {
 			*cpages = npages;
 			*faults = 0;
@@ -608,10 +603,10 @@ int xmap_before_access(struct zmm *mm, unsigned int dev, int type, uint64_t addr
 		view_free(&v);
 		return ret ?: 1;
 	}
-	/* A mix: the CPU gets every exclusive page back first, as a device
-	 * fault on an exclusive entry restores it in the kernel, and the
-	 * access then goes the usual way. A migration does the same: it
-	 * restores exclusive entries before it collects the pages. */
+	/* A write, or a mix: the CPU gets every exclusive page back first,
+	 * as a device fault on an exclusive entry restores it in the kernel,
+	 * and the access then goes the usual way. A migration does the same:
+	 * it restores exclusive entries before it collects the pages. */
 	ret = clear_foreign(mm, &v, dev, false, call, ctx);
 	view_free(&v);
 	return ret;

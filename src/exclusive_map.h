@@ -25,7 +25,7 @@ int xmap_make_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_
 
 /* CHECK_EXCLUSIVE: -EPERM while dev still holds a page of the range, else 0. */
 int xmap_check_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
-			 uint64_t dir, xmap_call_fn call, void *ctx);
+			 uint64_t dir);
 
 /* ATOMIC_ADD on the 8-byte counter at addr: *old gets its value before. */
 int xmap_atomic_add(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t delta,
@@ -33,10 +33,9 @@ int xmap_atomic_add(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t de
 
 /*
  * Before a device access (READ, WRITE: type; MIGRATE_TO_DEV) of the range:
- * returns 1 when it served the access itself (every page is exclusive to
- * dev: the device reads or writes its atomic mapping), 0 when the access
- * goes on as usual (exclusive pages of the range restored to the CPU first),
- * or -errno.
+ * returns 1 when it served the access itself (a READ of pages all exclusive
+ * to dev: the device reads its atomic mapping), 0 when the access goes on as
+ * usual (exclusive pages of the range restored to the CPU first), or -errno.
  */
 int xmap_before_access(struct zmm *mm, unsigned int dev, int type, uint64_t addr,
 		       uint64_t npages, uint64_t buf, xmap_call_fn call, void *ctx,

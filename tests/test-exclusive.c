@@ -658,6 +658,45 @@ START_TEST(mremap_exclusive)
 }
 END_TEST
 
+START_TEST(device_access_of_exclusive)
+{
+	const unsigned long npages = 32, nints = npages * page_size / sizeof(int);
+	struct hmm_buffer *b = buffer_map(npages * page_size, PROT_READ | PROT_WRITE,
+					  MAP_PRIVATE | MAP_ANONYMOUS);
+	struct zdev *dev1;
+
+	FILL_INT(b->ptr, nints, i);
+	ASSERT_EQ_V(make_exclusive(dev, b, npages), 0);
+	/* Reads through the atomic entries keep them (make_exclusive read
+	 * once already); a write needs a writable mapping, so it restores the
+	 * CPU's pages first, in one fault round. */
+	ASSERT_CMD_FAULTS(dev, OP_READ, b, npages, 0);
+	ASSERT_EQ_V(zdev_check_exclusive(dev, b->ptr, npages), -EPERM);
+	FILL_INT(b->mirror, nints, 5 * i);
+	ASSERT_CMD_FAULTS(dev, OP_WRITE, b, npages, 1);
+	ASSERT_EQ_V(zdev_check_exclusive(dev, b->ptr, npages), 0);
+	ASSERT_EACH_INT(b->ptr, nints, 5 * i);
+
+	/* Another device's read takes the pages back from this one. */
+	ASSERT_EQ_V(make_exclusive(dev, b, npages), 0);
+	ck_assert_int_eq(zdev_open(NULL, 1, &dev1), 0);
+	ASSERT_CMD_FAULTS(dev1, OP_READ, b, npages, 1);
+	ASSERT_EACH_INT(b->mirror, nints, 5 * i);
+	ASSERT_EQ_V(zdev_check_exclusive(dev, b->ptr, npages), 0);
+	/* And its grant takes them too, page for page. */
+	ASSERT_EQ_V(make_exclusive(dev, b, npages), 0);
+	ASSERT_EQ_V(make_exclusive(dev1, b, npages / 2), 0);
+	ASSERT_EQ_V(zdev_check_exclusive(dev, b->ptr, npages / 2), 0);
+	ASSERT_EQ_V(zdev_check_exclusive(dev, (char *)b->ptr + npages / 2 * page_size, npages / 2),
+		    -EPERM);
+	ASSERT_EQ_V(zdev_check_exclusive(dev1, b->ptr, npages / 2), -EPERM);
+	ASSERT_EACH_INT(b->ptr, nints, 5 * i);
+	ASSERT_EQ_V(zdev_check_exclusive(dev1, b->ptr, npages), 0);
+	ck_assert_int_eq(zdev_close(dev1), 0);
+	buffer_free(b);
+}
+END_TEST
+
 /* ---- device-private pages ---- */
 
 START_TEST(exclusive_of_device_private)
@@ -765,6 +804,7 @@ static Suite *exclusive_suite(void)
 	ADD_TEST(s, fork_while_touching);
 	ADD_TEST(s, munmap_then_reuse);
 	ADD_TEST(s, mremap_exclusive);
+	ADD_TEST(s, device_access_of_exclusive);
 	ADD_TEST(s, exclusive_of_device_private);
 	ADD_TEST(s, errors);
 	return s;

@@ -372,8 +372,7 @@ static int on_request(struct session *s, union zmsg *m, int type)
 	case ZMSG_CHECK_EXCLUSIVE:
 		ret = check_range(r->addr, r->npages);
 		if (!ret)
-			ret = xmap_check_exclusive(s->mm, r->device, r->addr, r->npages, r->arg,
-						   session_xmap, s);
+			ret = xmap_check_exclusive(s->mm, r->device, r->addr, r->npages, r->arg);
 		break;
 	case ZMSG_ATOMIC_ADD:
 		ret = r->npages == 1 ? check_range(r->addr & ~(PAGE - 1), 1) : -EINVAL;
