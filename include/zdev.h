@@ -87,6 +87,18 @@ int zdev_migrate_to_device(struct zdev *dev, void *addr, size_t npages, struct z
 int zdev_migrate_to_system(struct zdev *dev, void *addr, size_t npages, struct zdev_result *res);
 int zdev_snapshot(struct zdev *dev, const void *addr, size_t npages, uint8_t *prot,
 		  struct zdev_result *res);
+/*
+ * Device-exclusive access (the kernel's make_device_exclusive): the device
+ * may do atomics on the pages; any CPU access, from any thread, revokes it
+ * and goes on. res->cpages: pages exclusive from addr on, also on failure.
+ */
+int zdev_make_exclusive(struct zdev *dev, void *addr, size_t npages, struct zdev_result *res);
+/* -EPERM while the device still holds a page of the range exclusively, else 0. */
+int zdev_check_exclusive(struct zdev *dev, const void *addr, size_t npages);
+/* A device atomic add on the aligned 64-bit *addr (made exclusive first if it
+ * is not); *old (may be NULL) gets the value before. Atomic with respect to
+ * the CPU's __atomic operations on the same counter. */
+int zdev_atomic_add(struct zdev *dev, uint64_t *addr, uint64_t delta, uint64_t *old);
 int zdev_release(struct zdev *dev);
 int zdev_set_flags(struct zdev *dev, uint64_t flags);
 int zdev_get_stats(struct zdev *dev, struct zdev_stats *st);

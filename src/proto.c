@@ -34,6 +34,12 @@ static const struct {
 	[ZMSG_STATUS] = { "status", sizeof(struct zmsg_req) },
 	[ZMSG_STATUS_OK] = { "status-ok", sizeof(struct zmsg_status_ok) },
 	[ZMSG_REPLY] = { "reply", sizeof(struct zmsg_reply) },
+	[ZMSG_EXCLUSIVE] = { "exclusive", sizeof(struct zmsg_req) },
+	[ZMSG_CHECK_EXCLUSIVE] = { "check-exclusive", sizeof(struct zmsg_req) },
+	[ZMSG_ATOMIC_ADD] = { "atomic-add", sizeof(struct zmsg_req) },
+	[ZMSG_XMAP] = { "xmap", sizeof(struct zmsg_xmap) },
+	[ZMSG_XMAP_DONE] = { "xmap-done", sizeof(struct zmsg_xmap) },
+	[ZMSG_XMOVED] = { "xmoved", sizeof(struct zmsg_req) },
 };
 
 void zmsg_init(union zmsg *m, enum zmsg_type type, uint64_t seq)

@@ -26,6 +26,16 @@
  *   proves with a proof page (UFFD without an fd) which of its parent's fork
  *   events brought its uffd
  *   STATUS   -> STATUS_OK       zdevctl: the whole daemon
+ *   EXCLUSIVE, ATOMIC_ADD -> XMAP* -> REPLY
+ *            only the client can mprotect itself: the daemon asks it to grant
+ *            (populate writable, record, PROT_NONE), revoke or forget ranges
+ *            of its exclusive-page map (xmap_layout.h); each XMAP is answered
+ *            with XMAP_DONE. READ, WRITE and MIGRATE_TO_DEV may ask the same.
+ *            ATOMIC_ADD's REPLY carries the counter's old value in cpages.
+ *   CHECK_EXCLUSIVE -> REPLY
+ *   XMOVED   -> REPLY           on a second connection (HELLO with ZHELLO_AUX):
+ *            was addr moved by mremap while exclusive? status 0 and the
+ *            protection to restore in cpages, or -ENOENT
  */
 
 #include <stdbool.h>
@@ -56,6 +66,12 @@ enum zmsg_type {
 	ZMSG_STATUS,
 	ZMSG_STATUS_OK,
 	ZMSG_REPLY,
+	ZMSG_EXCLUSIVE,
+	ZMSG_CHECK_EXCLUSIVE,
+	ZMSG_ATOMIC_ADD,
+	ZMSG_XMAP,
+	ZMSG_XMAP_DONE,
+	ZMSG_XMOVED,
 	ZMSG_TYPE_END,
 };
 
@@ -68,6 +84,8 @@ struct zmsg_hdr {
 
 /* HELLO flags */
 #define ZHELLO_FORKED (1u << 0)	/* no uffd: this process's came with a fork event */
+#define ZHELLO_AUX (1u << 1)	/* a second connection of a known process, for
+				 * XMOVED from its SIGSEGV handler */
 
 struct zmsg_hello {
 	struct zmsg_hdr hdr;
@@ -101,7 +119,9 @@ struct zmsg_hello_ok {
 
 /* Every request of one device and range: UFFD (addr = proof page), OPEN,
  * CLOSE, MIGRATE_*, READ, WRITE, SNAPSHOT, RELEASE, SET_FLAGS (arg = flags),
- * FORKED (arg = child pid), STATS, STATUS. */
+ * FORKED (arg = child pid), STATS, STATUS; EXCLUSIVE and CHECK_EXCLUSIVE
+ * (arg = the client's exclusive-page map directory), ATOMIC_ADD (addr = the
+ * counter, npages = 1, arg = delta, buf = the map directory). */
 struct zmsg_req {
 	struct zmsg_hdr hdr;
 	uint32_t device;
@@ -119,6 +139,29 @@ struct zmsg_zap {
 	uint32_t pad;
 	uint64_t addr;
 	uint64_t len;
+};
+
+/* XMAP: the daemon asks, during EXCLUSIVE / ATOMIC_ADD / a device access;
+ * XMAP_DONE: the client answers with status 0 or -errno and, for GRANT, len =
+ * the bytes it granted (a prefix of the range). */
+enum xmap_op {
+	XMAP_GRANT = 1,		/* populate writable, record as dev's, PROT_NONE */
+	XMAP_REVOKE,		/* give the CPU its access back */
+	XMAP_FORGET,		/* drop the records only: the program changed
+				 * the protection itself */
+};
+#define XMAP_F_BUSY (1u << 0)	/* GRANT: pin for a device atomic too */
+
+struct zmsg_xmap {
+	struct zmsg_hdr hdr;
+	int32_t status;
+	uint32_t op;
+	uint64_t addr;
+	uint64_t len;
+	uint32_t device;
+	uint32_t prot;		/* GRANT: the protection to restore later */
+	uint32_t flags;
+	uint32_t pad;
 };
 
 struct zmsg_reply {
@@ -166,6 +209,8 @@ struct zmsg_status_ok {
 	uint64_t fault_p99_ns;
 	uint64_t fault_max_ns;
 	struct zmsg_status_device dev[ZDEV_MAX_DEVICES];
+	uint64_t exclusive_grants;
+	uint64_t exclusive_revokes;
 };
 
 union zmsg {
@@ -174,6 +219,7 @@ union zmsg {
 	struct zmsg_hello_ok hello_ok;
 	struct zmsg_req req;
 	struct zmsg_zap zap;
+	struct zmsg_xmap xmap;
 	struct zmsg_reply reply;
 	struct zmsg_stats_ok stats_ok;
 	struct zmsg_status_ok status_ok;

@@ -371,7 +371,7 @@ static bool collect_entry(uint64_t vpn, uint64_t *e, void *arg)
 	ctx->moved[ctx->n++] = vpn;
 	/* The mirrors lose the page (the CPU mapping moved); the device-private
 	 * page moves with the range, and a migration in flight keeps it. */
-	ctx->moved[ctx->n++] = *e & ~(E_MIRROR_ALL | (ctx->split ? E_HUGE : 0));
+	ctx->moved[ctx->n++] = *e & ~(E_MIRROR_ALL | E_ATOMIC_ALL | (ctx->split ? E_HUGE : 0));
 	*e = 0;
 	return true;
 }
@@ -410,8 +410,9 @@ static bool share_entry(uint64_t vpn, uint64_t *e, void *arg)
 	uint64_t child_e;
 
 	/* The kernel write-protects the parent's PTEs at fork, which
-	 * invalidates its mirrors; the child starts with none. */
-	*e &= ~E_MIRROR_ALL;
+	 * invalidates its mirrors, and restores its device-exclusive entries;
+	 * the child starts with none. */
+	*e &= ~(E_MIRROR_ALL | E_ATOMIC_ALL);
 	child_e = *e & ~E_BUSY;
 	if (!(child_e & E_DEVPRIV))
 		return true;

@@ -10,7 +10,10 @@
 #include <sys/mman.h>
 
 #include "client.h"
+#include "exclusive.h"
 #include "export.h"
+#include "moved.h"
+#include "segv.h"
 #include "zdev.h"
 
 #define PAGE 4096ul
@@ -23,9 +26,23 @@ struct zdev {
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
+static void atfork_prepare(void)
+{
+	zclient_atfork_prepare();
+	/* The kernel restores the parent's device-exclusive entries when
+	 * fork copies them; the child then inherits ordinary pages. */
+	xmap_revoke_all();
+}
+
+static void atfork_child(void)
+{
+	xmap_atfork_child();
+	zclient_atfork_child();
+}
+
 static void install_atfork(void)
 {
-	pthread_atfork(zclient_atfork_prepare, NULL, zclient_atfork_child);
+	pthread_atfork(atfork_prepare, NULL, atfork_child);
 }
 
 static int check_range(const void *addr, size_t npages)
@@ -183,6 +200,94 @@ ZDEV_EXPORT int zdev_snapshot(struct zdev *dev, const void *addr, size_t npages,
 	if (ret || !prot)
 		return ret ?: -EINVAL;
 	return request(dev, ZMSG_SNAPSHOT, addr, npages, prot, 0, res);
+}
+
+/* What every exclusive request needs first: leaves of the map for the
+ * range, our SIGSEGV handler, and its line to zdevd for pages mremap moves
+ * (without which those, only, would not revoke: not worth failing for). */
+static int exclusive_prepare(struct zdev *dev, const void *addr, size_t npages)
+{
+	int ret = xmap_prepare((uintptr_t)addr, npages);
+
+	if (!ret)
+		xmoved_open(dev->client->path);
+	return ret ?: segv_install();
+}
+
+ZDEV_EXPORT int zdev_make_exclusive(struct zdev *dev, void *addr, size_t npages,
+				    struct zdev_result *res)
+{
+	union zmsg req, rep;
+	int ret = check_range(addr, npages);
+
+	if (ret || !dev)
+		return ret ?: -EINVAL;
+	ret = exclusive_prepare(dev, addr, npages);
+	if (ret)
+		return ret;
+	zmsg_init(&req, ZMSG_EXCLUSIVE, 0);
+	req.req.device = dev->device;
+	req.req.addr = (uint64_t)(uintptr_t)addr;
+	req.req.npages = npages;
+	req.req.arg = xmap_dir_addr();
+	pthread_mutex_lock(&dev->client->lock);
+	ret = zclient_call(dev->client, &req, &rep, -1);
+	pthread_mutex_unlock(&dev->client->lock);
+	if (ret < 0)
+		return ret;
+	if (ret != ZMSG_REPLY)
+		return -EPROTO;
+	/* On failure too: the pages before the failing one stay exclusive. */
+	if (res) {
+		res->cpages = rep.reply.cpages;
+		res->faults = 0;
+	}
+	return rep.reply.status;
+}
+
+ZDEV_EXPORT int zdev_check_exclusive(struct zdev *dev, const void *addr, size_t npages)
+{
+	int ret = check_range(addr, npages);
+
+	return ret ?: request(dev, ZMSG_CHECK_EXCLUSIVE, addr, npages, NULL, xmap_dir_addr(),
+			      NULL);
+}
+
+ZDEV_EXPORT int zdev_atomic_add(struct zdev *dev, uint64_t *addr, uint64_t delta, uint64_t *old)
+{
+	const uintptr_t page = (uintptr_t)addr & ~(PAGE - 1);
+	union zmsg req, rep;
+	sigset_t mask;
+	int ret;
+
+	if (!dev || !addr || ((uintptr_t)addr & (sizeof(*addr) - 1)))
+		return -EINVAL;
+	ret = exclusive_prepare(dev, (void *)page, 1);
+	if (ret)
+		return ret;
+	zmsg_init(&req, ZMSG_ATOMIC_ADD, 0);
+	req.req.device = dev->device;
+	req.req.addr = (uint64_t)(uintptr_t)addr;
+	req.req.npages = 1;
+	req.req.arg = delta;
+	req.req.buf = xmap_dir_addr();
+	pthread_mutex_lock(&dev->client->lock);
+	/* Already the device's: pin it here, and zdevd adds at once. If not,
+	 * zdevd grants it to the device pinned. Either way no CPU thread can
+	 * revoke it until the unpin, after zdevd's add. */
+	xmap_signals_block(&mask);
+	xmap_pin(page, dev->device);
+	ret = zclient_call(dev->client, &req, &rep, -1);
+	xmap_unpin(page);
+	xmap_signals_restore(&mask);
+	pthread_mutex_unlock(&dev->client->lock);
+	if (ret < 0)
+		return ret;
+	if (ret != ZMSG_REPLY)
+		return -EPROTO;
+	if (!rep.reply.status && old)
+		*old = rep.reply.cpages;	/* ATOMIC_ADD's reply: the old value */
+	return rep.reply.status;
 }
 
 ZDEV_EXPORT int zdev_release(struct zdev *dev)

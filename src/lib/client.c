@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "exclusive.h"
 #include "uffd_compat.h"
 #include "uffd_probe.h"
 
@@ -27,7 +28,8 @@ static struct zclient *current_client;
 static pid_t forking_pid;	/* set in the parent just before fork */
 
 /* Sends a request and waits for its answer, doing the zaps a migration asks
- * for in between. Caller holds c->lock. */
+ * for and the exclusive-map changes zdevd asks for in between. Caller holds
+ * c->lock. */
 int zclient_call(struct zclient *c, union zmsg *req, union zmsg *rep, int fd)
 {
 	int ret, type;
@@ -44,6 +46,14 @@ int zclient_call(struct zclient *c, union zmsg *req, union zmsg *rep, int fd)
 			close(rfd);
 		if (type < 0)
 			return type;
+		if (type == ZMSG_XMAP) {
+			/* Only we can mprotect ourselves (exclusive access). */
+			xmap_serve(&rep->xmap);
+			ret = zmsg_send(c->sock, rep, -1);
+			if (ret)
+				return ret;
+			continue;
+		}
 		if (type != ZMSG_ZAP)
 			break;
 		/* Only we can zap our memory. The kernel holds us in madvise

@@ -68,16 +68,21 @@ static void print_stats(const struct zmsg_status_ok *s, bool json)
 {
 	if (json) {
 		printf("{\"cpu_faults\":%llu,\"pages_to_device\":%llu,\"pages_to_system\":%llu,"
+		       "\"exclusive_grants\":%llu,\"exclusive_revokes\":%llu,"
 		       "\"fault_latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f}}\n",
 		       (unsigned long long)s->cpu_faults, (unsigned long long)s->pages_to_device,
-		       (unsigned long long)s->pages_to_system, s->fault_p50_ns / 1e3,
+		       (unsigned long long)s->pages_to_system,
+		       (unsigned long long)s->exclusive_grants,
+		       (unsigned long long)s->exclusive_revokes, s->fault_p50_ns / 1e3,
 		       s->fault_p99_ns / 1e3, s->fault_max_ns / 1e3);
 		return;
 	}
 	printf("cpu faults served: %llu\npages to device: %llu\npages to system: %llu\n"
+	       "exclusive grants: %llu\nexclusive revokes: %llu\n"
 	       "fault service latency: p50 %.1f us, p99 %.1f us, max %.1f us\n",
 	       (unsigned long long)s->cpu_faults, (unsigned long long)s->pages_to_device,
-	       (unsigned long long)s->pages_to_system, s->fault_p50_ns / 1e3,
+	       (unsigned long long)s->pages_to_system, (unsigned long long)s->exclusive_grants,
+	       (unsigned long long)s->exclusive_revokes, s->fault_p50_ns / 1e3,
 	       s->fault_p99_ns / 1e3, s->fault_max_ns / 1e3);
 }
 

@@ -21,6 +21,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "exclusive_map.h"
 #include "log.h"
 #include "uffd_compat.h"
 #include "uffd_dev.h"
@@ -263,6 +264,7 @@ static int on_msg(struct zloop *l, struct zmm *mm, const struct uffd_msg *msg,
 		return 0;
 	case UFFD_EVENT_REMAP:
 		uffd_dev_on_remap(mm, msg->arg.remap.from, msg->arg.remap.to, msg->arg.remap.len);
+		xmap_on_remap(mm, msg->arg.remap.from, msg->arg.remap.to, msg->arg.remap.len);
 		return 0;
 	case UFFD_EVENT_REMOVE:
 	case UFFD_EVENT_UNMAP:

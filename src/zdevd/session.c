@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "exclusive_map.h"
 #include "log.h"
 #include "uffd_compat.h"
 #include "uffd_dev.h"
@@ -74,8 +75,14 @@ static int on_hello(struct session *s, const struct zmsg_hello *h)
 
 	s->hello = true;
 	/* A process zdevd serves already (it closed every handle and opens
-	 * one again) keeps its one uffd: its registrations are that uffd's. */
+	 * one again, or opens a second line for its signal handler) keeps its
+	 * one uffd: its registrations are that uffd's. */
 	s->mm = zmm_find_live(s->d, s->pid);
+	if (!s->mm && (h->flags & ZHELLO_AUX)) {
+		/* A second line needs a process we know. */
+		m.hello_ok.status = -ENOENT;
+		return zmsg_send(s->sock, &m, -1) ?: -ENOENT;
+	}
 	if (s->mm) {
 		m.hello_ok.features |= ZFEAT_HAVE_MM;
 	} else if ((h->flags & ZHELLO_FORKED) && h->parent_pid > 0 &&
@@ -177,6 +184,34 @@ static int session_zap(void *ctx, uint64_t addr, uint64_t len)
 	return m.zap.status;
 }
 
+/* Asks the client to change its exclusive-page map (only it can mprotect
+ * itself), the way session_zap asks it to zap. */
+static int session_xmap(void *ctx, const struct zmsg_xmap *ask, uint64_t *done)
+{
+	struct session *s = ctx;
+	union zmsg m;
+	int ret, type;
+
+	zmsg_init(&m, ZMSG_XMAP, 0);
+	m.xmap.op = ask->op;
+	m.xmap.addr = ask->addr;
+	m.xmap.len = ask->len;
+	m.xmap.device = ask->device;
+	m.xmap.prot = ask->prot;
+	m.xmap.flags = ask->flags;
+	ret = zmsg_send(s->sock, &m, -1);
+	if (ret)
+		return ret;
+	type = zmsg_recv(s->sock, &m, NULL);
+	if (type < 0)
+		return type;
+	if (type != ZMSG_XMAP_DONE || m.xmap.op != ask->op || m.xmap.addr != ask->addr ||
+	    m.xmap.len > ask->len)
+		return -EPROTO;
+	*done = m.xmap.len;
+	return m.xmap.status > 0 ? -EPROTO : m.xmap.status;
+}
+
 static int device_access(struct session *s, const struct zmsg_req *r, int type, uint64_t *cpages,
 			 uint64_t *faults)
 {
@@ -205,12 +240,15 @@ static void fill_stats(struct session *s, unsigned int dev, union zmsg *m)
 	struct zmm_counters *c = &s->mm->cnt[dev];
 	struct refpool_stats ps;
 
+	xmap_sync_all(s->mm);	/* count the revocations made so far */
 	refpool_get_stats(s->d->dev[dev].pool, &ps);
 	m->stats_ok.cpu_faults = atomic_load(&c->cpu_faults);
 	m->stats_ok.device_faults = atomic_load(&c->device_faults);
 	m->stats_ok.pages_to_device = atomic_load(&c->pages_to_device);
 	m->stats_ok.pages_to_system = atomic_load(&c->pages_to_system);
 	m->stats_ok.device_pages = atomic_load(&c->device_pages);
+	m->stats_ok.exclusive_grants = atomic_load(&c->exclusive_grants);
+	m->stats_ok.exclusive_revokes = atomic_load(&c->exclusive_revokes);
 	m->stats_ok.pool_pages_total = ps.pages_total;
 	m->stats_ok.pool_pages_used = ps.pages_used;
 	m->stats_ok.pool_limit_pages = ps.limit_pages;
@@ -225,6 +263,8 @@ static void fill_status(struct zdevd *d, union zmsg *m)
 	m->status_ok.cpu_faults = atomic_load(&d->cpu_faults);
 	m->status_ok.pages_to_device = atomic_load(&d->pages_to_device);
 	m->status_ok.pages_to_system = atomic_load(&d->pages_to_system);
+	m->status_ok.exclusive_grants = atomic_load(&d->exclusive_grants);
+	m->status_ok.exclusive_revokes = atomic_load(&d->exclusive_revokes);
 	m->status_ok.fault_p50_ns = lat_percentile(&d->fault_lat, 0.50);
 	m->status_ok.fault_p99_ns = lat_percentile(&d->fault_lat, 0.99);
 	m->status_ok.fault_max_ns = atomic_load(&d->fault_lat.max_ns);
@@ -309,6 +349,15 @@ static int on_request(struct session *s, union zmsg *m, int type)
 	}
 	if (!s->mm)
 		return reply_status(s, r->hdr.seq, -ENOTCONN, 0, 0);
+	if (type == ZMSG_XMOVED) {
+		unsigned int prot = 0;
+
+		/* The mremap that moved the page has been read by now (the
+		 * fault came after it returned): wait until it is handled. */
+		zmm_wait_events(s->mm);
+		ret = xmap_moved(s->mm, r->addr, &prot);
+		return reply_status(s, r->hdr.seq, ret, prot, 0);
+	}
 	if (r->device >= s->d->cfg.ndevices)
 		return reply_status(s, r->hdr.seq, -ENODEV, 0, 0);
 	if (type != ZMSG_OPEN && !(s->mm->open_devices & (1ull << r->device)))
@@ -330,6 +379,9 @@ static int on_request(struct session *s, union zmsg *m, int type)
 	case ZMSG_MIGRATE_TO_DEV:
 		ret = check_range(r->addr, r->npages);
 		if (!ret)
+			ret = xmap_before_access(s->mm, r->device, type, r->addr, r->npages, 0,
+						 session_xmap, s, &cpages, &faults);
+		if (!ret)
 			ret = uffd_dev_migrate_to_device(s->mm, r->device, r->addr, r->npages,
 							 session_zap, s, &cpages);
 		break;
@@ -341,11 +393,39 @@ static int on_request(struct session *s, union zmsg *m, int type)
 		break;
 	case ZMSG_READ:
 	case ZMSG_WRITE:
+		ret = check_range(r->addr, r->npages);
+		if (!ret)
+			ret = xmap_before_access(s->mm, r->device, type, r->addr, r->npages,
+						 r->buf, session_xmap, s, &cpages, &faults);
+		if (!ret)
+			ret = device_access(s, r, type, &cpages, &faults);
+		ret = ret == 1 ? 0 : ret;	/* served from the atomic mapping */
+		break;
 	case ZMSG_SNAPSHOT:
 		ret = check_range(r->addr, r->npages);
 		if (!ret)
 			ret = device_access(s, r, type, &cpages, &faults);
+		if (!ret)
+			ret = xmap_after_snapshot(s->mm, r->addr, r->npages, r->buf);
 		break;
+	case ZMSG_EXCLUSIVE:
+		ret = check_range(r->addr, r->npages);
+		if (!ret)
+			ret = xmap_make_exclusive(s->mm, r->device, r->addr, r->npages, r->arg,
+						  session_xmap, s, &cpages);
+		/* Pages before a failure stay exclusive: say how many. */
+		return reply_status(s, r->hdr.seq, ret, cpages, 0);
+	case ZMSG_CHECK_EXCLUSIVE:
+		ret = check_range(r->addr, r->npages);
+		if (!ret)
+			ret = xmap_check_exclusive(s->mm, r->device, r->addr, r->npages, r->arg);
+		break;
+	case ZMSG_ATOMIC_ADD:
+		ret = r->npages == 1 ? check_range(r->addr & ~(PAGE - 1), 1) : -EINVAL;
+		if (!ret)
+			ret = xmap_atomic_add(s->mm, r->device, r->addr, r->arg, r->buf,
+					      session_xmap, s, &cpages);
+		return reply_status(s, r->hdr.seq, ret, ret ? 0 : cpages, 0);
 	case ZMSG_RELEASE:
 		ret = release_device(s->d, r->device);
 		break;
@@ -383,7 +463,8 @@ static int on_message(struct session *s, union zmsg *m, int type, int fd)
 		return reply_status(s, m->hdr.seq, ret, 0, 0) ?: (ret == -EPERM ? ret : 0);
 	case ZMSG_OPEN: case ZMSG_CLOSE: case ZMSG_MIGRATE_TO_DEV: case ZMSG_MIGRATE_TO_SYS:
 	case ZMSG_READ: case ZMSG_WRITE: case ZMSG_SNAPSHOT: case ZMSG_RELEASE:
-	case ZMSG_SET_FLAGS: case ZMSG_STATS: case ZMSG_STATUS:
+	case ZMSG_SET_FLAGS: case ZMSG_STATS: case ZMSG_STATUS: case ZMSG_EXCLUSIVE:
+	case ZMSG_CHECK_EXCLUSIVE: case ZMSG_ATOMIC_ADD: case ZMSG_XMOVED:
 		if (fd >= 0)
 			close(fd);
 		if (!s->hello && type != ZMSG_STATUS)

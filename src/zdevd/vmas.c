@@ -59,7 +59,7 @@ int vmas_read(pid_t pid, uint64_t start, uint64_t end, struct vma_list *out)
 		v->start = s;
 		v->end = e;
 		v->flags = (perms[0] == 'r' ? VMA_READ : 0) | (perms[1] == 'w' ? VMA_WRITE : 0) |
-			   (perms[3] == 's' ? VMA_SHARED : 0);
+			   (perms[2] == 'x' ? VMA_EXEC : 0) | (perms[3] == 's' ? VMA_SHARED : 0);
 		/* the path field starts after spaces */
 		const char *p = path;
 

@@ -15,6 +15,7 @@
 #define VMA_WRITE	(1u << 1)
 #define VMA_SHARED	(1u << 2)
 #define VMA_ANON	(1u << 3)	/* no file behind it: private anonymous memory */
+#define VMA_EXEC	(1u << 4)
 
 struct vma {
 	uint64_t start, end;

@@ -73,6 +73,7 @@ struct zdevd {
 
 	struct lat_hist fault_lat;
 	_Atomic uint64_t cpu_faults, pages_to_device, pages_to_system;
+	_Atomic uint64_t exclusive_grants, exclusive_revokes;
 
 	/* the event loop (loop.c) */
 	struct zloop *loop;

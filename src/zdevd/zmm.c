@@ -54,6 +54,7 @@ int zmm_create(struct zdevd *d, pid_t pid, uid_t uid, int uffd, struct zmm **out
 	mm->uffd = uffd;
 	mm->pidfd = -1;
 	mm->pagemap_fd = -1;
+	mm->mem_fd = -1;
 	if (pid > 0) {
 		mm->start_time = proc_start_time(pid);
 		snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
@@ -90,6 +91,8 @@ void zmm_put(struct zmm *mm)
 		close(mm->pidfd);
 	if (mm->pagemap_fd >= 0)
 		close(mm->pagemap_fd);
+	if (mm->mem_fd >= 0)
+		close(mm->mem_fd);
 	free(mm);
 }
 

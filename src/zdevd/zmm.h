@@ -28,6 +28,14 @@
 #define E_MIRROR(dev)	(1ull << (40 + (dev)))	/* device `dev` maps it */
 #define E_MIRROR_W(dev)	(1ull << (48 + (dev)))	/* ... writable */
 #define E_MIRROR_ALL	(0xffffull << 40)
+/* (Bit 38 is kept for E_HUGE.) Device `dev` holds an atomic (device-exclusive) mapping:
+ * the client's CPU access is revoked, see exclusive_map.c. */
+#define E_ATOMIC(dev)	(1ull << (56 + (dev)))
+#define E_ATOMIC_ALL	(0xffull << 56)
+/* The page was exclusive, and so PROT_NONE in the client, when mremap moved
+ * it: the client's map does not know it at its new address. The pfn bits
+ * hold the protection to give back (see exclusive_map.c). */
+#define E_EXCL		(1ull << 39)
 
 #define WINDOW_PAGES	(1ull << (WINDOW_SHIFT - PAGE_SHIFT_4K))
 
@@ -52,6 +60,8 @@ struct zmm_counters {
 	_Atomic uint64_t pages_to_device;
 	_Atomic uint64_t pages_to_system;
 	_Atomic uint64_t device_pages;
+	_Atomic uint64_t exclusive_grants;
+	_Atomic uint64_t exclusive_revokes;
 };
 
 struct zmm {
@@ -86,6 +96,10 @@ struct zmm {
 	uint64_t registered_bytes;
 	uint64_t flags[ZDEV_MAX_DEVICES];
 	struct zmm_counters cnt[ZDEV_MAX_DEVICES];
+	/* exclusive_map.c: where the client keeps its exclusive-page map (0:
+	 * never said), and /proc/PID/mem for device atomics; under lock */
+	uint64_t xmap_dir;
+	int mem_fd;
 
 	/* a fork child whose pid is not known yet: zdevd's unclaimed list */
 	pid_t parent_pid;

@@ -1,0 +1,743 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Device-exclusive ranges and their revocation, on zdevd's side.
+ *
+ * The kernel makes a page device-exclusive by replacing its PTE with a
+ * non-present entry; any CPU access faults and restores it, and the driver
+ * drops its ATOMIC mapping when told. zdevd cannot touch a client's page
+ * tables, so the client does both halves itself: its memory is made PROT_NONE
+ * on our request, and its SIGSEGV handler restores the protection and marks
+ * the page revoked in its exclusive-page map (xmap_layout.h) without sending
+ * anything. That map is the truth for the CPU side; the E_ATOMIC(dev) tag in
+ * our page table is the device's side. A tag is valid only while the map
+ * says the page is still exclusive to that device and its mapping is still
+ * PROT_NONE, so before every use of tags over a range we read the map and
+ * the mappings and drop the tags that are no longer backed ("sync") — that is
+ * how revocations reach the device, one read later, off the CPU's path.
+ *
+ * A device atomic is done through /proc/PID/mem while the client holds the
+ * page PROT_NONE and pinned (XS_BUSY): no CPU thread can touch the page then,
+ * and a thread that tries waits in the handler until the pin is gone, so the
+ * device's read-modify-write never interleaves with a CPU's.
+ *
+ * mremap moves PROT_NONE pages to where the client's map has no record of
+ * them; the event loop marks them (E_EXCL, with the protection to give back)
+ * and the client's handler asks for that on a fault it has no record of.
+ *
+ * Locking: mm->lock guards the page table and is never held while the client
+ * is asked something or its memory read (see uffd_dev.c).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "exclusive_map.h"
+#include "uffd_dev.h"
+#include "xmap_layout.h"
+#include "zdev.h"
+#include "zdevd/vmas.h"
+#include "zdevd/zmm.h"
+
+#define PAGE 4096ul
+/* Pages looked at at once: a view costs 10 bytes a page. */
+#define XMAP_WINDOW (1ull << 18)
+
+/* The range as it is now: its mappings and the client's map. */
+struct xview {
+	uint64_t addr, npages;
+	struct vma_list vmas;	/* covering the 2 MiB windows around the range */
+	const struct vma **vma;	/* per page, NULL in a hole */
+	uint16_t *st;		/* per page */
+};
+
+static int remote_read(pid_t pid, void *local, uint64_t remote, size_t len)
+{
+	struct iovec l = { local, len }, r = { (void *)(uintptr_t)remote, len };
+	ssize_t n = process_vm_readv(pid, &l, 1, &r, 1, 0);
+
+	if (n < 0)
+		return -errno;
+	return (size_t)n == len ? 0 : -EFAULT;
+}
+
+/* The client's map over the range; pages outside every leaf read as 0. */
+static int read_states(struct zmm *mm, uint64_t vpn, uint64_t n, uint16_t *st)
+{
+	uint64_t first = vpn >> XMAP_LEAF_SHIFT, last = (vpn + n - 1) >> XMAP_LEAF_SHIFT;
+	uint64_t *leaves;
+	int ret;
+
+	memset(st, 0, n * sizeof(*st));
+	if (!mm->xmap_dir || first >= XMAP_DIR_ENTRIES)
+		return 0;
+	if (last >= XMAP_DIR_ENTRIES)
+		last = XMAP_DIR_ENTRIES - 1;
+	leaves = calloc(last - first + 1, sizeof(*leaves));
+	if (!leaves)
+		return -ENOMEM;
+	ret = remote_read(mm->pid, leaves, mm->xmap_dir + first * sizeof(uint64_t),
+			  (last - first + 1) * sizeof(uint64_t));
+	for (uint64_t l = first; !ret && l <= last; l++) {
+		uint64_t lo = l << XMAP_LEAF_SHIFT, hi = lo + XMAP_LEAF_PAGES;
+
+		if (!leaves[l - first])
+			continue;
+		lo = lo > vpn ? lo : vpn;
+		hi = hi < vpn + n ? hi : vpn + n;
+		ret = remote_read(mm->pid, st + (lo - vpn),
+				  leaves[l - first] + (lo & (XMAP_LEAF_PAGES - 1)) * sizeof(*st),
+				  (hi - lo) * sizeof(*st));
+	}
+	free(leaves);
+	return ret;
+}
+
+static void view_free(struct xview *v)
+{
+	vmas_free(&v->vmas);
+	free(v->vma);
+	free(v->st);
+	v->vma = NULL;
+	v->st = NULL;
+}
+
+static int view_read(struct zmm *mm, uint64_t addr, uint64_t npages, struct xview *v)
+{
+	const uint64_t win = 1ull << WINDOW_SHIFT, end = addr + npages * PAGE;
+	size_t k = 0;
+	int ret;
+
+	*v = (struct xview){ .addr = addr, .npages = npages };
+	ret = vmas_read(mm->pid, addr & ~(win - 1), (end + win - 1) & ~(win - 1), &v->vmas);
+	if (ret)
+		return ret;
+	v->vma = calloc(npages, sizeof(*v->vma));
+	v->st = calloc(npages, sizeof(*v->st));
+	if (!v->vma || !v->st) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
+	/* Pages and mappings are both in address order: one pass. */
+	for (uint64_t i = 0; i < npages; i++) {
+		uint64_t a = addr + i * PAGE;
+
+		while (k < v->vmas.n && v->vmas.v[k].end <= a)
+			k++;
+		if (k < v->vmas.n && v->vmas.v[k].start <= a)
+			v->vma[i] = &v->vmas.v[k];
+	}
+	ret = read_states(mm, addr >> PAGE_SHIFT_4K, npages, v->st);
+	if (ret)
+		goto err_free;
+	return 0;
+
+err_free:
+	view_free(v);
+	return ret;
+}
+
+static bool vma_none(const struct vma *m)
+{
+	return m && !(m->flags & (VMA_READ | VMA_WRITE | VMA_EXEC));
+}
+
+/* The CPU side still backs dev's exclusive hold on page i. */
+static bool held(const struct xview *v, uint64_t i, unsigned int dev)
+{
+	return (v->st[i] & XS_EXCL) && xs_dev(v->st[i]) == dev && vma_none(v->vma[i]);
+}
+
+/* Drops the tags the client's map no longer backs: the revocations its
+ * handler made since we last looked. Caller holds mm->lock. */
+static void sync_locked(struct zmm *mm, const struct xview *v)
+{
+	const uint64_t vpn0 = v->addr >> PAGE_SHIFT_4K;
+
+	for (uint64_t i = 0; i < v->npages; i++) {
+		uint64_t e = ptable_get(&mm->pt, vpn0 + i), keep = e;
+
+		/* A moved page's protection is the program's again. */
+		if ((e & E_EXCL) && !vma_none(v->vma[i]))
+			keep &= ~(E_EXCL | E_PFN_MASK);
+		if (!(e & E_ATOMIC_ALL)) {
+			if (keep != e)
+				ptable_set(&mm->pt, vpn0 + i, keep);
+			continue;
+		}
+		for (unsigned int d = 0; d < ZDEV_MAX_DEVICES; d++) {
+			if (!(e & E_ATOMIC(d)) || held(v, i, d))
+				continue;
+			/* The CPU got the page back (the kernel's
+			 * MMU_NOTIFY_CLEAR): the device's entry goes. */
+			keep &= ~(E_ATOMIC(d) | E_MIRROR(d) | E_MIRROR_W(d));
+			atomic_fetch_add_explicit(&mm->cnt[d].exclusive_revokes, 1,
+						  memory_order_relaxed);
+			atomic_fetch_add_explicit(&mm->d->exclusive_revokes, 1,
+						  memory_order_relaxed);
+		}
+		if (keep != e)
+			ptable_set(&mm->pt, vpn0 + i, keep);
+	}
+}
+
+static unsigned int prot_of(const struct vma *m)
+{
+	return (m->flags & VMA_READ ? PROT_READ : 0) | (m->flags & VMA_WRITE ? PROT_WRITE : 0) |
+	       (m->flags & VMA_EXEC ? PROT_EXEC : 0);
+}
+
+/* A page's protection as the program set it: its mapping's, unless we made
+ * it PROT_NONE and a revocation is on its way (the client's map has it). */
+static unsigned int page_prot(const struct xview *v, uint64_t i)
+{
+	if (vma_none(v->vma[i]) && (v->st[i] & (XS_EXCL | XS_REVOKING | XS_WAS)))
+		return v->st[i] & XS_PROT_MASK;
+	return v->vma[i] ? prot_of(v->vma[i]) : 0;
+}
+
+/* Pages i and j may share one GRANT: one mapping, one protection. */
+static bool same_grant(const struct xview *v, uint64_t i, uint64_t j)
+{
+	return v->vma[j] == v->vma[i] && page_prot(v, j) == page_prot(v, i);
+}
+
+/*
+ * Asks the client to apply op to each run of selected pages (a GRANT's runs
+ * also end where the mapping does, since each carries its protection).
+ * *prefix: pages from the start that were done before the first failure.
+ */
+static int ask_runs(const struct xview *v, const uint8_t *sel, uint64_t n, uint32_t op,
+		    unsigned int dev, uint32_t flags, xmap_call_fn call, void *ctx,
+		    uint64_t *prefix)
+{
+	int ret = 0;
+
+	*prefix = n;
+	for (uint64_t i = 0; i < n;) {
+		struct zmsg_xmap ask = { .op = op, .device = dev, .flags = flags };
+		uint64_t j, done = 0;
+
+		if (!sel[i]) {
+			i++;
+			continue;
+		}
+		for (j = i + 1; j < n && sel[j] && (op != XMAP_GRANT || same_grant(v, i, j)); j++)
+			;
+		ask.addr = v->addr + i * PAGE;
+		ask.len = (j - i) * PAGE;
+		ask.prot = page_prot(v, i);
+		ret = call(ctx, &ask, &done);
+		if (ret || (op == XMAP_GRANT && done < ask.len)) {
+			*prefix = i + done / PAGE;
+			return ret ?: -EFAULT;
+		}
+		i = j;
+	}
+	return ret;
+}
+
+/*
+ * Restores the CPU's access to every exclusive page of the range that is not
+ * dev's valid hold (keep_own: dev's holds stay), and forgets records whose
+ * mapping the program changed itself. Reads the view again if it asked.
+ */
+static int clear_foreign(struct zmm *mm, struct xview *v, unsigned int dev, bool keep_own,
+			 xmap_call_fn call, void *ctx)
+{
+	uint8_t *revoke = calloc(v->npages, 1), *forget = calloc(v->npages, 1);
+	uint64_t nrevoke = 0, nforget = 0, prefix;
+	int ret = 0;
+
+	if (!revoke || !forget) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	for (uint64_t i = 0; i < v->npages; i++) {
+		if (!(v->st[i] & (XS_EXCL | XS_BUSY)) || (keep_own && held(v, i, dev)))
+			continue;
+		if (vma_none(v->vma[i])) {
+			revoke[i] = 1;
+			nrevoke++;
+		} else {
+			/* Not PROT_NONE any more: the program's own mprotect
+			 * or a new mapping. Its protection is the program's;
+			 * only the record goes. */
+			forget[i] = 1;
+			nforget++;
+		}
+	}
+	if (nrevoke)
+		ret = ask_runs(v, revoke, v->npages, XMAP_REVOKE, dev, 0, call, ctx, &prefix);
+	if (!ret && nforget)
+		ret = ask_runs(v, forget, v->npages, XMAP_FORGET, dev, 0, call, ctx, &prefix);
+	if (!ret && (nrevoke || nforget)) {
+		uint64_t addr = v->addr, npages = v->npages;
+
+		view_free(v);
+		ret = view_read(mm, addr, npages, v);
+		if (!ret) {
+			pthread_mutex_lock(&mm->lock);
+			sync_locked(mm, v);
+			pthread_mutex_unlock(&mm->lock);
+		}
+	}
+out_free:
+	free(revoke);
+	free(forget);
+	return ret;
+}
+
+static void note_dir(struct zmm *mm, uint64_t dir)
+{
+	pthread_mutex_lock(&mm->lock);
+	if (dir && !mm->xmap_dir)
+		mm->xmap_dir = dir;
+	pthread_mutex_unlock(&mm->lock);
+}
+
+/* A view of the range with dev's stale tags dropped and foreign holds
+ * restored to the CPU. */
+static int view_synced(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
+		       bool keep_own, xmap_call_fn call, void *ctx, struct xview *v)
+{
+	int ret = view_read(mm, addr, npages, v);
+
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&mm->lock);
+	sync_locked(mm, v);
+	pthread_mutex_unlock(&mm->lock);
+	ret = clear_foreign(mm, v, dev, keep_own, call, ctx);
+	if (ret)
+		view_free(v);
+	return ret;
+}
+
+/*
+ * The kernel's make_device_exclusive, page by page: a page must be mapped
+ * writable (GUP with FOLL_WRITE: -EFAULT otherwise) and be private anonymous
+ * memory (-EOPNOTSUPP otherwise); the first failure stops the walk and the
+ * pages before it stay exclusive. The client populates each run writable
+ * (which brings device-private pages back, as GUP's fault would), records
+ * it and makes it PROT_NONE. flags XMAP_F_BUSY also pins every page.
+ */
+static int grant(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
+		 uint32_t flags, xmap_call_fn call, void *ctx, uint64_t *cpages)
+{
+	const uint64_t vpn0 = addr >> PAGE_SHIFT_4K;
+	uint64_t k, ok;
+	struct xview v;
+	uint8_t *sel;
+	int err = 0, ret;
+
+	*cpages = 0;
+	ret = view_synced(mm, dev, addr, npages, true, call, ctx, &v);
+	if (ret)
+		return ret;
+	sel = calloc(npages, 1);
+	if (!sel) {
+		ret = -ENOMEM;
+		goto out_free_view;
+	}
+	for (k = 0; k < npages; k++) {
+		const struct vma *m = v.vma[k];
+
+		if (held(&v, k, dev)) {
+			/* Already dev's: a pin is all an atomic needs. */
+			sel[k] = (flags & XMAP_F_BUSY) != 0;
+			continue;
+		}
+		/* A page a CPU thread is revoking right now is writable to
+		 * the program; the client waits for the revocation to end. */
+		if (!m || !(page_prot(&v, k) & PROT_WRITE)) {
+			err = -EFAULT;
+			break;
+		}
+		if ((m->flags & VMA_SHARED) || !(m->flags & VMA_ANON)) {
+			err = -EOPNOTSUPP;
+			break;
+		}
+		sel[k] = 1;
+	}
+	/* Registered, so that munmap, mremap and fork of the range reach us. */
+	ret = k ? uffd_dev_register(mm, &v.vmas, addr, addr + k * PAGE) : 0;
+	if (!ret)
+		ret = ask_runs(&v, sel, k, XMAP_GRANT, dev, flags, call, ctx, &ok);
+	if (ret) {
+		err = ret;
+		k = ok;
+	}
+	pthread_mutex_lock(&mm->lock);
+	/* Every page before k is dev's now: granted, or held already (a
+	 * hold whose tag a fork dropped gets it back). */
+	for (uint64_t i = 0; i < k; i++) {
+		uint64_t e = ptable_get(&mm->pt, vpn0 + i);
+
+		if (e & E_ATOMIC(dev))
+			continue;
+		if (e & E_EXCL)
+			e &= ~(E_EXCL | E_PFN_MASK);	/* the map knows it again */
+		ptable_set(&mm->pt, vpn0 + i, e | E_ATOMIC(dev) | E_MIRROR(dev) | E_MIRROR_W(dev));
+		atomic_fetch_add_explicit(&mm->cnt[dev].exclusive_grants, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&mm->d->exclusive_grants, 1, memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&mm->lock);
+	*cpages = k;
+	ret = err;
+	free(sel);
+out_free_view:
+	view_free(&v);
+	return ret;
+}
+
+int xmap_make_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
+			uint64_t dir, xmap_call_fn call, void *ctx, uint64_t *cpages)
+{
+	if ((addr >> XMAP_ADDR_BITS) || ((addr + npages * PAGE - 1) >> XMAP_ADDR_BITS))
+		return -EOPNOTSUPP;	/* beyond what the client's map covers */
+	note_dir(mm, dir);
+	if (!mm->xmap_dir)
+		return -EINVAL;
+	*cpages = 0;
+	for (uint64_t done = 0; done < npages;) {
+		uint64_t n = npages - done < XMAP_WINDOW ? npages - done : XMAP_WINDOW, c;
+		int ret = grant(mm, dev, addr + done * PAGE, n, 0, call, ctx, &c);
+
+		*cpages += c;
+		if (ret)
+			return ret;
+		done += n;
+	}
+	return 0;
+}
+
+/* A look only: other devices' holds stay as they are. */
+static int check_window(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages)
+{
+	const uint64_t vpn0 = addr >> PAGE_SHIFT_4K;
+	struct xview v;
+	int ret;
+
+	ret = view_read(mm, addr, npages, &v);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&mm->lock);
+	sync_locked(mm, &v);
+	for (uint64_t i = 0; i < npages && !ret; i++)
+		if (ptable_get(&mm->pt, vpn0 + i) & E_ATOMIC(dev))
+			ret = -EPERM;
+	pthread_mutex_unlock(&mm->lock);
+	view_free(&v);
+	return ret;
+}
+
+int xmap_check_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
+			 uint64_t dir)
+{
+	int ret = 0;
+
+	note_dir(mm, dir);
+	for (uint64_t done = 0; done < npages && !ret; done += XMAP_WINDOW) {
+		uint64_t n = npages - done < XMAP_WINDOW ? npages - done : XMAP_WINDOW;
+
+		ret = check_window(mm, dev, addr + done * PAGE, n);
+	}
+	return ret;
+}
+
+/* /proc/PID/mem reads and writes pages whatever their protection (the
+ * kernel's FOLL_FORCE), which is how the device reaches a PROT_NONE page. */
+static int mem_rw(struct zmm *mm, bool write, void *buf, uint64_t addr, size_t len)
+{
+	int fd;
+
+	pthread_mutex_lock(&mm->lock);
+	if (mm->mem_fd < 0) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "/proc/%d/mem", (int)mm->pid);
+		mm->mem_fd = open(path, O_RDWR | O_CLOEXEC);
+	}
+	fd = mm->mem_fd;
+	pthread_mutex_unlock(&mm->lock);
+	if (fd < 0)
+		return -errno;
+	for (size_t done = 0; done < len;) {
+		ssize_t n = write ? pwrite(fd, (char *)buf + done, len - done, (off_t)(addr + done))
+				  : pread(fd, (char *)buf + done, len - done, (off_t)(addr + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EFAULT;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+int xmap_atomic_add(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t delta,
+		    uint64_t dir, xmap_call_fn call, void *ctx, uint64_t *old)
+{
+	const uint64_t page = addr & ~(PAGE - 1);
+	uint64_t e, val, c;
+	uint16_t st;
+	int ret;
+
+	if (addr & 7)
+		return -EINVAL;
+	if (addr >> XMAP_ADDR_BITS)
+		return -EOPNOTSUPP;
+	note_dir(mm, dir);
+	if (!mm->xmap_dir)
+		return -EINVAL;
+	ret = read_states(mm, page >> PAGE_SHIFT_4K, 1, &st);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&mm->lock);
+	e = ptable_get(&mm->pt, page >> PAGE_SHIFT_4K);
+	pthread_mutex_unlock(&mm->lock);
+	/* Pinned by the client and still ours: nobody can have revoked it,
+	 * since a revocation has to clear XS_EXCL, which a pin forbids. */
+	if (!(e & E_ATOMIC(dev)) || (st & (XS_EXCL | XS_BUSY)) != (XS_EXCL | XS_BUSY) ||
+	    xs_dev(st) != dev) {
+		ret = grant(mm, dev, page, 1, XMAP_F_BUSY, call, ctx, &c);
+		if (ret)
+			return ret;
+	}
+	ret = mem_rw(mm, false, &val, addr, sizeof(val));
+	if (ret)
+		return ret;
+	*old = val;
+	val += delta;
+	return mem_rw(mm, true, &val, addr, sizeof(val));
+}
+
+/* The device reads its atomic mapping of the whole range into buf. */
+static int read_held(struct zmm *mm, uint64_t addr, uint64_t npages, uint64_t buf)
+{
+	struct iovec l, r;
+	uint8_t *bounce;
+	ssize_t n;
+	int ret;
+
+	bounce = malloc(npages * PAGE);
+	if (!bounce)
+		return -ENOMEM;
+	ret = mem_rw(mm, false, bounce, addr, npages * PAGE);
+	if (ret)
+		goto out_free;
+	l = (struct iovec){ bounce, npages * PAGE };
+	r = (struct iovec){ (void *)(uintptr_t)buf, npages * PAGE };
+	n = process_vm_writev(mm->pid, &l, 1, &r, 1, 0);
+	if (n < 0 || (size_t)n != npages * PAGE)
+		ret = n < 0 ? -errno : -EFAULT;
+out_free:
+	free(bounce);
+	return ret;
+}
+
+static bool never_exclusive(struct zmm *mm)
+{
+	bool never;
+
+	pthread_mutex_lock(&mm->lock);
+	never = mm->xmap_dir == 0;
+	pthread_mutex_unlock(&mm->lock);
+	return never;
+}
+
+int xmap_before_access(struct zmm *mm, unsigned int dev, int type, uint64_t addr,
+		       uint64_t npages, uint64_t buf, xmap_call_fn call, void *ctx,
+		       uint64_t *cpages, uint64_t *faults)
+{
+	/* test_hmm reads through an ATOMIC entry, but it is not a writable
+	 * mapping: a device write faults, which restores the CPU's page. */
+	bool all_held = type == ZMSG_READ && npages <= XMAP_WINDOW;
+	struct xview v;
+	int ret;
+
+	if (never_exclusive(mm))
+		return 0;
+	if (npages > XMAP_WINDOW) {
+		/* Too large to be served from the atomic mapping at once:
+		 * the CPU gets it all back, a window at a time. */
+		for (uint64_t done = 0; done < npages; done += XMAP_WINDOW) {
+			uint64_t n = npages - done < XMAP_WINDOW ? npages - done : XMAP_WINDOW;
+
+			ret = view_read(mm, addr + done * PAGE, n, &v);
+			if (ret)
+				return ret;
+			pthread_mutex_lock(&mm->lock);
+			sync_locked(mm, &v);
+			pthread_mutex_unlock(&mm->lock);
+			ret = clear_foreign(mm, &v, dev, false, call, ctx);
+			view_free(&v);
+			if (ret)
+				return ret;
+		}
+		return 0;
+	}
+	ret = view_read(mm, addr, npages, &v);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&mm->lock);
+	sync_locked(mm, &v);
+	pthread_mutex_unlock(&mm->lock);
+	for (uint64_t i = 0; i < npages && all_held; i++)
+		all_held = held(&v, i, dev);
+	if (all_held) {
+		/* Like test_hmm, the device reads what its table maps; the
+		 * exclusivity stays. The mirror has it all: no fault. */
+		ret = read_held(mm, addr, npages, buf);
+		if (!ret) {
+			*cpages = npages;
+			*faults = 0;
+		}
+		view_free(&v);
+		return ret ?: 1;
+	}
+	/* A write, or a mix: the CPU gets every exclusive page back first,
+	 * as a device fault on an exclusive entry restores it in the kernel,
+	 * and the access then goes the usual way. A migration does the same:
+	 * it restores exclusive entries before it collects the pages. */
+	ret = clear_foreign(mm, &v, dev, false, call, ctx);
+	view_free(&v);
+	return ret;
+}
+
+static int snapshot_window(struct zmm *mm, uint64_t addr, uint64_t npages, uint64_t buf)
+{
+	static const uint8_t none = ZDEV_PROT_NONE;
+	struct xview v;
+	int ret;
+
+	ret = view_read(mm, addr, npages, &v);
+	if (ret)
+		return ret;
+	/* The kernel's snapshot does not fault, and a device-exclusive entry
+	 * is not present to it: NONE, whichever device holds the page (our
+	 * PROT_NONE would have read as ERROR). */
+	for (uint64_t i = 0; i < npages && !ret; i++) {
+		struct iovec l = { (void *)&none, 1 }, r = { (void *)(uintptr_t)(buf + i), 1 };
+
+		if (!(v.st[i] & XS_EXCL) || !vma_none(v.vma[i]))
+			continue;
+		if (process_vm_writev(mm->pid, &l, 1, &r, 1, 0) != 1)
+			ret = -EFAULT;
+	}
+	view_free(&v);
+	return ret;
+}
+
+int xmap_after_snapshot(struct zmm *mm, uint64_t addr, uint64_t npages, uint64_t buf)
+{
+	int ret = 0;
+
+	if (never_exclusive(mm))
+		return 0;
+	for (uint64_t done = 0; done < npages && !ret; done += XMAP_WINDOW)
+		ret = snapshot_window(mm, addr + done * PAGE,
+				      npages - done < XMAP_WINDOW ? npages - done : XMAP_WINDOW,
+				      buf + done);
+	return ret;
+}
+
+/* ---- mremap ---- */
+
+void xmap_on_remap(struct zmm *mm, uint64_t from, uint64_t to, uint64_t len)
+{
+	const uint64_t npages = len / PAGE, vto = to >> PAGE_SHIFT_4K;
+	uint16_t *st;
+
+	if (never_exclusive(mm) || !npages || npages > XMAP_WINDOW * 64)
+		return;
+	st = calloc(npages, sizeof(*st));
+	/* The client's map is plain memory: reading it never waits on a fault
+	 * this loop would have to serve. */
+	if (!st || read_states(mm, from >> PAGE_SHIFT_4K, npages, st)) {
+		free(st);
+		return;
+	}
+	pthread_mutex_lock(&mm->lock);
+	for (uint64_t i = 0; i < npages; i++) {
+		uint64_t e;
+
+		if (!(st[i] & (XS_EXCL | XS_REVOKING)))
+			continue;
+		e = ptable_get(&mm->pt, vto + i) & ~E_PFN_MASK;
+		ptable_set(&mm->pt, vto + i, e | E_EXCL | (st[i] & XS_PROT_MASK));
+	}
+	pthread_mutex_unlock(&mm->lock);
+	free(st);
+}
+
+int xmap_moved(struct zmm *mm, uint64_t addr, unsigned int *prot)
+{
+	uint64_t e;
+
+	pthread_mutex_lock(&mm->lock);
+	e = ptable_get(&mm->pt, addr >> PAGE_SHIFT_4K);
+	pthread_mutex_unlock(&mm->lock);
+	/* The mark stays: every thread that faulted on the page asks, and
+	 * each must get the same answer. A sync or a grant clears it. */
+	if (!(e & E_EXCL) || (e & E_DEVPRIV))
+		return -ENOENT;
+	*prot = (unsigned int)(e & XS_PROT_MASK);
+	return 0;
+}
+
+struct tagged {
+	uint64_t *vpn;
+	size_t n, cap;
+};
+
+static bool collect_tagged(uint64_t vpn, uint64_t *e, void *arg)
+{
+	struct tagged *t = arg;
+
+	if (!(*e & E_ATOMIC_ALL))
+		return true;
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? 2 * t->cap : 64;
+		uint64_t *p = realloc(t->vpn, cap * sizeof(*p));
+
+		if (!p)
+			return false;
+		t->vpn = p;
+		t->cap = cap;
+	}
+	t->vpn[t->n++] = vpn;
+	return true;
+}
+
+void xmap_sync_all(struct zmm *mm)
+{
+	struct tagged t = { 0 };
+
+	pthread_mutex_lock(&mm->lock);
+	if (mm->xmap_dir)
+		ptable_walk(&mm->pt, 0, UINT64_MAX >> PAGE_SHIFT_4K, collect_tagged, &t);
+	pthread_mutex_unlock(&mm->lock);
+	for (size_t i = 0; i < t.n;) {
+		struct xview v;
+		size_t j;
+
+		for (j = i + 1; j < t.n && t.vpn[j] == t.vpn[j - 1] + 1; j++)
+			;
+		if (!view_read(mm, t.vpn[i] << PAGE_SHIFT_4K, j - i, &v)) {
+			pthread_mutex_lock(&mm->lock);
+			sync_locked(mm, &v);
+			pthread_mutex_unlock(&mm->lock);
+			view_free(&v);
+		}
+		i = j;
+	}
+	free(t.vpn);
+}

@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef ZDEV_LIB_MOVED_H
+#define ZDEV_LIB_MOVED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Opens the line to zdevd at path that the SIGSEGV handler asks about moved
+ * exclusive pages (once a process). Not from a signal handler. */
+int xmoved_open(const char *path);
+
+/* Whether zdevd saw page move while exclusive; *prot: its protection.
+ * Async-signal-safe. */
+bool xmoved_query(uintptr_t page, unsigned int *prot);
+
+#endif
