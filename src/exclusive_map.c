@@ -469,6 +469,10 @@ static int mem_rw(struct zmm *mm, bool write, void *buf, uint64_t addr, size_t l
 	pthread_mutex_unlock(&mm->lock);
 	if (fd < 0)
 		return -errno;
+	/* A page zapped since it became exclusive is missing in registered
+	 * memory, where /proc/PID/mem fails rather than wait for a uffd. */
+	uffd_dev_fill_holes(mm, addr & ~(PAGE - 1),
+			    ((addr + len + PAGE - 1) & ~(PAGE - 1)) / PAGE - addr / PAGE);
 	for (size_t done = 0; done < len;) {
 		ssize_t n = write ? pwrite(fd, (char *)buf + done, len - done, (off_t)(addr + done))
 				  : pread(fd, (char *)buf + done, len - done, (off_t)(addr + done));
@@ -589,9 +593,13 @@ int xmap_before_access(struct zmm *mm, unsigned int dev, int type, uint64_t addr
 		return ret;
 	pthread_mutex_lock(&mm->lock);
 	sync_locked(mm, &v);
-	pthread_mutex_unlock(&mm->lock);
+	/* A zap (MADV_DONTNEED) erased the device's entry, as the kernel's
+	 * invalidation does, though the client's record stays until a touch:
+	 * such a page is no hold to read through. */
 	for (uint64_t i = 0; i < npages && all_held; i++)
-		all_held = held(&v, i, dev);
+		all_held = held(&v, i, dev) &&
+			   (ptable_get(&mm->pt, (addr >> PAGE_SHIFT_4K) + i) & E_ATOMIC(dev));
+	pthread_mutex_unlock(&mm->lock);
 	if (all_held) {
 		/* Like test_hmm, the device reads what its table maps; the
 		 * exclusivity stays. The mirror has it all: no fault. */

@@ -296,6 +296,30 @@ int uffd_dev_fault(struct zmm *mm, uint64_t addr, uint64_t flags)
 	return ret;
 }
 
+void uffd_dev_fill_holes(struct zmm *mm, uint64_t addr, uint64_t npages)
+{
+	uint64_t *pm = calloc(npages, sizeof(*pm));
+
+	if (!pm)
+		return;
+	if (!pagemap_read(mm->pagemap_fd, addr, npages, pm)) {
+		pthread_mutex_lock(&mm->lock);
+		for (uint64_t i = 0; i < npages; i++) {
+			struct uffdio_zeropage z = { .range = { addr + i * PAGE, PAGE } };
+
+			if ((pm[i] & (PM_PRESENT | PM_SWAP)) ||
+			    (ptable_get(&mm->pt, vpn_of(addr) + i) & (E_DEVPRIV | E_BUSY)))
+				continue;
+			/* EINVAL: not registered, the kernel faults it in
+			 * itself; EAGAIN: events pending, the copy's own fault
+			 * is served then. */
+			ioctl(mm->uffd, UFFDIO_ZEROPAGE, &z);
+		}
+		pthread_mutex_unlock(&mm->lock);
+	}
+	free(pm);
+}
+
 /* ---- uffd events ---- */
 
 struct drop_ctx {

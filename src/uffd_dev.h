@@ -22,6 +22,13 @@ int uffd_dev_migrate_to_system(struct zmm *mm, unsigned int dev, uint64_t addr, 
 			       uint64_t *cpages);
 /* The same with mm->lock held and the entry looked up. */
 int uffd_dev_bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t entry);
+/* Maps the zero page where nothing is mapped in [addr, addr + npages pages)
+ * of registered memory (device-private pages aside): the device's fault on
+ * never-touched or zapped pages, done before zdevd itself reads or writes
+ * them, which would otherwise wait on its own event loop (process_vm_*) or
+ * fail (/proc/PID/mem cannot wait for a uffd). */
+void uffd_dev_fill_holes(struct zmm *mm, uint64_t addr, uint64_t npages);
+
 /* Every page of device dev (or of all devices, dev < 0) back to system memory. */
 int uffd_dev_evict(struct zmm *mm, int dev, uint64_t *moved);
 /* The process is gone: its device pages are freed without copying. */

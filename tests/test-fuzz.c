@@ -233,11 +233,14 @@ static size_t pages_in_mapping(const char *p, size_t n)
 static void one_random_call(struct arena *a, char *buf)
 {
 	size_t first = below(ARENA_PAGES), n = 1 + below(ARENA_PAGES - first);
-	struct zdev *d = a->dev[below(2)];
+	unsigned int which = (unsigned int)below(2), op = (unsigned int)below(14);
+	struct zdev *d = a->dev[which];
 	struct zdev_result res = { 0 };
 	int ret;
 
-	switch (below(12)) {
+	if (getenv("ZDEV_FUZZ_TRACE"))
+		fprintf(stderr, "op %u dev %u pages %zu+%zu\n", op, which, first, n);
+	switch (op) {
 	case 0:
 	case 1:
 		ret = zdev_migrate_to_device(d, a->p + first * PAGE, n, &res);
@@ -299,6 +302,21 @@ static void one_random_call(struct arena *a, char *buf)
 					a->p + first * PAGE), a->p + first * PAGE);
 		break;
 	}
+	case 11: {
+		/* exclusive: the CPU's next touch of a page revokes it */
+		bool any_ro = false;
+
+		for (size_t i = first; i < first + n; i++)
+			any_ro |= a->readonly[i];
+		ret = zdev_make_exclusive(d, a->p + first * PAGE, n, &res);
+		ck_assert_msg(ret == (any_ro ? -EFAULT : 0), "make_exclusive: %d (read-only: %d)",
+			      ret, any_ro);
+		break;
+	}
+	case 12:
+		ret = zdev_check_exclusive(d, a->p + first * PAGE, n);
+		ck_assert_msg(ret == 0 || ret == -EPERM, "check_exclusive: %d", ret);
+		break;
 	case 10:
 		/* unmapped, then mapped afresh: zeroes */
 		ck_assert_ptr_eq(mmap(a->p + first * PAGE, n * PAGE, PROT_READ | PROT_WRITE,

@@ -51,30 +51,6 @@ static int client_copy(pid_t pid, bool to_client, void *local, uint64_t remote, 
 	return (size_t)n == len ? 0 : -EFAULT;
 }
 
-/*
- * Never-touched pages in registered windows would fault into our own uffd
- * when the copy below touches them; map the zero page there first (the
- * device's fault), so the copy never waits on the event loop.
- */
-static void prefault_missing(struct zmm *mm, uint64_t addr, uint64_t npages, const uint8_t *local)
-{
-	uint64_t *pm = calloc(npages, sizeof(*pm));
-
-	if (!pm)
-		return;
-	if (!pagemap_read(mm->pagemap_fd, addr, npages, pm)) {
-		for (uint64_t i = 0; i < npages; i++) {
-			struct uffdio_zeropage z = { .range = { addr + i * PAGE, PAGE } };
-
-			if (local[i] || (pm[i] & (PM_PRESENT | PM_SWAP)))
-				continue;
-			/* EINVAL: not registered, the kernel faults it in itself. */
-			ioctl(mm->uffd, UFFDIO_ZEROPAGE, &z);
-		}
-	}
-	free(pm);
-}
-
 int mirror_access(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages, uint64_t buf,
 		  bool write, uint64_t *cpages, uint64_t *faults)
 {
@@ -140,7 +116,9 @@ int mirror_access(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npag
 	if (ret)
 		goto out_free;
 
-	prefault_missing(mm, addr, npages, local);
+	/* Never-touched pages of registered windows would fault into our own
+	 * uffd when the copy below touches them. */
+	uffd_dev_fill_holes(mm, addr, npages);
 	for (uint64_t i = 0; i < npages && !ret;) {
 		uint64_t j;
 
