@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,9 @@
 
 static pthread_mutex_t sessions_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct zclient *current_client;
-static pid_t forking_pid;	/* set in the parent just before fork */
+/* Set in the parent just before fork, by every thread that forks: atomic,
+ * though all of them store the same pid. */
+static _Atomic pid_t forking_pid;
 
 /* Sends a request and waits for its answer, doing the zaps a migration asks
  * for and the exclusive-map changes zdevd asks for in between. Caller holds
@@ -159,7 +162,7 @@ static int handshake(struct zclient *c, bool forked)
 	req.hello.version = ZDEV_PROTO_VERSION;
 	req.hello.pid = getpid();
 	req.hello.flags = forked ? ZHELLO_FORKED : 0;
-	req.hello.parent_pid = forked ? forking_pid : 0;
+	req.hello.parent_pid = forked ? atomic_load_explicit(&forking_pid, memory_order_relaxed) : 0;
 	ret = zmsg_send(c->sock, &req, -1);
 	if (ret)
 		return ret;
@@ -274,7 +277,7 @@ void zclient_put(struct zclient *c)
  */
 void zclient_atfork_prepare(void)
 {
-	forking_pid = getpid();
+	atomic_store_explicit(&forking_pid, getpid(), memory_order_relaxed);
 }
 
 void zclient_atfork_child(void)
@@ -297,7 +300,7 @@ void zclient_atfork_child(void)
 		zmsg_init(&m, ZMSG_HELLO, 1);
 		m.hello.version = ZDEV_PROTO_VERSION;
 		m.hello.pid = getpid();
-		m.hello.parent_pid = forking_pid;
+		m.hello.parent_pid = atomic_load_explicit(&forking_pid, memory_order_relaxed);
 		m.hello.flags = ZHELLO_FORKED;
 		/* Without a fork event (the parent had nothing registered)
 		 * there is nothing to claim: the child becomes a client of
