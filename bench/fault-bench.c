@@ -147,7 +147,7 @@ int main(void)
 	double cpu0, cpu1;
 	int ret;
 
-	zdevd_start(&z, NULL);
+	zdevd_start_plain(&z, NULL);
 	ret = zdev_open(NULL, 0, &dev);
 	if (ret) {
 		fprintf(stderr, "fault-bench: zdev_open: %s\n", strerror(-ret));

@@ -95,7 +95,7 @@ int main(void)
 	double cpu0, cpu1;
 	int vmas = -1, ret;
 
-	zdevd_start(&z, NULL);
+	zdevd_start_plain(&z, NULL);
 	ret = zdev_open(NULL, 0, &dev);
 	if (ret)
 		goto out_err;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,7 @@ static int try_connect(const char *path)
 	return fd < 0 ? -1 : fd;
 }
 
-void zdevd_start(struct zdevd_instance *z, const char *const *extra_args)
+static void start(struct zdevd_instance *z, const char *const *extra_args, bool pool_debug)
 {
 	const char *top = getenv("top_builddir");
 	struct uffd_caps caps;
@@ -46,7 +47,8 @@ void zdevd_start(struct zdevd_instance *z, const char *const *extra_args)
 	snprintf(z->socket_path, sizeof(z->socket_path), "%s/zdevd.sock", z->dir);
 	argv[argc++] = exe;
 	argv[argc++] = "--foreground";
-	argv[argc++] = "--pool-debug";
+	if (pool_debug)
+		argv[argc++] = "--pool-debug";
 	argv[argc++] = "--socket";
 	argv[argc++] = z->socket_path;
 	for (int i = 0; extra_args && extra_args[i] && argc < 30; i++)
@@ -76,6 +78,16 @@ void zdevd_start(struct zdevd_instance *z, const char *const *extra_args)
 	fprintf(stderr, "zdevd did not come up on %s\n", z->socket_path);
 	kill(z->pid, SIGKILL);
 	exit(99);
+}
+
+void zdevd_start(struct zdevd_instance *z, const char *const *extra_args)
+{
+	start(z, extra_args, true);
+}
+
+void zdevd_start_plain(struct zdevd_instance *z, const char *const *extra_args)
+{
+	start(z, extra_args, false);
 }
 
 int zdevd_stop(struct zdevd_instance *z)

@@ -18,6 +18,9 @@ struct zdevd_instance {
 };
 
 void zdevd_start(struct zdevd_instance *z, const char *const *extra_args);
+/* The same without the pool's debug checks (on in tests): what benchmarks
+ * measure is zdevd as it runs for its users. */
+void zdevd_start_plain(struct zdevd_instance *z, const char *const *extra_args);
 /* SIGTERM and wait (SIGKILL after 30 s): returns zdevd's exit status, 0 when
  * it evicted everything cleanly, 128 + N if signal N ended it. */
 int zdevd_stop(struct zdevd_instance *z);
