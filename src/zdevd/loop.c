@@ -313,19 +313,32 @@ static void on_msg(struct zloop *l, struct zmm *mm, struct uffd_reader *rd,
 	}
 }
 
-/* The messages a read of the uffd brought, then the faults put off before:
- * the events read since may let them through. */
+/*
+ * The messages a read of the uffd brought, then the faults put off among
+ * them: the events read after them may let them through. A fault still
+ * refused wakes its thread to fault again: the kernel counts an event as
+ * pending until the thread that raised it runs again after our read, so no
+ * later message may come to retry it.
+ */
 static void serve_uffd(struct zloop *l, struct zmm *mm, struct uffd_reader *rd, size_t n)
 {
 	struct deferred def[DEFERRED_MAX];
-	int ndef = rd->ndef;
+	int ndef;
 
-	memcpy(def, rd->def, (size_t)ndef * sizeof(def[0]));
 	rd->ndef = 0;
 	for (size_t i = 0; i < n; i++)
 		on_msg(l, mm, rd, &rd->msgs[i]);
+	ndef = rd->ndef;
+	memcpy(def, rd->def, (size_t)ndef * sizeof(def[0]));
+	rd->ndef = 0;
 	for (int i = 0; i < ndef; i++)
 		serve_fault(mm, rd, def[i].addr, def[i].flags, def[i].t0);
+	for (int i = 0; i < rd->ndef; i++) {
+		struct uffdio_range r = { rd->def[i].addr & ~4095ull, 4096 };
+
+		ioctl(mm->uffd, UFFDIO_WAKE, &r);
+	}
+	rd->ndef = 0;
 }
 
 /* ---- the loop ---- */
