@@ -19,6 +19,7 @@
 
 #include "daemon-cpu.h"
 #include "figure.h"
+#include "touch.h"
 #include "zdev.h"
 #include "zdevd-harness.h"
 
@@ -30,28 +31,6 @@
 #define ROUNDS 5
 #define PAGE 4096ul
 #define GRANT_BYTES (1ul << 30)
-
-static void order_of(size_t *v, size_t n, unsigned int seed, bool random)
-{
-	for (size_t i = 0; i < n; i++)
-		v[i] = i;
-	for (size_t i = n - 1; random && i > 0; i--) {
-		size_t j = (size_t)rand_r(&seed) % (i + 1), t = v[i];
-
-		v[i] = v[j];
-		v[j] = t;
-	}
-}
-
-static void touch_all(volatile char *buf, const size_t *order, double *lat)
-{
-	for (size_t i = 0; i < NPAGES; i++) {
-		uint64_t t0 = now_ns();
-
-		(void)buf[order[i] * PAGE];
-		lat[i] = (double)(now_ns() - t0);
-	}
-}
 
 static unsigned long vma_count(void)
 {
@@ -89,27 +68,10 @@ static int raw_round(const size_t *order, double *lat)
 	/* libzdev's handler (if in) steps aside for the round. */
 	sigemptyset(&act.sa_mask);
 	sigaction(SIGSEGV, &act, &saved);
-	touch_all(buf, order, lat);
+	touch_pages(buf, order, NPAGES, lat);
 	sigaction(SIGSEGV, &saved, NULL);
 	munmap(buf, NPAGES * PAGE);
 	return 0;
-}
-
-static int zdev_round(struct zdev *dev, const size_t *order, double *lat)
-{
-	struct zdev_result res;
-	char *buf;
-	int ret;
-
-	ret = zdev_alloc(dev, NPAGES * PAGE, (void **)&buf);
-	if (ret)
-		return ret;
-	memset(buf, 0x5a, NPAGES * PAGE);
-	ret = zdev_make_exclusive(dev, buf, NPAGES, &res);
-	if (!ret)
-		touch_all(buf, order, lat);
-	zdev_free(dev, buf, NPAGES * PAGE);
-	return ret;
 }
 
 static int revoke_figure(struct zdev *dev, const char *name, bool random)
@@ -119,8 +81,8 @@ static int revoke_figure(struct zdev *dev, const char *name, bool random)
 	int ret = 0;
 
 	for (int r = 0; r < ROUNDS && !ret; r++) {
-		order_of(order, NPAGES, 1000 + r, random);
-		ret = zdev_round(dev, order, zlat + r * NPAGES);
+		page_order(order, NPAGES, 1000 + r, random);
+		ret = zdev_touch_round(dev, zdev_make_exclusive, NPAGES, order, zlat + r * NPAGES);
 		if (!ret)
 			ret = raw_round(order, blat + r * NPAGES);
 	}

@@ -22,6 +22,7 @@
 
 #include "daemon-cpu.h"
 #include "figure.h"
+#include "touch.h"
 #include "proto.h"
 #include "uffd_probe.h"
 #include "zdev.h"
@@ -30,35 +31,6 @@
 #define NPAGES 4096
 #define ROUNDS 3
 #define PAGE 4096ul
-
-static void shuffle(size_t *v, size_t n, unsigned int seed)
-{
-	for (size_t i = 0; i < n; i++)
-		v[i] = i;
-	for (size_t i = n - 1; i > 0; i--) {
-		size_t j = (size_t)rand_r(&seed) % (i + 1), t = v[i];
-
-		v[i] = v[j];
-		v[j] = t;
-	}
-}
-
-/* Touches every page once in the given order; one latency (ns) per page. */
-static void touch_all(volatile char *buf, const size_t *order, double *lat)
-{
-	for (size_t i = 0; i < NPAGES; i++) {
-		uint64_t t0 = now_ns();
-
-		(void)buf[order[i] * PAGE];
-		lat[i] = (double)(now_ns() - t0);
-	}
-}
-
-static double percentile(double *v, size_t n, double p)
-{
-	median(v, (int)n);	/* sorts */
-	return v[(size_t)(p * (double)(n - 1))];
-}
 
 /* ---- the baseline: a minimal handler process ---- */
 
@@ -111,31 +83,12 @@ static int baseline_round(const size_t *order, double *lat)
 	zmsg_init(&m, ZMSG_HELLO, 0);
 	zmsg_send(sv[0], &m, uffd);
 	close(uffd);
-	touch_all(buf, order, lat);
+	touch_pages(buf, order, NPAGES, lat);
 	munmap(buf, NPAGES * PAGE);
 	close(sv[0]);
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
 	return 0;
-}
-
-/* ---- zdev ---- */
-
-static int zdev_round(struct zdev *dev, const size_t *order, double *lat)
-{
-	struct zdev_result res;
-	char *buf;
-	int ret;
-
-	ret = zdev_alloc(dev, NPAGES * PAGE, (void **)&buf);
-	if (ret)
-		return ret;
-	memset(buf, 0x5a, NPAGES * PAGE);
-	ret = zdev_migrate_to_device(dev, buf, NPAGES, &res);
-	if (!ret)
-		touch_all(buf, order, lat);
-	zdev_free(dev, buf, NPAGES * PAGE);
-	return ret;
 }
 
 int main(void)
@@ -156,8 +109,8 @@ int main(void)
 	}
 	cpu0 = process_cpu_seconds(z.pid);
 	for (int r = 0; r < ROUNDS; r++) {
-		shuffle(order, NPAGES, 1000 + r);
-		ret = zdev_round(dev, order, zlat + r * NPAGES);
+		page_order(order, NPAGES, 1000 + r, true);
+		ret = zdev_touch_round(dev, zdev_migrate_to_device, NPAGES, order, zlat + r * NPAGES);
 		if (!ret)
 			ret = baseline_round(order, blat + r * NPAGES);
 		if (ret) {

@@ -54,6 +54,30 @@ static int check_range(const void *addr, size_t npages)
 	return 0;
 }
 
+static void fill_request(union zmsg *req, struct zdev *dev, enum zmsg_type type, const void *addr,
+			 size_t npages, uint64_t buf, uint64_t arg)
+{
+	zmsg_init(req, type, 0);
+	req->req.device = dev->device;
+	req->req.addr = (uint64_t)(uintptr_t)addr;
+	req->req.npages = npages;
+	req->req.buf = buf;
+	req->req.arg = arg;
+}
+
+/* Sends req and waits for its REPLY in rep: 0, or -errno if none came. */
+static int call_for_reply(struct zdev *dev, union zmsg *req, union zmsg *rep)
+{
+	int ret;
+
+	pthread_mutex_lock(&dev->client->lock);
+	ret = zclient_call(dev->client, req, rep, -1);
+	pthread_mutex_unlock(&dev->client->lock);
+	if (ret < 0)
+		return ret;
+	return ret == ZMSG_REPLY ? 0 : -EPROTO;
+}
+
 /* One request of the common shape; fills res on success (and on -ENOENT,
  * whose cpages says how much did end on the device). */
 static int request(struct zdev *dev, enum zmsg_type type, const void *addr, size_t npages,
@@ -64,19 +88,10 @@ static int request(struct zdev *dev, enum zmsg_type type, const void *addr, size
 
 	if (!dev)
 		return -EINVAL;
-	zmsg_init(&req, type, 0);
-	req.req.device = dev->device;
-	req.req.addr = (uint64_t)(uintptr_t)addr;
-	req.req.npages = npages;
-	req.req.buf = (uint64_t)(uintptr_t)buf;
-	req.req.arg = arg;
-	pthread_mutex_lock(&dev->client->lock);
-	ret = zclient_call(dev->client, &req, &rep, -1);
-	pthread_mutex_unlock(&dev->client->lock);
-	if (ret < 0)
+	fill_request(&req, dev, type, addr, npages, (uint64_t)(uintptr_t)buf, arg);
+	ret = call_for_reply(dev, &req, &rep);
+	if (ret)
 		return ret;
-	if (ret != ZMSG_REPLY)
-		return -EPROTO;
 	if (res && (rep.reply.status == 0 || rep.reply.status == -ENOENT)) {
 		res->cpages = rep.reply.cpages;
 		res->faults = rep.reply.faults;
@@ -225,18 +240,10 @@ ZDEV_EXPORT int zdev_make_exclusive(struct zdev *dev, void *addr, size_t npages,
 	ret = exclusive_prepare(dev, addr, npages);
 	if (ret)
 		return ret;
-	zmsg_init(&req, ZMSG_EXCLUSIVE, 0);
-	req.req.device = dev->device;
-	req.req.addr = (uint64_t)(uintptr_t)addr;
-	req.req.npages = npages;
-	req.req.arg = xmap_dir_addr();
-	pthread_mutex_lock(&dev->client->lock);
-	ret = zclient_call(dev->client, &req, &rep, -1);
-	pthread_mutex_unlock(&dev->client->lock);
-	if (ret < 0)
+	fill_request(&req, dev, ZMSG_EXCLUSIVE, addr, npages, 0, xmap_dir_addr());
+	ret = call_for_reply(dev, &req, &rep);
+	if (ret)
 		return ret;
-	if (ret != ZMSG_REPLY)
-		return -EPROTO;
 	/* On failure too: the pages before the failing one stay exclusive. */
 	if (res) {
 		res->cpages = rep.reply.cpages;

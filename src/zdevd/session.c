@@ -164,22 +164,33 @@ static int take_uffd(struct session *s, int fd, uint64_t proof_addr)
 
 /* ---- requests ---- */
 
+/* Sends m to the client, in the middle of its request, and takes its
+ * answer into m, which must be of type want: 0, or -errno. */
+static int ask_client(struct session *s, union zmsg *m, int want)
+{
+	int type = zmsg_send(s->sock, m, -1);
+
+	if (type)
+		return type;
+	type = zmsg_recv(s->sock, m, NULL);
+	if (type < 0)
+		return type;
+	return type == want ? 0 : -EPROTO;
+}
+
 static int session_zap(void *ctx, uint64_t addr, uint64_t len)
 {
 	struct session *s = ctx;
 	union zmsg m;
-	int ret, type;
+	int ret;
 
 	zmsg_init(&m, ZMSG_ZAP, 0);
 	m.zap.addr = addr;
 	m.zap.len = len;
-	ret = zmsg_send(s->sock, &m, -1);
+	ret = ask_client(s, &m, ZMSG_ZAPPED);
 	if (ret)
 		return ret;
-	type = zmsg_recv(s->sock, &m, NULL);
-	if (type < 0)
-		return type;
-	if (type != ZMSG_ZAPPED || m.zap.addr != addr || m.zap.len != len)
+	if (m.zap.addr != addr || m.zap.len != len)
 		return -EPROTO;
 	return m.zap.status;
 }
@@ -190,7 +201,7 @@ static int session_xmap(void *ctx, const struct zmsg_xmap *ask, uint64_t *done)
 {
 	struct session *s = ctx;
 	union zmsg m;
-	int ret, type;
+	int ret;
 
 	zmsg_init(&m, ZMSG_XMAP, 0);
 	m.xmap.op = ask->op;
@@ -199,14 +210,10 @@ static int session_xmap(void *ctx, const struct zmsg_xmap *ask, uint64_t *done)
 	m.xmap.device = ask->device;
 	m.xmap.prot = ask->prot;
 	m.xmap.flags = ask->flags;
-	ret = zmsg_send(s->sock, &m, -1);
+	ret = ask_client(s, &m, ZMSG_XMAP_DONE);
 	if (ret)
 		return ret;
-	type = zmsg_recv(s->sock, &m, NULL);
-	if (type < 0)
-		return type;
-	if (type != ZMSG_XMAP_DONE || m.xmap.op != ask->op || m.xmap.addr != ask->addr ||
-	    m.xmap.len > ask->len)
+	if (m.xmap.op != ask->op || m.xmap.addr != ask->addr || m.xmap.len > ask->len)
 		return -EPROTO;
 	*done = m.xmap.len;
 	return m.xmap.status > 0 ? -EPROTO : m.xmap.status;
