@@ -30,27 +30,11 @@
 
 enum watch_kind { W_LISTEN, W_SIGNAL, W_WAKE, W_UFFD, W_PIDFD, W_SESSION };
 
-#define UFFD_MSGS 16
-#define DEFERRED_MAX 64
-
-/* A fault refused while events were pending, retried once they are read. */
-struct deferred {
-	uint64_t addr, flags, t0;
-};
-
-/* What the loop reads a uffd into, and the faults it had to put off. */
-struct uffd_reader {
-	struct uffd_msg msgs[UFFD_MSGS];
-	struct deferred def[DEFERRED_MAX];
-	int ndef;
-};
-
 struct watch {
 	enum watch_kind kind;
 	int fd;
 	struct zmm *mm;		/* W_UFFD, W_PIDFD: holds a reference */
 	struct session *s;	/* W_SESSION: freed with the watch's last CQE */
-	struct uffd_reader *rd;	/* W_UFFD */
 	bool removing;
 	struct watch *prev, *next;	/* the loop's list of per-client watches */
 };
@@ -65,6 +49,7 @@ struct zloop {
 	struct queued { struct zmm *mm; struct session *s; struct queued *next; } *queued;
 };
 
+#define FAULT_RETRIES 2000
 
 uint64_t zdevd_now_ns(void)
 {
@@ -96,16 +81,8 @@ static int arm(struct zloop *l, struct watch *w)
 
 	if (!sqe)
 		return -EBUSY;
-	if (w->kind == W_UFFD)
-		/* The uffd is O_NONBLOCK, so the read waits in io_uring's own
-		 * poll and completes with the messages: no read(2) per fault.
-		 * It takes them off the uffd in the loop thread's io_uring_enter
-		 * (DEFER_TASKRUN), so a client released by an event it read is
-		 * ordered after this CQE: see zloop_wait_processed(). */
-		io_uring_prep_read(sqe, w->fd, w->rd->msgs, sizeof(w->rd->msgs), 0);
-	else
-		/* Multishot: one submission serves every later readiness. */
-		io_uring_prep_poll_multishot(sqe, w->fd, POLLIN);
+	/* Multishot: one submission serves every later readiness. */
+	io_uring_prep_poll_multishot(sqe, w->fd, POLLIN);
 	io_uring_sqe_set_data(sqe, w);
 	return 0;
 }
@@ -123,7 +100,7 @@ static void disarm(struct zloop *l, struct watch *w)
 		return;
 	}
 	w->removing = true;
-	io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)w, 0);
+	io_uring_prep_poll_remove(sqe, (uint64_t)(uintptr_t)w);
 	io_uring_sqe_set_data(sqe, NULL);
 }
 
@@ -155,7 +132,6 @@ static void watch_free(struct zloop *l, struct watch *w)
 		w->next->prev = w->prev;
 	if (w->mm)
 		zmm_put(w->mm);
-	free(w->rd);
 	free(w);
 }
 
@@ -165,9 +141,7 @@ static void watch_add_mm(struct zloop *l, struct zmm *mm)
 
 	if (mm->uffd >= 0 && !mm->uffd_watched) {
 		w = watch_new(l, W_UFFD, mm->uffd, mm);
-		if (w)
-			w->rd = calloc(1, sizeof(*w->rd));
-		if (w && w->rd && !arm(l, w))
+		if (w && !arm(l, w))
 			mm->uffd_watched = true;
 		else if (w)
 			watch_free(l, w);
@@ -247,6 +221,10 @@ static void drain_queue(struct zloop *l)
 
 /* ---- uffd messages ---- */
 
+struct deferred {
+	uint64_t addr, flags, t0;
+};
+
 static void on_fork(struct zloop *l, struct zmm *parent, int ufd)
 {
 	struct zmm *child;
@@ -263,82 +241,101 @@ static void on_fork(struct zloop *l, struct zmm *parent, int ufd)
 	zmm_add_unclaimed(parent, child);
 }
 
-static void serve_fault(struct zmm *mm, struct uffd_reader *rd, uint64_t addr, uint64_t flags,
-			uint64_t t0)
+static int on_msg(struct zloop *l, struct zmm *mm, const struct uffd_msg *msg,
+		  struct deferred *def, int *ndef)
 {
-	int ret = uffd_dev_fault(mm, addr, flags);
+	uint64_t t0;
+	int ret;
 
-	if (ret == -EAGAIN) {
-		/* Events the kernel holds back until we read them: the fault
-		 * is served after them. With no room to remember it, its
-		 * thread is woken to fault again. */
-		if (rd->ndef < DEFERRED_MAX) {
-			rd->def[rd->ndef++] = (struct deferred){ addr, flags, t0 };
-		} else {
-			struct uffdio_range r = { addr & ~4095ull, 4096 };
-
-			ioctl(mm->uffd, UFFDIO_WAKE, &r);
-		}
-		return;
-	}
-	if (ret)
-		zdev_warn("pid %d: fault at %#llx: %s", (int)mm->pid, (unsigned long long)addr,
-			  strerror(-ret));
-	else
-		lat_record(&mm->d->fault_lat, zdevd_now_ns() - t0);
-}
-
-static void on_msg(struct zloop *l, struct zmm *mm, struct uffd_reader *rd,
-		   const struct uffd_msg *msg)
-{
 	switch (msg->event) {
 	case UFFD_EVENT_PAGEFAULT:
-		serve_fault(mm, rd, msg->arg.pagefault.address, msg->arg.pagefault.flags,
-			    zdevd_now_ns());
-		break;
+		t0 = zdevd_now_ns();
+		ret = uffd_dev_fault(mm, msg->arg.pagefault.address, msg->arg.pagefault.flags);
+		if (ret == -EAGAIN && *ndef < 64) {
+			def[(*ndef)++] = (struct deferred){ msg->arg.pagefault.address,
+							    msg->arg.pagefault.flags, t0 };
+			return 0;
+		}
+		if (!ret)
+			lat_record(&mm->d->fault_lat, zdevd_now_ns() - t0);
+		return ret;
 	case UFFD_EVENT_FORK:
 		on_fork(l, mm, (int)msg->arg.fork.ufd);
-		break;
+		return 0;
 	case UFFD_EVENT_REMAP:
 		uffd_dev_on_remap(mm, msg->arg.remap.from, msg->arg.remap.to, msg->arg.remap.len);
 		xmap_on_remap(mm, msg->arg.remap.from, msg->arg.remap.to, msg->arg.remap.len);
-		break;
+		return 0;
 	case UFFD_EVENT_REMOVE:
 	case UFFD_EVENT_UNMAP:
 		uffd_dev_on_remove(mm, msg->arg.remove.start, msg->arg.remove.end,
 				   msg->event == UFFD_EVENT_UNMAP);
-		break;
+		return 0;
 	default:
-		break;
+		return 0;
 	}
 }
 
-/*
- * The messages a read of the uffd brought, then the faults put off among
- * them: the events read after them may let them through. A fault still
- * refused wakes its thread to fault again: the kernel counts an event as
- * pending until the thread that raised it runs again after our read, so no
- * later message may come to retry it.
- */
-static void serve_uffd(struct zloop *l, struct zmm *mm, struct uffd_reader *rd, size_t n)
+static void serve_uffd_msgs(struct zloop *l, struct zmm *mm, struct uffd_msg *msgs,
+			    struct deferred *def, int *ndefp);
+
+static void serve_uffd(struct zloop *l, struct zmm *mm)
 {
-	struct deferred def[DEFERRED_MAX];
-	int ndef;
+	struct deferred def[64];
+	struct uffd_msg msgs[16];
+	int ndef = 0;
 
-	rd->ndef = 0;
-	for (size_t i = 0; i < n; i++)
-		on_msg(l, mm, rd, &rd->msgs[i]);
-	ndef = rd->ndef;
-	memcpy(def, rd->def, (size_t)ndef * sizeof(def[0]));
-	rd->ndef = 0;
-	for (int i = 0; i < ndef; i++)
-		serve_fault(mm, rd, def[i].addr, def[i].flags, def[i].t0);
-	for (int i = 0; i < rd->ndef; i++) {
-		struct uffdio_range r = { rd->def[i].addr & ~4095ull, 4096 };
+	/* seq_cst: set before the read that releases a client blocked in an
+	 * event, hence before any request that client sends after it. */
+	atomic_store_explicit(&mm->reading_events, true, memory_order_seq_cst);
+	serve_uffd_msgs(l, mm, msgs, def, &ndef);
+	/* release: what the events changed is visible to a waiting request. */
+	atomic_store_explicit(&mm->reading_events, false, memory_order_release);
+}
 
-		ioctl(mm->uffd, UFFDIO_WAKE, &r);
+static void serve_uffd_msgs(struct zloop *l, struct zmm *mm, struct uffd_msg *msgs,
+			    struct deferred *def, int *ndefp)
+{
+	int ndef = *ndefp;
+
+	for (int round = 0; round < FAULT_RETRIES; round++) {
+		ssize_t n = read(mm->uffd, msgs, 16 * sizeof(*msgs));
+
+		if (n < 0 && errno != EAGAIN) {
+			zdev_warn("pid %d: reading its uffd: %m", (int)mm->pid);
+			return;
+		}
+		for (ssize_t i = 0; i < n / (ssize_t)sizeof(msgs[0]); i++) {
+			int ret = on_msg(l, mm, &msgs[i], def, &ndef);
+
+			if (ret && ret != -EAGAIN)
+				zdev_warn("pid %d: fault at %#llx: %s", (int)mm->pid,
+					  (unsigned long long)msgs[i].arg.pagefault.address,
+					  strerror(-ret));
+		}
+		/* Faults refused while events were pending: the events are
+		 * read now, so the retry goes through. */
+		for (int i = 0; i < ndef;) {
+			int ret = uffd_dev_fault(mm, def[i].addr, def[i].flags);
+
+			if (ret == -EAGAIN) {
+				i++;
+				continue;
+			}
+			if (!ret)
+				lat_record(&mm->d->fault_lat, zdevd_now_ns() - def[i].t0);
+			def[i] = def[--ndef];
+		}
+		/* A short read took everything there was: the poll wakes us
+		 * for the next, without a read that would only say EAGAIN. */
+		if (!ndef && (n < 0 || (size_t)n < 16 * sizeof(*msgs)))
+			return;
+		if (n < 0)
+			sched_yield();
+		*ndefp = ndef;
 	}
-	rd->ndef = 0;
+	zdev_warn("pid %d: %d faults still refused; they are retried when it faults again",
+		  (int)mm->pid, ndef);
 }
 
 /* ---- the loop ---- */
@@ -413,40 +410,12 @@ err_close:
 	return ret;
 }
 
-/* A read of a client's uffd completed: res bytes of messages, or -errno. */
-static void on_uffd_cqe(struct zloop *l, struct watch *w, int res)
-{
-	struct zmm *mm = w->mm;
-
-	if (atomic_load(&mm->dead) || w->removing) {
-		/* Its process is gone: what the read brought goes with it. */
-		watch_free(l, w);
-		return;
-	}
-	if (res > 0)
-		serve_uffd(l, mm, w->rd, (size_t)res / sizeof(struct uffd_msg));
-	else if (res != -EAGAIN && res != -EINTR && res != -ECANCELED)
-		zdev_warn("pid %d: reading its uffd: %s", (int)mm->pid, strerror(-res));
-	if (res > 0 || res == -EAGAIN || res == -EINTR || res == -ECANCELED) {
-		if (!arm(l, w))
-			return;
-		zdev_err("pid %d: io_uring: no room to read its uffd", (int)mm->pid);
-	}
-	/* Not read any more: its faults are not served; say so above. */
-	mm->uffd_watched = false;
-	watch_free(l, w);
-}
-
 static void on_cqe(struct zdevd *d, struct zloop *l, struct io_uring_cqe *cqe)
 {
 	struct watch *w = io_uring_cqe_get_data(cqe);
 
 	if (!w)
 		return;
-	if (w->kind == W_UFFD) {
-		on_uffd_cqe(l, w, cqe->res);
-		return;
-	}
 	if (!(cqe->flags & IORING_CQE_F_MORE)) {
 		/* The multishot poll ended: removed, or the kernel dropped it. */
 		if (w->kind == W_SESSION && w->removing) {
@@ -454,9 +423,11 @@ static void on_cqe(struct zdevd *d, struct zloop *l, struct io_uring_cqe *cqe)
 			watch_free(l, w);
 			return;
 		}
-		if (w->kind == W_PIDFD && (w->removing || atomic_load(&w->mm->dead))) {
-			watch_free(l, w);
-			return;
+		if (w->kind == W_UFFD || w->kind == W_PIDFD) {
+			if (w->removing || atomic_load(&w->mm->dead)) {
+				watch_free(l, w);
+				return;
+			}
 		}
 		if (cqe->res >= 0 || cqe->res == -ECANCELED)
 			arm(l, w);
@@ -477,6 +448,12 @@ static void on_cqe(struct zdevd *d, struct zloop *l, struct io_uring_cqe *cqe)
 	case W_WAKE:
 		drain_queue(l);
 		break;
+	case W_UFFD:
+		if (atomic_load(&w->mm->dead))
+			disarm(l, w);
+		else
+			serve_uffd(l, w->mm);
+		break;
 	case W_PIDFD:
 		on_pidfd(l, w);
 		break;
@@ -484,28 +461,6 @@ static void on_cqe(struct zdevd *d, struct zloop *l, struct io_uring_cqe *cqe)
 		if (!w->removing)
 			workers_kick(w->s);
 		break;
-	case W_UFFD:
-		break;	/* reads, not polls: on_uffd_cqe() */
-	}
-}
-
-void zloop_wait_processed(struct zdevd *d)
-{
-	struct io_uring *ring = &d->loop->ring;
-
-	for (;;) {
-		/* acquire: pairs with the kernel's release of the tail and the
-		 * loop's release of the head (io_uring_cq_advance()), which
-		 * comes after it handled everything before it. */
-		unsigned int tail = io_uring_smp_load_acquire(ring->cq.ktail);
-
-		while ((int)(io_uring_smp_load_acquire(ring->cq.khead) - tail) < 0)
-			sched_yield();
-		/* A completion the full CQ ring had no room for is not in the
-		 * tail yet; the loop's next io_uring_enter() flushes it. */
-		if (!(IO_URING_READ_ONCE(*ring->sq.kflags) & IORING_SQ_CQ_OVERFLOW))
-			return;
-		sched_yield();
 	}
 }
 

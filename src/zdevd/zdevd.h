@@ -86,10 +86,6 @@ int zloop_run(struct zdevd *d);		/* until SIGTERM/SIGINT */
 void zloop_destroy(struct zdevd *d);
 /* Adds a client's uffd and pidfd to the loop (from any thread). */
 int zloop_watch_mm(struct zdevd *d, struct zmm *mm);
-/* Returns once the loop has handled every completion posted so far: every
- * uffd message read so far, so every event that released a client (from
- * any thread). */
-void zloop_wait_processed(struct zdevd *d);
 /* The session's connection is over: the loop stops polling it and frees it
  * (from any thread). */
 void zloop_forget_session(struct zdevd *d, struct session *s);

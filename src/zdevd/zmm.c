@@ -293,5 +293,8 @@ void zmm_drop_unclaimed(struct zdevd *d)
 
 void zmm_wait_events(struct zmm *mm)
 {
-	zloop_wait_processed(mm->d);
+	/* acquire: pairs with the loop's release, so the handled events'
+	 * changes (made under mm->lock anyway) are ours to see. */
+	while (atomic_load_explicit(&mm->reading_events, memory_order_acquire))
+		sched_yield();
 }

@@ -77,6 +77,14 @@ struct zmm {
 	atomic_bool dead;		/* the process is gone or its uffd failed */
 	bool uffd_watched;		/* event loop only */
 	atomic_bool registered;		/* some memory is registered with the uffd */
+	/*
+	 * Set by the loop before it reads the uffd, cleared once what it read
+	 * is handled. The kernel lets a client go on from munmap, madvise or
+	 * mremap as soon as the event is read, not handled; a request the
+	 * client sends after that waits for this to clear, so it never sees
+	 * the address space as it was before its own call.
+	 */
+	atomic_bool reading_events;
 
 	pthread_mutex_t lock;		/* pt, flags, handles */
 	struct ptable pt;
@@ -127,12 +135,7 @@ struct zmm *zmm_claim_fork(struct zdevd *d, pid_t pid, pid_t parent_pid, uint64_
 /* Shutdown: frees the children never claimed. */
 void zmm_drop_unclaimed(struct zdevd *d);
 
-/*
- * Waits until the loop has handled every uffd event it has read for mm. The
- * kernel lets a client go on from munmap, madvise or mremap as soon as the
- * event is read, not handled; a request the client sends after that waits
- * here, so it never sees the address space as it was before its own call.
- */
+/* Waits until the loop has handled every uffd event it has read for mm. */
 void zmm_wait_events(struct zmm *mm);
 
 #endif
