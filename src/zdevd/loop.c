@@ -130,6 +130,8 @@ static void watch_free(struct zloop *l, struct watch *w)
 		l->clients = w->next;
 	if (w->next)
 		w->next->prev = w->prev;
+	if (w->mm && w->mm->uffd_watch == w)
+		w->mm->uffd_watch = NULL;
 	if (w->mm)
 		zmm_put(w->mm);
 	free(w);
@@ -141,10 +143,12 @@ static void watch_add_mm(struct zloop *l, struct zmm *mm)
 
 	if (mm->uffd >= 0 && !mm->uffd_watched) {
 		w = watch_new(l, W_UFFD, mm->uffd, mm);
-		if (w && !arm(l, w))
+		if (w && !arm(l, w)) {
 			mm->uffd_watched = true;
-		else if (w)
+			mm->uffd_watch = w;
+		} else if (w) {
 			watch_free(l, w);
+		}
 	}
 	if (mm->pid > 0 && mm->pidfd < 0) {
 		mm->pidfd = (int)syscall(SYS_pidfd_open, mm->pid, 0);
@@ -212,6 +216,9 @@ static void drain_queue(struct zloop *l)
 			disarm(l, q->s->watch);
 		if (q->mm && !atomic_load(&q->mm->dead))
 			watch_add_mm(l, q->mm);
+		else if (q->mm && q->mm->uffd_watch)
+			/* Gone: its uffd will not say so itself. */
+			disarm(l, q->mm->uffd_watch);
 		if (q->mm)
 			zmm_put(q->mm);
 		free(q);
@@ -370,6 +377,8 @@ static void on_listen(struct zdevd *d, struct zloop *l)
 static void on_pidfd(struct zloop *l, struct watch *w)
 {
 	disarm(l, w);
+	if (w->mm->uffd_watch)
+		disarm(l, w->mm->uffd_watch);
 	zmm_exit(w->mm);
 }
 

@@ -77,7 +77,15 @@ static void *worker_main(void *arg)
 			until.tv_sec += IDLE_SECONDS;
 			d->nidle++;
 			ret = pthread_cond_timedwait(&d->work, &d->sessions_lock, &until);
-			d->nidle--;
+			/* A kick moves a waiter from idle to claimed when it
+			 * signals, so that a second kick before that waiter
+			 * runs starts another worker rather than signal the
+			 * same one again; whoever wakes takes a claim, or else
+			 * leaves the idle count itself. */
+			if (d->claimed)
+				d->claimed--;
+			else
+				d->nidle--;
 			if (ret == ETIMEDOUT && !d->ready_head)
 				goto out_exit;
 		}
@@ -121,10 +129,13 @@ void workers_kick(struct session *s)
 	} else {
 		s->busy = true;
 		ready_push(d, s);
-		if (d->nidle)
+		if (d->nidle) {
+			d->nidle--;
+			d->claimed++;
 			pthread_cond_signal(&d->work);
-		else
+		} else {
 			start_worker(d);
+		}
 	}
 	pthread_mutex_unlock(&d->sessions_lock);
 }

@@ -63,7 +63,7 @@ struct zdevd {
 	pthread_cond_t sessions_gone;	/* a session or a worker is done */
 	struct session *ready_head, *ready_tail;	/* sessions waiting for a worker */
 	pthread_cond_t work;
-	unsigned int nworkers, nidle;
+	unsigned int nworkers, nidle, claimed;	/* waiting: nidle + claimed */
 	bool workers_stop;
 
 	pthread_mutex_t mms_lock;	/* the list, and every mm's `next` */

@@ -127,6 +127,9 @@ void zmm_exit(struct zmm *mm)
 	}
 	pthread_mutex_unlock(&d->mms_lock);
 	zdev_info("pid %d gone", (int)mm->pid);
+	/* The loop stops polling its uffd, which will never say it is gone
+	 * (the loop frees the note if it has stopped). */
+	zloop_watch_mm(d, mm);
 	/* Its memory is gone with it: free the device pages at once, so the
 	 * pools are back at their baseline without waiting for the last
 	 * reference. */
@@ -152,8 +155,11 @@ struct zmm *zmm_find(struct zdevd *d, pid_t pid)
 struct zmm *zmm_find_live(struct zdevd *d, pid_t pid)
 {
 	struct zmm *mm = zmm_find(d, pid);
+	uint64_t now = mm ? proc_start_time(pid) : 0;
 
-	if (mm && mm->start_time != proc_start_time(pid)) {
+	/* A start time we cannot read (no /proc entry yet, or no fd left)
+	 * proves nothing: the mm stays. */
+	if (mm && now && mm->start_time && now != mm->start_time) {
 		/* A process gone, whose exit the loop has not seen yet. */
 		zmm_exit(mm);
 		zmm_put(mm);
@@ -224,25 +230,28 @@ bool zmm_fork_pending(struct zdevd *d, pid_t parent_pid)
 	return false;
 }
 
-#define FORK_CANDIDATES 64
-
 struct zmm *zmm_claim_fork(struct zdevd *d, pid_t pid, pid_t parent_pid, uint64_t proof_addr)
 {
-	struct zmm *cand[FORK_CANDIDATES], *child = NULL, **p;
-	unsigned int n = 0;
+	struct zmm **cand = NULL, *child = NULL, **p;
+	size_t n = 0, cap = 0;
 	bool taken = false;
 
 	/* Several threads of the parent may fork at once, and their children
-	 * say hello in any order: the proof, not the order, pairs them. */
+	 * say hello in any order: the proof, not the order, pairs them. Every
+	 * unclaimed child of the parent is a candidate, however many never
+	 * said hello. */
 	pthread_mutex_lock(&d->mms_lock);
-	for (struct zmm *c = d->unclaimed; c && n < FORK_CANDIDATES; c = c->next_unclaimed) {
+	for (struct zmm *c = d->unclaimed; c; c = c->next_unclaimed)
+		cap += c->parent_pid == parent_pid;
+	cand = cap ? malloc(cap * sizeof(*cand)) : NULL;
+	for (struct zmm *c = d->unclaimed; c && cand && n < cap; c = c->next_unclaimed) {
 		if (c->parent_pid != parent_pid)
 			continue;
 		zmm_get(c);
 		cand[n++] = c;
 	}
 	pthread_mutex_unlock(&d->mms_lock);
-	for (unsigned int i = 0; i < n && !child; i++)
+	for (size_t i = 0; i < n && !child; i++)
 		if (!proof_check(cand[i]->uffd, pid, proof_addr))
 			child = cand[i];
 	if (child) {
@@ -256,9 +265,10 @@ struct zmm *zmm_claim_fork(struct zdevd *d, pid_t pid, pid_t parent_pid, uint64_
 		}
 		pthread_mutex_unlock(&d->mms_lock);
 	}
-	for (unsigned int i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++)
 		if (cand[i] != child || !taken)
 			zmm_put(cand[i]);
+	free(cand);
 	/* taken: the list's reference and ours are both ours now */
 	if (!taken)
 		return NULL;
