@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -411,9 +412,29 @@ END_TEST
 #define KILL_PAGES 512
 #define KILL_ROUNDS 10
 
+/* The files zdevd has open. */
+static unsigned int daemon_fds(void)
+{
+	char path[64];
+	unsigned int n = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)zd.pid);
+	dir = opendir(path);
+	ck_assert_ptr_nonnull(dir);
+	while (readdir(dir))
+		n++;
+	closedir(dir);
+	return n;
+}
+
+#define QUICK_KILLS 40
+
 START_TEST(sigkill_clients)
 {
 	unsigned long long base = pool_baseline(&zd, 0);
+	/* + the memfd of the device's first chunk, if no test made it yet */
+	unsigned int fds_allowed = daemon_fds() + 1, fds = 0;
 
 	for (int round = 0; round < KILL_ROUNDS; round++) {
 		/* 0: the client kills itself once migrated; 1: we kill it once
@@ -473,6 +494,36 @@ START_TEST(sigkill_clients)
 		ck_assert_msg(used == base, "round %d (mode %d): pool used %llu pages 2 s after the "
 			      "kill, baseline %llu", round, mode, used, base);
 	}
+	/* Many more killed at random moments, quickly: nor does zdevd keep
+	 * the dead clients' files (uffd, pidfd, pagemap) once it has seen
+	 * them go, nor their pages. */
+	for (int round = 0; round < QUICK_KILLS; round++) {
+		unsigned int r = 0;
+		pid_t pid = fork();
+
+		ck_assert_int_ne(pid, -1);
+		if (pid == 0) {
+			uint64_t *buf = map_pages(KILL_PAGES);
+			struct zdev_result res = { 0 };
+			struct zdev *d;
+
+			fill_pattern(buf, KILL_PAGES, 5);
+			if (!zdev_open(NULL, 0, &d))
+				zdev_migrate_to_device(d, buf, KILL_PAGES, &res);
+			for (;;)
+				pause();
+		}
+		if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+			r = (unsigned int)round * 7919u;
+		usleep(r % 5000);
+		kill(pid, SIGKILL);
+		ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+	}
+	ck_assert_uint_eq(wait_pool_used(&zd, 0, base, 2000), base);
+	for (int i = 0; i < 200 && (fds = daemon_fds()) > fds_allowed; i++)
+		usleep(10000);
+	ck_assert_msg(fds <= fds_allowed, "zdevd has %u files open after %d killed clients, at "
+		      "most %u expected", fds, KILL_ROUNDS + QUICK_KILLS, fds_allowed);
 }
 END_TEST
 

@@ -81,8 +81,16 @@ static int arm(struct zloop *l, struct watch *w)
 
 	if (!sqe)
 		return -EBUSY;
-	/* Multishot: one submission serves every later readiness. */
-	io_uring_prep_poll_multishot(sqe, w->fd, POLLIN);
+	if (w->kind == W_PIDFD || w->kind == W_UFFD || w->kind == W_SESSION)
+		/* A client's watches are one-shot polls, armed again after
+		 * each completion (no extra system call: the next
+		 * io_uring_enter submits it). A multishot poll stopped by a
+		 * cancel that races its own completion can stay armed for
+		 * good, keeping the watch and its client's files. */
+		io_uring_prep_poll_add(sqe, w->fd, POLLIN);
+	else
+		/* Multishot: one submission serves every later readiness. */
+		io_uring_prep_poll_multishot(sqe, w->fd, POLLIN);
 	io_uring_sqe_set_data(sqe, w);
 	return 0;
 }
@@ -374,12 +382,16 @@ static void on_listen(struct zdevd *d, struct zloop *l)
 	}
 }
 
-static void on_pidfd(struct zloop *l, struct watch *w)
+/* The one completion of a pidfd's poll: its process has exited (or the
+ * loop is ending). Its uffd's poll, which never says so, is stopped too. */
+static void on_pidfd_cqe(struct zloop *l, struct watch *w, const struct io_uring_cqe *cqe)
 {
-	disarm(l, w);
-	if (w->mm->uffd_watch)
-		disarm(l, w->mm->uffd_watch);
-	zmm_exit(w->mm);
+	if (cqe->res >= 0) {
+		if (w->mm->uffd_watch)
+			disarm(l, w->mm->uffd_watch);
+		zmm_exit(w->mm);
+	}
+	watch_free(l, w);
 }
 
 int zloop_create(struct zdevd *d)
@@ -425,19 +437,25 @@ static void on_cqe(struct zdevd *d, struct zloop *l, struct io_uring_cqe *cqe)
 
 	if (!w)
 		return;
-	if (!(cqe->flags & IORING_CQE_F_MORE)) {
-		/* The multishot poll ended: removed, or the kernel dropped it. */
-		if (w->kind == W_SESSION && w->removing) {
-			session_free(w->s);
+	if (w->kind == W_PIDFD) {
+		on_pidfd_cqe(l, w, cqe);
+		return;
+	}
+	if (w->kind == W_UFFD || w->kind == W_SESSION) {
+		/* One shot: this was its poll's only completion. A session
+		 * ending shuts its socket down first, so an armed poll always
+		 * completes; a dead client's uffd watch is dropped at its next. */
+		if (w->removing || (w->mm && atomic_load(&w->mm->dead))) {
+			if (w->kind == W_SESSION)
+				session_free(w->s);
 			watch_free(l, w);
 			return;
 		}
-		if (w->kind == W_UFFD || w->kind == W_PIDFD) {
-			if (w->removing || atomic_load(&w->mm->dead)) {
-				watch_free(l, w);
-				return;
-			}
-		}
+		if (cqe->res < 0 && cqe->res != -ECANCELED)
+			zdev_warn("io_uring: poll of fd %d: %s", w->fd, strerror(-cqe->res));
+		arm(l, w);
+	} else if (!(cqe->flags & IORING_CQE_F_MORE)) {
+		/* The multishot poll ended: the kernel dropped it. */
 		if (cqe->res >= 0 || cqe->res == -ECANCELED)
 			arm(l, w);
 	}
@@ -458,14 +476,10 @@ static void on_cqe(struct zdevd *d, struct zloop *l, struct io_uring_cqe *cqe)
 		drain_queue(l);
 		break;
 	case W_UFFD:
-		if (atomic_load(&w->mm->dead))
-			disarm(l, w);
-		else
-			serve_uffd(l, w->mm);
+		serve_uffd(l, w->mm);
 		break;
 	case W_PIDFD:
-		on_pidfd(l, w);
-		break;
+		break;	/* on_pidfd_cqe() */
 	case W_SESSION:
 		if (!w->removing)
 			workers_kick(w->s);
