@@ -102,6 +102,11 @@ int zmsg_send(int sock, const union zmsg *m, int fd)
 
 int zmsg_recv(int sock, union zmsg *m, int *fd)
 {
+	return zmsg_recv_flags(sock, m, fd, 0);
+}
+
+int zmsg_recv_flags(int sock, union zmsg *m, int *fd, int flags)
+{
 	char control[CMSG_SPACE(4 * sizeof(int))];
 	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
 	struct msghdr mh = {
@@ -114,7 +119,7 @@ int zmsg_recv(int sock, union zmsg *m, int *fd)
 	if (fd)
 		*fd = -1;
 	do
-		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | flags);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;

@@ -240,6 +240,8 @@ const char *zmsg_type_name(int type);
  * recv: *fd is -1 when the datagram carried none; extra fds are closed. */
 int zmsg_send(int sock, const union zmsg *m, int fd);
 int zmsg_recv(int sock, union zmsg *m, int *fd);
+/* The same with recvmsg() flags (MSG_DONTWAIT: -EAGAIN when none waits). */
+int zmsg_recv_flags(int sock, union zmsg *m, int *fd, int flags);
 
 /* A connection to the zdevd listening on path: the fd, or -errno. */
 int zmsg_connect(const char *path);

@@ -1021,10 +1021,12 @@ static void lend_hugetlb_pages(void)
 {
 	/* test-hmm-pending runs no hugetlb test, and must not give back the
 	 * pages test-hmm borrowed while it runs beside it */
+	bool pending_only = false;
+
 #ifdef ZDEV_PENDING_TESTS
-	return;
+	pending_only = true;
 #endif
-	if (free_default_hugepages() || geteuid() != 0)
+	if (pending_only || free_default_hugepages() || geteuid() != 0)
 		return;
 	snprintf(nr_hugepages_path, sizeof(nr_hugepages_path),
 		 "/sys/kernel/mm/hugepages/hugepages-%lukB/nr_hugepages",
@@ -1046,7 +1048,6 @@ int main(void)
 {
 	int ret;
 
-	hmm_init_page_size();
 	lend_hugetlb_pages();
 	ret = hmm_main(hmm_suite);
 	give_back_hugetlb_pages();

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The event loop: one io_uring with multishot polls on the listening socket,
- * a signalfd, a wake-up eventfd, every client's uffd, pidfd and connection.
- * A readable connection is handed to a worker (workers.c).
+ * a signalfd and a wake-up eventfd, and one-shot polls on every client's
+ * uffd, pidfd and connection. A readable connection is handed to a worker
+ * (workers.c).
  * CPU faults are served right here, inline; it never waits on a client, so a
  * client thread blocked in a uffd event (fork, munmap, madvise, mremap) is
  * always released by the next read of its uffd.
@@ -43,7 +44,7 @@ struct zloop {
 	struct io_uring ring;
 	int sigfd, wakefd;
 	struct watch listen_w, sig_w, wake_w;
-	struct watch *clients;	/* uffd and pidfd watches, loop thread only */
+	struct watch *clients;	/* uffd, pidfd and session watches, loop thread only */
 	pthread_mutex_t lock;	/* queued */
 	/* from other threads: an mm to watch, or a session to forget */
 	struct queued { struct zmm *mm; struct session *s; struct queued *next; } *queued;
@@ -149,14 +150,12 @@ static void watch_add_mm(struct zloop *l, struct zmm *mm)
 {
 	struct watch *w;
 
-	if (mm->uffd >= 0 && !mm->uffd_watched) {
+	if (mm->uffd >= 0 && !mm->uffd_watch) {
 		w = watch_new(l, W_UFFD, mm->uffd, mm);
-		if (w && !arm(l, w)) {
-			mm->uffd_watched = true;
+		if (w && !arm(l, w))
 			mm->uffd_watch = w;
-		} else if (w) {
+		else if (w)
 			watch_free(l, w);
-		}
 	}
 	if (mm->pid > 0 && mm->pidfd < 0) {
 		mm->pidfd = (int)syscall(SYS_pidfd_open, mm->pid, 0);
@@ -412,7 +411,8 @@ int zloop_create(struct zdevd *d)
 		ret = -errno;
 		goto err_close;
 	}
-	ret = io_uring_queue_init(256, &l->ring, IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
+	ret = io_uring_queue_init(256, &l->ring,
+				  IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
 	if (ret)
 		goto err_close;
 	pthread_mutex_init(&l->lock, NULL);
@@ -481,8 +481,7 @@ static void on_cqe(struct zdevd *d, struct zloop *l, struct io_uring_cqe *cqe)
 	case W_PIDFD:
 		break;	/* on_pidfd_cqe() */
 	case W_SESSION:
-		if (!w->removing)
-			workers_kick(w->s);
+		workers_kick(w->s);
 		break;
 	}
 }

@@ -9,7 +9,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -490,13 +489,11 @@ int session_serve(struct session *s)
 	union zmsg m;
 
 	for (;;) {
-		struct pollfd p = { .fd = s->sock, .events = POLLIN };
-		int fd = -1, type, ret;
+		int fd = -1, type = zmsg_recv_flags(s->sock, &m, &fd, MSG_DONTWAIT), ret;
 
 		/* What is there now; the loop calls us again for more. */
-		if (poll(&p, 1, 0) <= 0)
+		if (type == -EAGAIN)
 			return 0;
-		type = zmsg_recv(s->sock, &m, &fd);
 		if (type == -ECONNRESET || type == -EPIPE)
 			return type;
 		if (type < 0) {

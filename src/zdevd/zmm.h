@@ -75,8 +75,7 @@ struct zmm {
 	int pidfd;
 	int pagemap_fd;
 	atomic_bool dead;		/* the process is gone or its uffd failed */
-	bool uffd_watched;		/* event loop only */
-	void *uffd_watch;		/* event loop only: the poll of uffd */
+	void *uffd_watch;		/* event loop only: the watch polling uffd */
 	atomic_bool registered;		/* some memory is registered with the uffd */
 	/*
 	 * Set by the loop before it reads the uffd, cleared once what it read
