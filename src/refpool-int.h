@@ -67,6 +67,31 @@ struct refpool_chunk {
 	int64_t live;
 };
 
+#define REFPOOL_NO_BLOCK UINT32_MAX
+
+/*
+ * What the pool knows of one block's owner, in a pool-wide array indexed by
+ * pfn / REFPOOL_BLOCK_PAGES. `owner` is set before any page of the block is
+ * counted and cleared after all of them are free again, so a put that holds a
+ * page of the block reads it without a lock; the rest belongs to the owner's
+ * lock while the block is owned.
+ */
+struct refpool_block {
+	_Atomic(struct refpool_owner *) owner;	/* NULL: unowned */
+	uint32_t head;		/* the owner's free pages of the block, through next */
+	uint32_t nfree;
+	uint32_t prev;		/* the owner's blocks with free pages */
+	uint32_t next;
+};
+
+struct refpool_owner {
+	struct refpool *pool;
+	void *arg;
+	_Atomic uint32_t refs;		/* the creator's, and one per block owned */
+	pthread_mutex_t lock;
+	uint32_t partial;		/* first block with free pages, or REFPOOL_NO_BLOCK */
+};
+
 struct refpool_memtype {
 	const char *name;
 	enum refpool_memtype_id id;
@@ -92,6 +117,7 @@ struct refpool {
 	_Atomic uint8_t *dbg;		/* enum refpool_dbg_state per page, debug mode only */
 
 	_Atomic(struct refpool_chunk *) *chunks;	/* max_chunks, NULL when absent */
+	struct refpool_block *blocks;			/* one per block of the limit */
 	struct refpool_slot *slots;
 
 	pthread_mutex_t grow_lock;	/* chunk creation and the kill */

@@ -7,13 +7,17 @@
  *               list per chunk that slots refill from and spill to in batches;
  *  page counts  the refcount in each page's 16-byte record;
  *  chunk refs   a percpu_ref per chunk: slot-local counts while the chunk
- *               lives, one counter under the chunk lock once it is dying.
+ *               lives, one counter under the chunk lock once it is dying;
+ *  owners       per block, the owner and its free pages there (pool->blocks),
+ *               and per owner the list of its blocks with free pages.
  *
  * Lock order: pool->grow_lock, then slot locks in index order, then chunk
- * locks. Every change to a slot's list or count, and every read of a chunk's
- * dying flag that decides where a page goes, happens under a slot lock; the
- * teardown marks chunks dying with every slot lock held, so once it lets go,
- * no slot holds a page of a dying chunk and no slot count of one changes.
+ * locks; an owner's lock, then a slot lock. An owner's lock is never held with
+ * the grow lock or a chunk lock, nor across the owner ops. Every change to a
+ * slot's list or count, and every read of a chunk's dying flag that decides
+ * where a page goes, happens under a slot lock; the teardown marks chunks
+ * dying with every slot lock held, so once it lets go, no slot holds a page of
+ * a dying chunk and no slot count of one changes.
  */
 #include "config.h"
 
@@ -151,17 +155,12 @@ static uint32_t slot_refill(struct refpool *pool, struct refpool_slot *slot)
 
 /* ---- the transitions ---- */
 
-/* 0->1, with the slot of the chunk reference locked. */
-static bool page_take(struct refpool *pool, struct refpool_chunk *c, uint32_t slot, uint32_t pfn)
+/* The count of 0->1, for a page the caller took off a free list. */
+static bool page_count_first(struct refpool *pool, uint32_t pfn)
 {
 	struct refpool_page *page = &pool->pages[pfn];
 	uint32_t expected = 0;
 
-	if (chunk_dying(c)) {
-		refpool_report(pool, REFPOOL_BUG_ALLOC_DYING, pfn,
-			       atomic_load_explicit(&page->refcount, memory_order_relaxed), "alloc");
-		return false;
-	}
 	page->owner = 0;
 	/* release: a speculative reference that sees the count 1 also sees the
 	 * record reset above. */
@@ -176,6 +175,21 @@ static bool page_take(struct refpool *pool, struct refpool_chunk *c, uint32_t sl
 	} else {
 		atomic_store_explicit(&page->refcount, 1, memory_order_release);
 	}
+	return true;
+}
+
+/* 0->1, with the slot of the chunk reference locked. */
+static bool page_take(struct refpool *pool, struct refpool_chunk *c, uint32_t slot, uint32_t pfn)
+{
+	if (chunk_dying(c)) {
+		refpool_report(pool, REFPOOL_BUG_ALLOC_DYING, pfn,
+			       atomic_load_explicit(&pool->pages[pfn].refcount,
+						    memory_order_relaxed),
+			       "alloc");
+		return false;
+	}
+	if (!page_count_first(pool, pfn))
+		return false;
 	pcpu_add(c, slot, 1);
 	return true;
 }
@@ -379,6 +393,374 @@ int refpool_alloc_block(struct refpool *pool, struct refpool_page **first)
 	}
 }
 
+/* ---- owners ---- */
+
+static struct refpool_block *block_of(struct refpool *pool, uint32_t pfn)
+{
+	return &pool->blocks[pfn / REFPOOL_BLOCK_PAGES];
+}
+
+static struct refpool_owner *block_owner(struct refpool *pool, uint32_t pfn)
+{
+	/* relaxed: the owner was stored before the block's pages were counted
+	 * (release) and is cleared only once all of them are listed again, so
+	 * a caller whose reference (acquire) or final put (acq_rel) on a page
+	 * of the block is ordered after that count sees the right owner. */
+	return atomic_load_explicit(&block_of(pool, pfn)->owner, memory_order_relaxed);
+}
+
+/* The owner's list of blocks with free pages; the caller holds o->lock. */
+static void partial_add(struct refpool *pool, struct refpool_owner *o, uint32_t b)
+{
+	pool->blocks[b].prev = REFPOOL_NO_BLOCK;
+	pool->blocks[b].next = o->partial;
+	if (o->partial != REFPOOL_NO_BLOCK)
+		pool->blocks[o->partial].prev = b;
+	o->partial = b;
+}
+
+static void partial_del(struct refpool *pool, struct refpool_owner *o, uint32_t b)
+{
+	struct refpool_block *blk = &pool->blocks[b];
+
+	if (blk->prev != REFPOOL_NO_BLOCK)
+		pool->blocks[blk->prev].next = blk->next;
+	else
+		o->partial = blk->next;
+	if (blk->next != REFPOOL_NO_BLOCK)
+		pool->blocks[blk->next].prev = blk->prev;
+}
+
+static void owner_unref(struct refpool_owner *o)
+{
+	struct refpool *pool = o->pool;
+
+	/* acq_rel: whoever frees the owner sees everything the other holders
+	 * did with it under their references. */
+	if (atomic_fetch_sub_explicit(&o->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	if (pool->ops->owner_gone)
+		pool->ops->owner_gone(pool, o->arg, pool->arg);
+	pthread_mutex_destroy(&o->lock);
+	free(o);
+}
+
+/*
+ * Drops nrefs chunk references and, unless first is REFPOOL_NO_PFN, gives the
+ * free block at first back to the chunk before them: the references keep the
+ * teardown waiting while the block is on no list, so that its audit finds
+ * every page listed.
+ */
+static void chunk_give_back(struct refpool *pool, struct refpool_chunk *c, uint32_t first,
+			    uint32_t nrefs)
+{
+	struct refpool_slot *slot;
+	uint32_t index;
+
+	slot = my_slot(pool, &index);
+	zdev_spin_lock(&slot->lock);
+	if (!chunk_dying(c)) {
+		if (first != REFPOOL_NO_PFN) {
+			pthread_mutex_lock(&c->lock);
+			list_push(pool, &c->block_head, &c->nblocks, first);
+			pthread_mutex_unlock(&c->lock);
+		}
+		pcpu_add(c, index, -(int64_t)nrefs);
+		zdev_spin_unlock(&slot->lock);
+		return;
+	}
+	zdev_spin_unlock(&slot->lock);
+	/* Dying: the teardown split the chunk's blocks and counts single
+	 * pages only; see chunk_free_dying() for why c is safe to the end. */
+	pthread_mutex_lock(&c->lock);
+	if (first != REFPOOL_NO_PFN)
+		block_split(pool, c, first);
+	c->live -= nrefs;
+	if (c->live == 0)
+		pthread_cond_broadcast(&c->idle);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/*
+ * Takes a whole free block off a live chunk, with nrefs chunk references for
+ * the pages the caller will hand out of it: they pin the chunk while the block
+ * is on no list, as a page in use would. REFPOOL_NO_PFN when there is none.
+ */
+static uint32_t chunks_pop_block(struct refpool *pool, uint32_t nrefs,
+				 struct refpool_chunk **chunk)
+{
+	uint32_t first = REFPOOL_NO_PFN, index;
+	struct refpool_slot *slot;
+
+	/* The slot lock orders the pop against the kill's marking: the
+	 * references land in a slot count before it folds them, or we see the
+	 * chunk dying. */
+	slot = my_slot(pool, &index);
+	zdev_spin_lock(&slot->lock);
+	for (uint32_t i = 0; i < pool->max_chunks && first == REFPOOL_NO_PFN; i++) {
+		/* acquire: pairs with the release that published the chunk. */
+		struct refpool_chunk *c = atomic_load_explicit(&pool->chunks[i],
+							       memory_order_acquire);
+
+		if (!c || chunk_dying(c))
+			continue;
+		pthread_mutex_lock(&c->lock);
+		if (c->nblocks)
+			first = list_pop(pool, &c->block_head, &c->nblocks);
+		pthread_mutex_unlock(&c->lock);
+		if (first != REFPOOL_NO_PFN) {
+			pcpu_add(c, index, nrefs);
+			*chunk = c;
+		}
+	}
+	zdev_spin_unlock(&slot->lock);
+	return first;
+}
+
+/* Counts the first n pages of a block off every list, or none of them. */
+static bool block_count_first(struct refpool *pool, uint32_t first, uint32_t n)
+{
+	for (uint32_t p = 0; p < n; p++) {
+		if (page_count_first(pool, first + p))
+			continue;
+		/* A counted page in a free block: reported. Undo the others. */
+		for (uint32_t q = 0; q < p; q++)
+			atomic_store_explicit(&pool->pages[first + q].refcount, 0,
+					      memory_order_relaxed);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Makes the adopted block at first o's and counts its first n pages, whose
+ * chunk references the caller took. -ENODEV if the teardown began meanwhile,
+ * -EUCLEAN if a page of it was counted (reported; the block stays off the
+ * lists, as refpool_alloc_block() leaves such a block).
+ */
+static int owner_install(struct refpool *pool, struct refpool_owner *o,
+			 struct refpool_chunk *c, uint32_t first, uint32_t n)
+{
+	struct refpool_block *blk = block_of(pool, first);
+	uint32_t head = REFPOOL_NO_PFN, nfree = 0, index;
+	struct refpool_slot *slot;
+	int ret = 0;
+
+	/* On no list, the block's links are ours to write without a lock. */
+	for (uint32_t p = REFPOOL_BLOCK_PAGES; p-- > n;)
+		list_push(pool, &head, &nfree, first + p);
+
+	pthread_mutex_lock(&o->lock);
+	/* As in chunks_pop_block(): under a slot lock the pages are counted
+	 * before the kill marks the chunk, so its evictions find them, or we
+	 * see it dying and hand nothing out. */
+	slot = my_slot(pool, &index);
+	zdev_spin_lock(&slot->lock);
+	if (chunk_dying(c)) {
+		ret = -ENODEV;
+		goto out_unlock;
+	}
+	atomic_store_explicit(&blk->owner, o, memory_order_relaxed);
+	if (!block_count_first(pool, first, n)) {
+		atomic_store_explicit(&blk->owner, NULL, memory_order_relaxed);
+		ret = -EUCLEAN;
+		goto out_unlock;
+	}
+	blk->head = head;
+	blk->nfree = nfree;
+	zdev_spin_unlock(&slot->lock);
+	if (nfree)
+		partial_add(pool, o, (uint32_t)(blk - pool->blocks));
+	atomic_fetch_add_explicit(&o->refs, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&o->lock);
+	return 0;
+
+out_unlock:
+	zdev_spin_unlock(&slot->lock);
+	pthread_mutex_unlock(&o->lock);
+	return ret;
+}
+
+/* Adopts a whole free block for o and hands out its first n pages. */
+static int owner_adopt(struct refpool *pool, struct refpool_owner *o, uint32_t n,
+		       struct refpool_page **out)
+{
+	struct refpool_chunk *c = NULL;
+	uint32_t first;
+	int ret;
+
+	while ((first = chunks_pop_block(pool, n, &c)) == REFPOOL_NO_PFN) {
+		ret = pool_grow(pool, GROW_BLOCK);
+		if (ret)
+			return ret;
+	}
+	if (pool->ops->adopt_block) {
+		ret = pool->ops->adopt_block(pool, first, o->arg, pool->arg);
+		if (ret)
+			goto err_give_back;
+	}
+	ret = owner_install(pool, o, c, first, n);
+	if (ret)
+		goto err_release;
+	*out = &pool->pages[first];
+	return 0;
+
+err_release:
+	if (pool->ops->release_block)
+		pool->ops->release_block(pool, first, o->arg, pool->arg);
+	if (ret == -EUCLEAN)
+		first = REFPOOL_NO_PFN;	/* the block stays off the lists */
+err_give_back:
+	chunk_give_back(pool, c, first, n);
+	return ret;
+}
+
+/* Hands out a free page of one of o's blocks: 0, -EAGAIN when o has none, or
+ * -ENODEV when the pool is being killed. Caller holds o->lock. */
+static int owner_take_page(struct refpool *pool, struct refpool_owner *o,
+			   struct refpool_page **out)
+{
+	while (o->partial != REFPOOL_NO_BLOCK) {
+		const uint32_t b = o->partial;
+		struct refpool_block *blk = &pool->blocks[b];
+		struct refpool_chunk *c = pool_chunk_of(pool, b * REFPOOL_BLOCK_PAGES);
+		struct refpool_slot *slot;
+		uint32_t index, pfn;
+		bool counted;
+
+		/* The kill marks every chunk at once: one dying is all dying. */
+		slot = my_slot(pool, &index);
+		zdev_spin_lock(&slot->lock);
+		if (chunk_dying(c)) {
+			zdev_spin_unlock(&slot->lock);
+			return -ENODEV;
+		}
+		pfn = list_pop(pool, &blk->head, &blk->nfree);
+		counted = page_count_first(pool, pfn);
+		if (counted)
+			pcpu_add(c, index, 1);
+		zdev_spin_unlock(&slot->lock);
+		if (!blk->nfree)
+			partial_del(pool, o, b);
+		if (counted) {
+			*out = &pool->pages[pfn];
+			return 0;
+		}
+		/* A counted page on the owner's list: reported; it stays off
+		 * the list until whoever counts it puts it. */
+	}
+	return -EAGAIN;
+}
+
+/* Lists a freed page on o's list; true when that made its block whole and
+ * the block is o's no more. Caller holds o->lock. */
+static bool owner_list_page(struct refpool *pool, struct refpool_owner *o, uint32_t pfn)
+{
+	const uint32_t b = pfn / REFPOOL_BLOCK_PAGES;
+	struct refpool_block *blk = &pool->blocks[b];
+
+	list_push(pool, &blk->head, &blk->nfree, pfn);
+	if (blk->nfree == 1)
+		partial_add(pool, o, b);
+	if (blk->nfree < REFPOOL_BLOCK_PAGES)
+		return false;
+	partial_del(pool, o, b);
+	blk->head = REFPOOL_NO_PFN;
+	blk->nfree = 0;
+	atomic_store_explicit(&blk->owner, NULL, memory_order_relaxed);
+	return true;
+}
+
+/*
+ * The end of the 1->0 transition for the pages of o's block at first that are
+ * set in freed: list them on o's list, release the block if that made it
+ * whole, then drop their chunk references.
+ */
+static void owner_free_pages(struct refpool *pool, struct refpool_owner *o, uint32_t first,
+			     const uint64_t *freed, uint32_t nfreed)
+{
+	struct refpool_chunk *c = pool_chunk_of(pool, first);
+	bool whole = false;
+
+	pthread_mutex_lock(&o->lock);
+	for (uint32_t p = 0; p < REFPOOL_BLOCK_PAGES; p++)
+		if (freed[p / 64] & (1ull << (p % 64)))
+			whole |= owner_list_page(pool, o, first + p);
+	pthread_mutex_unlock(&o->lock);
+	if (!whole) {
+		chunk_give_back(pool, c, REFPOOL_NO_PFN, nfreed);
+		return;
+	}
+	/* No one else can reach the block now: its pages are free and on no
+	 * list, and our chunk references keep the chunk and the teardown
+	 * waiting until it is listed again. The block's reference keeps o. */
+	if (pool->ops->release_block)
+		pool->ops->release_block(pool, first, o->arg, pool->arg);
+	chunk_give_back(pool, c, first, nfreed);
+	owner_unref(o);
+}
+
+static void owner_free_page(struct refpool *pool, struct refpool_owner *o, uint32_t pfn)
+{
+	uint64_t freed[REFPOOL_BLOCK_PAGES / 64] = { 0 };
+	const uint32_t p = pfn % REFPOOL_BLOCK_PAGES;
+
+	freed[p / 64] = 1ull << (p % 64);
+	owner_free_pages(pool, o, pfn - p, freed, 1);
+}
+
+int refpool_owner_create(struct refpool *pool, void *owner_arg, struct refpool_owner **out)
+{
+	struct refpool_owner *o;
+
+	/* relaxed: only a courtesy; allocations check the chunks. */
+	if (atomic_load_explicit(&pool->dying, memory_order_relaxed))
+		return -ENODEV;
+	o = calloc(1, sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	o->pool = pool;
+	o->arg = owner_arg;
+	atomic_init(&o->refs, 1);
+	pthread_mutex_init(&o->lock, NULL);
+	o->partial = REFPOOL_NO_BLOCK;
+	*out = o;
+	return 0;
+}
+
+void refpool_owner_put(struct refpool_owner *owner)
+{
+	if (owner)
+		owner_unref(owner);
+}
+
+int refpool_alloc_owned(struct refpool *pool, struct refpool_owner *owner,
+			struct refpool_page **out)
+{
+	int ret;
+
+	if (owner->pool != pool)
+		return -EINVAL;
+	pthread_mutex_lock(&owner->lock);
+	ret = owner_take_page(pool, owner, out);
+	pthread_mutex_unlock(&owner->lock);
+	/* Not holding the lock from here on: adoption runs an op, and puts of
+	 * the owner's pages meanwhile need the lock. Two threads of one owner
+	 * may adopt a block each; the spare pages serve later allocations. */
+	if (ret != -EAGAIN)
+		return ret;
+	return owner_adopt(pool, owner, 1, out);
+}
+
+int refpool_alloc_block_owned(struct refpool *pool, struct refpool_owner *owner,
+			      struct refpool_page **first)
+{
+	if (owner->pool != pool)
+		return -EINVAL;
+	/* An owner never keeps a whole free block: it is released when whole. */
+	return owner_adopt(pool, owner, REFPOOL_BLOCK_PAGES, first);
+}
+
 void refpool_get(struct refpool *pool, struct refpool_page *page)
 {
 	/* relaxed: the caller's own reference keeps the page alive and orders
@@ -452,6 +834,7 @@ void refpool_put(struct refpool *pool, struct refpool_page *page)
 {
 	uint32_t pfn = pool_pfn(pool, page);
 	struct refpool_chunk *c = pool_chunk_of(pool, pfn);
+	struct refpool_owner *o;
 	struct refpool_slot *slot;
 	uint32_t index;
 
@@ -461,6 +844,11 @@ void refpool_put(struct refpool *pool, struct refpool_page *page)
 	pool->type->free_page(pool, page);
 	if (pool_debug(pool))
 		refpool_dbg_set(pool, pfn, DBG_FREE);
+	o = block_owner(pool, pfn);
+	if (o) {
+		owner_free_page(pool, o, pfn);
+		return;
+	}
 
 	slot = my_slot(pool, &index);
 	zdev_spin_lock(&slot->lock);
@@ -483,6 +871,7 @@ void refpool_put_block(struct refpool *pool, struct refpool_page *first)
 	const uint32_t head = pool_pfn(pool, first);
 	struct refpool_chunk *c = pool_chunk_of(pool, head);
 	uint64_t freed[REFPOOL_BLOCK_PAGES / 64] = { 0 };
+	struct refpool_owner *o;
 	struct refpool_slot *slot;
 	uint32_t nfreed = 0, index;
 
@@ -497,6 +886,11 @@ void refpool_put_block(struct refpool *pool, struct refpool_page *first)
 	}
 	if (!nfreed)
 		return;
+	o = block_owner(pool, head);
+	if (o) {
+		owner_free_pages(pool, o, head, freed, nfreed);
+		return;
+	}
 
 	slot = my_slot(pool, &index);
 	zdev_spin_lock(&slot->lock);
@@ -808,9 +1202,12 @@ int refpool_create(const struct refpool_config *cfg, struct refpool **out)
 	pool->chunks = calloc(pool->max_chunks, sizeof(*pool->chunks));
 	if (!pool->chunks)
 		goto err_unreserve_mem;
+	pool->blocks = calloc(max_pages / REFPOOL_BLOCK_PAGES, sizeof(*pool->blocks));
+	if (!pool->blocks)
+		goto err_free_chunks;
 	pool->slots = aligned_alloc(ZDEV_CACHELINE, pool->nslots * sizeof(*pool->slots));
 	if (!pool->slots)
-		goto err_free_chunks;
+		goto err_free_blocks;
 	for (uint32_t i = 0; i < pool->nslots; i++) {
 		zdev_spin_init(&pool->slots[i].lock);
 		pool->slots[i].head = REFPOOL_NO_PFN;
@@ -829,6 +1226,8 @@ int refpool_create(const struct refpool_config *cfg, struct refpool **out)
 
 err_free_slots:
 	free(pool->slots);
+err_free_blocks:
+	free(pool->blocks);
 err_free_chunks:
 	free(pool->chunks);
 err_unreserve_mem:
@@ -852,6 +1251,7 @@ void refpool_destroy(struct refpool *pool)
 	pthread_mutex_destroy(&pool->grow_lock);
 	free((void *)pool->dbg);
 	free(pool->slots);
+	free(pool->blocks);
 	free(pool->chunks);
 	zdev_vm_unreserve(pool->mem, max_pages << REFPOOL_PAGE_SHIFT);
 	zdev_vm_unreserve(pool->pages, meta_len(max_pages));
@@ -862,6 +1262,8 @@ void refpool_get_stats(struct refpool *pool, struct refpool_stats *st)
 {
 	const size_t chunk_meta = meta_len(pool->chunk_pages) + sizeof(struct refpool_chunk) +
 				  pool->nslots * sizeof(struct refpool_pcpu_count) +
+				  pool->chunk_pages / REFPOOL_BLOCK_PAGES *
+					  sizeof(struct refpool_block) +
 				  (pool_debug(pool) ? pool->chunk_pages : 0);
 
 	memset(st, 0, sizeof(*st));

@@ -20,6 +20,28 @@
  *
  * Page frame numbers (pfns) index the pool's pages; they are dense, start at 0
  * and stay valid for lookups until the chunk that holds them is torn down.
+ *
+ * Owners (so that a client's device pages can live in memory only its pages
+ * ever occupy, mapped over a block's pfn range by the device):
+ *
+ *  - A block (REFPOOL_BLOCK_PAGES aligned pages) is unowned, or owned by one
+ *    owner and then holds that owner's pages only. Unowned pages and blocks
+ *    behave as if owners did not exist.
+ *  - A block becomes an owner's only whole and free, through ops->adopt_block,
+ *    before any of its pages is handed out; refpool_alloc_owned() never takes
+ *    an unowned single page.
+ *  - The lifecycle above holds for owned pages unchanged (get, put and the
+ *    debug checks do not care whether a page is owned), except that the put
+ *    that reaches 0 lists the page on its owner's free list for its block.
+ *    When that makes all of the block free, the block is released:
+ *    ops->release_block, then it goes back whole to its chunk's free blocks,
+ *    and only then is the freed page's chunk reference dropped, so the
+ *    teardown never finds a page of a drained chunk off its lists.
+ *  - An owned block always has a page in use: the teardown's evictions
+ *    release every owned block.
+ *  - An owner lives while its creator's reference or a block of it does;
+ *    ops->owner_gone says when both are gone. Every owner must be gone or
+ *    put before refpool_destroy().
  */
 
 #include <stdbool.h>
@@ -73,6 +95,19 @@ struct refpool_ops {
 	void (*evict)(struct refpool *pool, struct refpool_page *page, void *arg);
 	/* Debug mode: called for every violation. Optional; the default logs. */
 	void (*violation)(struct refpool *pool, const struct refpool_violation *v, void *arg);
+	/*
+	 * Owners (all optional, called with no pool lock held). adopt_block:
+	 * the whole free block at first_pfn becomes owner_arg's owner's, before
+	 * any of its pages is handed out; a non-zero -errno fails the
+	 * allocation that wanted it and the block stays free and unowned.
+	 * release_block: the last page of the owned block was freed; the block
+	 * stops being the owner's, and is free for anyone after the call.
+	 * owner_gone: the owner holds no block and its creator put it, so
+	 * owner_arg may go.
+	 */
+	int (*adopt_block)(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *arg);
+	void (*release_block)(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *arg);
+	void (*owner_gone)(struct refpool *pool, void *owner_arg, void *arg);
 };
 
 struct refpool_config {
@@ -122,6 +157,30 @@ int refpool_alloc_block(struct refpool *pool, struct refpool_page **first);
  * the block goes back whole to the free blocks; pages freed alone (the block
  * was split) go back as single pages. */
 void refpool_put_block(struct refpool *pool, struct refpool_page *first);
+
+struct refpool_owner;
+
+/* A new owner with the creator's reference; owner_arg goes to the owner ops.
+ * -ENODEV once the pool is being killed, -ENOMEM. */
+int refpool_owner_create(struct refpool *pool, void *owner_arg, struct refpool_owner **out);
+
+/* Drops the creator's reference: the owner may no longer allocate, and goes
+ * (ops->owner_gone) once its last block is released. NULL is ignored. */
+void refpool_owner_put(struct refpool_owner *owner);
+
+/*
+ * refpool_alloc() and refpool_alloc_block() from owner's blocks only: a free
+ * page of a block owner has, else a whole free block adopted for it (from the
+ * chunks' free blocks or a new chunk). stats.pages_used counts the pages from
+ * when the block is taken, adoption included. -ENOMEM when no whole free block
+ * exists or can be made (free single pages do not count), -ENODEV once the
+ * pool is being killed, -EINVAL for another pool's owner, an error of
+ * ops->adopt_block.
+ */
+int refpool_alloc_owned(struct refpool *pool, struct refpool_owner *owner,
+			struct refpool_page **out);
+int refpool_alloc_block_owned(struct refpool *pool, struct refpool_owner *owner,
+			      struct refpool_page **first);
 
 /* Another reference on a page the caller already holds one on (fork sharing). */
 void refpool_get(struct refpool *pool, struct refpool_page *page);

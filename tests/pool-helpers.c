@@ -35,10 +35,43 @@ static void probe_violation(struct refpool *pool, const struct refpool_violation
 	atomic_fetch_add(&probe->violations, 1);
 }
 
+static int probe_adopt(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *arg)
+{
+	struct pool_probe *probe = arg;
+	int ret = 0;
+
+	if (probe->on_adopt)
+		ret = probe->on_adopt(pool, first_pfn, owner_arg, probe->ctx);
+	if (!ret)
+		atomic_fetch_add(&probe->adopts, 1);
+	return ret;
+}
+
+static void probe_release(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *arg)
+{
+	struct pool_probe *probe = arg;
+
+	atomic_fetch_add(&probe->releases, 1);
+	if (probe->on_release)
+		probe->on_release(pool, first_pfn, owner_arg, probe->ctx);
+}
+
+static void probe_owner_gone(struct refpool *pool, void *owner_arg, void *arg)
+{
+	struct pool_probe *probe = arg;
+
+	atomic_fetch_add(&probe->owners_gone, 1);
+	if (probe->on_owner_gone)
+		probe->on_owner_gone(pool, owner_arg, probe->ctx);
+}
+
 static const struct refpool_ops probe_ops = {
 	.page_free = probe_page_free,
 	.evict = probe_evict,
 	.violation = probe_violation,
+	.adopt_block = probe_adopt,
+	.release_block = probe_release,
+	.owner_gone = probe_owner_gone,
 };
 
 struct refpool *make_pool(struct pool_probe *probe, size_t chunk, size_t limit)

@@ -16,9 +16,15 @@ struct pool_probe {
 	_Atomic unsigned long evictions;	/* evict calls */
 	_Atomic unsigned long violations;
 	struct refpool_violation last;		/* guarded by the pool's reports being serial in tests */
+	_Atomic unsigned long adopts;		/* adopt_block calls that succeeded */
+	_Atomic unsigned long releases;		/* release_block calls */
+	_Atomic unsigned long owners_gone;	/* owner_gone calls */
 	/* optional hooks a test adds */
 	void (*on_free)(struct refpool *pool, struct refpool_page *page, void *ctx);
 	void (*on_evict)(struct refpool *pool, struct refpool_page *page, void *ctx);
+	int (*on_adopt)(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *ctx);
+	void (*on_release)(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *ctx);
+	void (*on_owner_gone)(struct refpool *pool, void *owner_arg, void *ctx);
 	void *ctx;
 };
 

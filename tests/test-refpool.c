@@ -629,6 +629,579 @@ START_TEST(test_metadata_is_a_quarter_of_struct_page)
 }
 END_TEST
 
+/* ---- owners ---- */
+
+#define MAP_BLOCKS 64
+
+/* Which owner each block belongs to, as the owner ops tell it. */
+struct owner_map {
+	void *_Atomic owner_of[MAP_BLOCKS];
+	atomic_int bad;			/* a shared block, a wrong release, a bad pfn */
+	atomic_int fail_adopts;		/* fail that many adoptions with -EIO */
+	_Atomic uint32_t last_adopted;
+	_Atomic uint32_t last_released;
+	void *_Atomic last_release_arg;
+	void *_Atomic gone_arg;
+	atomic_int blocks_at_gone;	/* blocks the map still gave the owner then */
+};
+
+static int map_adopt(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *ctx)
+{
+	struct owner_map *map = ctx;
+	void *none = NULL;
+
+	(void)pool;
+	if (atomic_load(&map->fail_adopts) > 0) {
+		atomic_fetch_sub(&map->fail_adopts, 1);
+		return -EIO;
+	}
+	if (first_pfn % REFPOOL_BLOCK_PAGES || first_pfn / REFPOOL_BLOCK_PAGES >= MAP_BLOCKS ||
+	    !atomic_compare_exchange_strong(&map->owner_of[first_pfn / REFPOOL_BLOCK_PAGES],
+					    &none, owner_arg)) {
+		atomic_fetch_add(&map->bad, 1);
+		return 0;
+	}
+	atomic_store(&map->last_adopted, first_pfn);
+	return 0;
+}
+
+static void map_release(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *ctx)
+{
+	struct owner_map *map = ctx;
+	void *expected = owner_arg;
+
+	/* Every page of the block is free by now. */
+	for (uint32_t p = 0; p < REFPOOL_BLOCK_PAGES; p++)
+		if (atomic_load(&refpool_pfn_to_page(pool, first_pfn + p)->refcount))
+			atomic_fetch_add(&map->bad, 1);
+	if (first_pfn / REFPOOL_BLOCK_PAGES >= MAP_BLOCKS ||
+	    !atomic_compare_exchange_strong(&map->owner_of[first_pfn / REFPOOL_BLOCK_PAGES],
+					    &expected, NULL))
+		atomic_fetch_add(&map->bad, 1);
+	atomic_store(&map->last_released, first_pfn);
+	atomic_store(&map->last_release_arg, owner_arg);
+}
+
+static void map_owner_gone(struct refpool *pool, void *owner_arg, void *ctx)
+{
+	struct owner_map *map = ctx;
+
+	(void)pool;
+	for (int b = 0; b < MAP_BLOCKS; b++)
+		if (atomic_load(&map->owner_of[b]) == owner_arg)
+			atomic_fetch_add(&map->blocks_at_gone, 1);
+	atomic_store(&map->gone_arg, owner_arg);
+}
+
+static void watch_owners(struct pool_probe *probe, struct owner_map *map)
+{
+	probe->on_adopt = map_adopt;
+	probe->on_release = map_release;
+	probe->on_owner_gone = map_owner_gone;
+	probe->ctx = map;
+}
+
+static void *owner_of_page(struct owner_map *map, struct refpool *pool, struct refpool_page *page)
+{
+	return atomic_load(&map->owner_of[refpool_page_to_pfn(pool, page) / REFPOOL_BLOCK_PAGES]);
+}
+
+static struct refpool_owner *new_owner(struct refpool *pool, void *arg)
+{
+	struct refpool_owner *owner = NULL;
+
+	ck_assert_int_eq(refpool_owner_create(pool, arg, &owner), 0);
+	return owner;
+}
+
+/* Owned pages come from blocks adopted for their owner only, never from the
+ * unowned free pages, and two owners never share a block. */
+START_TEST(test_owned_pages_come_from_adopted_blocks)
+{
+	static int tag_a, tag_b;
+	struct owner_map map = { 0 };
+	struct pool_probe probe = { 0 };
+	struct refpool *pool = make_pool(&probe, 2 * CHUNK_2M, 8 * CHUNK_2M);
+	struct refpool_owner *a = new_owner(pool, &tag_a), *b = new_owner(pool, &tag_b);
+	struct refpool_page *unowned[40], *pa[700], *pb[700];
+
+	watch_owners(&probe, &map);
+	for (int i = 0; i < 40; i++)
+		ck_assert_int_eq(refpool_alloc(pool, &unowned[i]), 0);
+	for (int i = 0; i < 20; i++)		/* free single pages in slot and chunk */
+		refpool_put(pool, unowned[i]);
+	for (int i = 0; i < 700; i++) {
+		ck_assert_int_eq(refpool_alloc_owned(pool, a, &pa[i]), 0);
+		ck_assert_int_eq(refpool_alloc_owned(pool, b, &pb[i]), 0);
+		ck_assert_uint_eq(page_count(pa[i]), 1);
+		ck_assert_ptr_eq(owner_of_page(&map, pool, pa[i]), &tag_a);
+		ck_assert_ptr_eq(owner_of_page(&map, pool, pb[i]), &tag_b);
+	}
+	ck_assert_uint_eq(atomic_load(&probe.adopts), 4);
+	ck_assert_uint_eq(atomic_load(&probe.releases), 0);
+	ck_assert_uint_eq(stats_of(pool).pages_used, 20 + 1400);
+	for (int i = 0; i < 20; i++) {		/* unowned pages stay out of owned blocks */
+		ck_assert_ptr_null(owner_of_page(&map, pool, unowned[20 + i]));
+		ck_assert_int_eq(refpool_alloc(pool, &unowned[i]), 0);
+		ck_assert_ptr_null(owner_of_page(&map, pool, unowned[i]));
+	}
+	for (int i = 0; i < 700; i++) {
+		refpool_put(pool, pa[i]);
+		refpool_put(pool, pb[i]);
+	}
+	for (int i = 0; i < 40; i++)
+		refpool_put(pool, unowned[i]);
+	ck_assert_uint_eq(atomic_load(&probe.releases), 4);
+	ck_assert_uint_eq(stats_of(pool).pages_used, 0);
+	ck_assert_int_eq(atomic_load(&map.bad), 0);
+	refpool_owner_put(a);
+	refpool_owner_put(b);
+	ck_assert_uint_eq(atomic_load(&probe.owners_gone), 2);
+	kill_cleanly(pool, &probe);
+}
+END_TEST
+
+/* The put of a block's last page releases it, not earlier, and then any
+ * owner may adopt it. */
+START_TEST(test_last_free_page_releases_the_block)
+{
+	static int tag_a, tag_b;
+	struct owner_map map = { 0 };
+	struct pool_probe probe = { 0 };
+	struct refpool *pool = make_pool(&probe, CHUNK_2M, CHUNK_2M);
+	struct refpool_owner *a = new_owner(pool, &tag_a), *b = new_owner(pool, &tag_b);
+	struct refpool_page *held[REFPOOL_BLOCK_PAGES], *extra;
+
+	watch_owners(&probe, &map);
+	for (uint32_t i = 0; i < REFPOOL_BLOCK_PAGES; i++)
+		ck_assert_int_eq(refpool_alloc_owned(pool, a, &held[i]), 0);
+	ck_assert_uint_eq(atomic_load(&probe.adopts), 1);
+	ck_assert_int_eq(refpool_alloc_owned(pool, b, &extra), -ENOMEM);
+	for (uint32_t i = 0; i < REFPOOL_BLOCK_PAGES - 1; i++)
+		refpool_put(pool, held[i]);
+	ck_assert_uint_eq(atomic_load(&probe.releases), 0);
+	ck_assert_int_eq(refpool_alloc_owned(pool, b, &extra), -ENOMEM);
+	/* a's free pages serve a again without a new block */
+	ck_assert_int_eq(refpool_alloc_owned(pool, a, &held[0]), 0);
+	ck_assert_uint_eq(atomic_load(&probe.adopts), 1);
+	refpool_put(pool, held[0]);
+	refpool_put(pool, held[REFPOOL_BLOCK_PAGES - 1]);
+	ck_assert_uint_eq(atomic_load(&probe.releases), 1);
+	ck_assert_uint_eq(atomic_load(&map.last_released), 0);
+	ck_assert_ptr_eq(atomic_load(&map.last_release_arg), &tag_a);
+	ck_assert_uint_eq(atomic_load(&probe.frees), REFPOOL_BLOCK_PAGES + 1);
+
+	ck_assert_int_eq(refpool_alloc_owned(pool, b, &extra), 0);
+	ck_assert_uint_eq(atomic_load(&probe.adopts), 2);
+	ck_assert_uint_eq(atomic_load(&map.last_adopted), 0);
+	ck_assert_ptr_eq(owner_of_page(&map, pool, extra), &tag_b);
+	refpool_put(pool, extra);
+	ck_assert_uint_eq(atomic_load(&probe.releases), 2);
+	ck_assert_int_eq(atomic_load(&map.bad), 0);
+	refpool_owner_put(a);
+	refpool_owner_put(b);
+	kill_cleanly(pool, &probe);
+}
+END_TEST
+
+/* owner_gone once the creator put the owner and its last block went. */
+START_TEST(test_owner_goes_after_put_and_last_release)
+{
+	static int tag_a, tag_c;
+	struct owner_map map = { 0 };
+	struct pool_probe probe = { 0 };
+	struct refpool *pool = make_pool(&probe, CHUNK_2M, 2 * CHUNK_2M);
+	struct refpool_owner *a = new_owner(pool, &tag_a), *c = new_owner(pool, &tag_c);
+	struct refpool_page *p1, *p2;
+
+	watch_owners(&probe, &map);
+	ck_assert_int_eq(refpool_alloc_owned(pool, a, &p1), 0);
+	ck_assert_int_eq(refpool_alloc_block_owned(pool, a, &p2), 0);
+	refpool_owner_put(a);
+	ck_assert_uint_eq(atomic_load(&probe.owners_gone), 0);
+	refpool_put(pool, p1);
+	ck_assert_uint_eq(atomic_load(&probe.releases), 1);
+	ck_assert_uint_eq(atomic_load(&probe.owners_gone), 0);	/* the block at p2 */
+	refpool_put_block(pool, p2);
+	ck_assert_uint_eq(atomic_load(&probe.releases), 2);
+	ck_assert_uint_eq(atomic_load(&probe.owners_gone), 1);
+	ck_assert_ptr_eq(atomic_load(&map.gone_arg), &tag_a);
+	ck_assert_int_eq(atomic_load(&map.blocks_at_gone), 0);
+
+	/* an owner that never held a block goes with its creator's put */
+	refpool_owner_put(c);
+	ck_assert_uint_eq(atomic_load(&probe.owners_gone), 2);
+	ck_assert_ptr_eq(atomic_load(&map.gone_arg), &tag_c);
+	kill_cleanly(pool, &probe);
+}
+END_TEST
+
+/* A whole owned block, put whole or page by page, released once. */
+START_TEST(test_owned_block_is_whole_and_released_by_its_puts)
+{
+	static int tag_a;
+	struct owner_map map = { 0 };
+	struct pool_probe probe = { 0 };
+	struct refpool *pool = make_pool(&probe, CHUNK_2M, 2 * CHUNK_2M);
+	struct refpool_owner *a = new_owner(pool, &tag_a);
+	struct refpool_page *block, *single, *b1, *b2;
+
+	watch_owners(&probe, &map);
+	ck_assert_int_eq(refpool_alloc_block_owned(pool, a, &block), 0);
+	ck_assert_uint_eq(refpool_page_to_pfn(pool, block) % REFPOOL_BLOCK_PAGES, 0);
+	ck_assert_uint_eq(atomic_load(&map.last_adopted), refpool_page_to_pfn(pool, block));
+	for (uint32_t p = 0; p < REFPOOL_BLOCK_PAGES; p++)
+		ck_assert_uint_eq(page_count(&block[p]), 1);
+	ck_assert_uint_eq(stats_of(pool).pages_used, REFPOOL_BLOCK_PAGES);
+	/* the block has no free page: a single page needs a block of its own */
+	ck_assert_int_eq(refpool_alloc_owned(pool, a, &single), 0);
+	ck_assert_uint_eq(atomic_load(&probe.adopts), 2);
+	ck_assert_uint_ne(refpool_page_to_pfn(pool, single) / REFPOOL_BLOCK_PAGES,
+			  refpool_page_to_pfn(pool, block) / REFPOOL_BLOCK_PAGES);
+	refpool_put(pool, single);
+	ck_assert_uint_eq(atomic_load(&probe.releases), 1);
+	refpool_put_block(pool, block);
+	ck_assert_uint_eq(atomic_load(&probe.releases), 2);
+	ck_assert_uint_eq(atomic_load(&map.last_released), refpool_page_to_pfn(pool, block));
+	ck_assert_uint_eq(stats_of(pool).pages_used, 0);
+
+	/* split: put page by page, released with the last */
+	ck_assert_int_eq(refpool_alloc_block_owned(pool, a, &block), 0);
+	for (uint32_t p = 0; p < REFPOOL_BLOCK_PAGES - 1; p++)
+		refpool_put(pool, &block[p]);
+	ck_assert_uint_eq(atomic_load(&probe.releases), 2);
+	refpool_put(pool, &block[REFPOOL_BLOCK_PAGES - 1]);
+	ck_assert_uint_eq(atomic_load(&probe.releases), 3);
+
+	/* both blocks are whole and unowned again */
+	ck_assert_int_eq(refpool_alloc_block(pool, &b1), 0);
+	ck_assert_int_eq(refpool_alloc_block(pool, &b2), 0);
+	refpool_put_block(pool, b1);
+	refpool_put_block(pool, b2);
+	ck_assert_int_eq(atomic_load(&map.bad), 0);
+	refpool_owner_put(a);
+	kill_cleanly(pool, &probe);
+}
+END_TEST
+
+START_TEST(test_owned_alloc_needs_a_whole_free_block)
+{
+	static int tag_a;
+	struct pool_probe probe = { 0 };
+	struct refpool *pool = make_pool(&probe, CHUNK_2M, CHUNK_2M);
+	struct refpool_owner *a = new_owner(pool, &tag_a);
+	struct refpool_page *single, *page;
+
+	/* the only block is split for a single page, which is freed again */
+	ck_assert_int_eq(refpool_alloc(pool, &single), 0);
+	refpool_put(pool, single);
+	ck_assert_int_eq(refpool_alloc_owned(pool, a, &page), -ENOMEM);
+	ck_assert_int_eq(refpool_alloc_block_owned(pool, a, &page), -ENOMEM);
+	ck_assert_uint_eq(atomic_load(&probe.adopts), 0);
+	ck_assert_uint_eq(stats_of(pool).pages_used, 0);
+	ck_assert_int_eq(refpool_alloc(pool, &single), 0);
+	refpool_put(pool, single);
+	refpool_owner_put(a);
+	kill_cleanly(pool, &probe);
+}
+END_TEST
+
+/* A failed adoption leaves the block free, whole and unowned. */
+START_TEST(test_failed_adoption_leaves_the_block_free)
+{
+	static int tag_a;
+	struct owner_map map = { .fail_adopts = 2 };
+	struct pool_probe probe = { 0 };
+	struct refpool *pool = make_pool(&probe, CHUNK_2M, CHUNK_2M);
+	struct refpool_owner *a = new_owner(pool, &tag_a);
+	struct refpool_page *page, *block;
+
+	watch_owners(&probe, &map);
+	ck_assert_int_eq(refpool_alloc_owned(pool, a, &page), -EIO);
+	ck_assert_int_eq(refpool_alloc_block_owned(pool, a, &block), -EIO);
+	ck_assert_uint_eq(atomic_load(&probe.adopts), 0);
+	ck_assert_uint_eq(atomic_load(&probe.releases), 0);
+	ck_assert_uint_eq(stats_of(pool).pages_used, 0);
+	ck_assert_uint_eq(stats_of(pool).chunks, 1);
+	ck_assert_int_eq(refpool_alloc_block(pool, &block), 0);
+	ck_assert_uint_eq(refpool_page_to_pfn(pool, block), 0);
+	refpool_put_block(pool, block);
+	ck_assert_int_eq(refpool_alloc_owned(pool, a, &page), 0);
+	ck_assert_uint_eq(refpool_page_to_pfn(pool, page), 0);
+	refpool_put(pool, page);
+	ck_assert_uint_eq(atomic_load(&probe.releases), 1);
+	ck_assert_int_eq(atomic_load(&map.bad), 0);
+	refpool_owner_put(a);
+	kill_cleanly(pool, &probe);
+}
+END_TEST
+
+enum { EVICT_PUT = 1, EVICT_PUT_BLOCK, EVICT_WITH_BLOCK };
+
+static void evict_owned(struct refpool *pool, struct refpool_page *page, void *ctx)
+{
+	struct owner_map *map = ctx;
+
+	switch (page->owner) {
+	case EVICT_PUT:
+		refpool_put(pool, page);
+		break;
+	case EVICT_PUT_BLOCK:
+		refpool_put_block(pool, page);
+		break;
+	default:	/* the block's first page put it already */
+		atomic_fetch_add(&map->bad, 1);
+	}
+}
+
+/* The kill evicts owned pages in use, releases their blocks, and audits clean. */
+START_TEST(test_kill_releases_owned_blocks)
+{
+	static int tag_a, tag_b;
+	struct owner_map map = { 0 };
+	struct pool_probe probe = { 0 };
+	struct refpool *pool = make_pool(&probe, 2 * CHUNK_2M, 8 * CHUNK_2M);
+	struct refpool_owner *a = new_owner(pool, &tag_a), *b = new_owner(pool, &tag_b);
+	struct refpool_page *pa[600], *block, *pb;
+	unsigned long in_use = 0;
+
+	watch_owners(&probe, &map);
+	for (int i = 0; i < 600; i++) {
+		ck_assert_int_eq(refpool_alloc_owned(pool, a, &pa[i]), 0);
+		pa[i]->owner = EVICT_PUT;
+	}
+	for (int i = 0; i < 600; i += 3)	/* free pages in blocks still owned */
+		refpool_put(pool, pa[i]);
+	in_use += 400;
+	ck_assert_int_eq(refpool_alloc_block_owned(pool, b, &block), 0);
+	block->owner = EVICT_PUT_BLOCK;
+	for (uint32_t p = 1; p < REFPOOL_BLOCK_PAGES; p++)
+		block[p].owner = EVICT_WITH_BLOCK;
+	in_use += 1;				/* one eviction for the block */
+	for (int i = 0; i < 100; i++) {
+		ck_assert_int_eq(refpool_alloc_owned(pool, b, &pb), 0);
+		pb->owner = EVICT_PUT;
+		in_use++;
+	}
+	ck_assert_uint_eq(atomic_load(&probe.adopts), 4);
+	refpool_owner_put(a);			/* a goes during the kill, b after */
+
+	probe.on_evict = evict_owned;
+	ck_assert_int_eq(refpool_kill(pool), 0);
+	ck_assert_uint_eq(atomic_load(&probe.evictions), in_use);
+	ck_assert_uint_eq(atomic_load(&probe.releases), 4);
+	ck_assert_uint_eq(atomic_load(&probe.owners_gone), 1);
+	ck_assert_uint_eq(atomic_load(&probe.violations), 0);
+	ck_assert_int_eq(atomic_load(&map.bad), 0);
+	ck_assert_int_eq(refpool_alloc_owned(pool, b, &pb), -ENODEV);
+	refpool_owner_put(b);
+	ck_assert_uint_eq(atomic_load(&probe.owners_gone), 2);
+	refpool_destroy(pool);
+}
+END_TEST
+
+struct slow_release_ctx {
+	struct late_put_ctx late;	/* first: evict_asynchronously() takes it */
+	atomic_int released;
+};
+
+static void release_slowly(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *ctx)
+{
+	struct slow_release_ctx *slow = ctx;
+
+	(void)pool;
+	(void)first_pfn;
+	(void)owner_arg;
+	usleep(100 * 1000);
+	atomic_store(&slow->released, 1);
+}
+
+/* The teardown's wait covers a release in progress: the freed page's chunk
+ * reference goes only after its block is back on the chunk's lists. */
+START_TEST(test_kill_waits_for_a_release_in_progress)
+{
+	static int tag_a;
+	struct slow_release_ctx slow = { 0 };
+	struct pool_probe probe = { .on_evict = evict_asynchronously,
+				    .on_release = release_slowly, .ctx = &slow };
+	struct refpool *pool = make_pool(&probe, CHUNK_2M, CHUNK_2M);
+	struct refpool_owner *a = new_owner(pool, &tag_a);
+	struct refpool_page *page;
+
+	ck_assert_int_eq(refpool_alloc_owned(pool, a, &page), 0);
+	refpool_owner_put(a);
+	ck_assert_int_eq(refpool_kill(pool), 0);
+	ck_assert_int_eq(atomic_load(&slow.released), 1);
+	ck_assert_uint_eq(atomic_load(&probe.owners_gone), 1);
+	pthread_join(slow.late.thread, NULL);
+	ck_assert_uint_eq(atomic_load(&probe.violations), 0);
+	refpool_destroy(pool);
+}
+END_TEST
+
+#define OWNED_ITERS 20000
+#define OWNED_HELD 256
+#define EXCHANGE_MAX 64
+
+struct owned_stress {
+	struct refpool *pool;
+	struct pool_probe probe;
+	struct owner_map map;
+	struct refpool_owner *owners[2];
+	int tags[2];
+	pthread_mutex_t exchange_lock;	/* pages one thread hands the other to put */
+	struct refpool_page *exchange[EXCHANGE_MAX];
+	int nexchange;
+	atomic_int corrupt;
+	_Atomic unsigned long enomem;
+};
+
+struct owned_worker {
+	struct owned_stress *st;
+	unsigned int seed;
+	struct refpool_page *held[OWNED_HELD];
+	int nheld;
+	bool has_block;
+};
+
+static void owned_put_page(struct owned_stress *st, struct refpool_page *page)
+{
+	if (page->owner != refpool_page_to_pfn(st->pool, page) + 1 ||
+	    !page_holds(st->pool, page, page->owner))
+		atomic_store(&st->corrupt, 1);
+	refpool_put(st->pool, page);
+}
+
+static void owned_take(struct owned_worker *w, struct refpool_page *page, int who)
+{
+	struct owned_stress *st = w->st;
+
+	if (owner_of_page(&st->map, st->pool, page) != &st->tags[who])
+		atomic_fetch_add(&st->map.bad, 1);
+	page->owner = refpool_page_to_pfn(st->pool, page) + 1;
+	fill_page(st->pool, page, page->owner);
+	w->held[w->nheld++] = page;
+}
+
+static void owned_drop_one(struct owned_worker *w)
+{
+	struct owned_stress *st = w->st;
+	int i = rand_r(&w->seed) % w->nheld;
+	struct refpool_page *page = w->held[i];
+
+	w->held[i] = w->held[--w->nheld];
+	if (rand_r(&w->seed) % 8 == 0) {
+		pthread_mutex_lock(&st->exchange_lock);
+		if (st->nexchange < EXCHANGE_MAX) {
+			st->exchange[st->nexchange++] = page;
+			page = NULL;
+		}
+		pthread_mutex_unlock(&st->exchange_lock);
+	}
+	if (page)
+		owned_put_page(st, page);
+}
+
+static void owned_put_exchanged(struct owned_stress *st)
+{
+	struct refpool_page *page = NULL;
+
+	pthread_mutex_lock(&st->exchange_lock);
+	if (st->nexchange)
+		page = st->exchange[--st->nexchange];
+	pthread_mutex_unlock(&st->exchange_lock);
+	if (page)
+		owned_put_page(st, page);
+}
+
+static void owned_block_round(struct owned_worker *w, int who)
+{
+	struct owned_stress *st = w->st;
+	struct refpool_page *block;
+	int ret = refpool_alloc_block_owned(st->pool, st->owners[who], &block);
+
+	if (ret) {
+		atomic_fetch_add(&st->enomem, ret == -ENOMEM);
+		if (ret != -ENOMEM)
+			atomic_store(&st->corrupt, 1);
+		return;
+	}
+	if (owner_of_page(&st->map, st->pool, block) != &st->tags[who])
+		atomic_fetch_add(&st->map.bad, 1);
+	fill_page(st->pool, &block[REFPOOL_BLOCK_PAGES - 1], 77);
+	if (!page_holds(st->pool, &block[REFPOOL_BLOCK_PAGES - 1], 77))
+		atomic_store(&st->corrupt, 1);
+	refpool_put_block(st->pool, block);
+}
+
+static void *owned_worker_run(void *arg)
+{
+	struct owned_worker *w = arg;
+	struct owned_stress *st = w->st;
+
+	for (int i = 0; i < OWNED_ITERS; i++) {
+		int who = rand_r(&w->seed) % 2, op = rand_r(&w->seed) % 64;
+		struct refpool_page *page;
+		int ret;
+
+		if (op == 0) {
+			owned_block_round(w, who);
+		} else if (op < 8) {
+			owned_put_exchanged(st);
+		} else if (w->nheld && (w->nheld == OWNED_HELD || op < 34)) {
+			owned_drop_one(w);
+		} else {
+			ret = refpool_alloc_owned(st->pool, st->owners[who], &page);
+			if (!ret)
+				owned_take(w, page, who);
+			else if (ret == -ENOMEM)
+				atomic_fetch_add(&st->enomem, 1);
+			else
+				atomic_store(&st->corrupt, 1);
+		}
+	}
+	while (w->nheld)
+		owned_put_page(st, w->held[--w->nheld]);
+	return NULL;
+}
+
+/* Two threads allocate from two owners, put their own and each other's pages. */
+START_TEST(test_owned_alloc_and_put_from_two_threads)
+{
+	struct owned_stress *st = calloc(1, sizeof(*st));
+	struct owned_worker w[2] = { { .st = st, .seed = 1 }, { .st = st, .seed = 2 } };
+	pthread_t t[2];
+
+	st->pool = make_pool(&st->probe, CHUNK_2M, 32 * CHUNK_2M);
+	watch_owners(&st->probe, &st->map);
+	pthread_mutex_init(&st->exchange_lock, NULL);
+	for (int i = 0; i < 2; i++)
+		st->owners[i] = new_owner(st->pool, &st->tags[i]);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, owned_worker_run, &w[i]), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	while (st->nexchange)
+		owned_put_exchanged(st);
+
+	ck_assert_int_eq(atomic_load(&st->corrupt), 0);
+	ck_assert_int_eq(atomic_load(&st->map.bad), 0);
+	ck_assert_uint_gt(atomic_load(&st->probe.adopts), 2);
+	ck_assert_uint_eq(atomic_load(&st->probe.releases), atomic_load(&st->probe.adopts));
+	ck_assert_uint_eq(stats_of(st->pool).pages_used, 0);
+	for (int b = 0; b < MAP_BLOCKS; b++)
+		ck_assert_ptr_null(atomic_load(&st->map.owner_of[b]));
+	for (int i = 0; i < 2; i++)
+		refpool_owner_put(st->owners[i]);
+	ck_assert_uint_eq(atomic_load(&st->probe.owners_gone), 2);
+	fprintf(stderr, "owned stress: %lu adoptions, %lu ENOMEM\n",
+		atomic_load(&st->probe.adopts), atomic_load(&st->enomem));
+	kill_cleanly(st->pool, &st->probe);
+	pthread_mutex_destroy(&st->exchange_lock);
+	free(st);
+}
+END_TEST
+
 static void pin_to_cpu0(void)
 {
 	pin_self(0);
@@ -640,6 +1213,7 @@ static Suite *refpool_suite(void)
 	TCase *life = tcase_create("lifecycle");
 	TCase *teardown = tcase_create("teardown");
 	TCase *limits = tcase_create("limits");
+	TCase *owners = tcase_create("owners");
 
 	/* LIFO reuse is per CPU: the tests that expect a page back stay on one. */
 	tcase_add_checked_fixture(life, pin_to_cpu0, NULL);
@@ -668,6 +1242,17 @@ static Suite *refpool_suite(void)
 	tcase_add_test(limits, test_blocks_and_single_pages_share_the_limit);
 	tcase_add_test(teardown, test_teardown_evicts_a_block_in_use);
 	suite_add_tcase(s, limits);
+
+	tcase_add_test(owners, test_owned_pages_come_from_adopted_blocks);
+	tcase_add_test(owners, test_last_free_page_releases_the_block);
+	tcase_add_test(owners, test_owner_goes_after_put_and_last_release);
+	tcase_add_test(owners, test_owned_block_is_whole_and_released_by_its_puts);
+	tcase_add_test(owners, test_owned_alloc_needs_a_whole_free_block);
+	tcase_add_test(owners, test_failed_adoption_leaves_the_block_free);
+	tcase_add_test(owners, test_kill_releases_owned_blocks);
+	tcase_add_test(owners, test_kill_waits_for_a_release_in_progress);
+	tcase_add_test(owners, test_owned_alloc_and_put_from_two_threads);
+	suite_add_tcase(s, owners);
 	return s;
 }
 
