@@ -40,6 +40,7 @@ static const struct {
 	[ZMSG_XMAP] = { "xmap", sizeof(struct zmsg_xmap) },
 	[ZMSG_XMAP_DONE] = { "xmap-done", sizeof(struct zmsg_xmap) },
 	[ZMSG_XMOVED] = { "xmoved", sizeof(struct zmsg_req) },
+	[ZMSG_RESCUE] = { "rescue", sizeof(struct zmsg_req) },
 };
 
 void zmsg_init(union zmsg *m, enum zmsg_type type, uint64_t seq)

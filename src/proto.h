@@ -36,6 +36,11 @@
  *   XMOVED   -> REPLY           on a second connection (HELLO with ZHELLO_AUX):
  *            was addr moved by mremap while exclusive? status 0 and the
  *            protection to restore in cpages, or -ENOENT
+ *   RESCUE   -> REPLY + fd      what the client keeps to take its device pages
+ *            back if zdevd dies (rescue_layout.h): arg RESCUE_TABLE (cpages =
+ *            the pages of each device), RESCUE_STORE of a device it opened
+ *            (cpages = the store's id), RESCUE_UFFD (a fork child's own uffd,
+ *            which only zdevd held)
  */
 
 #include <stdbool.h>
@@ -72,6 +77,7 @@ enum zmsg_type {
 	ZMSG_XMAP,
 	ZMSG_XMAP_DONE,
 	ZMSG_XMOVED,
+	ZMSG_RESCUE,
 	ZMSG_TYPE_END,
 };
 
@@ -130,6 +136,13 @@ struct zmsg_req {
 	uint64_t npages;
 	uint64_t buf;		/* READ/WRITE/SNAPSHOT: the client buffer */
 	uint64_t arg;
+};
+
+/* RESCUE: what arg asks for */
+enum zrescue_what {
+	RESCUE_TABLE = 1,
+	RESCUE_STORE,
+	RESCUE_UFFD,
 };
 
 /* ZAP: the daemon asks; ZAPPED: the client answers (status = madvise result). */

@@ -30,6 +30,7 @@
 #include "zdev.h"
 #include "zdevd/parallel.h"
 #include "zdevd/vmas.h"
+#include "zdevd/rescue.h"
 #include "zdevd/zmm.h"
 
 #define PAGE 4096ul
@@ -159,8 +160,10 @@ static void forget_run_locked(struct zmm *mm, uint64_t vpn, uint64_t n, uint64_t
 	const unsigned int dev = e_dev(e);
 	struct refpool *pool = mm->d->dev[dev].pool;
 
-	for (uint64_t i = 0; i < n; i++)
+	for (uint64_t i = 0; i < n; i++) {
 		ptable_set(&mm->pt, vpn + i, 0);
+		rescue_forget(mm, dev, e_pfn(e) + (uint32_t)i);
+	}
 	if ((e & E_HUGE) && n == WINDOW_PAGES)
 		refpool_put_block(pool, refpool_pfn_to_page(pool, e_pfn(e)));
 	else
@@ -336,6 +339,8 @@ static bool drop_entry(uint64_t vpn, uint64_t *e, void *arg)
 	 * pages stay. An unmap ends the migration of what it covers. */
 	if ((*e & E_BUSY) && !ctx->unmap)
 		return true;
+	if (*e & E_DEVPRIV)
+		rescue_forget(mm, e_dev(*e), e_pfn(*e));
 	if ((*e & (E_DEVPRIV | E_HUGE)) == (E_DEVPRIV | E_HUGE)) {
 		/* The edges were split first: this THP goes whole, its block
 		 * with its first page. */
@@ -411,10 +416,14 @@ void uffd_dev_on_remap(struct zmm *mm, uint64_t from, uint64_t to, uint64_t len)
 	pthread_mutex_lock(&mm->lock);
 	split_edges_locked(mm, vpn_of(from), vpn_of(from + len));
 	ptable_walk(&mm->pt, vpn_of(from), vpn_of(from + len), collect_entry, &ctx);
-	for (size_t i = 0; i < ctx.n; i += 2)
-		if (ptable_set(&mm->pt, (uint64_t)((int64_t)ctx.moved[i] + ctx.delta),
-			       ctx.moved[i + 1]))
+	for (size_t i = 0; i < ctx.n; i += 2) {
+		const uint64_t to_vpn = (uint64_t)((int64_t)ctx.moved[i] + ctx.delta), e = ctx.moved[i + 1];
+
+		if (ptable_set(&mm->pt, to_vpn, e))
 			ctx.err = -ENOMEM;
+		else if (e & E_DEVPRIV)
+			rescue_note(mm, e_dev(e), e_pfn(e), to_vpn);
+	}
 	pthread_mutex_unlock(&mm->lock);
 	if (ctx.err)
 		zdev_err("pid %d: mremap: lost track of pages: %s", (int)mm->pid,
@@ -447,6 +456,7 @@ static bool share_entry(uint64_t vpn, uint64_t *e, void *arg)
 		return true;
 	}
 	refpool_get(ctx->parent->d->dev[e_dev(child_e)].pool, entry_page(ctx->parent, child_e));
+	rescue_note(ctx->child, e_dev(child_e), e_pfn(child_e), vpn);
 	atomic_fetch_add_explicit(&ctx->child->cnt[e_dev(child_e)].device_pages, 1,
 				  memory_order_relaxed);
 	return true;
@@ -750,9 +760,16 @@ static int alloc_device_pages(struct zmm *mm, unsigned int dev, const struct vma
 	/* The client's own limit on this device acts as a smaller pool. */
 	uint64_t budget = !limit ? UINT64_MAX : held < limit ? limit - held : 0;
 	uint8_t *thp = NULL;
+	struct zstore *store;
 	bool blocks = true;
 	int ret;
 
+	/* The process's pages go into its own store only (rescue.c). */
+	pthread_mutex_lock(&mm->lock);
+	ret = rescue_store_get_locked(mm, dev, &store);
+	pthread_mutex_unlock(&mm->lock);
+	if (ret)
+		return ret;
 	if (npages >= WINDOW_PAGES) {
 		thp = calloc(npages, 1);
 		if (!thp)
@@ -774,7 +791,7 @@ static int alloc_device_pages(struct zmm *mm, unsigned int dev, const struct vma
 		pthread_mutex_unlock(&mm->lock);
 		if (fail_once)
 			continue;
-		ret = refpool_alloc_block(pool, &block);
+		ret = refpool_alloc_block_owned(pool, store->owner, &block);
 		if (ret) {
 			blocks = false;
 			continue;
@@ -791,7 +808,7 @@ static int alloc_device_pages(struct zmm *mm, unsigned int dev, const struct vma
 	for (uint64_t i = 0; i < npages; i++) {
 		if (sel[i] != SEL_PAGE)
 			continue;
-		ret = budget ? refpool_alloc(pool, &pages[i]) : -ENOMEM;
+		ret = budget ? refpool_alloc_owned(pool, store->owner, &pages[i]) : -ENOMEM;
 		if (ret == -ENOMEM) {
 			*oom = true;
 			break;
@@ -899,9 +916,15 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 			goto out_unprotect;
 
 		/* Zap each run of copied pages; the client's madvise raises
-		 * REMOVE events that leave our busy pages alone. */
-		for (uint64_t i = 0; i < npages; i++)
+		 * REMOVE events that leave our busy pages alone. The rescue
+		 * table names each page before its zap: from then on only the
+		 * device has it. */
+		for (uint64_t i = 0; i < npages; i++) {
 			copied[i] = pages[i] != NULL;
+			if (copied[i])
+				rescue_note(mm, dev, refpool_page_to_pfn(pool, pages[i]),
+					    vpn_of(addr) + i);
+		}
 		for (uint64_t s = 0, e = 0; next_run(copied, npages, &s, &e);) {
 			ret = zap(zap_ctx, addr + s * PAGE, (e - s) * PAGE);
 			if (ret)
@@ -926,6 +949,7 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 		if (pages[i]) {
 			if (!(e & E_BUSY)) {
 				/* Unmapped while we copied: the data went with it. */
+				rescue_forget(mm, dev, refpool_page_to_pfn(pool, pages[i]));
 				refpool_put(pool, pages[i]);
 				pages[i] = NULL;
 				continue;
@@ -965,6 +989,10 @@ out_unbusy:
 	for (uint64_t i = 0; i < npages; i++) {
 		uint64_t vpn = vpn_of(addr + i * PAGE), e = ptable_get(&mm->pt, vpn);
 
+		/* Given up before or during the zaps (a failed copy, or a
+		 * client that stopped answering): the device copies go. */
+		if (pages[i])
+			rescue_forget(mm, dev, refpool_page_to_pfn(pool, pages[i]));
 		if (pages[i] && sel[i] == SEL_HUGE && !(vpn & (WINDOW_PAGES - 1)))
 			refpool_put_block(pool, pages[i]);
 		else if (pages[i] && sel[i] != SEL_HUGE)

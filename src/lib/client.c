@@ -21,6 +21,7 @@
 
 #include "client.h"
 #include "exclusive.h"
+#include "rescue.h"
 #include "uffd_compat.h"
 #include "uffd_probe.h"
 
@@ -33,10 +34,14 @@ static _Atomic pid_t forking_pid;
 /* Sends a request and waits for its answer, doing the zaps a migration asks
  * for and the exclusive-map changes zdevd asks for in between. Caller holds
  * c->lock. */
-int zclient_call(struct zclient *c, union zmsg *req, union zmsg *rep, int fd)
+int zclient_call_fd(struct zclient *c, union zmsg *req, union zmsg *rep, int fd, int *rep_fd)
 {
 	int ret, type;
 
+	if (rep_fd)
+		*rep_fd = -1;
+	if (zrescue_daemon_lost())
+		return -ENODEV;
 	req->hdr.seq = ++c->seq;
 	ret = zmsg_send(c->sock, req, fd);
 	if (ret)
@@ -45,7 +50,9 @@ int zclient_call(struct zclient *c, union zmsg *req, union zmsg *rep, int fd)
 		int rfd = -1;
 
 		type = zmsg_recv(c->sock, rep, &rfd);
-		if (rfd >= 0)
+		if (rfd >= 0 && rep_fd && type == ZMSG_REPLY)
+			*rep_fd = rfd;
+		else if (rfd >= 0)
 			close(rfd);
 		if (type < 0)
 			return type;
@@ -69,9 +76,17 @@ int zclient_call(struct zclient *c, union zmsg *req, union zmsg *rep, int fd)
 		if (ret)
 			return ret;
 	}
-	if (rep->hdr.seq != req->hdr.seq)
+	if (rep->hdr.seq != req->hdr.seq) {
+		if (rep_fd && *rep_fd >= 0)
+			close(*rep_fd);
 		return -EPROTO;
+	}
 	return type;
+}
+
+int zclient_call(struct zclient *c, union zmsg *req, union zmsg *rep, int fd)
+{
+	return zclient_call_fd(c, req, rep, fd, NULL);
 }
 
 static int make_uffd(int devnode)
@@ -147,8 +162,12 @@ static int hand_over_uffd(struct zclient *c, const struct zmsg_hello_ok *ok, int
 	munmap(proof, 4096);
 	if (ret >= 0)
 		ret = ret == ZMSG_REPLY ? rep.reply.status : -EPROTO;
+	/* Kept: if zdevd dies, ours keeps the registrations (and so the
+	 * device pages' faults) waiting for the rescue instead of reading
+	 * zeros. */
+	if (!ret && zrescue_keep_uffd(uffd))
+		return 0;
 out_close:
-	/* zdevd holds the uffd now; ours would only keep it alive. */
 	close(uffd);
 	return ret;
 }
@@ -207,6 +226,8 @@ int zclient_get(const char *path, struct zclient **out)
 	bool forked = false;
 	int ret;
 
+	if (zrescue_daemon_lost())
+		return -ENODEV;
 	pthread_mutex_lock(&sessions_lock);
 	c = current_client;
 	if (c && c->pid != getpid()) {
@@ -250,6 +271,8 @@ int zclient_get(const char *path, struct zclient **out)
 		zclient_free(c);
 		goto out_unlock;
 	}
+	/* Without it the process only loses crash survival. */
+	zrescue_attach(c);
 	current_client = c;
 	*out = c;
 out_unlock:
@@ -287,6 +310,7 @@ void zclient_atfork_child(void)
 	union zmsg m;
 	int fd;
 
+	zrescue_atfork_child();
 	if (!c)
 		return;
 	/* The parent's connection is the parent's. */

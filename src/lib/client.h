@@ -27,6 +27,8 @@ void zclient_put(struct zclient *c);
 
 /* One request and its reply (caller holds c->lock); returns the reply type. */
 int zclient_call(struct zclient *c, union zmsg *req, union zmsg *rep, int fd);
+/* The same; *rep_fd is the fd the REPLY carried, or -1. */
+int zclient_call_fd(struct zclient *c, union zmsg *req, union zmsg *rep, int fd, int *rep_fd);
 
 void zclient_atfork_prepare(void);
 void zclient_atfork_child(void);

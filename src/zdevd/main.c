@@ -19,6 +19,7 @@
 #include "uffd_compat.h"
 #include "uffd_dev.h"
 #include "uffd_probe.h"
+#include "zdevd/rescue.h"
 #include "zdevd/zmm.h"
 
 static const char usage[] =
@@ -129,7 +130,11 @@ static void evict_on_teardown(struct refpool *pool, struct refpool_page *page, v
 	zdev_warn("device page %u still in use at shutdown", refpool_page_to_pfn(pool, page));
 }
 
-static const struct refpool_ops device_ops = { .evict = evict_on_teardown };
+static const struct refpool_ops device_ops = {
+	.evict = evict_on_teardown,
+	.adopt_block = rescue_adopt_block,
+	.owner_gone = rescue_owner_gone,
+};
 
 static int create_devices(struct zdevd *d)
 {
@@ -145,6 +150,7 @@ static int create_devices(struct zdevd *d)
 
 		snprintf(name, sizeof(name), "dev%u", i);
 		d->dev[i].index = i;
+		d->dev[i].node = pc.node;
 		d->dev[i].d = d;
 		ret = refpool_create(&pc, &d->dev[i].pool);
 		if (ret) {
@@ -152,6 +158,9 @@ static int create_devices(struct zdevd *d)
 				i, strerror(-ret));
 			return ret;
 		}
+		ret = rescue_device_init(&d->dev[i], d->cfg.memory / PAGE_SIZE_4K);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
@@ -299,6 +308,7 @@ int main(int argc, char **argv)
 			continue;
 		}
 		refpool_destroy(d.dev[i].pool);
+		rescue_device_fini(&d.dev[i]);
 	}
 	return ret ? 1 : 0;
 }

@@ -27,6 +27,7 @@
 #include "zdevd/mirror_ops.h"
 #include "zdevd/proof.h"
 #include "zdevd/session.h"
+#include "zdevd/rescue.h"
 #include "zdevd/zmm.h"
 
 #define PAGE 4096ul
@@ -162,6 +163,48 @@ static int take_uffd(struct session *s, int fd, uint64_t proof_addr)
 }
 
 /* ---- requests ---- */
+
+/* RESCUE: the fd is sent with the reply; the mm keeps its own. */
+static int on_rescue(struct session *s, const struct zmsg_req *r)
+{
+	struct zmm *mm = s->mm;
+	struct zstore *store;
+	uint64_t info = 0;
+	int fd = -1, ret = 0;
+	union zmsg m;
+
+	if (!mm)
+		return reply_status(s, r->hdr.seq, -ENOTCONN, 0, 0);
+	switch (r->arg) {
+	case RESCUE_TABLE:
+		fd = mm->rescue_fd;
+		info = s->d->dev[0].dev_pages;
+		break;
+	case RESCUE_UFFD:
+		fd = mm->uffd;
+		break;
+	case RESCUE_STORE:
+		if (r->device >= s->d->cfg.ndevices)
+			return reply_status(s, r->hdr.seq, -ENODEV, 0, 0);
+		pthread_mutex_lock(&mm->lock);
+		ret = mm->open_devices & (1ull << r->device) ?
+			rescue_store_get_locked(mm, r->device, &store) : -EBADF;
+		pthread_mutex_unlock(&mm->lock);
+		if (!ret) {
+			fd = store->fd;
+			info = store->id;
+		}
+		break;
+	default:
+		ret = -EINVAL;
+	}
+	if (!ret && fd < 0)
+		ret = -EBADF;
+	zmsg_init(&m, ZMSG_REPLY, r->hdr.seq);
+	m.reply.status = ret;
+	m.reply.cpages = ret ? 0 : info;
+	return zmsg_send(s->sock, &m, ret ? -1 : fd);
+}
 
 /* Sends m to the client, in the middle of its request, and takes its
  * answer into m, which must be of type want: 0, or -errno. */
@@ -470,12 +513,12 @@ static int on_message(struct session *s, union zmsg *m, int type, int fd)
 	case ZMSG_OPEN: case ZMSG_CLOSE: case ZMSG_MIGRATE_TO_DEV: case ZMSG_MIGRATE_TO_SYS:
 	case ZMSG_READ: case ZMSG_WRITE: case ZMSG_SNAPSHOT: case ZMSG_RELEASE:
 	case ZMSG_SET_FLAGS: case ZMSG_STATS: case ZMSG_STATUS: case ZMSG_EXCLUSIVE:
-	case ZMSG_CHECK_EXCLUSIVE: case ZMSG_ATOMIC_ADD: case ZMSG_XMOVED:
+	case ZMSG_CHECK_EXCLUSIVE: case ZMSG_ATOMIC_ADD: case ZMSG_XMOVED: case ZMSG_RESCUE:
 		if (fd >= 0)
 			close(fd);
 		if (!s->hello && type != ZMSG_STATUS)
 			return -EPROTO;
-		return on_request(s, m, type);
+		return type == ZMSG_RESCUE ? on_rescue(s, &m->req) : on_request(s, m, type);
 	default:
 		/* A reply type, or ZAPPED out of turn. */
 		if (fd >= 0)

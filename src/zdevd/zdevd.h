@@ -24,8 +24,14 @@ struct zmm;
 
 struct zdev_device {
 	unsigned int index;
+	int node;
 	struct refpool *pool;
 	struct zdevd *d;
+	/* rescue.c: the pfns the device's memory has, and the id of the store
+	 * last mapped under each 2 MiB block (0: none) */
+	uint64_t dev_pages;
+	uint64_t nblocks;
+	_Atomic uint64_t *block_store;
 };
 
 struct zdevd_config {
@@ -70,6 +76,8 @@ struct zdevd {
 	struct zmm *mms;
 	struct zmm *unclaimed;		/* fork children, oldest first */
 	unsigned int nclients;
+
+	_Atomic uint64_t next_store_id;	/* rescue.c */
 
 	struct lat_hist fault_lat;
 	_Atomic uint64_t cpu_faults, pages_to_device, pages_to_system;

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "uffd_dev.h"
 #include "zdevd/proof.h"
+#include "zdevd/rescue.h"
 #include "zmm.h"
 
 /* The process's start time in clock ticks since boot (field 22 of stat), or 0. */
@@ -44,6 +45,7 @@ int zmm_create(struct zdevd *d, pid_t pid, uid_t uid, int uffd, struct zmm **out
 {
 	struct zmm *mm = calloc(1, sizeof(*mm));
 	char path[64];
+	int ret;
 
 	if (!mm)
 		return -ENOMEM;
@@ -55,16 +57,23 @@ int zmm_create(struct zdevd *d, pid_t pid, uid_t uid, int uffd, struct zmm **out
 	mm->pidfd = -1;
 	mm->pagemap_fd = -1;
 	mm->mem_fd = -1;
+	mm->rescue_fd = -1;
 	if (pid > 0) {
 		mm->start_time = proc_start_time(pid);
 		snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
 		mm->pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (mm->pagemap_fd < 0) {
-			int ret = -errno;
-
+			ret = -errno;
 			free(mm);
 			return ret;
 		}
+	}
+	ret = rescue_table_create(mm);
+	if (ret) {
+		if (mm->pagemap_fd >= 0)
+			close(mm->pagemap_fd);
+		free(mm);
+		return ret;
 	}
 	pthread_mutex_init(&mm->lock, NULL);
 	ptable_init(&mm->pt);
@@ -83,6 +92,8 @@ void zmm_put(struct zmm *mm)
 	if (atomic_fetch_sub_explicit(&mm->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	uffd_dev_forget_all(mm);
+	rescue_stores_put(mm);
+	rescue_table_destroy(mm);
 	ptable_destroy(&mm->pt);
 	pthread_mutex_destroy(&mm->lock);
 	if (mm->uffd >= 0)

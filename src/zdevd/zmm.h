@@ -101,6 +101,12 @@ struct zmm {
 	uint64_t xmap_dir;
 	int mem_fd;
 
+	/* rescue.c: the stores (under lock) and the rescue table */
+	struct zstore *store[ZDEV_MAX_DEVICES];
+	int rescue_fd;
+	struct rescue_entry *rescue;
+	size_t rescue_len;
+
 	/* a fork child whose pid is not known yet: zdevd's unclaimed list */
 	pid_t parent_pid;
 	struct zmm *next_unclaimed;	/* under mms_lock */

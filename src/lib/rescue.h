@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef ZDEV_LIB_RESCUE_H
+#define ZDEV_LIB_RESCUE_H
+
+/*
+ * Crash survival, the client's side (rescue_layout.h). libzdev keeps what
+ * zdevd hands over: the process's own uffd, its rescue table, and the stores
+ * its device pages live in. The agent thread watches zdevd through a pidfd;
+ * if zdevd dies, it copies every page that only the device held back into
+ * place through the uffd, then closes the uffd, which unregisters every range
+ * and lets every waiting fault go on, and the program carries on without a
+ * device: every call from then on fails with -ENODEV.
+ */
+
+#include <stdbool.h>
+
+struct zclient;
+
+/* The uffd the handshake just handed to zdevd: true if kept (the caller must
+ * not close it). */
+bool zrescue_keep_uffd(int uffd);
+/* After the handshake: fetches the table (and a fork child's own uffd) and
+ * starts the agent, once per process. Caller holds no client lock. */
+void zrescue_attach(struct zclient *c);
+/* After the first OPEN of device dev: fetches the process's store on it. */
+void zrescue_add_store(struct zclient *c, unsigned int dev);
+/* zdevd died and the rescue ran (or runs): no device any more. */
+bool zrescue_daemon_lost(void);
+/* In a fork child: the parent's uffd and table are not ours (stores are: the
+ * pages we share with the parent live there); no agent runs here yet. Only
+ * async-signal-safe calls. */
+void zrescue_atfork_child(void);
+
+#endif

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "numa_place.h"
+#include "rescue_layout.h"
+#include "zdevd/rescue.h"
+#include "zdevd/zmm.h"
+
+#define BLOCK_BYTES ((size_t)REFPOOL_BLOCK_PAGES * PAGE_SIZE_4K)
+
+int rescue_device_init(struct zdev_device *dev, uint64_t dev_pages)
+{
+	dev->dev_pages = dev_pages;
+	dev->nblocks = dev_pages / REFPOOL_BLOCK_PAGES;
+	dev->block_store = calloc(dev->nblocks, sizeof(*dev->block_store));
+	return dev->block_store ? 0 : -ENOMEM;
+}
+
+void rescue_device_fini(struct zdev_device *dev)
+{
+	free(dev->block_store);
+	dev->block_store = NULL;
+}
+
+/*
+ * A free block becomes the store's: the store's memory at the block's own
+ * offset goes under the block's address. A block last used by the same
+ * store keeps its mapping. Otherwise what was there (a former owner's stale
+ * pages, or the chunk's own memory) is punched out first: MADV_REMOVE on a
+ * shared mapping frees it in the file it came from, and the former owner,
+ * who may still hold that file, finds zeros there, never another's data.
+ */
+int rescue_adopt_block(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *arg)
+{
+	struct zdev_device *dev = arg;
+	struct zstore *store = owner_arg;
+	_Atomic uint64_t *slot = &dev->block_store[first_pfn / REFPOOL_BLOCK_PAGES];
+	void *addr = refpool_page_mem(pool, refpool_pfn_to_page(pool, first_pfn));
+	int ret;
+
+	if (atomic_load_explicit(slot, memory_order_relaxed) == store->id)
+		return 0;
+	madvise(addr, BLOCK_BYTES, MADV_REMOVE);
+	if (mmap(addr, BLOCK_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, store->fd,
+		 (off_t)first_pfn * (off_t)PAGE_SIZE_4K) == MAP_FAILED) {
+		ret = -errno;
+		/* MAP_FIXED may have taken the old mapping down already:
+		 * nothing known is under the block now. */
+		atomic_store_explicit(slot, 0, memory_order_relaxed);
+		zdev_err("device %u: cannot map a store under block %u: %s", dev->index,
+			 first_pfn / REFPOOL_BLOCK_PAGES, strerror(-ret));
+		return ret;
+	}
+	/* shmem keeps its policy per file range: bind the store's range, as
+	 * the chunk's own memory was. */
+	zdev_numa_bind(addr, BLOCK_BYTES, dev->node);
+	atomic_store_explicit(slot, store->id, memory_order_relaxed);
+	return 0;
+}
+
+void rescue_owner_gone(struct refpool *pool, void *owner_arg, void *arg)
+{
+	struct zstore *store = owner_arg;
+
+	(void)pool;
+	(void)arg;
+	/* Blocks it was last mapped under keep the file alive until another
+	 * store takes them. */
+	close(store->fd);
+	free(store);
+}
+
+int rescue_table_create(struct zmm *mm)
+{
+	struct zdevd *d = mm->d;
+	size_t len = (size_t)d->cfg.ndevices * d->dev[0].dev_pages * sizeof(struct rescue_entry);
+	void *p;
+	int fd, ret;
+
+	fd = memfd_create("zdev-rescue", MFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	/* Sparse: only the pages of entries ever written take memory. */
+	if (ftruncate(fd, (off_t)len)) {
+		ret = -errno;
+		goto err_close_fd;
+	}
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		ret = -errno;
+		goto err_close_fd;
+	}
+	mm->rescue_fd = fd;
+	mm->rescue = p;
+	mm->rescue_len = len;
+	return 0;
+
+err_close_fd:
+	close(fd);
+	return ret;
+}
+
+void rescue_table_destroy(struct zmm *mm)
+{
+	if (mm->rescue)
+		munmap(mm->rescue, mm->rescue_len);
+	if (mm->rescue_fd >= 0)
+		close(mm->rescue_fd);
+	mm->rescue = NULL;
+	mm->rescue_fd = -1;
+}
+
+int rescue_store_get_locked(struct zmm *mm, unsigned int dev, struct zstore **out)
+{
+	struct zdev_device *device = &mm->d->dev[dev];
+	struct zstore *store = mm->store[dev];
+	char name[32];
+	int ret;
+
+	if (store) {
+		*out = store;
+		return 0;
+	}
+	store = calloc(1, sizeof(*store));
+	if (!store)
+		return -ENOMEM;
+	snprintf(name, sizeof(name), "zdev-store-dev%u", dev);
+	store->fd = memfd_create(name, MFD_CLOEXEC);
+	if (store->fd < 0) {
+		ret = -errno;
+		goto err_free_store;
+	}
+	if (ftruncate(store->fd, (off_t)(device->dev_pages * PAGE_SIZE_4K))) {
+		ret = -errno;
+		goto err_close_fd;
+	}
+	store->id = atomic_fetch_add_explicit(&mm->d->next_store_id, 1, memory_order_relaxed) + 1;
+	ret = refpool_owner_create(device->pool, store, &store->owner);
+	if (ret)
+		goto err_close_fd;
+	mm->store[dev] = store;
+	*out = store;
+	return 0;
+
+err_close_fd:
+	close(store->fd);
+err_free_store:
+	free(store);
+	return ret;
+}
+
+void rescue_stores_put(struct zmm *mm)
+{
+	for (unsigned int i = 0; i < ZDEV_MAX_DEVICES; i++) {
+		if (!mm->store[i])
+			continue;
+		/* The owner frees the store once its last block is released. */
+		refpool_owner_put(mm->store[i]->owner);
+		mm->store[i] = NULL;
+	}
+}
+
+static struct rescue_entry *entry_of(struct zmm *mm, unsigned int dev, uint32_t pfn)
+{
+	return &mm->rescue[(uint64_t)dev * mm->d->dev[dev].dev_pages + pfn];
+}
+
+void rescue_note(struct zmm *mm, unsigned int dev, uint32_t pfn, uint64_t vpn)
+{
+	struct zdev_device *device = &mm->d->dev[dev];
+	struct rescue_entry *e;
+
+	if (!mm->rescue)
+		return;
+	e = entry_of(mm, dev, pfn);
+	e->store = atomic_load_explicit(&device->block_store[pfn / REFPOOL_BLOCK_PAGES],
+					memory_order_relaxed);
+	/* release: a reader that sees the address sees its store too, even
+	 * a libzdev reading the table after zdevd died between the two. */
+	atomic_store_explicit(&e->vaddr, (vpn << PAGE_SHIFT_4K) | RESCUE_VALID,
+			      memory_order_release);
+}
+
+void rescue_forget(struct zmm *mm, unsigned int dev, uint32_t pfn)
+{
+	if (!mm->rescue)
+		return;
+	atomic_store_explicit(&entry_of(mm, dev, pfn)->vaddr, 0, memory_order_release);
+}
