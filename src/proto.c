@@ -41,6 +41,8 @@ static const struct {
 	[ZMSG_XMAP_DONE] = { "xmap-done", sizeof(struct zmsg_xmap) },
 	[ZMSG_XMOVED] = { "xmoved", sizeof(struct zmsg_req) },
 	[ZMSG_RESCUE] = { "rescue", sizeof(struct zmsg_req) },
+	[ZMSG_ANONYMIZE] = { "anonymize", sizeof(struct zmsg_zap) },
+	[ZMSG_ANONYMIZED] = { "anonymized", sizeof(struct zmsg_zap) },
 };
 
 void zmsg_init(union zmsg *m, enum zmsg_type type, uint64_t seq)

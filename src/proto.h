@@ -20,6 +20,9 @@
  *   MIGRATE_TO_DEV -> ZAP* -> REPLY
  *            the daemon asks the client to zap each range it copied (only the
  *            client can madvise itself); the client answers each ZAP with ZAPPED
+ *            and, before that, to turn a private file mapping whose
+ *            copy-on-write pages are to move into anonymous memory (ANONYMIZE,
+ *            answered with ANONYMIZED): a uffd cannot register a file mapping
  *   MIGRATE_TO_SYS, READ, WRITE, SNAPSHOT, RELEASE, SET_FLAGS -> REPLY
  *   STATS    -> STATS_OK
  *   a fork child says HELLO with ZHELLO_FORKED from its atfork handler, and
@@ -78,6 +81,8 @@ enum zmsg_type {
 	ZMSG_XMAP_DONE,
 	ZMSG_XMOVED,
 	ZMSG_RESCUE,
+	ZMSG_ANONYMIZE,
+	ZMSG_ANONYMIZED,
 	ZMSG_TYPE_END,
 };
 
@@ -145,11 +150,12 @@ enum zrescue_what {
 	RESCUE_UFFD,
 };
 
-/* ZAP: the daemon asks; ZAPPED: the client answers (status = madvise result). */
+/* ZAP: the daemon asks; ZAPPED: the client answers (status = madvise result).
+ * ANONYMIZE / ANONYMIZED the same, for a whole mapping with protection prot. */
 struct zmsg_zap {
 	struct zmsg_hdr hdr;
 	int32_t status;
-	uint32_t pad;
+	uint32_t prot;
 	uint64_t addr;
 	uint64_t len;
 };

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -840,20 +841,87 @@ static void keep_whole_windows_locked(struct zmm *mm, uint64_t addr, uint64_t np
 	}
 }
 
+static unsigned int prot_of(unsigned int vma_flags)
+{
+	return ((vma_flags & VMA_READ) ? PROT_READ : 0) | ((vma_flags & VMA_WRITE) ? PROT_WRITE : 0) |
+	       ((vma_flags & VMA_EXEC) ? PROT_EXEC : 0);
+}
+
+/*
+ * Private file mappings: the kernel migrates their copy-on-write pages,
+ * which are anonymous, and leaves the file's own. A uffd cannot register a
+ * file mapping, so the client first turns each such mapping that holds
+ * copy-on-write pages in the range into anonymous memory, whole (it stays
+ * one mapping). Which pages were copy-on-write is read before: *leave marks
+ * the others, which stay in system memory as the kernel would leave them
+ * (NULL when the range has no file mapping). vmas is read again over
+ * [lo, hi) after a change.
+ */
+static int anonymize_file_mappings(struct zmm *mm, struct vma_list *vmas, uint64_t lo,
+				   uint64_t hi, uint64_t addr, uint64_t npages,
+				   const struct uffd_dev_client *client, void *ctx, uint8_t **leave)
+{
+	const uint64_t end = addr + npages * PAGE;
+	uint8_t *skip = NULL;
+	uint64_t *pm = NULL;
+	bool changed = false;
+	int ret = 0;
+
+	for (size_t k = 0; k < vmas->n && !ret; k++) {
+		const struct vma *v = &vmas->v[k];
+		const uint64_t s = v->start > addr ? v->start : addr, e = v->end < end ? v->end : end;
+		bool any_cow = false;
+
+		if ((v->flags & (VMA_FILE | VMA_SHARED)) != VMA_FILE || e <= s)
+			continue;
+		if (!skip) {
+			skip = calloc(npages, 1);
+			pm = calloc(npages, sizeof(*pm));
+			if (!skip || !pm) {
+				ret = -ENOMEM;
+				break;
+			}
+		}
+		ret = pagemap_read(mm->pagemap_fd, s, (e - s) / PAGE, pm + (s - addr) / PAGE);
+		for (uint64_t i = (s - addr) / PAGE; i < (e - addr) / PAGE && !ret; i++) {
+			bool cow = (pm[i] & PM_PRESENT) && !(pm[i] & PM_FILE);
+
+			skip[i] = !cow;
+			any_cow |= cow;
+		}
+		if (!ret && any_cow) {
+			ret = client->anonymize(ctx, v->start, v->end - v->start, prot_of(v->flags));
+			changed |= !ret;
+		}
+	}
+	if (!ret && changed) {
+		vmas_free(vmas);
+		ret = vmas_read(mm->pid, lo, hi, vmas);
+	}
+	free(pm);
+	if (ret) {
+		free(skip);
+		skip = NULL;
+	}
+	*leave = skip;
+	return ret;
+}
+
 int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
-			       uffd_dev_zap_fn zap, void *zap_ctx, uint64_t *cpages)
+			       const struct uffd_dev_client *client, void *ctx, uint64_t *cpages)
 {
 	struct refpool *pool = mm->d->dev[dev].pool;
 	const uint64_t end = addr + npages * PAGE;
 	struct refpool_page **pages = NULL;
 	struct vma_list vmas = { 0 };
 	uint64_t *pm = NULL, selected = 0, migrated = 0, on_dev = 0;
-	uint8_t *sel = NULL, *copied = NULL;
+	const uint64_t lo = addr & ~((1ull << WINDOW_SHIFT) - 1);
+	const uint64_t hi = (end + (1ull << WINDOW_SHIFT) - 1) & ~((1ull << WINDOW_SHIFT) - 1);
+	uint8_t *sel = NULL, *copied = NULL, *leave = NULL;
 	bool out_of_memory = false;
 	int ret;
 
-	ret = vmas_read(mm->pid, addr & ~((1ull << WINDOW_SHIFT) - 1),
-			(end + (1ull << WINDOW_SHIFT) - 1) & ~((1ull << WINDOW_SHIFT) - 1), &vmas);
+	ret = vmas_read(mm->pid, lo, hi, &vmas);
 	if (ret)
 		return ret;
 	/* The kernel refuses a hole or a vma without VM_READ outright. */
@@ -865,6 +933,9 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 			goto out_free_vmas;
 		}
 	}
+	ret = anonymize_file_mappings(mm, &vmas, lo, hi, addr, npages, client, ctx, &leave);
+	if (ret)
+		goto out_free_vmas;
 	pages = calloc(npages, sizeof(*pages));
 	pm = calloc(npages, sizeof(*pm));
 	sel = calloc(npages, 1);
@@ -881,7 +952,9 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 	for (uint64_t i = 0; i < npages; i++) {
 		uint64_t a = addr + i * PAGE, e = ptable_get(&mm->pt, vpn_of(a));
 
-		if (!(vmas_find(&vmas, a)->flags & VMA_ANON) || (e & (E_DEVPRIV | E_BUSY)))
+		const struct vma *v = vmas_find(&vmas, a);
+
+		if (!v || !(v->flags & VMA_ANON) || (e & (E_DEVPRIV | E_BUSY)) || (leave && leave[i]))
 			continue;
 		if (ptable_set(&mm->pt, vpn_of(a), e | E_BUSY))
 			break;
@@ -926,7 +999,7 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 					    vpn_of(addr) + i);
 		}
 		for (uint64_t s = 0, e = 0; next_run(copied, npages, &s, &e);) {
-			ret = zap(zap_ctx, addr + s * PAGE, (e - s) * PAGE);
+			ret = client->zap(ctx, addr + s * PAGE, (e - s) * PAGE);
 			if (ret)
 				goto out_unprotect;
 		}
@@ -1003,6 +1076,7 @@ out_unbusy:
 	pthread_mutex_unlock(&mm->lock);
 	wake_range(mm, addr, end);
 out_free:
+	free(leave);
 	free(copied);
 	free(sel);
 	free(pages);

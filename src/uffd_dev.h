@@ -12,12 +12,19 @@ struct zmm;
  * mappings in vmas (which must cover those windows) with mm's uffd. */
 int uffd_dev_register(struct zmm *mm, const struct vma_list *vmas, uint64_t start, uint64_t end);
 
-/* Asks the client to zap [addr, addr+len): 0 once it has, or -errno. */
-typedef int (*uffd_dev_zap_fn)(void *ctx, uint64_t addr, uint64_t len);
+/* What a migration asks of the client, which only it can do: 0 once done,
+ * or -errno. */
+struct uffd_dev_client {
+	/* MADV_DONTNEED of [addr, addr+len) */
+	int (*zap)(void *ctx, uint64_t addr, uint64_t len);
+	/* the private file mapping [addr, addr+len) made anonymous, with the
+	 * same contents and protection prot */
+	int (*anonymize)(void *ctx, uint64_t addr, uint64_t len, unsigned int prot);
+};
 
 /* Session side */
 int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
-			       uffd_dev_zap_fn zap, void *zap_ctx, uint64_t *cpages);
+			       const struct uffd_dev_client *client, void *ctx, uint64_t *cpages);
 int uffd_dev_migrate_to_system(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
 			       uint64_t *cpages);
 /* The same with mm->lock held and the entry looked up. */

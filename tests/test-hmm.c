@@ -944,55 +944,40 @@ END_TEST
 /* One tcase a test, named after it: CK_RUN_CASE=<test> runs that one alone. */
 #define ADD_TEST(s, test) hmm_add_test(s, #test, test, hmm_setup, hmm_teardown)
 
-/*
- * Scenarios zdev does not pass yet are built into a second program,
- * test-hmm-pending, that automake expects to fail (XFAIL): they stay
- * visible in every run, and the day they pass, the XPASS fails the suite
- * until they move back here.
- *   migrate_file_private     COW pages of a private file mapping: a file
- *                            mapping cannot be registered for MISSING faults
- */
-#ifdef ZDEV_PENDING_TESTS
-#define ADD_PENDING(s, test) ADD_TEST(s, test)
-#define ADD_DONE(s, test) (void)test
-#else
-#define ADD_PENDING(s, test) (void)test
-#define ADD_DONE(s, test) ADD_TEST(s, test)
-#endif
 
 static Suite *hmm_suite(void)
 {
 	Suite *s = suite_create("hmm");
 
-	ADD_DONE(s, open_close);
-	ADD_DONE(s, anon_read);
-	ADD_DONE(s, anon_read_prot);
-	ADD_DONE(s, anon_write);
-	ADD_DONE(s, anon_write_prot);
-	ADD_DONE(s, anon_write_child);
-	ADD_DONE(s, anon_write_child_shared);
-	ADD_DONE(s, anon_write_huge);
-	ADD_DONE(s, anon_write_hugetlbfs);
-	ADD_DONE(s, file_read);
-	ADD_DONE(s, file_write);
-	ADD_DONE(s, anon_read_multiple);
-	ADD_DONE(s, anon_teardown);
-	ADD_DONE(s, migrate);
-	ADD_PENDING(s, migrate_file_private);
-	ADD_DONE(s, migrate_fault);
-	ADD_DONE(s, migrate_release);
-	ADD_DONE(s, migrate_shared);
-	ADD_DONE(s, migrate_multiple);
-	ADD_DONE(s, hmm_cow_in_device);
-	ADD_DONE(s, migrate_anon_huge_empty);
-	ADD_DONE(s, migrate_anon_huge_zero);
-	ADD_DONE(s, migrate_anon_huge_free);
-	ADD_DONE(s, migrate_anon_huge_fault);
-	ADD_DONE(s, migrate_partial_unmap_fault);
-	ADD_DONE(s, migrate_remap_fault);
-	ADD_DONE(s, migrate_anon_huge_err);
-	ADD_DONE(s, migrate_anon_huge_zero_err);
-	ADD_DONE(s, compound);
+	ADD_TEST(s, open_close);
+	ADD_TEST(s, anon_read);
+	ADD_TEST(s, anon_read_prot);
+	ADD_TEST(s, anon_write);
+	ADD_TEST(s, anon_write_prot);
+	ADD_TEST(s, anon_write_child);
+	ADD_TEST(s, anon_write_child_shared);
+	ADD_TEST(s, anon_write_huge);
+	ADD_TEST(s, anon_write_hugetlbfs);
+	ADD_TEST(s, file_read);
+	ADD_TEST(s, file_write);
+	ADD_TEST(s, anon_read_multiple);
+	ADD_TEST(s, anon_teardown);
+	ADD_TEST(s, migrate);
+	ADD_TEST(s, migrate_file_private);
+	ADD_TEST(s, migrate_fault);
+	ADD_TEST(s, migrate_release);
+	ADD_TEST(s, migrate_shared);
+	ADD_TEST(s, migrate_multiple);
+	ADD_TEST(s, hmm_cow_in_device);
+	ADD_TEST(s, migrate_anon_huge_empty);
+	ADD_TEST(s, migrate_anon_huge_zero);
+	ADD_TEST(s, migrate_anon_huge_free);
+	ADD_TEST(s, migrate_anon_huge_fault);
+	ADD_TEST(s, migrate_partial_unmap_fault);
+	ADD_TEST(s, migrate_remap_fault);
+	ADD_TEST(s, migrate_anon_huge_err);
+	ADD_TEST(s, migrate_anon_huge_zero_err);
+	ADD_TEST(s, compound);
 	return s;
 }
 
@@ -1019,14 +1004,7 @@ static bool write_ulong_file(const char *path, unsigned long v)
 
 static void lend_hugetlb_pages(void)
 {
-	/* test-hmm-pending runs no hugetlb test, and must not give back the
-	 * pages test-hmm borrowed while it runs beside it */
-	bool pending_only = false;
-
-#ifdef ZDEV_PENDING_TESTS
-	pending_only = true;
-#endif
-	if (pending_only || free_default_hugepages() || geteuid() != 0)
+	if (free_default_hugepages() || geteuid() != 0)
 		return;
 	snprintf(nr_hugepages_path, sizeof(nr_hugepages_path),
 		 "/sys/kernel/mm/hugepages/hugepages-%lukB/nr_hugepages",

@@ -19,6 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "anonymize.h"
 #include "client.h"
 #include "exclusive.h"
 #include "rescue.h"
@@ -59,6 +60,14 @@ int zclient_call_fd(struct zclient *c, union zmsg *req, union zmsg *rep, int fd,
 		if (type == ZMSG_XMAP) {
 			/* Only we can mprotect ourselves (exclusive access). */
 			xmap_serve(&rep->xmap);
+			ret = zmsg_send(c->sock, rep, -1);
+			if (ret)
+				return ret;
+			continue;
+		}
+		if (type == ZMSG_ANONYMIZE) {
+			rep->zap.status = anonymize_mapping(rep->zap.addr, rep->zap.len, rep->zap.prot);
+			rep->hdr.type = ZMSG_ANONYMIZED;
 			ret = zmsg_send(c->sock, rep, -1);
 			if (ret)
 				return ret;

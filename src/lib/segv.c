@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libzdev's SIGSEGV handler: a touch of an exclusive page revokes it and the
- * access goes on; every other SIGSEGV goes to the handler that was there
+ * access goes on, a write to a mapping being made anonymous waits for it and
+ * goes on; every other SIGSEGV goes to the handler that was there
  * before ours (the program's, a sanitizer's) or, if there was none, kills the
  * process as it would have without zdev.
  *
@@ -21,6 +22,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "anonymize.h"
 #include "exclusive.h"
 #include "export.h"
 #include "segv.h"
@@ -114,7 +116,8 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
 	int saved = errno;
 
 	/* si_code > 0: the kernel's, from a fault at si_addr. */
-	if (si && si->si_code > 0 && xmap_fault((uintptr_t)si->si_addr)) {
+	if (si && si->si_code > 0 &&
+	    (xmap_fault((uintptr_t)si->si_addr) || anonymize_fault((uintptr_t)si->si_addr))) {
 		errno = saved;
 		return;
 	}

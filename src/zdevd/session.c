@@ -220,22 +220,39 @@ static int ask_client(struct session *s, union zmsg *m, int want)
 	return type == want ? 0 : -EPROTO;
 }
 
-static int session_zap(void *ctx, uint64_t addr, uint64_t len)
+/* ZAP or ANONYMIZE: what the client did, or -errno. */
+static int ask_mapping_change(struct session *s, int type, int answer, uint64_t addr, uint64_t len,
+			      unsigned int prot)
 {
-	struct session *s = ctx;
 	union zmsg m;
 	int ret;
 
-	zmsg_init(&m, ZMSG_ZAP, 0);
+	zmsg_init(&m, type, 0);
 	m.zap.addr = addr;
 	m.zap.len = len;
-	ret = ask_client(s, &m, ZMSG_ZAPPED);
+	m.zap.prot = prot;
+	ret = ask_client(s, &m, answer);
 	if (ret)
 		return ret;
 	if (m.zap.addr != addr || m.zap.len != len)
 		return -EPROTO;
 	return m.zap.status;
 }
+
+static int session_zap(void *ctx, uint64_t addr, uint64_t len)
+{
+	return ask_mapping_change(ctx, ZMSG_ZAP, ZMSG_ZAPPED, addr, len, 0);
+}
+
+static int session_anonymize(void *ctx, uint64_t addr, uint64_t len, unsigned int prot)
+{
+	return ask_mapping_change(ctx, ZMSG_ANONYMIZE, ZMSG_ANONYMIZED, addr, len, prot);
+}
+
+static const struct uffd_dev_client session_client = {
+	.zap = session_zap,
+	.anonymize = session_anonymize,
+};
 
 /* Asks the client to change its exclusive-page map (only it can mprotect
  * itself), the way session_zap asks it to zap. */
@@ -432,7 +449,7 @@ static int on_request(struct session *s, union zmsg *m, int type)
 						 session_xmap, s, &cpages, &faults);
 		if (!ret)
 			ret = uffd_dev_migrate_to_device(s->mm, r->device, r->addr, r->npages,
-							 session_zap, s, &cpages);
+							 &session_client, s, &cpages);
 		break;
 	case ZMSG_MIGRATE_TO_SYS:
 		ret = check_range(r->addr, r->npages);

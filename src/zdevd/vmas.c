@@ -67,6 +67,8 @@ int vmas_read(pid_t pid, uint64_t start, uint64_t end, struct vma_list *out)
 			p++;
 		if (perms[3] == 'p' && path_is_anon(p))
 			v->flags |= VMA_ANON;
+		else if (*p == '/')
+			v->flags |= VMA_FILE;
 	}
 	fclose(f);
 	if (ret)

@@ -16,6 +16,7 @@
 #define VMA_SHARED	(1u << 2)
 #define VMA_ANON	(1u << 3)	/* no file behind it: private anonymous memory */
 #define VMA_EXEC	(1u << 4)
+#define VMA_FILE	(1u << 5)	/* a mapping of a file (not a special one) */
 
 struct vma {
 	uint64_t start, end;
@@ -36,6 +37,7 @@ const struct vma *vmas_find(const struct vma_list *l, uint64_t addr);
 /* pagemap bits */
 #define PM_PRESENT	(1ull << 63)
 #define PM_SWAP		(1ull << 62)
+#define PM_FILE		(1ull << 61)	/* a file page (or shared anonymous) */
 #define PM_UFFD_WP	(1ull << 57)
 #define PM_EXCLUSIVE	(1ull << 56)
 #define PM_PFN_MASK	((1ull << 55) - 1)
