@@ -340,14 +340,15 @@ static bool drop_entry(uint64_t vpn, uint64_t *e, void *arg)
 	 * pages stay. An unmap ends the migration of what it covers. */
 	if ((*e & E_BUSY) && !ctx->unmap)
 		return true;
-	if (*e & E_DEVPRIV)
-		rescue_forget(mm, e_dev(*e), e_pfn(*e));
 	if ((*e & (E_DEVPRIV | E_HUGE)) == (E_DEVPRIV | E_HUGE)) {
 		/* The edges were split first: this THP goes whole, its block
-		 * with its first page. */
+		 * with its first page, the rescue table's entries before it
+		 * (once free, the block may be this process's again at once). */
 		if (!(vpn & (WINDOW_PAGES - 1))) {
 			unsigned int dev = e_dev(*e);
 
+			for (uint32_t k = 0; k < WINDOW_PAGES; k++)
+				rescue_forget(mm, dev, e_pfn(*e) + k);
 			refpool_put_block(mm->d->dev[dev].pool, entry_page(mm, *e));
 			atomic_fetch_sub_explicit(&mm->cnt[dev].device_pages, WINDOW_PAGES,
 						  memory_order_relaxed);
@@ -355,6 +356,7 @@ static bool drop_entry(uint64_t vpn, uint64_t *e, void *arg)
 	} else if (*e & E_DEVPRIV) {
 		unsigned int dev = e_dev(*e);
 
+		rescue_forget(mm, dev, e_pfn(*e));
 		refpool_put(mm->d->dev[dev].pool, entry_page(mm, *e));
 		atomic_fetch_sub_explicit(&mm->cnt[dev].device_pages, 1, memory_order_relaxed);
 	}
@@ -907,6 +909,30 @@ static int anonymize_file_mappings(struct zmm *mm, struct vma_list *vmas, uint64
 	return ret;
 }
 
+/*
+ * A zap of [s, e) (pages of the range) failed: the runs before it were
+ * zapped and migrate. Of this run, what the madvise did not reach (a page
+ * still present) is still the CPU's, and nothing after it was tried: their
+ * device copies go, out of the rescue table first.
+ */
+static void keep_zapped_only(struct zmm *mm, struct refpool *pool, unsigned int dev, uint64_t addr,
+			     uint64_t npages, uint64_t s, uint64_t e, struct refpool_page **pages,
+			     uint8_t *copied)
+{
+	uint64_t *pm = calloc(e - s, sizeof(*pm));
+	bool known = pm && !pagemap_read(mm->pagemap_fd, addr + s * PAGE, e - s, pm);
+
+	for (uint64_t i = s; i < npages; i++) {
+		if (!copied[i] || (i < e && known && !(pm[i - s] & PM_PRESENT)))
+			continue;
+		rescue_forget(mm, dev, refpool_page_to_pfn(pool, pages[i]));
+		refpool_put(pool, pages[i]);
+		pages[i] = NULL;
+		copied[i] = 0;
+	}
+	free(pm);
+}
+
 int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
 			       const struct uffd_dev_client *client, void *ctx, uint64_t *cpages)
 {
@@ -1000,8 +1026,11 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 		}
 		for (uint64_t s = 0, e = 0; next_run(copied, npages, &s, &e);) {
 			ret = client->zap(ctx, addr + s * PAGE, (e - s) * PAGE);
-			if (ret)
-				goto out_unprotect;
+			if (ret) {
+				keep_zapped_only(mm, pool, dev, addr, npages, s, e, pages, copied);
+				ret = 0;
+				break;
+			}
 		}
 	}
 
@@ -1059,13 +1088,14 @@ out_unprotect:
 	unprotect_system_pages(mm, addr, npages);
 out_unbusy:
 	pthread_mutex_lock(&mm->lock);
+	/* Given up before the zaps (a failed copy, or a client that stopped
+	 * answering): the device copies go, out of the table first. */
+	for (uint64_t i = 0; i < npages; i++)
+		if (pages[i])
+			rescue_forget(mm, dev, refpool_page_to_pfn(pool, pages[i]));
 	for (uint64_t i = 0; i < npages; i++) {
 		uint64_t vpn = vpn_of(addr + i * PAGE), e = ptable_get(&mm->pt, vpn);
 
-		/* Given up before or during the zaps (a failed copy, or a
-		 * client that stopped answering): the device copies go. */
-		if (pages[i])
-			rescue_forget(mm, dev, refpool_page_to_pfn(pool, pages[i]));
 		if (pages[i] && sel[i] == SEL_HUGE && !(vpn & (WINDOW_PAGES - 1)))
 			refpool_put_block(pool, pages[i]);
 		else if (pages[i] && sel[i] != SEL_HUGE)

@@ -20,11 +20,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "check-run.h"
+#include "proto.h"
 #include "zdev.h"
 #include "zdevd-harness.h"
 
@@ -72,6 +74,26 @@ static size_t wrong_in(const volatile uint64_t *w, size_t from, size_t to, uint6
 static size_t first_wrong(const volatile uint64_t *w, size_t bytes, uint64_t tag)
 {
 	return wrong_in(w, 0, bytes, tag);
+}
+
+/*
+ * libzdev zaps through madvise: armed, this kills zdevd just as the zap
+ * starts, after zdevd asked for it and before it read the REMOVE event the
+ * zap raises.
+ */
+static pid_t kill_on_zap;
+
+int madvise(void *addr, size_t len, int advice)
+{
+	if (kill_on_zap > 0 && advice == MADV_DONTNEED) {
+		pid_t pid = kill_on_zap;
+
+		kill_on_zap = 0;
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		zd.pid = 0;
+	}
+	return (int)syscall(SYS_madvise, addr, len, advice);
 }
 
 static uint64_t device_pages(struct zdev *dev)
@@ -285,6 +307,99 @@ START_TEST(sigkill_mid_migration)
 }
 END_TEST
 
+START_TEST(sigkill_during_the_zap)
+{
+	const size_t len = 4 * HUGE;
+	struct zdev_result res;
+	struct zdev *dev;
+	uint64_t *buf;
+	size_t wrong;
+
+	ck_assert_int_eq(zdev_open(NULL, 0, &dev), 0);
+	ck_assert_int_eq(zdev_alloc(dev, len, (void **)&buf), 0);
+	fill(buf, len, 0x6666);
+	kill_on_zap = zd.pid;
+	/* The pages are in the table, zdevd is gone, our madvise zaps them:
+	 * they must come back after it. */
+	ck_assert_int_lt(zdev_migrate_to_device(dev, buf, len / PAGE, &res), 0);
+	ck_assert_int_eq(kill_on_zap, 0);
+	wrong = first_wrong(buf, len, 0x6666);
+	ck_assert_msg(wrong == SIZE_MAX, "word %zu lost", wrong);
+}
+END_TEST
+
+/* zdevd as a daemon (no --foreground): it is not the process that made
+ * its socket, and libzdev must still watch the right one. */
+static pid_t find_zdevd(const char *socket_path)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	pid_t found = 0;
+
+	while (d && (de = readdir(d)) && !found) {
+		char path[300], cmd[1024];
+		ssize_t n;
+		int fd;
+
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			continue;
+		n = read(fd, cmd, sizeof(cmd) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		cmd[n] = '\0';
+		if (!strstr(cmd, "zdevd"))
+			continue;
+		for (ssize_t i = 0; i < n; i++)
+			if (!cmd[i])
+				cmd[i] = ' ';
+		if (strstr(cmd, socket_path))
+			found = (pid_t)atoi(de->d_name);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+START_TEST(sigkill_daemonized_zdevd)
+{
+	const char *top = getenv("top_builddir");
+	const size_t len = 2 * HUGE;
+	char dir[] = "/tmp/zdev-daemon-XXXXXX", sock[128], exe[512];
+	struct zdev_result res;
+	struct zdev *dev = NULL;
+	uint64_t *buf;
+	pid_t pid, daemon_pid = 0;
+	int status;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(sock, sizeof(sock), "%s/zdevd.sock", dir);
+	snprintf(exe, sizeof(exe), "%s/zdevd", top ? top : ".");
+	pid = fork();
+	if (pid == 0) {
+		execl(exe, exe, "--socket", sock, (char *)NULL);
+		_exit(127);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "zdevd: status %#x", status);
+	for (int i = 0; i < 500 && zdev_open(sock, 0, &dev); i++)
+		usleep(10000);
+	ck_assert_ptr_nonnull(dev);
+	daemon_pid = find_zdevd(sock);
+	ck_assert_int_gt(daemon_pid, 0);
+	ck_assert_int_eq(zdev_alloc(dev, len, (void **)&buf), 0);
+	fill(buf, len, 0x7777);
+	ck_assert_int_eq(zdev_migrate_to_device(dev, buf, len / PAGE, &res), 0);
+	kill(daemon_pid, SIGKILL);
+	ck_assert_uint_eq(first_wrong(buf, len, 0x7777), SIZE_MAX);
+	ck_assert_int_eq(zdev_migrate_to_device(dev, buf, 1, &res), -ENODEV);
+	unlink(sock);
+	rmdir(dir);
+}
+END_TEST
+
 /* A fork child shares its parent's device pages; both keep them. */
 START_TEST(sigkill_after_fork)
 {
@@ -324,6 +439,40 @@ START_TEST(sigkill_after_fork)
 	ck_assert_int_eq(write(go[1], "g", 1), 1);
 	wrong = first_wrong(buf, len, 0x4444);
 	ck_assert_msg(wrong == SIZE_MAX, "parent: word %zu lost", wrong);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: status %#x", status);
+}
+END_TEST
+
+/* The same for a child that never calls libzdev itself. */
+START_TEST(sigkill_after_fork_child_silent)
+{
+	const size_t len = 4 * HUGE;
+	struct zdev_result res;
+	struct zdev *dev;
+	uint64_t *buf;
+	int ready[2], go[2], status;
+	pid_t pid;
+	char c;
+
+	ck_assert_int_eq(zdev_open(NULL, 0, &dev), 0);
+	ck_assert_int_eq(zdev_alloc(dev, len, (void **)&buf), 0);
+	fill(buf, len, 0x8888);
+	ck_assert_int_eq(zdev_migrate_to_device(dev, buf, len / PAGE, &res), 0);
+	ck_assert_int_eq(pipe(ready), 0);
+	ck_assert_int_eq(pipe(go), 0);
+	pid = fork();
+	if (pid == 0) {
+		if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(4);
+		_exit(first_wrong(buf, len, 0x8888) == SIZE_MAX ? 0 : 1);
+	}
+	close(ready[1]);
+	close(go[0]);
+	ck_assert_int_eq(read(ready[0], &c, 1), 1);
+	kill_zdevd();
+	ck_assert_int_eq(write(go[1], "g", 1), 1);
+	ck_assert_uint_eq(first_wrong(buf, len, 0x8888), SIZE_MAX);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: status %#x", status);
 }
@@ -463,7 +612,12 @@ int main(void)
 	check_add_case(s, "sigkill_during_migrations_with_writers",
 		       sigkill_during_migrations_with_writers, NULL, kill_zdevd, 300);
 	check_add_case(s, "sigkill_mid_migration", sigkill_mid_migration, NULL, kill_zdevd, 300);
+	check_add_case(s, "sigkill_during_the_zap", sigkill_during_the_zap, start_zdevd, kill_zdevd,
+		       120);
+	check_add_case(s, "sigkill_daemonized_zdevd", sigkill_daemonized_zdevd, NULL, NULL, 120);
 	check_add_case(s, "sigkill_after_fork", sigkill_after_fork, start_zdevd, kill_zdevd, 120);
+	check_add_case(s, "sigkill_after_fork_child_silent", sigkill_after_fork_child_silent,
+		       start_zdevd, kill_zdevd, 120);
 	check_add_case(s, "stores_hold_own_pages_only", stores_hold_own_pages_only, start_zdevd,
 		       kill_zdevd, 120);
 	check_add_case(s, "sigterm_then_no_device", sigterm_then_no_device, start_zdevd,

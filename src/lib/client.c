@@ -44,6 +44,8 @@ int zclient_call_fd(struct zclient *c, union zmsg *req, union zmsg *rep, int fd,
 	if (zrescue_daemon_lost())
 		return -ENODEV;
 	req->hdr.seq = ++c->seq;
+	if (req->hdr.type == ZMSG_MIGRATE_TO_DEV)
+		zrescue_migration_begin(req->req.addr, req->req.npages * 4096);
 	ret = zmsg_send(c->sock, req, fd);
 	if (ret)
 		return ret;
@@ -78,13 +80,18 @@ int zclient_call_fd(struct zclient *c, union zmsg *req, union zmsg *rep, int fd,
 		/* Only we can zap our memory. The kernel holds us in madvise
 		 * until zdevd has read the REMOVE event; zdevd never waits on
 		 * us for that, so this cannot deadlock. */
+		zrescue_zap_begin();
 		rep->zap.status = madvise((void *)(uintptr_t)rep->zap.addr, rep->zap.len,
 					  MADV_DONTNEED) ? -errno : 0;
+		zrescue_zap_end();
 		rep->hdr.type = ZMSG_ZAPPED;
 		ret = zmsg_send(c->sock, rep, -1);
 		if (ret)
 			return ret;
 	}
+	/* Only a reply ends it: if zdevd died, the rescue still needs it. */
+	if (type == ZMSG_REPLY && req->hdr.type == ZMSG_MIGRATE_TO_DEV)
+		zrescue_migration_end();
 	if (rep->hdr.seq != req->hdr.seq) {
 		if (rep_fd && *rep_fd >= 0)
 			close(*rep_fd);
@@ -304,8 +311,9 @@ void zclient_put(struct zclient *c)
 
 /*
  * In a fork child (pthread_atfork): tell zdevd our pid, so it pairs us with
- * the uffd our parent's fork event brought and watches us exit. Only
- * async-signal-safe calls here: the parent may have had other threads.
+ * the uffd our parent's fork event brought and watches us exit. Besides
+ * system calls, only the agent's start allocates: glibc makes malloc and
+ * pthread_create usable in a fork child, whatever threads the parent had.
  */
 void zclient_atfork_prepare(void)
 {
@@ -338,9 +346,13 @@ void zclient_atfork_child(void)
 		/* Without a fork event (the parent had nothing registered)
 		 * there is nothing to claim: the child becomes a client of
 		 * its own when it opens a device. */
+		/* Once claimed, the child keeps its own uffd and table and
+		 * runs its own agent at once: it may never call us again, and
+		 * the pages it shares with its parent must survive zdevd. */
 		if (!zmsg_send(fd, &m, -1) && zmsg_recv(fd, &m, NULL) == ZMSG_HELLO_OK &&
-		    (m.hello_ok.features & ZFEAT_PROVE_FORK))
-			prove_fork(fd, m.hello_ok.proof_addr);
+		    (m.hello_ok.features & ZFEAT_PROVE_FORK) &&
+		    !prove_fork(fd, m.hello_ok.proof_addr))
+			zrescue_attach_forked(fd, m.hello_ok.daemon_pid, m.hello_ok.ndevices);
 	}
 	close(fd);
 }

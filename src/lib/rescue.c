@@ -47,6 +47,16 @@ static uint64_t own_store[ZDEV_MAX_DEVICES];
 static struct held_store *stores;
 static size_t nstores, stores_cap;
 static atomic_bool lost;
+/*
+ * The range of a migration to the device in flight, from its request to its
+ * reply: the REMOVE events of its zaps are zdevd's, not the program's, and
+ * must not make the rescue drop pages. The kernel lets the madvise go on as
+ * soon as the event is read, before the agent has looked at it, so only the
+ * reply ends this. A page in it comes back once no zap runs (zap_running),
+ * or the zap would empty it again.
+ */
+static _Atomic uint64_t migrating_start, migrating_end;
+static atomic_bool zap_running;
 
 bool zrescue_daemon_lost(void)
 {
@@ -67,25 +77,32 @@ bool zrescue_keep_uffd(int uffd)
 	return kept;
 }
 
-/* One RESCUE exchange: the fd the reply carried (info from cpages), or -errno. */
-static int ask_rescue(struct zclient *c, enum zrescue_what what, unsigned int dev, uint64_t *info)
+/*
+ * One RESCUE exchange on sock, which the caller has to itself for it: the fd
+ * the reply carried (info from cpages), or -errno.
+ */
+static int ask_rescue(int sock, uint64_t seq, enum zrescue_what what, unsigned int dev,
+		      uint64_t *info)
 {
 	union zmsg req, rep;
-	int fd = -1, ret;
+	int fd = -1, type;
 
-	zmsg_init(&req, ZMSG_RESCUE, 0);
+	zmsg_init(&req, ZMSG_RESCUE, seq);
 	req.req.device = dev;
 	req.req.arg = what;
-	pthread_mutex_lock(&c->lock);
-	ret = zclient_call_fd(c, &req, &rep, -1, &fd);
-	pthread_mutex_unlock(&c->lock);
-	if (ret >= 0)
-		ret = ret != ZMSG_REPLY ? -EPROTO : rep.reply.status ? rep.reply.status
-						 : fd < 0 ? -EBADF : 0;
-	if (ret) {
+	type = zmsg_send(sock, &req, -1);
+	if (!type)
+		type = zmsg_recv(sock, &rep, &fd);
+	if (type < 0)
+		return type;
+	type = type != ZMSG_REPLY || rep.hdr.seq != seq ? -EPROTO
+	       : rep.reply.status				? rep.reply.status
+	       : fd < 0					? -EBADF
+								: 0;
+	if (type) {
 		if (fd >= 0)
 			close(fd);
-		return ret;
+		return type;
 	}
 	if (info)
 		*info = rep.reply.cpages;
@@ -156,6 +173,14 @@ static void rescue_fork_child(int child_uffd, const struct lost_page *pages, siz
 	close(child_uffd);
 }
 
+static bool in_migration(uint64_t addr)
+{
+	uint64_t end = atomic_load_explicit(&migrating_end, memory_order_acquire);
+
+	return end && addr >= atomic_load_explicit(&migrating_start, memory_order_relaxed) &&
+	       addr < end;
+}
+
 /* Handles what the kernel told the uffd: true if anything was read. The
  * process's threads wait in munmap, mremap, madvise or fork until we do. */
 static bool read_events(struct lost_page *pages, size_t n, size_t *left)
@@ -178,6 +203,9 @@ static bool read_events(struct lost_page *pages, size_t n, size_t *left)
 					   m->arg.remap.len);
 				break;
 			case UFFD_EVENT_REMOVE:
+				if (in_migration(m->arg.remove.start))
+					break;
+				/* fall through */
 			case UFFD_EVENT_UNMAP:
 				drop_range(pages, n, left, m->arg.remove.start, m->arg.remove.end);
 				break;
@@ -199,16 +227,23 @@ static size_t put_pages_back(struct lost_page *pages, size_t n)
 	while (left) {
 		bool blocked = false;
 
-		for (size_t i = 0; i < n && !blocked; i++) {
+		for (size_t i = 0; i < n; i++) {
 			int ret;
 
 			if (pages[i].done)
 				continue;
+			if (atomic_load_explicit(&zap_running, memory_order_acquire) &&
+			    in_migration(pages[i].vaddr)) {
+				/* Copied now, the page would be zapped after:
+				 * it waits for the madvise to return. */
+				blocked = true;
+				continue;
+			}
 			ret = copy_page(own_uffd, &pages[i], 1);
 			if (ret == -EAGAIN) {
 				/* Events wait to be read first. */
 				blocked = true;
-				continue;
+				break;
 			}
 			/* EEXIST: the process has the page already (zdevd
 			 * died between its copy and its bookkeeping); ENOENT:
@@ -357,19 +392,6 @@ static int start_agent(int pidfd)
 	return ret;
 }
 
-static int daemon_pidfd_of(int sock)
-{
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-
-	int fd;
-
-	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len))
-		return -errno;
-	fd = (int)syscall(SYS_pidfd_open, cred.pid, 0);
-	return fd < 0 ? -errno : fd;
-}
-
 static void give_up_locked(void)
 {
 	/* Without an agent a kept uffd would leave faults waiting for good if
@@ -385,63 +407,119 @@ static void give_up_locked(void)
 	daemon_pidfd = -1;
 }
 
-void zrescue_attach(struct zclient *c)
+/*
+ * The table (and, for a fork child, its uffd) over sock, which the caller
+ * has to itself, then the agent. daemon_pid is zdevd's own word: the
+ * socket's peer credentials name whoever called listen(), which a zdevd
+ * that turned into a daemon afterwards is not.
+ */
+static void attach(int sock, uint64_t seq, pid_t daemon_pid, unsigned int nd)
 {
-	uint64_t info = 0;
-	int fd;
+	int pidfd, uffd, table;
+	uint64_t pages = 0;
 
 	pthread_mutex_lock(&rescue_lock);
-	if (agent_for == getpid())
-		goto out_unlock;
-	daemon_pidfd = daemon_pidfd_of(c->sock);
-	if (daemon_pidfd < 0)
-		goto out_give_up;
-	if (own_uffd < 0) {
-		/* A fork child's uffd came to zdevd with the fork event. */
-		own_uffd = ask_rescue(c, RESCUE_UFFD, 0, NULL);
-		if (own_uffd < 0)
-			goto out_give_up;
-	}
-	fd = ask_rescue(c, RESCUE_TABLE, 0, &info);
-	if (fd < 0 || !info) {
-		if (fd >= 0)
-			close(fd);
-		goto out_give_up;
-	}
-	table_fd = fd;
-	dev_pages = info;
-	ndevices = c->ndevices;
-	if (start_agent(daemon_pidfd))
-		goto out_give_up;
-	agent_for = getpid();
-	goto out_unlock;
-
-out_give_up:
-	give_up_locked();
-out_unlock:
+	uffd = own_uffd;
+	own_uffd = -1;
 	pthread_mutex_unlock(&rescue_lock);
+
+	pidfd = daemon_pid > 0 ? (int)syscall(SYS_pidfd_open, daemon_pid, 0) : -1;
+	/* A fork child's uffd came to zdevd with the fork event. */
+	if (pidfd >= 0 && uffd < 0)
+		uffd = ask_rescue(sock, seq++, RESCUE_UFFD, 0, NULL);
+	table = pidfd >= 0 && uffd >= 0 ? ask_rescue(sock, seq++, RESCUE_TABLE, 0, &pages) : -1;
+
+	pthread_mutex_lock(&rescue_lock);
+	own_uffd = uffd;
+	table_fd = table;
+	daemon_pidfd = pidfd;
+	dev_pages = pages;
+	ndevices = nd;
+	if (table < 0 || !pages || start_agent(pidfd))
+		give_up_locked();
+	else
+		agent_for = getpid();
+	pthread_mutex_unlock(&rescue_lock);
+}
+
+static bool attached(void)
+{
+	bool yes;
+
+	pthread_mutex_lock(&rescue_lock);
+	yes = agent_for == getpid();
+	pthread_mutex_unlock(&rescue_lock);
+	return yes;
+}
+
+void zrescue_attach(struct zclient *c)
+{
+	uint64_t seq;
+
+	if (attached())
+		return;
+	pthread_mutex_lock(&c->lock);
+	seq = c->seq + 1;
+	c->seq += 2;
+	attach(c->sock, seq, c->daemon_pid, c->ndevices);
+	pthread_mutex_unlock(&c->lock);
+}
+
+void zrescue_attach_forked(int sock, pid_t daemon_pid, unsigned int nd)
+{
+	attach(sock, 100, daemon_pid, nd);
 }
 
 void zrescue_add_store(struct zclient *c, unsigned int dev)
 {
-	uint64_t id = 0;
+	uint64_t id = 0, seq;
+	bool have;
 	int fd;
 
 	if (dev >= ZDEV_MAX_DEVICES)
 		return;
 	pthread_mutex_lock(&rescue_lock);
-	if (agent_for != getpid() || own_store[dev])
-		goto out_unlock;
-	fd = ask_rescue(c, RESCUE_STORE, dev, &id);
-	if (fd < 0)
-		goto out_unlock;
-	if (add_held_store(id, fd)) {
-		close(fd);
-		goto out_unlock;
-	}
-	own_store[dev] = id;
-out_unlock:
+	have = agent_for != getpid() || own_store[dev];
 	pthread_mutex_unlock(&rescue_lock);
+	if (have)
+		return;
+	/* Not under rescue_lock: the agent takes it, and a thread waiting
+	 * for c->lock may be waiting on a zap only the agent can release. */
+	pthread_mutex_lock(&c->lock);
+	seq = ++c->seq;
+	fd = ask_rescue(c->sock, seq, RESCUE_STORE, dev, &id);
+	pthread_mutex_unlock(&c->lock);
+	if (fd < 0)
+		return;
+	pthread_mutex_lock(&rescue_lock);
+	if (own_store[dev] || add_held_store(id, fd))
+		close(fd);
+	else
+		own_store[dev] = id;
+	pthread_mutex_unlock(&rescue_lock);
+}
+
+void zrescue_migration_begin(uint64_t addr, uint64_t len)
+{
+	atomic_store_explicit(&migrating_start, addr, memory_order_relaxed);
+	/* release: the agent that sees the end sees the start. */
+	atomic_store_explicit(&migrating_end, addr + len, memory_order_release);
+}
+
+void zrescue_migration_end(void)
+{
+	atomic_store_explicit(&migrating_end, 0, memory_order_release);
+}
+
+void zrescue_zap_begin(void)
+{
+	atomic_store_explicit(&zap_running, true, memory_order_release);
+}
+
+void zrescue_zap_end(void)
+{
+	/* release: the agent that sees it done copies into emptied pages. */
+	atomic_store_explicit(&zap_running, false, memory_order_release);
 }
 
 void zrescue_atfork_child(void)
@@ -453,4 +531,6 @@ void zrescue_atfork_child(void)
 	give_up_locked();
 	memset(own_store, 0, sizeof(own_store));
 	agent_for = 0;
+	atomic_store_explicit(&migrating_end, 0, memory_order_relaxed);
+	atomic_store_explicit(&zap_running, false, memory_order_relaxed);
 }

@@ -13,6 +13,8 @@
  */
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 struct zclient;
 
@@ -22,13 +24,23 @@ bool zrescue_keep_uffd(int uffd);
 /* After the handshake: fetches the table (and a fork child's own uffd) and
  * starts the agent, once per process. Caller holds no client lock. */
 void zrescue_attach(struct zclient *c);
+/* The same from the fork child's atfork handler, over the connection that
+ * claimed its uffd (sock is the caller's until it returns). */
+void zrescue_attach_forked(int sock, pid_t daemon_pid, unsigned int ndevices);
 /* After the first OPEN of device dev: fetches the process's store on it. */
 void zrescue_add_store(struct zclient *c, unsigned int dev);
+/* A migration to the device of [addr, addr + len) is asked for; its reply
+ * came (zdevd handled its zaps' events). */
+void zrescue_migration_begin(uint64_t addr, uint64_t len);
+void zrescue_migration_end(void);
+/* Around the madvise of a zap zdevd asked for. */
+void zrescue_zap_begin(void);
+void zrescue_zap_end(void);
 /* zdevd died and the rescue ran (or runs): no device any more. */
 bool zrescue_daemon_lost(void);
-/* In a fork child: the parent's uffd and table are not ours (stores are: the
- * pages we share with the parent live there); no agent runs here yet. Only
- * async-signal-safe calls. */
+/* In a fork child, first: the parent's uffd and table are not ours (stores
+ * are: the pages we share with the parent live there); no agent runs here
+ * yet. */
 void zrescue_atfork_child(void);
 
 #endif
