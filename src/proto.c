@@ -43,6 +43,8 @@ static const struct {
 	[ZMSG_RESCUE] = { "rescue", sizeof(struct zmsg_req) },
 	[ZMSG_ANONYMIZE] = { "anonymize", sizeof(struct zmsg_zap) },
 	[ZMSG_ANONYMIZED] = { "anonymized", sizeof(struct zmsg_zap) },
+	[ZMSG_STORE] = { "store", sizeof(struct zmsg_store) },
+	[ZMSG_STORED] = { "stored", sizeof(struct zmsg_store) },
 };
 
 void zmsg_init(union zmsg *m, enum zmsg_type type, uint64_t seq)

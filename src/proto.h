@@ -41,9 +41,10 @@
  *            protection to restore in cpages, or -ENOENT
  *   RESCUE   -> REPLY + fd      what the client keeps to take its device pages
  *            back if zdevd dies (rescue_layout.h): arg RESCUE_TABLE (cpages =
- *            the pages of each device), RESCUE_STORE of a device it opened
- *            (cpages = the store's id), RESCUE_UFFD (a fork child's own uffd,
+ *            the pages of each device), RESCUE_UFFD (a fork child's own uffd,
  *            which only zdevd held)
+ *   STORE (+ fd) -> STORED      in the middle of a MIGRATE_TO_DEV, before any
+ *            page goes into a new store of the client's, zdevd hands it over
  */
 
 #include <stdbool.h>
@@ -83,6 +84,8 @@ enum zmsg_type {
 	ZMSG_RESCUE,
 	ZMSG_ANONYMIZE,
 	ZMSG_ANONYMIZED,
+	ZMSG_STORE,
+	ZMSG_STORED,
 	ZMSG_TYPE_END,
 };
 
@@ -146,7 +149,6 @@ struct zmsg_req {
 /* RESCUE: what arg asks for */
 enum zrescue_what {
 	RESCUE_TABLE = 1,
-	RESCUE_STORE,
 	RESCUE_UFFD,
 };
 
@@ -158,6 +160,15 @@ struct zmsg_zap {
 	uint32_t prot;
 	uint64_t addr;
 	uint64_t len;
+};
+
+/* STORE: the daemon hands over a new store of the client's on device (its
+ * fd with it); STORED: the client answers, status 0 if it keeps it. */
+struct zmsg_store {
+	struct zmsg_hdr hdr;
+	int32_t status;
+	uint32_t device;
+	uint64_t id;
 };
 
 /* XMAP: the daemon asks, during EXCLUSIVE / ATOMIC_ADD / a device access;
@@ -239,6 +250,7 @@ union zmsg {
 	struct zmsg_req req;
 	struct zmsg_zap zap;
 	struct zmsg_xmap xmap;
+	struct zmsg_store store;
 	struct zmsg_reply reply;
 	struct zmsg_stats_ok stats_ok;
 	struct zmsg_status_ok status_ok;

@@ -472,6 +472,7 @@ int uffd_dev_on_fork(struct zmm *parent, struct zmm *child)
 	pthread_mutex_lock(&parent->lock);
 	pthread_mutex_lock(&child->lock);
 	ptable_walk(&parent->pt, 0, UINT64_MAX >> PAGE_SHIFT_4K, share_entry, &ctx);
+	rescue_stores_retire_locked(parent);
 	child->open_devices = 0;
 	memset(child->handles, 0, sizeof(child->handles));
 	pthread_mutex_unlock(&child->lock);
@@ -752,9 +753,9 @@ static bool window_is_compound(struct zmm *mm, const struct vma_list *vmas, uint
  * single pages for the rest. *oom tells that the pool ran out: the pages
  * left without one stay in system memory.
  */
-static int alloc_device_pages(struct zmm *mm, unsigned int dev, const struct vma_list *vmas,
-			      uint64_t addr, uint64_t npages, uint8_t *sel, const uint64_t *pm,
-			      struct refpool_page **pages, bool *oom)
+static int alloc_owned(struct zmm *mm, unsigned int dev, const struct vma_list *vmas,
+		       uint64_t addr, uint64_t npages, uint8_t *sel, const uint64_t *pm,
+		       struct refpool_page **pages, bool *oom, struct zstore *store)
 {
 	struct refpool *pool = mm->d->dev[dev].pool;
 	const uint64_t first_win = (vpn_of(addr) + WINDOW_PAGES - 1) & ~(WINDOW_PAGES - 1);
@@ -763,16 +764,9 @@ static int alloc_device_pages(struct zmm *mm, unsigned int dev, const struct vma
 	/* The client's own limit on this device acts as a smaller pool. */
 	uint64_t budget = !limit ? UINT64_MAX : held < limit ? limit - held : 0;
 	uint8_t *thp = NULL;
-	struct zstore *store;
 	bool blocks = true;
 	int ret;
 
-	/* The process's pages go into its own store only (rescue.c). */
-	pthread_mutex_lock(&mm->lock);
-	ret = rescue_store_get_locked(mm, dev, &store);
-	pthread_mutex_unlock(&mm->lock);
-	if (ret)
-		return ret;
 	if (npages >= WINDOW_PAGES) {
 		thp = calloc(npages, 1);
 		if (!thp)
@@ -822,6 +816,29 @@ static int alloc_device_pages(struct zmm *mm, unsigned int dev, const struct vma
 		pages[i]->owner = vpn_of(addr) + i;
 	}
 	return 0;
+}
+
+/* The same in the process's own store on dev. */
+static int alloc_device_pages(struct zmm *mm, unsigned int dev, const struct vma_list *vmas,
+			      uint64_t addr, uint64_t npages, uint8_t *sel, const uint64_t *pm,
+			      struct refpool_page **pages, bool *oom,
+			      const struct uffd_dev_client *client, void *ctx)
+{
+	struct zstore *store;
+	int ret;
+
+	/* The process's pages go into its own store only (rescue.c), which
+	 * the client holds before any of them is there. */
+	pthread_mutex_lock(&mm->lock);
+	ret = rescue_store_get_locked(mm, dev, &store);
+	pthread_mutex_unlock(&mm->lock);
+	if (ret < 0)
+		return ret;
+	ret = ret > 0 ? client->give_store(ctx, dev, store->fd, store->id) : 0;
+	if (!ret)
+		ret = alloc_owned(mm, dev, vmas, addr, npages, sel, pm, pages, oom, store);
+	rescue_store_put(store);
+	return ret;
 }
 
 /* A device THP some page of which went away while it was copied (unmapped)
@@ -1005,7 +1022,7 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 		if (ret)
 			goto out_unprotect;
 		ret = alloc_device_pages(mm, dev, &vmas, addr, npages, sel, pm, pages,
-					 &out_of_memory);
+					 &out_of_memory, client, ctx);
 		if (!ret) {
 			struct copy_job job = { mm, pool, addr, pages, pm };
 

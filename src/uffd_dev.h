@@ -20,6 +20,9 @@ struct uffd_dev_client {
 	/* the private file mapping [addr, addr+len) made anonymous, with the
 	 * same contents and protection prot */
 	int (*anonymize)(void *ctx, uint64_t addr, uint64_t len, unsigned int prot);
+	/* a new store of the client's on dev (rescue.c), before any page of
+	 * the client goes there */
+	int (*give_store)(void *ctx, unsigned int dev, int fd, uint64_t id);
 };
 
 /* Session side */

@@ -554,6 +554,39 @@ START_TEST(munmap_frees_device_pages)
 }
 END_TEST
 
+/* A fork child's device write to a page it shares with its parent is its
+ * own, as the write fault's copy-on-write makes it in the kernel. */
+START_TEST(fork_child_device_write_is_its_own)
+{
+	const size_t n = 16;
+	uint64_t *buf = map_pages(n), page[WORDS_PER_PAGE];
+	struct zdev_result res = { 0 };
+	struct zdev *d;
+	int status;
+	pid_t pid;
+
+	ck_assert_int_eq(zdev_open(NULL, 0, &d), 0);
+	fill_pattern(buf, n, 8);
+	ck_assert_int_eq(zdev_migrate_to_device(d, buf, n, &res), 0);
+	pid = fork();
+	if (pid == 0) {
+		struct zdev *cd;
+		int ok;
+
+		for (size_t i = 0; i < WORDS_PER_PAGE; i++)
+			page[i] = 0xdeadbeef;
+		ok = !zdev_open(NULL, 0, &cd) && !zdev_write(cd, buf, 1, page, &res) &&
+		     buf[0] == 0xdeadbeef && buf[WORDS_PER_PAGE - 1] == 0xdeadbeef;
+		_exit(ok ? 0 : 1);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: status %#x", status);
+	ASSERT_PATTERN(buf, 0, n, 8);
+	munmap(buf, n * PAGE);
+	ck_assert_int_eq(zdev_close(d), 0);
+}
+END_TEST
+
 START_TEST(mremap_moves_device_pages)
 {
 	const size_t n = MAP_TEST_PAGES, size = n * PAGE;
@@ -1203,6 +1236,7 @@ static Suite *extra_suite(void)
 	ADD_TEST(s, sigkill_clients);
 	ADD_TEST(s, munmap_frees_device_pages);
 	ADD_TEST(s, mremap_moves_device_pages);
+	ADD_TEST(s, fork_child_device_write_is_its_own);
 	ADD_TEST(s, foreign_uffd_refused);
 	ADD_TEST(s, bad_input);
 	return s;

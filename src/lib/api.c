@@ -119,8 +119,6 @@ ZDEV_EXPORT int zdev_open(const char *socket_path, unsigned int device, struct z
 					      : request(dev, ZMSG_OPEN, NULL, 0, NULL, 0, NULL);
 	if (ret)
 		goto err_put;
-	/* Before the first migration: the pages it moves live there. */
-	zrescue_add_store(dev->client, device);
 	*out = dev;
 	return 0;
 

@@ -53,6 +53,17 @@ int zclient_call_fd(struct zclient *c, union zmsg *req, union zmsg *rep, int fd,
 		int rfd = -1;
 
 		type = zmsg_recv(c->sock, rep, &rfd);
+		if (type == ZMSG_STORE) {
+			/* Where our pages will live: kept for a rescue. */
+			if (rfd >= 0 && !zrescue_take_store(rep->store.device, rep->store.id, rfd))
+				close(rfd);
+			rep->store.status = 0;
+			rep->hdr.type = ZMSG_STORED;
+			ret = zmsg_send(c->sock, rep, -1);
+			if (ret)
+				return ret;
+			continue;
+		}
 		if (rfd >= 0 && rep_fd && type == ZMSG_REPLY)
 			*rep_fd = rfd;
 		else if (rfd >= 0)

@@ -42,7 +42,6 @@ static int daemon_pidfd = -1;
 static uint64_t dev_pages;
 static unsigned int ndevices;
 static pid_t agent_for;			/* the process whose agent runs */
-static uint64_t own_store[ZDEV_MAX_DEVICES];
 /* Ours and, in a fork child, the parent's (our shared pages live there). */
 static struct held_store *stores;
 static size_t nstores, stores_cap;
@@ -470,33 +469,16 @@ void zrescue_attach_forked(int sock, pid_t daemon_pid, unsigned int nd)
 	attach(sock, 100, daemon_pid, nd);
 }
 
-void zrescue_add_store(struct zclient *c, unsigned int dev)
+bool zrescue_take_store(unsigned int dev, uint64_t id, int fd)
 {
-	uint64_t id = 0, seq;
-	bool have;
-	int fd;
+	bool kept = false;
 
-	if (dev >= ZDEV_MAX_DEVICES)
-		return;
 	pthread_mutex_lock(&rescue_lock);
-	have = agent_for != getpid() || own_store[dev];
+	/* Without an agent nobody would ever read it. */
+	if (agent_for == getpid() && dev < ZDEV_MAX_DEVICES && !add_held_store(id, fd))
+		kept = true;
 	pthread_mutex_unlock(&rescue_lock);
-	if (have)
-		return;
-	/* Not under rescue_lock: the agent takes it, and a thread waiting
-	 * for c->lock may be waiting on a zap only the agent can release. */
-	pthread_mutex_lock(&c->lock);
-	seq = ++c->seq;
-	fd = ask_rescue(c->sock, seq, RESCUE_STORE, dev, &id);
-	pthread_mutex_unlock(&c->lock);
-	if (fd < 0)
-		return;
-	pthread_mutex_lock(&rescue_lock);
-	if (own_store[dev] || add_held_store(id, fd))
-		close(fd);
-	else
-		own_store[dev] = id;
-	pthread_mutex_unlock(&rescue_lock);
+	return kept;
 }
 
 void zrescue_migration_begin(uint64_t addr, uint64_t len)
@@ -529,7 +511,6 @@ void zrescue_atfork_child(void)
 
 	memcpy(&rescue_lock, &fresh, sizeof(fresh));
 	give_up_locked();
-	memset(own_store, 0, sizeof(own_store));
 	agent_for = 0;
 	atomic_store_explicit(&migrating_end, 0, memory_order_relaxed);
 	atomic_store_explicit(&zap_running, false, memory_order_relaxed);

@@ -27,8 +27,9 @@ void zrescue_attach(struct zclient *c);
 /* The same from the fork child's atfork handler, over the connection that
  * claimed its uffd (sock is the caller's until it returns). */
 void zrescue_attach_forked(int sock, pid_t daemon_pid, unsigned int ndevices);
-/* After the first OPEN of device dev: fetches the process's store on it. */
-void zrescue_add_store(struct zclient *c, unsigned int dev);
+/* A store zdevd handed over (STORE): true if kept (the caller must not
+ * close fd). */
+bool zrescue_take_store(unsigned int dev, uint64_t id, int fd);
 /* A migration to the device of [addr, addr + len) is asked for; its reply
  * came (zdevd handled its zaps' events). */
 void zrescue_migration_begin(uint64_t addr, uint64_t len);

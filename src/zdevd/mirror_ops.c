@@ -51,6 +51,16 @@ static int client_copy(pid_t pid, bool to_client, void *local, uint64_t remote, 
 	return (size_t)n == len ? 0 : -EFAULT;
 }
 
+/* Whether a fork shares the device page of entry e (its count is above the
+ * one reference each mapping process holds). Caller holds mm->lock. */
+static bool shared(struct zmm *mm, uint64_t e)
+{
+	struct refpool *pool = mm->d->dev[e_dev(e)].pool;
+
+	return atomic_load_explicit(&refpool_pfn_to_page(pool, e_pfn(e))->refcount,
+				    memory_order_acquire) > 1;
+}
+
 int mirror_access(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages, uint64_t buf,
 		  bool write, uint64_t *cpages, uint64_t *faults)
 {
@@ -95,8 +105,11 @@ int mirror_access(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npag
 
 		if ((e & need) != need)
 			missing++;
-		if ((e & E_DEVPRIV) && !(e & E_BUSY) && e_dev(e) != dev) {
-			/* Another device's page: it comes back to RAM first. */
+		if ((e & E_DEVPRIV) && !(e & E_BUSY) && (e_dev(e) != dev || (write && shared(mm, e)))) {
+			/* Another device's page comes back to RAM first; so
+			 * does, for a write, a page a fork shares, which gives
+			 * this process a copy of its own, as the write fault's
+			 * copy-on-write does. */
 			ret = uffd_dev_bring_back_locked(mm, vpn, e);
 			if (ret)
 				break;

@@ -127,9 +127,11 @@ int rescue_store_get_locked(struct zmm *mm, unsigned int dev, struct zstore **ou
 	int ret;
 
 	if (store) {
+		atomic_fetch_add_explicit(&store->refs, 1, memory_order_relaxed);
 		*out = store;
 		return 0;
 	}
+	/* A new store: the caller hands it to the client first. */
 	store = calloc(1, sizeof(*store));
 	if (!store)
 		return -ENOMEM;
@@ -147,9 +149,10 @@ int rescue_store_get_locked(struct zmm *mm, unsigned int dev, struct zstore **ou
 	ret = refpool_owner_create(device->pool, store, &store->owner);
 	if (ret)
 		goto err_close_fd;
+	atomic_init(&store->refs, 2);	/* the mm's and the caller's */
 	mm->store[dev] = store;
 	*out = store;
-	return 0;
+	return 1;
 
 err_close_fd:
 	close(store->fd);
@@ -158,15 +161,26 @@ err_free_store:
 	return ret;
 }
 
+void rescue_store_put(struct zstore *store)
+{
+	/* The owner frees the store once its last block is released. */
+	if (atomic_fetch_sub_explicit(&store->refs, 1, memory_order_acq_rel) == 1)
+		refpool_owner_put(store->owner);
+}
+
 void rescue_stores_put(struct zmm *mm)
 {
 	for (unsigned int i = 0; i < ZDEV_MAX_DEVICES; i++) {
 		if (!mm->store[i])
 			continue;
-		/* The owner frees the store once its last block is released. */
-		refpool_owner_put(mm->store[i]->owner);
+		rescue_store_put(mm->store[i]);
 		mm->store[i] = NULL;
 	}
+}
+
+void rescue_stores_retire_locked(struct zmm *mm)
+{
+	rescue_stores_put(mm);
 }
 
 static struct rescue_entry *entry_of(struct zmm *mm, unsigned int dev, uint32_t pfn)

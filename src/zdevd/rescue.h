@@ -20,6 +20,9 @@ struct zstore {
 	int fd;
 	uint64_t id;
 	struct refpool_owner *owner;
+	/* the mm's claim and each allocation's in flight; the last drops the
+	 * owner's creator reference (the owner lasts while it holds blocks) */
+	_Atomic int refs;
 };
 
 /* The per-device part: which store is mapped under each block. */
@@ -34,10 +37,17 @@ void rescue_owner_gone(struct refpool *pool, void *owner_arg, void *arg);
 int rescue_table_create(struct zmm *mm);
 void rescue_table_destroy(struct zmm *mm);
 
-/* The process's store on dev, made on first use; caller holds mm->lock. */
+/* The process's store on dev, with a reference: 0, or 1 if it was made now
+ * (the client has to be given it before any page goes there), or -errno.
+ * Caller holds mm->lock. */
 int rescue_store_get_locked(struct zmm *mm, unsigned int dev, struct zstore **out);
+void rescue_store_put(struct zstore *store);
 /* Drops the process's claim on its stores (they last while their pages do). */
 void rescue_stores_put(struct zmm *mm);
+/* At a fork: the child holds the process's stores now (its shared pages are
+ * there), so the process's later pages go to new ones the child never sees.
+ * Caller holds mm->lock. */
+void rescue_stores_retire_locked(struct zmm *mm);
 
 /* The process maps device page pfn of dev at vpn now (its data is in the
  * store already), or no longer. */

@@ -168,7 +168,6 @@ static int take_uffd(struct session *s, int fd, uint64_t proof_addr)
 static int on_rescue(struct session *s, const struct zmsg_req *r)
 {
 	struct zmm *mm = s->mm;
-	struct zstore *store;
 	uint64_t info = 0;
 	int fd = -1, ret = 0;
 	union zmsg m;
@@ -182,18 +181,6 @@ static int on_rescue(struct session *s, const struct zmsg_req *r)
 		break;
 	case RESCUE_UFFD:
 		fd = mm->uffd;
-		break;
-	case RESCUE_STORE:
-		if (r->device >= s->d->cfg.ndevices)
-			return reply_status(s, r->hdr.seq, -ENODEV, 0, 0);
-		pthread_mutex_lock(&mm->lock);
-		ret = mm->open_devices & (1ull << r->device) ?
-			rescue_store_get_locked(mm, r->device, &store) : -EBADF;
-		pthread_mutex_unlock(&mm->lock);
-		if (!ret) {
-			fd = store->fd;
-			info = store->id;
-		}
 		break;
 	default:
 		ret = -EINVAL;
@@ -249,9 +236,29 @@ static int session_anonymize(void *ctx, uint64_t addr, uint64_t len, unsigned in
 	return ask_mapping_change(ctx, ZMSG_ANONYMIZE, ZMSG_ANONYMIZED, addr, len, prot);
 }
 
+static int session_give_store(void *ctx, unsigned int dev, int fd, uint64_t id)
+{
+	struct session *s = ctx;
+	union zmsg m;
+	int ret;
+
+	zmsg_init(&m, ZMSG_STORE, 0);
+	m.store.device = dev;
+	m.store.id = id;
+	ret = zmsg_send(s->sock, &m, fd);
+	if (ret)
+		return ret;
+	ret = zmsg_recv(s->sock, &m, NULL);
+	if (ret < 0)
+		return ret;
+	/* A client that cannot keep it only gives up surviving zdevd. */
+	return ret != ZMSG_STORED || m.store.id != id ? -EPROTO : 0;
+}
+
 static const struct uffd_dev_client session_client = {
 	.zap = session_zap,
 	.anonymize = session_anonymize,
+	.give_store = session_give_store,
 };
 
 /* Asks the client to change its exclusive-page map (only it can mprotect
