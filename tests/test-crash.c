@@ -325,6 +325,7 @@ START_TEST(sigkill_during_the_zap)
 	ck_assert_int_eq(kill_on_zap, 0);
 	wrong = first_wrong(buf, len, 0x6666);
 	ck_assert_msg(wrong == SIZE_MAX, "word %zu lost", wrong);
+	ck_assert_int_eq(zdev_close(dev), 0);
 }
 END_TEST
 
@@ -397,6 +398,7 @@ START_TEST(sigkill_daemonized_zdevd)
 	ck_assert_int_eq(zdev_migrate_to_device(dev, buf, 1, &res), -ENODEV);
 	unlink(sock);
 	rmdir(dir);
+	ck_assert_int_eq(zdev_close(dev), 0);
 }
 END_TEST
 
@@ -441,6 +443,7 @@ START_TEST(sigkill_after_fork)
 	ck_assert_msg(wrong == SIZE_MAX, "parent: word %zu lost", wrong);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: status %#x", status);
+	ck_assert_int_eq(zdev_close(dev), 0);
 }
 END_TEST
 
@@ -475,6 +478,7 @@ START_TEST(sigkill_after_fork_child_silent)
 	ck_assert_uint_eq(first_wrong(buf, len, 0x8888), SIZE_MAX);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: status %#x", status);
+	ck_assert_int_eq(zdev_close(dev), 0);
 }
 END_TEST
 
@@ -611,6 +615,7 @@ START_TEST(fork_child_sees_no_later_pages)
 	ck_assert_int_eq(write(go[1], "g", 1), 1);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: status %#x", status);
+	ck_assert_int_eq(zdev_close(dev), 0);
 }
 END_TEST
 
@@ -635,6 +640,7 @@ START_TEST(sigterm_then_no_device)
 	ck_assert_ptr_ne(buf, MAP_FAILED);
 	buf[0] = 1;
 	ck_assert_uint_eq(buf[0], 1);
+	ck_assert_int_eq(zdev_close(dev), 0);
 }
 END_TEST
 
