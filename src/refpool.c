@@ -693,11 +693,13 @@ static void owner_free_pages(struct refpool *pool, struct refpool_owner *o, uint
 	}
 	/* No one else can reach the block now: its pages are free and on no
 	 * list, and our chunk references keep the chunk and the teardown
-	 * waiting until it is listed again. The block's reference keeps o. */
+	 * waiting until it is listed again. The block's reference keeps o;
+	 * it goes before the chunk references, so that a kill that returns has
+	 * seen the owner go too, and no callback runs on a pool torn down. */
 	if (pool->ops->release_block)
 		pool->ops->release_block(pool, first, o->arg, pool->arg);
-	chunk_give_back(pool, c, first, nfreed);
 	owner_unref(o);
+	chunk_give_back(pool, c, first, nfreed);
 }
 
 static void owner_free_page(struct refpool *pool, struct refpool_owner *o, uint32_t pfn)
