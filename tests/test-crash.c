@@ -232,26 +232,34 @@ static int writers_round(unsigned int kill_after_us)
 	return bad;
 }
 
-START_TEST(sigkill_during_migrations_with_writers)
+/*
+ * Rounds of round(kill_after_us), each in a fresh process against a fresh
+ * zdevd (a process that lost its zdevd stays without a device), the kill
+ * after a random time in [min_us, min_us + span_us).
+ */
+static void kill_rounds(int (*round)(unsigned int), unsigned int min_us, unsigned int span_us)
 {
-	srandom((unsigned int)time(NULL));
-	for (int round = 0; round < 6; round++) {
-		unsigned int after = 2000 + rand_below(40000);
+	for (int r = 0; r < 6; r++) {
+		unsigned int after = min_us + rand_below(span_us);
 		int status;
 		pid_t pid;
 
-		/* A fresh process per round: a process that lost its zdevd
-		 * stays without a device. */
 		start_zdevd();
 		pid = fork();
 		if (pid == 0)
-			_exit(writers_round(after));
-		/* The child kills zdevd; make sure it is gone either way. */
+			_exit(round(after));
 		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+		/* Whoever killed it (or not), it is reaped here. */
 		kill_zdevd();
 		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-			      "round %d (kill after %u us): status %#x", round, after, status);
+			      "round %d (kill after %u us): status %#x", r, after, status);
 	}
+}
+
+START_TEST(sigkill_during_migrations_with_writers)
+{
+	srandom((unsigned int)time(NULL));
+	kill_rounds(writers_round, 2000, 40000);
 }
 END_TEST
 
@@ -288,22 +296,7 @@ static int mid_migration_round(unsigned int kill_after_us)
 START_TEST(sigkill_mid_migration)
 {
 	srandom((unsigned int)time(NULL) ^ 0x55);
-	for (int round = 0; round < 6; round++) {
-		unsigned int after = rand_below(60000);
-		int status;
-		pid_t pid;
-
-		start_zdevd();
-		pid = fork();
-		if (pid == 0)
-			_exit(mid_migration_round(after));
-		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-		/* The grandchild killed it; reap it here. */
-		waitpid(zd.pid, NULL, 0);
-		zd.pid = 0;
-		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-			      "round %d (kill after %u us): status %#x", round, after, status);
-	}
+	kill_rounds(mid_migration_round, 0, 60000);
 }
 END_TEST
 
@@ -402,8 +395,12 @@ START_TEST(sigkill_daemonized_zdevd)
 }
 END_TEST
 
-/* A fork child shares its parent's device pages; both keep them. */
-START_TEST(sigkill_after_fork)
+/*
+ * A fork child shares its parent's device pages; both keep them when zdevd
+ * dies, whether the child made a call of its own first (child_calls) or
+ * never calls libzdev at all.
+ */
+static void fork_then_sigkill(bool child_calls, uint64_t tag)
 {
 	const size_t len = 4 * HUGE;
 	struct zdev_result res;
@@ -416,7 +413,7 @@ START_TEST(sigkill_after_fork)
 
 	ck_assert_int_eq(zdev_open(NULL, 0, &dev), 0);
 	ck_assert_int_eq(zdev_alloc(dev, len, (void **)&buf), 0);
-	fill(buf, len, 0x4444);
+	fill(buf, len, tag);
 	ck_assert_int_eq(zdev_migrate_to_device(dev, buf, len / PAGE, &res), 0);
 	ck_assert_int_eq(pipe(ready), 0);
 	ck_assert_int_eq(pipe(go), 0);
@@ -425,13 +422,12 @@ START_TEST(sigkill_after_fork)
 		struct zdev *cdev;
 		struct zdev_stats st = { .size = sizeof(st) };
 
-		/* The child's first call makes it a client of its own. */
-		if (zdev_open(NULL, 0, &cdev) || zdev_get_stats(cdev, &st) ||
-		    st.device_pages != len / PAGE)
+		if (child_calls && (zdev_open(NULL, 0, &cdev) || zdev_get_stats(cdev, &st) ||
+				    st.device_pages != len / PAGE))
 			_exit(3);
 		if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
 			_exit(4);
-		_exit(first_wrong(buf, len, 0x4444) == SIZE_MAX ? 0 : 1);
+		_exit(first_wrong(buf, len, tag) == SIZE_MAX ? 0 : 1);
 	}
 	/* A child that fails early must not leave us waiting. */
 	close(ready[1]);
@@ -439,46 +435,22 @@ START_TEST(sigkill_after_fork)
 	ck_assert_int_eq(read(ready[0], &c, 1), 1);
 	kill_zdevd();
 	ck_assert_int_eq(write(go[1], "g", 1), 1);
-	wrong = first_wrong(buf, len, 0x4444);
+	wrong = first_wrong(buf, len, tag);
 	ck_assert_msg(wrong == SIZE_MAX, "parent: word %zu lost", wrong);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: status %#x", status);
 	ck_assert_int_eq(zdev_close(dev), 0);
 }
+
+START_TEST(sigkill_after_fork)
+{
+	fork_then_sigkill(true, 0x4444);
+}
 END_TEST
 
-/* The same for a child that never calls libzdev itself. */
 START_TEST(sigkill_after_fork_child_silent)
 {
-	const size_t len = 4 * HUGE;
-	struct zdev_result res;
-	struct zdev *dev;
-	uint64_t *buf;
-	int ready[2], go[2], status;
-	pid_t pid;
-	char c;
-
-	ck_assert_int_eq(zdev_open(NULL, 0, &dev), 0);
-	ck_assert_int_eq(zdev_alloc(dev, len, (void **)&buf), 0);
-	fill(buf, len, 0x8888);
-	ck_assert_int_eq(zdev_migrate_to_device(dev, buf, len / PAGE, &res), 0);
-	ck_assert_int_eq(pipe(ready), 0);
-	ck_assert_int_eq(pipe(go), 0);
-	pid = fork();
-	if (pid == 0) {
-		if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
-			_exit(4);
-		_exit(first_wrong(buf, len, 0x8888) == SIZE_MAX ? 0 : 1);
-	}
-	close(ready[1]);
-	close(go[0]);
-	ck_assert_int_eq(read(ready[0], &c, 1), 1);
-	kill_zdevd();
-	ck_assert_int_eq(write(go[1], "g", 1), 1);
-	ck_assert_uint_eq(first_wrong(buf, len, 0x8888), SIZE_MAX);
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: status %#x", status);
-	ck_assert_int_eq(zdev_close(dev), 0);
+	fork_then_sigkill(false, 0x8888);
 }
 END_TEST
 
