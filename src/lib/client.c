@@ -26,6 +26,15 @@
 #include "uffd_compat.h"
 #include "uffd_probe.h"
 
+#ifdef __SANITIZE_THREAD__
+/* ThreadSanitizer cannot start a thread in a fork child of a threaded
+ * process (a lock of its own may be held by a thread that did not come
+ * along): there the agent waits for the child's first call. */
+#define AGENT_IN_FORK_CHILD 0
+#else
+#define AGENT_IN_FORK_CHILD 1
+#endif
+
 static pthread_mutex_t sessions_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct zclient *current_client;
 /* Set in the parent just before fork, by every thread that forks: atomic,
@@ -362,7 +371,7 @@ void zclient_atfork_child(void)
 		 * the pages it shares with its parent must survive zdevd. */
 		if (!zmsg_send(fd, &m, -1) && zmsg_recv(fd, &m, NULL) == ZMSG_HELLO_OK &&
 		    (m.hello_ok.features & ZFEAT_PROVE_FORK) &&
-		    !prove_fork(fd, m.hello_ok.proof_addr))
+		    !prove_fork(fd, m.hello_ok.proof_addr) && AGENT_IN_FORK_CHILD)
 			zrescue_attach_forked(fd, m.hello_ok.daemon_pid, m.hello_ok.ndevices);
 	}
 	close(fd);
