@@ -683,9 +683,10 @@ static void owner_free_pages(struct refpool *pool, struct refpool_owner *o, uint
 	bool whole = false;
 
 	pthread_mutex_lock(&o->lock);
-	for (uint32_t p = 0; p < REFPOOL_BLOCK_PAGES; p++)
-		if (freed[p / 64] & (1ull << (p % 64)))
-			whole |= owner_list_page(pool, o, first + p);
+	for (uint32_t w = 0; w < REFPOOL_BLOCK_PAGES / 64; w++)
+		for (uint64_t bits = freed[w]; bits; bits &= bits - 1)
+			whole |= owner_list_page(pool, o, first + w * 64 +
+							      (uint32_t)__builtin_ctzll(bits));
 	pthread_mutex_unlock(&o->lock);
 	if (!whole) {
 		chunk_give_back(pool, c, REFPOOL_NO_PFN, nfreed);
@@ -866,6 +867,49 @@ void refpool_put(struct refpool *pool, struct refpool_page *page)
 	}
 	zdev_spin_unlock(&slot->lock);
 	chunk_free_dying(pool, c, pfn);
+}
+
+/* The pages of one owned block that a run's puts freed, listed at once. */
+struct freed_run {
+	struct refpool_owner *owner;
+	uint32_t first;		/* the block's first pfn */
+	uint32_t n;
+	uint64_t bits[REFPOOL_BLOCK_PAGES / 64];
+};
+
+static void freed_run_flush(struct refpool *pool, struct freed_run *r)
+{
+	if (r->n)
+		owner_free_pages(pool, r->owner, r->first, r->bits, r->n);
+	memset(r, 0, sizeof(*r));
+}
+
+void refpool_put_run(struct refpool *pool, struct refpool_page *first, uint32_t n)
+{
+	struct freed_run run = { 0 };
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct refpool_page *page = first + i;
+		const uint32_t pfn = pool_pfn(pool, page), head = pfn & ~(REFPOOL_BLOCK_PAGES - 1);
+		struct refpool_owner *o = block_owner(pool, pfn);
+
+		if (!o) {
+			refpool_put(pool, page);
+			continue;
+		}
+		if (!page_drop(pool, page))
+			continue;
+		pool->type->free_page(pool, page);
+		if (pool_debug(pool))
+			refpool_dbg_set(pool, pfn, DBG_FREE);
+		if (run.n && (run.owner != o || run.first != head))
+			freed_run_flush(pool, &run);
+		run.owner = o;
+		run.first = head;
+		run.bits[(pfn - head) / 64] |= 1ull << ((pfn - head) % 64);
+		run.n++;
+	}
+	freed_run_flush(pool, &run);
 }
 
 void refpool_put_block(struct refpool *pool, struct refpool_page *first)

@@ -182,6 +182,10 @@ int refpool_alloc_owned(struct refpool *pool, struct refpool_owner *owner,
 int refpool_alloc_block_owned(struct refpool *pool, struct refpool_owner *owner,
 			      struct refpool_page **first);
 
+/* One put on each of the n pages from first (consecutive pfns): what owned
+ * blocks get back is listed once per block. */
+void refpool_put_run(struct refpool *pool, struct refpool_page *first, uint32_t n);
+
 /* Another reference on a page the caller already holds one on (fork sharing). */
 void refpool_get(struct refpool *pool, struct refpool_page *page);
 

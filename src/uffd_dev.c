@@ -168,8 +168,7 @@ static void forget_run_locked(struct zmm *mm, uint64_t vpn, uint64_t n, uint64_t
 	if ((e & E_HUGE) && n == WINDOW_PAGES)
 		refpool_put_block(pool, refpool_pfn_to_page(pool, e_pfn(e)));
 	else
-		for (uint64_t i = 0; i < n; i++)
-			refpool_put(pool, refpool_pfn_to_page(pool, e_pfn(e) + (uint32_t)i));
+		refpool_put_run(pool, refpool_pfn_to_page(pool, e_pfn(e)), (uint32_t)n);
 	count_back(mm, dev, n);
 }
 
@@ -1233,16 +1232,25 @@ static int finish_run_locked(struct zmm *mm, const struct back_run *r, uint64_t 
 	}
 
 	for (uint64_t i = 0; i < r->n; i++) {
-		uint64_t vpn = r->vpn + i, e = ptable_get(&mm->pt, vpn);
+		uint64_t vpn = r->vpn + i, e = ptable_get(&mm->pt, vpn), k = 1;
 
 		if (!(e & E_BUSY))
 			continue;	/* unmapped meanwhile: its page went with it */
 		e &= ~E_BUSY;
-		ptable_set(&mm->pt, vpn, e);
 		if (i < r->done) {
-			forget_run_locked(mm, vpn, 1, e);
-			(*moved)++;
-		} else if (!ret) {
+			/* Back, with the copied pages after it that are still
+			 * there: one stretch of the pool to give back. */
+			while (i + k < r->done &&
+			       (ptable_get(&mm->pt, vpn + k) & (E_BUSY | E_DEVPRIV | E_DEV_MASK | E_PFN_MASK)) ==
+				       (E_BUSY | E_DEVPRIV | (e & E_DEV_MASK) | (e_pfn(e) + k)))
+				k++;
+			forget_run_locked(mm, vpn, k, e);
+			*moved += k;
+			i += k - 1;
+			continue;
+		}
+		ptable_set(&mm->pt, vpn, e);
+		if (!ret) {
 			/* The copy stopped here (EEXIST: the CPU's copy wins);
 			 * the page and any after it go one at a time. */
 			ret = bring_back_locked(mm, vpn, e, false);

@@ -804,6 +804,36 @@ START_TEST(test_last_free_page_releases_the_block)
 }
 END_TEST
 
+/* A run of puts lists each owned block's pages once, and releases a block
+ * when the run frees its last page, not before. */
+START_TEST(test_put_run_releases_by_block)
+{
+	static int tag_a;
+	struct owner_map map = { 0 };
+	struct pool_probe probe = { 0 };
+	struct refpool *pool = make_pool(&probe, CHUNK_2M, 2 * CHUNK_2M);
+	struct refpool_owner *a = new_owner(pool, &tag_a);
+	struct refpool_page *one, *two;
+	const uint32_t half = REFPOOL_BLOCK_PAGES / 2;
+
+	watch_owners(&probe, &map);
+	ck_assert_int_eq(refpool_alloc_block_owned(pool, a, &one), 0);
+	ck_assert_int_eq(refpool_alloc_block_owned(pool, a, &two), 0);
+	refpool_put_run(pool, one, REFPOOL_BLOCK_PAGES);
+	ck_assert_uint_eq(atomic_load(&probe.releases), 1);
+	refpool_put_run(pool, two, half);
+	ck_assert_uint_eq(atomic_load(&probe.releases), 1);
+	ck_assert_uint_eq(stats_of(pool).pages_used, REFPOOL_BLOCK_PAGES - half);
+	refpool_put_run(pool, two + half, REFPOOL_BLOCK_PAGES - half);
+	ck_assert_uint_eq(atomic_load(&probe.releases), 2);
+	ck_assert_uint_eq(atomic_load(&probe.frees), 2 * REFPOOL_BLOCK_PAGES);
+	ck_assert_uint_eq(stats_of(pool).pages_used, 0);
+	ck_assert_int_eq(atomic_load(&map.bad), 0);
+	refpool_owner_put(a);
+	kill_cleanly(pool, &probe);
+}
+END_TEST
+
 /* owner_gone once the creator put the owner and its last block went. */
 START_TEST(test_owner_goes_after_put_and_last_release)
 {
@@ -1245,6 +1275,7 @@ static Suite *refpool_suite(void)
 
 	tcase_add_test(owners, test_owned_pages_come_from_adopted_blocks);
 	tcase_add_test(owners, test_last_free_page_releases_the_block);
+	tcase_add_test(owners, test_put_run_releases_by_block);
 	tcase_add_test(owners, test_owner_goes_after_put_and_last_release);
 	tcase_add_test(owners, test_owned_block_is_whole_and_released_by_its_puts);
 	tcase_add_test(owners, test_owned_alloc_needs_a_whole_free_block);
