@@ -20,7 +20,7 @@ void lat_record(struct lat_hist *h, uint64_t ns)
 
 uint64_t lat_percentile(struct lat_hist *h, double p)
 {
-	uint64_t counts[LAT_BUCKETS], total = 0, seen = 0;
+	uint64_t counts[LAT_BUCKETS], total = 0, seen = 0, max;
 
 	for (unsigned int i = 0; i < LAT_BUCKETS; i++) {
 		counts[i] = atomic_load_explicit(&h->bucket[i], memory_order_relaxed);
@@ -28,11 +28,13 @@ uint64_t lat_percentile(struct lat_hist *h, double p)
 	}
 	if (!total)
 		return 0;
+	max = atomic_load_explicit(&h->max_ns, memory_order_relaxed);
 	for (unsigned int i = 0; i < LAT_BUCKETS; i++) {
 		seen += counts[i];
-		/* The bucket's middle: within a factor 1.5 of the truth. */
+		/* The bucket's middle: within a factor 1.5 of the truth, and
+		 * never above the largest latency seen. */
 		if ((double)seen >= p * (double)total)
-			return (3ull << i) / 2;
+			return (3ull << i) / 2 < max ? (3ull << i) / 2 : max;
 	}
-	return atomic_load_explicit(&h->max_ns, memory_order_relaxed);
+	return max;
 }
