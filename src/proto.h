@@ -51,7 +51,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ZDEV_PROTO_VERSION 1
+#define ZDEV_PROTO_VERSION 2
 #define ZDEV_PROTO_MAGIC 0x7a646576u	/* "zdev" */
 #define ZDEV_MAX_DEVICES 8
 

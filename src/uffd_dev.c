@@ -833,7 +833,19 @@ static int alloc_device_pages(struct zmm *mm, unsigned int dev, const struct vma
 	pthread_mutex_unlock(&mm->lock);
 	if (ret < 0)
 		return ret;
-	ret = ret > 0 ? client->give_store(ctx, dev, store->fd, store->id) : 0;
+	if (ret > 0) {
+		ret = client->give_store(ctx, dev, store->fd, store->id);
+		if (ret) {
+			/* Not handed over: the next migration makes another
+			 * rather than fill one the client cannot rescue. */
+			pthread_mutex_lock(&mm->lock);
+			if (mm->store[dev] == store) {
+				mm->store[dev] = NULL;
+				rescue_store_put(store);
+			}
+			pthread_mutex_unlock(&mm->lock);
+		}
+	}
 	if (!ret)
 		ret = alloc_owned(mm, dev, vmas, addr, npages, sel, pm, pages, oom, store);
 	rescue_store_put(store);
@@ -936,10 +948,13 @@ static void keep_zapped_only(struct zmm *mm, struct refpool *pool, unsigned int 
 			     uint8_t *copied)
 {
 	uint64_t *pm = calloc(e - s, sizeof(*pm));
-	bool known = pm && !pagemap_read(mm->pagemap_fd, addr + s * PAGE, e - s, pm);
+	bool known = pm && (!pagemap_read(mm->pagemap_fd, addr + s * PAGE, e - s, pm) ||
+			    !pagemap_read(mm->pagemap_fd, addr + s * PAGE, e - s, pm));
 
 	for (uint64_t i = s; i < npages; i++) {
-		if (!copied[i] || (i < e && known && !(pm[i - s] & PM_PRESENT)))
+		/* Not knowing what the madvise reached, the device copies of
+		 * this run stay: a page it emptied must not lose its only one. */
+		if (!copied[i] || (i < e && (!known || !(pm[i - s] & PM_PRESENT))))
 			continue;
 		rescue_forget(mm, dev, refpool_page_to_pfn(pool, pages[i]));
 		refpool_put(pool, pages[i]);

@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
+#include <string.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
@@ -85,7 +87,7 @@ static void note_done(uint64_t start, uint64_t end)
  * Copies with process_vm_readv on ourselves: a page past the end of the file
  * gives EFAULT instead of SIGBUS, and stays zero in the copy.
  */
-static void copy_contents(uint8_t *to, uint64_t from, uint64_t len)
+static int copy_contents(uint8_t *to, uint64_t from, uint64_t len)
 {
 	const pid_t self = getpid();
 
@@ -96,18 +98,57 @@ static void copy_contents(uint8_t *to, uint64_t from, uint64_t len)
 
 		if (got == (ssize_t)n)
 			continue;
+		if (got < 0 && errno != EFAULT)
+			return -errno;
 		/* Short: page by page from where it stopped. */
 		for (uint64_t p = got > 0 ? (uint64_t)got & ~(PAGE - 1) : 0; p < n; p += PAGE) {
 			struct iovec l = { to + off + p, PAGE }, r = { (void *)(uintptr_t)(from + off + p), PAGE };
 
-			process_vm_readv(self, &l, 1, &r, 1, 0);
+			if (process_vm_readv(self, &l, 1, &r, 1, 0) < 0 && errno != EFAULT)
+				return -errno;
 		}
 	}
+	return 0;
+}
+
+/*
+ * MREMAP_FIXED takes down what is at the target before it moves, and the move
+ * can still fail (ENOMEM): then the mapping is a hole, and its contents live
+ * on in copy only. They go back in place before copy goes.
+ */
+static void put_back(void *addr, const void *copy, uint64_t len, unsigned int prot)
+{
+	void *p;
+
+	if (!mprotect(addr, len, prot) || errno != ENOMEM)
+		return;
+	p = mmap(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+		 -1, 0);
+	if (p != addr)
+		return;
+	memcpy(addr, copy, len);
+	mprotect(addr, len, prot);
+}
+
+/* The signals a handler of the program's could take on this thread while the
+ * mapping is read-only: a write of its there would wait for us for good. */
+static void block_async_signals(sigset_t *old)
+{
+	sigset_t set;
+
+	sigfillset(&set);
+	sigdelset(&set, SIGSEGV);
+	sigdelset(&set, SIGBUS);
+	sigdelset(&set, SIGILL);
+	sigdelset(&set, SIGFPE);
+	sigdelset(&set, SIGTRAP);
+	pthread_sigmask(SIG_BLOCK, &set, old);
 }
 
 int anonymize_mapping(uint64_t start, uint64_t len, unsigned int prot)
 {
 	void *addr = (void *)(uintptr_t)start, *copy;
+	sigset_t old;
 	int ret;
 
 	if ((start | len) & (PAGE - 1) || !len || start + len < start)
@@ -121,27 +162,37 @@ int anonymize_mapping(uint64_t start, uint64_t len, unsigned int prot)
 		ret = -errno;
 		goto out_unlock;
 	}
+	block_async_signals(&old);
 	atomic_store_explicit(&copying_start, start, memory_order_relaxed);
 	atomic_store_explicit(&copying_end, start + len, memory_order_release);
 	if ((prot & PROT_WRITE) && mprotect(addr, len, prot & ~PROT_WRITE)) {
 		ret = -errno;
-		goto out_unmap_copy;
-	}
-	copy_contents(copy, start, len);
-	if (mprotect(copy, len, prot) ||
-	    mremap(copy, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, addr) == MAP_FAILED) {
-		ret = -errno;
+		/* A part may have changed before the failure. */
 		mprotect(addr, len, prot);
 		goto out_unmap_copy;
 	}
+	ret = copy_contents(copy, start, len);
+	if (ret) {
+		mprotect(addr, len, prot);
+		goto out_unmap_copy;
+	}
+	if (mprotect(copy, len, prot) ||
+	    mremap(copy, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, addr) == MAP_FAILED) {
+		ret = -errno;
+		put_back(addr, copy, len, prot);
+		goto out_unmap_copy;
+	}
 	ret = 0;
-	note_done(start, start + len);
 	goto out_end_copy;
 
 out_unmap_copy:
 	munmap(copy, len);
 out_end_copy:
+	/* Also after a failure: a write that faulted in the window retries,
+	 * even if its handler runs only after the window is over. */
+	note_done(start, start + len);
 	atomic_store_explicit(&copying_end, 0, memory_order_release);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 out_unlock:
 	pthread_mutex_unlock(&anonymize_lock);
 	return ret;
