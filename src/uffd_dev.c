@@ -471,7 +471,9 @@ int uffd_dev_on_fork(struct zmm *parent, struct zmm *child)
 	pthread_mutex_lock(&parent->lock);
 	pthread_mutex_lock(&child->lock);
 	ptable_walk(&parent->pt, 0, UINT64_MAX >> PAGE_SHIFT_4K, share_entry, &ctx);
-	rescue_stores_retire_locked(parent);
+	/* The child holds the parent's stores now: the parent's later pages
+	 * go into new ones. */
+	rescue_stores_put(parent);
 	child->open_devices = 0;
 	memset(child->handles, 0, sizeof(child->handles));
 	pthread_mutex_unlock(&child->lock);

@@ -178,10 +178,6 @@ void rescue_stores_put(struct zmm *mm)
 	}
 }
 
-void rescue_stores_retire_locked(struct zmm *mm)
-{
-	rescue_stores_put(mm);
-}
 
 static struct rescue_entry *entry_of(struct zmm *mm, unsigned int dev, uint32_t pfn)
 {

@@ -42,12 +42,11 @@ void rescue_table_destroy(struct zmm *mm);
  * Caller holds mm->lock. */
 int rescue_store_get_locked(struct zmm *mm, unsigned int dev, struct zstore **out);
 void rescue_store_put(struct zstore *store);
-/* Drops the process's claim on its stores (they last while their pages do). */
+/* Drops the process's claim on its stores (they last while their pages do):
+ * at its end, and at a fork, after which the child holds them (its shared
+ * pages are there) and the process's later pages go to new ones the child
+ * never sees. */
 void rescue_stores_put(struct zmm *mm);
-/* At a fork: the child holds the process's stores now (its shared pages are
- * there), so the process's later pages go to new ones the child never sees.
- * Caller holds mm->lock. */
-void rescue_stores_retire_locked(struct zmm *mm);
 
 /* The process maps device page pfn of dev at vpn now (its data is in the
  * store already), or no longer. */
