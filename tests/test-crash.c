@@ -357,11 +357,26 @@ static pid_t find_zdevd(const char *socket_path)
 	return found;
 }
 
+static char daemon_dir[] = "/tmp/zdev-daemon-XXXXXX", daemon_sock[128];
+
+/* Whatever the test did, no daemon of its outlives it. */
+static void stop_daemonized(void)
+{
+	pid_t pid = daemon_sock[0] ? find_zdevd(daemon_sock) : 0;
+
+	if (pid > 0)
+		kill(pid, SIGKILL);
+	if (daemon_sock[0]) {
+		unlink(daemon_sock);
+		rmdir(daemon_dir);
+	}
+}
+
 START_TEST(sigkill_daemonized_zdevd)
 {
 	const char *top = getenv("top_builddir");
 	const size_t len = 2 * HUGE;
-	char dir[] = "/tmp/zdev-daemon-XXXXXX", sock[128], exe[512];
+	char *dir = daemon_dir, *sock = daemon_sock, exe[512];
 	struct zdev_result res;
 	struct zdev *dev = NULL;
 	uint64_t *buf;
@@ -369,7 +384,7 @@ START_TEST(sigkill_daemonized_zdevd)
 	int status;
 
 	ck_assert_ptr_nonnull(mkdtemp(dir));
-	snprintf(sock, sizeof(sock), "%s/zdevd.sock", dir);
+	snprintf(sock, sizeof(daemon_sock), "%s/zdevd.sock", dir);
 	snprintf(exe, sizeof(exe), "%s/zdevd", top ? top : ".");
 	pid = fork();
 	if (pid == 0) {
@@ -389,8 +404,6 @@ START_TEST(sigkill_daemonized_zdevd)
 	kill(daemon_pid, SIGKILL);
 	ck_assert_uint_eq(first_wrong(buf, len, 0x7777), SIZE_MAX);
 	ck_assert_int_eq(zdev_migrate_to_device(dev, buf, 1, &res), -ENODEV);
-	unlink(sock);
-	rmdir(dir);
 	ck_assert_int_eq(zdev_close(dev), 0);
 }
 END_TEST
@@ -634,7 +647,8 @@ int main(void)
 	check_add_case(s, "sigkill_mid_migration", sigkill_mid_migration, NULL, kill_zdevd, 300);
 	check_add_case(s, "sigkill_during_the_zap", sigkill_during_the_zap, start_zdevd, kill_zdevd,
 		       120);
-	check_add_case(s, "sigkill_daemonized_zdevd", sigkill_daemonized_zdevd, NULL, NULL, 120);
+	check_add_case(s, "sigkill_daemonized_zdevd", sigkill_daemonized_zdevd, NULL, stop_daemonized,
+		       120);
 	check_add_case(s, "sigkill_after_fork", sigkill_after_fork, start_zdevd, kill_zdevd, 120);
 	check_add_case(s, "sigkill_after_fork_child_silent", sigkill_after_fork_child_silent,
 		       start_zdevd, kill_zdevd, 120);
