@@ -755,6 +755,30 @@ int refpool_alloc_owned(struct refpool *pool, struct refpool_owner *owner,
 	return owner_adopt(pool, owner, 1, out);
 }
 
+int refpool_alloc_owned_many(struct refpool *pool, struct refpool_owner *owner, uint32_t n,
+			     struct refpool_page **out)
+{
+	uint32_t got = 0;
+	int ret = 0;
+
+	if (owner->pool != pool)
+		return -EINVAL;
+	while (got < n) {
+		pthread_mutex_lock(&owner->lock);
+		while (got < n && !(ret = owner_take_page(pool, owner, &out[got])))
+			got++;
+		pthread_mutex_unlock(&owner->lock);
+		if (got == n || ret != -EAGAIN)
+			break;
+		/* As refpool_alloc_owned(): adoption outside the lock. */
+		ret = owner_adopt(pool, owner, 1, &out[got]);
+		if (ret)
+			break;
+		got++;
+	}
+	return got ? (int)got : ret;
+}
+
 int refpool_alloc_block_owned(struct refpool *pool, struct refpool_owner *owner,
 			      struct refpool_page **first)
 {

@@ -179,6 +179,10 @@ void refpool_owner_put(struct refpool_owner *owner);
  */
 int refpool_alloc_owned(struct refpool *pool, struct refpool_owner *owner,
 			struct refpool_page **out);
+/* Up to n owned pages into out under one lock per block's worth: how many
+ * (the rest could not be had), or -errno if none. */
+int refpool_alloc_owned_many(struct refpool *pool, struct refpool_owner *owner, uint32_t n,
+			     struct refpool_page **out);
 int refpool_alloc_block_owned(struct refpool *pool, struct refpool_owner *owner,
 			      struct refpool_page **first);
 

@@ -747,6 +747,8 @@ static bool window_is_compound(struct zmm *mm, const struct vma_list *vmas, uint
 	       vma_thp_eligible(mm->pid, addr + i0 * PAGE);
 }
 
+#define ALLOC_BATCH 64	/* device pages taken from the pool at once */
+
 /*
  * Device pages for the selected pages: one block for each compound window
  * (unless FAIL_ALLOC makes the first such allocation fail, once, or the
@@ -803,18 +805,34 @@ static int alloc_owned(struct zmm *mm, unsigned int dev, const struct vma_list *
 	}
 	free(thp);
 
-	for (uint64_t i = 0; i < npages; i++) {
-		if (sel[i] != SEL_PAGE)
-			continue;
-		ret = budget ? refpool_alloc_owned(pool, store->owner, &pages[i]) : -ENOMEM;
-		if (ret == -ENOMEM) {
+	for (uint64_t i = 0; i < npages;) {
+		struct refpool_page *got[ALLOC_BATCH];
+		uint64_t idx[ALLOC_BATCH];
+		uint32_t want = 0, take;
+		int n;
+
+		for (; i < npages && want < ALLOC_BATCH; i++)
+			if (sel[i] == SEL_PAGE)
+				idx[want++] = i;
+		if (!want)
+			break;
+		take = budget < want ? (uint32_t)budget : want;
+		n = take ? refpool_alloc_owned_many(pool, store->owner, take, got) : -ENOMEM;
+		if (n == -ENOMEM) {
 			*oom = true;
 			break;
 		}
-		if (ret)
-			return ret;
-		budget--;
-		pages[i]->owner = vpn_of(addr) + i;
+		if (n < 0)
+			return n;
+		for (int k = 0; k < n; k++) {
+			pages[idx[k]] = got[k];
+			got[k]->owner = vpn_of(addr) + idx[k];
+		}
+		budget -= (uint64_t)n;
+		if ((uint32_t)n < want) {
+			*oom = true;
+			break;
+		}
 	}
 	return 0;
 }

@@ -834,6 +834,43 @@ START_TEST(test_put_run_releases_by_block)
 }
 END_TEST
 
+/* Many owned pages at once: from the owner's free pages first, adopting
+ * blocks as needed, all distinct and all the owner's; fewer when the pool
+ * runs out. */
+START_TEST(test_alloc_owned_many)
+{
+	static int tag_a;
+	struct owner_map map = { 0 };
+	struct pool_probe probe = { 0 };
+	struct refpool *pool = make_pool(&probe, CHUNK_2M, 2 * CHUNK_2M);
+	struct refpool_owner *a = new_owner(pool, &tag_a);
+	static struct refpool_page *pages[2 * REFPOOL_BLOCK_PAGES + 1];
+	const uint32_t first = 100;
+	int n;
+
+	watch_owners(&probe, &map);
+	ck_assert_int_eq(refpool_alloc_owned_many(pool, a, first, pages), (int)first);
+	ck_assert_uint_eq(atomic_load(&probe.adopts), 1);
+	/* The rest of both blocks, and one page more than there is. */
+	n = refpool_alloc_owned_many(pool, a, 2 * REFPOOL_BLOCK_PAGES + 1 - first, pages + first);
+	ck_assert_int_eq(n, (int)(2 * REFPOOL_BLOCK_PAGES - first));
+	ck_assert_uint_eq(atomic_load(&probe.adopts), 2);
+	ck_assert_uint_eq(stats_of(pool).pages_used, 2 * REFPOOL_BLOCK_PAGES);
+	for (uint32_t i = 0; i < 2 * REFPOOL_BLOCK_PAGES; i++) {
+		ck_assert_ptr_eq(owner_of_page(&map, pool, pages[i]), &tag_a);
+		for (uint32_t j = 0; j < i; j++)
+			ck_assert_ptr_ne(pages[i], pages[j]);
+	}
+	ck_assert_int_eq(refpool_alloc_owned_many(pool, a, 1, pages), -ENOMEM);
+	for (uint32_t i = 0; i < 2 * REFPOOL_BLOCK_PAGES; i++)
+		refpool_put(pool, pages[i]);
+	ck_assert_uint_eq(atomic_load(&probe.releases), 2);
+	ck_assert_int_eq(atomic_load(&map.bad), 0);
+	refpool_owner_put(a);
+	kill_cleanly(pool, &probe);
+}
+END_TEST
+
 /* owner_gone once the creator put the owner and its last block went. */
 START_TEST(test_owner_goes_after_put_and_last_release)
 {
@@ -1276,6 +1313,7 @@ static Suite *refpool_suite(void)
 	tcase_add_test(owners, test_owned_pages_come_from_adopted_blocks);
 	tcase_add_test(owners, test_last_free_page_releases_the_block);
 	tcase_add_test(owners, test_put_run_releases_by_block);
+	tcase_add_test(owners, test_alloc_owned_many);
 	tcase_add_test(owners, test_owner_goes_after_put_and_last_release);
 	tcase_add_test(owners, test_owned_block_is_whole_and_released_by_its_puts);
 	tcase_add_test(owners, test_owned_alloc_needs_a_whole_free_block);
