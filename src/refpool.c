@@ -844,6 +844,18 @@ static bool page_drop(struct refpool *pool, struct refpool_page *page)
 	return count == 1;
 }
 
+/* One put: true when it freed the page, whose memory type's part of the 1->0
+ * transition has then run; the caller lists the page. */
+static bool page_put_last(struct refpool *pool, struct refpool_page *page)
+{
+	if (!page_drop(pool, page))
+		return false;
+	pool->type->free_page(pool, page);
+	if (pool_debug(pool))
+		refpool_dbg_set(pool, pool_pfn(pool, page), DBG_FREE);
+	return true;
+}
+
 /* A dying chunk's page goes straight to its list, and its reference to the
  * single counter the teardown waits on. */
 static void chunk_free_dying(struct refpool *pool, struct refpool_chunk *c, uint32_t pfn)
@@ -865,12 +877,8 @@ void refpool_put(struct refpool *pool, struct refpool_page *page)
 	struct refpool_slot *slot;
 	uint32_t index;
 
-	if (!page_drop(pool, page))
+	if (!page_put_last(pool, page))
 		return;
-
-	pool->type->free_page(pool, page);
-	if (pool_debug(pool))
-		refpool_dbg_set(pool, pfn, DBG_FREE);
 	o = block_owner(pool, pfn);
 	if (o) {
 		owner_free_page(pool, o, pfn);
@@ -921,11 +929,8 @@ void refpool_put_run(struct refpool *pool, struct refpool_page *first, uint32_t 
 			refpool_put(pool, page);
 			continue;
 		}
-		if (!page_drop(pool, page))
+		if (!page_put_last(pool, page))
 			continue;
-		pool->type->free_page(pool, page);
-		if (pool_debug(pool))
-			refpool_dbg_set(pool, pfn, DBG_FREE);
 		if (run.n && (run.owner != o || run.first != head))
 			freed_run_flush(pool, &run);
 		run.owner = o;
@@ -946,11 +951,8 @@ void refpool_put_block(struct refpool *pool, struct refpool_page *first)
 	uint32_t nfreed = 0, index;
 
 	for (uint32_t p = 0; p < REFPOOL_BLOCK_PAGES; p++) {
-		if (!page_drop(pool, &pool->pages[head + p]))
+		if (!page_put_last(pool, &pool->pages[head + p]))
 			continue;
-		pool->type->free_page(pool, &pool->pages[head + p]);
-		if (pool_debug(pool))
-			refpool_dbg_set(pool, head + p, DBG_FREE);
 		freed[p / 64] |= 1ull << (p % 64);
 		nfreed++;
 	}
