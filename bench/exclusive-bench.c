@@ -19,6 +19,7 @@
 
 #include "daemon-cpu.h"
 #include "figure.h"
+#include "page.h"
 #include "touch.h"
 #include "zdev.h"
 #include "zdevd-harness.h"
@@ -29,7 +30,6 @@
 
 #define NPAGES 2048
 #define ROUNDS 5
-#define PAGE 4096ul
 #define GRANT_BYTES (1ul << 30)
 
 static unsigned long vma_count(void)
@@ -52,25 +52,25 @@ static void raw_handler(int sig, siginfo_t *si, void *uc)
 {
 	(void)sig;
 	(void)uc;
-	mprotect((void *)((uintptr_t)si->si_addr & ~(PAGE - 1)), PAGE, PROT_READ | PROT_WRITE);
+	mprotect((void *)((uintptr_t)si->si_addr & ~(PG_SIZE - 1)), PG_SIZE, PROT_READ | PROT_WRITE);
 }
 
 static int raw_round(const size_t *order, double *lat)
 {
 	struct sigaction act = { .sa_sigaction = raw_handler, .sa_flags = SA_SIGINFO }, saved;
-	char *buf = mmap(NULL, NPAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+	char *buf = mmap(NULL, NPAGES * PG_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 			 -1, 0);
 
 	if (buf == MAP_FAILED)
 		return -errno;
-	memset(buf, 0x5a, NPAGES * PAGE);
-	mprotect(buf, NPAGES * PAGE, PROT_NONE);
+	memset(buf, 0x5a, NPAGES * PG_SIZE);
+	mprotect(buf, NPAGES * PG_SIZE, PROT_NONE);
 	/* libzdev's handler (if in) steps aside for the round. */
 	sigemptyset(&act.sa_mask);
 	sigaction(SIGSEGV, &act, &saved);
 	touch_pages(buf, order, NPAGES, lat);
 	sigaction(SIGSEGV, &saved, NULL);
-	munmap(buf, NPAGES * PAGE);
+	munmap(buf, NPAGES * PG_SIZE);
 	return 0;
 }
 
@@ -82,7 +82,7 @@ static int revoke_figure(struct zdev *dev, const char *name, bool random)
 
 	for (int r = 0; r < ROUNDS && !ret; r++) {
 		page_order(order, NPAGES, 1000 + r, random);
-		ret = zdev_touch_round(dev, zdev_make_exclusive, NPAGES, order, zlat + r * NPAGES);
+		ret = touch_round_zdev(dev, zdev_make_exclusive, NPAGES, order, zlat + r * NPAGES);
 		if (!ret)
 			ret = raw_round(order, blat + r * NPAGES);
 	}
@@ -111,7 +111,7 @@ static int grant_figure(struct zdev *dev)
 	memset(buf, 1, GRANT_BYTES);
 	before = vma_count();
 	t0 = now_ns();
-	ret = zdev_make_exclusive(dev, buf, GRANT_BYTES / PAGE, &res);
+	ret = zdev_make_exclusive(dev, buf, GRANT_BYTES / PG_SIZE, &res);
 	t1 = now_ns();
 	after = vma_count();
 	zdev_free(dev, buf, GRANT_BYTES);
@@ -127,9 +127,9 @@ static int grant_figure(struct zdev *dev)
 	mprotect(raw, GRANT_BYTES, PROT_NONE);
 	t3 = now_ns();
 	munmap(raw, GRANT_BYTES);
-	figure("exclusive_grant", (double)(GRANT_BYTES / PAGE) / ((double)(t1 - t0) / 1e9),
-	       "pages/s", (double)(GRANT_BYTES / PAGE) / ((double)(t3 - t2) / 1e9), "pages/s");
-	printf("exclusive_grant: %lu pages, VMAs %lu before, %lu after\n", GRANT_BYTES / PAGE,
+	figure("exclusive_grant", (double)(GRANT_BYTES / PG_SIZE) / ((double)(t1 - t0) / 1e9),
+	       "pages/s", (double)(GRANT_BYTES / PG_SIZE) / ((double)(t3 - t2) / 1e9), "pages/s");
+	printf("exclusive_grant: %lu pages, VMAs %lu before, %lu after\n", GRANT_BYTES / PG_SIZE,
 	       before, after);
 	return 0;
 }

@@ -22,6 +22,7 @@
 
 #include "daemon-cpu.h"
 #include "figure.h"
+#include "page.h"
 #include "touch.h"
 #include "proto.h"
 #include "uffd_probe.h"
@@ -30,13 +31,12 @@
 
 #define NPAGES 4096
 #define ROUNDS 3
-#define PAGE 4096ul
 
 /* ---- the baseline: a minimal handler process ---- */
 
 static void handler_main(int sock)
 {
-	static char page[PAGE] __attribute__((aligned(PAGE)));
+	static char page[PG_SIZE] __attribute__((aligned(PG_SIZE)));
 	struct uffd_msg msg;
 	int uffd;
 
@@ -46,13 +46,13 @@ static void handler_main(int sock)
 	/* blocking reads */
 	fcntl(uffd, F_SETFL, fcntl(uffd, F_GETFL) & ~O_NONBLOCK);
 	for (;;) {
-		struct uffdio_copy copy = { .src = (uintptr_t)page, .len = PAGE };
+		struct uffdio_copy copy = { .src = (uintptr_t)page, .len = PG_SIZE };
 
 		if (read(uffd, &msg, sizeof(msg)) != sizeof(msg))
 			_exit(0);
 		if (msg.event != UFFD_EVENT_PAGEFAULT)
 			continue;
-		copy.dst = msg.arg.pagefault.address & ~(PAGE - 1);
+		copy.dst = msg.arg.pagefault.address & ~(PG_SIZE - 1);
 		ioctl(uffd, UFFDIO_COPY, &copy);
 	}
 }
@@ -68,9 +68,9 @@ static int baseline_round(const size_t *order, double *lat)
 	uffd = uffd_create(0);
 	if (uffd < 0 || uffd_handshake(uffd, 0, NULL, NULL))
 		return -1;
-	buf = mmap(NULL, NPAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	buf = mmap(NULL, NPAGES * PG_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	reg.range.start = (uintptr_t)buf;
-	reg.range.len = NPAGES * PAGE;
+	reg.range.len = NPAGES * PG_SIZE;
 	if (buf == MAP_FAILED || ioctl(uffd, UFFDIO_REGISTER, &reg))
 		return -1;
 	socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv);
@@ -84,7 +84,7 @@ static int baseline_round(const size_t *order, double *lat)
 	zmsg_send(sv[0], &m, uffd);
 	close(uffd);
 	touch_pages(buf, order, NPAGES, lat);
-	munmap(buf, NPAGES * PAGE);
+	munmap(buf, NPAGES * PG_SIZE);
 	close(sv[0]);
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
@@ -110,7 +110,7 @@ int main(void)
 	cpu0 = process_cpu_seconds(z.pid);
 	for (int r = 0; r < ROUNDS; r++) {
 		page_order(order, NPAGES, 1000 + r, true);
-		ret = zdev_touch_round(dev, zdev_migrate_to_device, NPAGES, order, zlat + r * NPAGES);
+		ret = touch_round_zdev(dev, zdev_migrate_to_device, NPAGES, order, zlat + r * NPAGES);
 		if (!ret)
 			ret = baseline_round(order, blat + r * NPAGES);
 		if (ret) {

@@ -18,11 +18,11 @@
 
 #include "daemon-cpu.h"
 #include "figure.h"
+#include "page.h"
 #include "zdev.h"
 #include "zdevd-harness.h"
 
 #define GIB (1ul << 30)
-#define PAGE 4096ul
 #define TOUCH_BYTES (256ul << 20)
 #define ROUNDS 3
 
@@ -80,7 +80,7 @@ static double touch_gbps(char *p, size_t len)
 {
 	uint64_t t0 = now_ns();
 
-	for (size_t off = 0; off < len; off += PAGE)
+	for (size_t off = 0; off < len; off += PG_SIZE)
 		p[off] = 1;
 	return gbps(len, now_ns() - t0);
 }
@@ -114,13 +114,13 @@ int main(void)
 	for (int r = 0; r < ROUNDS; r++) {
 		uint64_t t0 = now_ns();
 
-		ret = zdev_migrate_to_device(dev, buf, GIB / PAGE, &res);
+		ret = zdev_migrate_to_device(dev, buf, GIB / PG_SIZE, &res);
 		if (ret)
 			goto out_err;
 		to_dev[r] = gbps(GIB, now_ns() - t0);
 		t0 = now_ns();
-		ret = zdev_migrate_to_system(dev, buf, GIB / PAGE, &res);
-		if (ret || res.cpages != GIB / PAGE) {
+		ret = zdev_migrate_to_system(dev, buf, GIB / PG_SIZE, &res);
+		if (ret || res.cpages != GIB / PG_SIZE) {
 			ret = ret ?: -EIO;
 			goto out_err;
 		}
@@ -143,7 +143,7 @@ int main(void)
 		if (ret)
 			goto out_err;
 		for (size_t w = 0; w < TOUCH_BYTES; w += 2ul << 20) {
-			ret = zdev_migrate_to_device(dev, m + w + (2ul << 20) - PAGE, 1, &res);
+			ret = zdev_migrate_to_device(dev, m + w + (2ul << 20) - PG_SIZE, 1, &res);
 			if (ret)
 				goto out_err;
 		}
@@ -153,9 +153,9 @@ int main(void)
 		for (int k = 0; k < 2; k++) {
 			warm_up(GIB);
 			if ((k == 0) == (r % 2 == 0))
-				touch_z[r] = touch_gbps(m, TOUCH_BYTES - PAGE);
+				touch_z[r] = touch_gbps(m, TOUCH_BYTES - PG_SIZE);
 			else
-				touch_b[r] = touch_gbps(plain, TOUCH_BYTES - PAGE);
+				touch_b[r] = touch_gbps(plain, TOUCH_BYTES - PG_SIZE);
 		}
 		zdev_free(dev, m, TOUCH_BYTES);
 		munmap(plain, TOUCH_BYTES);

@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "figure.h"
+#include "page.h"
 #include "touch.h"
 
-#define PAGE 4096ul
 
 void page_order(size_t *v, size_t n, unsigned int seed, bool random)
 {
@@ -27,7 +27,7 @@ void touch_pages(volatile char *buf, const size_t *order, size_t n, double *lat)
 	for (size_t i = 0; i < n; i++) {
 		uint64_t t0 = now_ns();
 
-		(void)buf[order[i] * PAGE];
+		(void)buf[order[i] * PG_SIZE];
 		lat[i] = (double)(now_ns() - t0);
 	}
 }
@@ -38,20 +38,20 @@ double percentile(double *v, size_t n, double p)
 	return v[(size_t)(p * (double)(n - 1))];
 }
 
-int zdev_touch_round(struct zdev *dev, give_fn give, size_t npages, const size_t *order,
+int touch_round_zdev(struct zdev *dev, give_fn give, size_t npages, const size_t *order,
 		     double *lat)
 {
 	struct zdev_result res;
 	char *buf;
 	int ret;
 
-	ret = zdev_alloc(dev, npages * PAGE, (void **)&buf);
+	ret = zdev_alloc(dev, npages * PG_SIZE, (void **)&buf);
 	if (ret)
 		return ret;
-	memset(buf, 0x5a, npages * PAGE);
+	memset(buf, 0x5a, npages * PG_SIZE);
 	ret = give(dev, buf, npages, &res);
 	if (!ret)
 		touch_pages(buf, order, npages, lat);
-	zdev_free(dev, buf, npages * PAGE);
+	zdev_free(dev, buf, npages * PG_SIZE);
 	return ret;
 }

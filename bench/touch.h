@@ -24,7 +24,7 @@ double percentile(double *v, size_t n, double p);
  * by give (zdev_migrate_to_device, zdev_make_exclusive, ...), then touched
  * in order. 0 or -errno. */
 typedef int (*give_fn)(struct zdev *dev, void *addr, size_t npages, struct zdev_result *res);
-int zdev_touch_round(struct zdev *dev, give_fn give, size_t npages, const size_t *order,
+int touch_round_zdev(struct zdev *dev, give_fn give, size_t npages, const size_t *order,
 		     double *lat);
 
 #endif

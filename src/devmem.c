@@ -11,7 +11,7 @@
 #include "numa_place.h"
 #include "vmres.h"
 
-int zdev_devmem_map(void *addr, size_t len, int node, const char *name)
+int devmem_map(void *addr, size_t len, int node, const char *name)
 {
 	void *p;
 	int fd, ret;
@@ -30,22 +30,22 @@ int zdev_devmem_map(void *addr, size_t len, int node, const char *name)
 	}
 	/* shmem keeps a shared policy per file range, so the binding holds for
 	 * every later mapping of this memfd, in zdevd or in a client. */
-	ret = zdev_numa_bind(addr, len, node);
+	ret = numa_place_bind(addr, len, node);
 	if (ret) {
-		zdev_err("cannot place %s on node %d: %s", name, node, strerror(-ret));
+		log_err("cannot place %s on node %d: %s", name, node, strerror(-ret));
 		goto err_give_back;
 	}
 	return fd;
 
 err_give_back:
-	zdev_vm_give_back(addr, len);
+	vmres_give_back(addr, len);
 err_close_memfd:
 	close(fd);
 	return ret;
 }
 
-void zdev_devmem_unmap(void *addr, size_t len, int memfd)
+void devmem_unmap(void *addr, size_t len, int memfd)
 {
-	zdev_vm_give_back(addr, len);
+	vmres_give_back(addr, len);
 	close(memfd);
 }

@@ -10,9 +10,9 @@
  * The memfd is what a client may later hold to survive the daemon.
  * Returns the memfd or -errno.
  */
-int zdev_devmem_map(void *addr, size_t len, int node, const char *name);
+int devmem_map(void *addr, size_t len, int node, const char *name);
 
 /* Gives the chunk's memory back: the hole stays reserved, the memfd is closed. */
-void zdev_devmem_unmap(void *addr, size_t len, int memfd);
+void devmem_unmap(void *addr, size_t len, int memfd);
 
 #endif

@@ -39,13 +39,13 @@
 #include <unistd.h>
 
 #include "exclusive_map.h"
+#include "page.h"
 #include "uffd_dev.h"
 #include "xmap_layout.h"
 #include "zdev.h"
 #include "zdevd/vmas.h"
 #include "zdevd/zmm.h"
 
-#define PAGE 4096ul
 /* Pages looked at at once: a view costs 10 bytes a page. */
 #define XMAP_WINDOW (1ull << 18)
 
@@ -110,7 +110,7 @@ static void view_free(struct xview *v)
 
 static int view_read(struct zmm *mm, uint64_t addr, uint64_t npages, struct xview *v)
 {
-	const uint64_t win = 1ull << WINDOW_SHIFT, end = addr + npages * PAGE;
+	const uint64_t win = 1ull << WIN_SHIFT, end = addr + npages * PG_SIZE;
 	size_t k = 0;
 	int ret;
 
@@ -126,14 +126,14 @@ static int view_read(struct zmm *mm, uint64_t addr, uint64_t npages, struct xvie
 	}
 	/* Pages and mappings are both in address order: one pass. */
 	for (uint64_t i = 0; i < npages; i++) {
-		uint64_t a = addr + i * PAGE;
+		uint64_t a = addr + i * PG_SIZE;
 
 		while (k < v->vmas.n && v->vmas.v[k].end <= a)
 			k++;
 		if (k < v->vmas.n && v->vmas.v[k].start <= a)
 			v->vma[i] = &v->vmas.v[k];
 	}
-	ret = read_states(mm, addr >> PAGE_SHIFT_4K, npages, v->st);
+	ret = read_states(mm, addr >> PG_SHIFT, npages, v->st);
 	if (ret)
 		goto err_free;
 	return 0;
@@ -158,7 +158,7 @@ static bool held(const struct xview *v, uint64_t i, unsigned int dev)
  * handler made since we last looked. Caller holds mm->lock. */
 static void sync_locked(struct zmm *mm, const struct xview *v)
 {
-	const uint64_t vpn0 = v->addr >> PAGE_SHIFT_4K;
+	const uint64_t vpn0 = v->addr >> PG_SHIFT;
 
 	for (uint64_t i = 0; i < v->npages; i++) {
 		uint64_t e = ptable_get(&mm->pt, vpn0 + i), keep = e;
@@ -230,12 +230,12 @@ static int ask_runs(const struct xview *v, const uint8_t *sel, uint64_t n, uint3
 		}
 		for (j = i + 1; j < n && sel[j] && (op != XMAP_GRANT || same_grant(v, i, j)); j++)
 			;
-		ask.addr = v->addr + i * PAGE;
-		ask.len = (j - i) * PAGE;
+		ask.addr = v->addr + i * PG_SIZE;
+		ask.len = (j - i) * PG_SIZE;
 		ask.prot = page_prot(v, i);
 		ret = call(ctx, &ask, &done);
 		if (ret || (op == XMAP_GRANT && done < ask.len)) {
-			*prefix = i + done / PAGE;
+			*prefix = i + done / PG_SIZE;
 			return ret ?: -EFAULT;
 		}
 		i = j;
@@ -331,7 +331,7 @@ static int view_synced(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t
 static int grant(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
 		 uint32_t flags, xmap_call_fn call, void *ctx, uint64_t *cpages)
 {
-	const uint64_t vpn0 = addr >> PAGE_SHIFT_4K;
+	const uint64_t vpn0 = addr >> PG_SHIFT;
 	uint64_t k, ok;
 	struct xview v;
 	uint8_t *sel;
@@ -367,7 +367,7 @@ static int grant(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npage
 		sel[k] = 1;
 	}
 	/* Registered, so that munmap, mremap and fork of the range reach us. */
-	ret = k ? uffd_dev_register(mm, &v.vmas, addr, addr + k * PAGE) : 0;
+	ret = k ? uffd_dev_register(mm, &v.vmas, addr, addr + k * PG_SIZE) : 0;
 	if (!ret)
 		ret = ask_runs(&v, sel, k, XMAP_GRANT, dev, flags, call, ctx, &ok);
 	if (ret) {
@@ -400,7 +400,7 @@ out_free_view:
 int xmap_make_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
 			uint64_t dir, xmap_call_fn call, void *ctx, uint64_t *cpages)
 {
-	if ((addr >> XMAP_ADDR_BITS) || ((addr + npages * PAGE - 1) >> XMAP_ADDR_BITS))
+	if ((addr >> XMAP_ADDR_BITS) || ((addr + npages * PG_SIZE - 1) >> XMAP_ADDR_BITS))
 		return -EOPNOTSUPP;	/* beyond what the client's map covers */
 	note_dir(mm, dir);
 	if (!mm->xmap_dir)
@@ -408,7 +408,7 @@ int xmap_make_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_
 	*cpages = 0;
 	for (uint64_t done = 0; done < npages;) {
 		uint64_t n = npages - done < XMAP_WINDOW ? npages - done : XMAP_WINDOW, c;
-		int ret = grant(mm, dev, addr + done * PAGE, n, 0, call, ctx, &c);
+		int ret = grant(mm, dev, addr + done * PG_SIZE, n, 0, call, ctx, &c);
 
 		*cpages += c;
 		if (ret)
@@ -421,7 +421,7 @@ int xmap_make_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_
 /* A look only: other devices' holds stay as they are. */
 static int check_window(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages)
 {
-	const uint64_t vpn0 = addr >> PAGE_SHIFT_4K;
+	const uint64_t vpn0 = addr >> PG_SHIFT;
 	struct xview v;
 	int ret;
 
@@ -447,7 +447,7 @@ int xmap_check_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr, uint64
 	for (uint64_t done = 0; done < npages && !ret; done += XMAP_WINDOW) {
 		uint64_t n = npages - done < XMAP_WINDOW ? npages - done : XMAP_WINDOW;
 
-		ret = check_window(mm, dev, addr + done * PAGE, n);
+		ret = check_window(mm, dev, addr + done * PG_SIZE, n);
 	}
 	return ret;
 }
@@ -471,8 +471,8 @@ static int mem_rw(struct zmm *mm, bool write, void *buf, uint64_t addr, size_t l
 		return -errno;
 	/* A page zapped since it became exclusive is missing in registered
 	 * memory, where /proc/PID/mem fails rather than wait for a uffd. */
-	uffd_dev_fill_holes(mm, addr & ~(PAGE - 1),
-			    ((addr + len + PAGE - 1) & ~(PAGE - 1)) / PAGE - addr / PAGE);
+	uffd_dev_fill_holes(mm, addr & ~(PG_SIZE - 1),
+			    ((addr + len + PG_SIZE - 1) & ~(PG_SIZE - 1)) / PG_SIZE - addr / PG_SIZE);
 	for (size_t done = 0; done < len;) {
 		ssize_t n = write ? pwrite(fd, (char *)buf + done, len - done, (off_t)(addr + done))
 				  : pread(fd, (char *)buf + done, len - done, (off_t)(addr + done));
@@ -489,7 +489,7 @@ static int mem_rw(struct zmm *mm, bool write, void *buf, uint64_t addr, size_t l
 int xmap_atomic_add(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t delta,
 		    uint64_t dir, xmap_call_fn call, void *ctx, uint64_t *old)
 {
-	const uint64_t page = addr & ~(PAGE - 1);
+	const uint64_t page = addr & ~(PG_SIZE - 1);
 	uint64_t e, val, c;
 	uint16_t st;
 	int ret;
@@ -501,11 +501,11 @@ int xmap_atomic_add(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t de
 	note_dir(mm, dir);
 	if (!mm->xmap_dir)
 		return -EINVAL;
-	ret = read_states(mm, page >> PAGE_SHIFT_4K, 1, &st);
+	ret = read_states(mm, page >> PG_SHIFT, 1, &st);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&mm->lock);
-	e = ptable_get(&mm->pt, page >> PAGE_SHIFT_4K);
+	e = ptable_get(&mm->pt, page >> PG_SHIFT);
 	pthread_mutex_unlock(&mm->lock);
 	/* Pinned by the client and still ours: nobody can have revoked it,
 	 * since a revocation has to clear XS_EXCL, which a pin forbids. */
@@ -531,16 +531,16 @@ static int read_held(struct zmm *mm, uint64_t addr, uint64_t npages, uint64_t bu
 	ssize_t n;
 	int ret;
 
-	bounce = malloc(npages * PAGE);
+	bounce = malloc(npages * PG_SIZE);
 	if (!bounce)
 		return -ENOMEM;
-	ret = mem_rw(mm, false, bounce, addr, npages * PAGE);
+	ret = mem_rw(mm, false, bounce, addr, npages * PG_SIZE);
 	if (ret)
 		goto out_free;
-	l = (struct iovec){ bounce, npages * PAGE };
-	r = (struct iovec){ (void *)(uintptr_t)buf, npages * PAGE };
+	l = (struct iovec){ bounce, npages * PG_SIZE };
+	r = (struct iovec){ (void *)(uintptr_t)buf, npages * PG_SIZE };
 	n = process_vm_writev(mm->pid, &l, 1, &r, 1, 0);
-	if (n < 0 || (size_t)n != npages * PAGE)
+	if (n < 0 || (size_t)n != npages * PG_SIZE)
 		ret = n < 0 ? -errno : -EFAULT;
 out_free:
 	free(bounce);
@@ -575,7 +575,7 @@ int xmap_before_access(struct zmm *mm, unsigned int dev, int type, uint64_t addr
 		for (uint64_t done = 0; done < npages; done += XMAP_WINDOW) {
 			uint64_t n = npages - done < XMAP_WINDOW ? npages - done : XMAP_WINDOW;
 
-			ret = view_read(mm, addr + done * PAGE, n, &v);
+			ret = view_read(mm, addr + done * PG_SIZE, n, &v);
 			if (ret)
 				return ret;
 			pthread_mutex_lock(&mm->lock);
@@ -598,7 +598,7 @@ int xmap_before_access(struct zmm *mm, unsigned int dev, int type, uint64_t addr
 	 * such a page is no hold to read through. */
 	for (uint64_t i = 0; i < npages && all_held; i++)
 		all_held = held(&v, i, dev) &&
-			   (ptable_get(&mm->pt, (addr >> PAGE_SHIFT_4K) + i) & E_ATOMIC(dev));
+			   (ptable_get(&mm->pt, (addr >> PG_SHIFT) + i) & E_ATOMIC(dev));
 	pthread_mutex_unlock(&mm->lock);
 	if (all_held) {
 		/* Like test_hmm, the device reads what its table maps; the
@@ -651,7 +651,7 @@ int xmap_after_snapshot(struct zmm *mm, uint64_t addr, uint64_t npages, uint64_t
 	if (never_exclusive(mm))
 		return 0;
 	for (uint64_t done = 0; done < npages && !ret; done += XMAP_WINDOW)
-		ret = snapshot_window(mm, addr + done * PAGE,
+		ret = snapshot_window(mm, addr + done * PG_SIZE,
 				      npages - done < XMAP_WINDOW ? npages - done : XMAP_WINDOW,
 				      buf + done);
 	return ret;
@@ -661,7 +661,7 @@ int xmap_after_snapshot(struct zmm *mm, uint64_t addr, uint64_t npages, uint64_t
 
 void xmap_on_remap(struct zmm *mm, uint64_t from, uint64_t to, uint64_t len)
 {
-	const uint64_t npages = len / PAGE, vto = to >> PAGE_SHIFT_4K;
+	const uint64_t npages = len / PG_SIZE, vto = to >> PG_SHIFT;
 	uint16_t *st;
 
 	if (never_exclusive(mm) || !npages || npages > XMAP_WINDOW * 64)
@@ -669,7 +669,7 @@ void xmap_on_remap(struct zmm *mm, uint64_t from, uint64_t to, uint64_t len)
 	st = calloc(npages, sizeof(*st));
 	/* The client's map is plain memory: reading it never waits on a fault
 	 * this loop would have to serve. */
-	if (!st || read_states(mm, from >> PAGE_SHIFT_4K, npages, st)) {
+	if (!st || read_states(mm, from >> PG_SHIFT, npages, st)) {
 		free(st);
 		return;
 	}
@@ -691,7 +691,7 @@ int xmap_moved(struct zmm *mm, uint64_t addr, unsigned int *prot)
 	uint64_t e;
 
 	pthread_mutex_lock(&mm->lock);
-	e = ptable_get(&mm->pt, addr >> PAGE_SHIFT_4K);
+	e = ptable_get(&mm->pt, addr >> PG_SHIFT);
 	pthread_mutex_unlock(&mm->lock);
 	/* The mark stays: every thread that faulted on the page asks, and
 	 * each must get the same answer. A sync or a grant clears it. */
@@ -731,7 +731,7 @@ void xmap_sync_all(struct zmm *mm)
 
 	pthread_mutex_lock(&mm->lock);
 	if (mm->xmap_dir)
-		ptable_walk(&mm->pt, 0, UINT64_MAX >> PAGE_SHIFT_4K, collect_tagged, &t);
+		ptable_walk(&mm->pt, 0, UINT64_MAX >> PG_SHIFT, collect_tagged, &t);
 	pthread_mutex_unlock(&mm->lock);
 	for (size_t i = 0; i < t.n;) {
 		struct xview v;
@@ -739,7 +739,7 @@ void xmap_sync_all(struct zmm *mm)
 
 		for (j = i + 1; j < t.n && t.vpn[j] == t.vpn[j - 1] + 1; j++)
 			;
-		if (!view_read(mm, t.vpn[i] << PAGE_SHIFT_4K, j - i, &v)) {
+		if (!view_read(mm, t.vpn[i] << PG_SHIFT, j - i, &v)) {
 			pthread_mutex_lock(&mm->lock);
 			sync_locked(mm, &v);
 			pthread_mutex_unlock(&mm->lock);

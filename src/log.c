@@ -8,26 +8,26 @@
 
 #include "log.h"
 
-static _Atomic int log_threshold = ZDEV_LOG_WARN;
+static _Atomic int log_threshold = LOGL_WARN;
 
 static const char *const level_names[] = {
-	[ZDEV_LOG_ERROR] = "error",
-	[ZDEV_LOG_WARN] = "warning",
-	[ZDEV_LOG_INFO] = "info",
-	[ZDEV_LOG_DEBUG] = "debug",
+	[LOGL_ERROR] = "error",
+	[LOGL_WARN] = "warning",
+	[LOGL_INFO] = "info",
+	[LOGL_DEBUG] = "debug",
 };
 
-void zdev_log_set_level(enum zdev_log_level level)
+void log_set_level(enum log_level level)
 {
 	atomic_store_explicit(&log_threshold, level, memory_order_relaxed);
 }
 
-enum zdev_log_level zdev_log_get_level(void)
+enum log_level log_get_level(void)
 {
 	return atomic_load_explicit(&log_threshold, memory_order_relaxed);
 }
 
-void zdev_log(enum zdev_log_level level, const char *fmt, ...)
+void log_msg(enum log_level level, const char *fmt, ...)
 {
 	char line[512];
 	int saved_errno = errno;

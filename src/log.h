@@ -2,24 +2,24 @@
 #ifndef ZDEV_LOG_H
 #define ZDEV_LOG_H
 
-enum zdev_log_level {
-	ZDEV_LOG_ERROR = 0,
-	ZDEV_LOG_WARN,
-	ZDEV_LOG_INFO,
-	ZDEV_LOG_DEBUG,
+enum log_level {
+	LOGL_ERROR = 0,
+	LOGL_WARN,
+	LOGL_INFO,
+	LOGL_DEBUG,
 };
 
-/* Messages above the threshold are dropped; the default is ZDEV_LOG_WARN. */
-void zdev_log_set_level(enum zdev_log_level level);
-enum zdev_log_level zdev_log_get_level(void);
+/* Messages above the threshold are dropped; the default is LOGL_WARN. */
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
 
 /* Writes one line to stderr, prefixed with the program name and the level. */
-void zdev_log(enum zdev_log_level level, const char *fmt, ...)
+void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-#define zdev_err(...)   zdev_log(ZDEV_LOG_ERROR, __VA_ARGS__)
-#define zdev_warn(...)  zdev_log(ZDEV_LOG_WARN, __VA_ARGS__)
-#define zdev_info(...)  zdev_log(ZDEV_LOG_INFO, __VA_ARGS__)
-#define zdev_dbg(...)   zdev_log(ZDEV_LOG_DEBUG, __VA_ARGS__)
+#define log_err(...)   log_msg(LOGL_ERROR, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOGL_WARN, __VA_ARGS__)
+#define log_info(...)  log_msg(LOGL_INFO, __VA_ARGS__)
+#define log_dbg(...)   log_msg(LOGL_DEBUG, __VA_ARGS__)
 
 #endif

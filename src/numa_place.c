@@ -18,7 +18,7 @@
  */
 void numa_error(char *where)
 {
-	zdev_dbg("libnuma: %s: %m", where);
+	log_dbg("libnuma: %s: %m", where);
 }
 
 void numa_warn(int num, char *fmt, ...)
@@ -29,7 +29,7 @@ void numa_warn(int num, char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	zdev_dbg("libnuma warning %d: %s", num, msg);
+	log_dbg("libnuma warning %d: %s", num, msg);
 }
 
 static int numa_usable(void)
@@ -47,12 +47,12 @@ static int numa_usable(void)
 	return v;
 }
 
-int zdev_numa_nodes(void)
+int numa_place_nodes(void)
 {
 	return numa_usable() ? numa_max_node() + 1 : 1;
 }
 
-int zdev_numa_resolve(int node)
+int numa_place_resolve(int node)
 {
 	int cpu;
 
@@ -63,12 +63,12 @@ int zdev_numa_resolve(int node)
 		node = cpu < 0 ? 0 : numa_node_of_cpu(cpu);
 		return node < 0 ? 0 : node;
 	}
-	if (node < 0 || node >= zdev_numa_nodes())
+	if (node < 0 || node >= numa_place_nodes())
 		return -EINVAL;
 	return node;
 }
 
-int zdev_numa_bind(void *addr, size_t len, int node)
+int numa_place_bind(void *addr, size_t len, int node)
 {
 	unsigned long mask[4] = { 0 };
 	const unsigned long bits = 8 * sizeof(mask[0]);
@@ -84,7 +84,7 @@ int zdev_numa_bind(void *addr, size_t len, int node)
 	return 0;
 }
 
-int zdev_numa_node_of(const void *addr)
+int numa_place_node_of(const void *addr)
 {
 	int node = -1;
 

@@ -7,18 +7,18 @@
 #define ZDEV_NODE_LOCAL (-1)
 
 /* The number of NUMA nodes memory can be placed on (1 without NUMA support). */
-int zdev_numa_nodes(void);
+int numa_place_nodes(void);
 
 /*
  * Maps ZDEV_NODE_LOCAL to the node of the calling CPU and checks that any
  * other node exists. Returns the node, or -EINVAL for a node that is not there.
  */
-int zdev_numa_resolve(int node);
+int numa_place_resolve(int node);
 
 /* Binds [addr, addr+len) to node: pages faulted in later come from it. */
-int zdev_numa_bind(void *addr, size_t len, int node);
+int numa_place_bind(void *addr, size_t len, int node);
 
 /* The node the page at addr sits on (it must be present), or -errno. */
-int zdev_numa_node_of(const void *addr);
+int numa_place_node_of(const void *addr);
 
 #endif

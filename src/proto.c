@@ -156,7 +156,7 @@ int zmsg_recv_flags(int sock, union zmsg *m, int *fd, int flags)
 	return zmsg_check(m, (size_t)n);
 }
 
-int zdev_default_socket(char *buf, size_t len)
+int proto_default_socket(char *buf, size_t len)
 {
 	const char *env = getenv("ZDEV_SOCKET");
 	int n;

@@ -278,6 +278,6 @@ int zmsg_recv_flags(int sock, union zmsg *m, int *fd, int flags);
 int zmsg_connect(const char *path);
 
 /* The socket path: $ZDEV_SOCKET, $XDG_RUNTIME_DIR/zdev/zdevd.sock, /run/zdev/zdevd.sock. */
-int zdev_default_socket(char *buf, size_t len);
+int proto_default_socket(char *buf, size_t len);
 
 #endif

@@ -21,7 +21,7 @@
 #define SLOT_HIGH (2 * SLOT_BATCH)
 
 struct refpool_slot {
-	struct zdev_spinlock lock;
+	struct spinlock lock;
 	uint32_t head;
 	uint32_t nfree;
 } __attribute__((aligned(ZDEV_CACHELINE)));

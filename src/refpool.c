@@ -201,7 +201,7 @@ static int alloc_from_slot(struct refpool *pool, struct refpool_page **out)
 	int ret = -ENOMEM;
 
 	slot = my_slot(pool, &index);
-	zdev_spin_lock(&slot->lock);
+	spin_lock(&slot->lock);
 	while (slot->nfree || slot_refill(pool, slot)) {
 		uint32_t pfn = list_pop(pool, &slot->head, &slot->nfree);
 		struct refpool_chunk *c = pool_chunk_of(pool, pfn);
@@ -220,7 +220,7 @@ static int alloc_from_slot(struct refpool *pool, struct refpool_page **out)
 			pthread_mutex_unlock(&c->lock);
 		}
 	}
-	zdev_spin_unlock(&slot->lock);
+	spin_unlock(&slot->lock);
 	return ret;
 }
 
@@ -232,9 +232,9 @@ static uint32_t drain_all_slots(struct refpool *pool)
 	for (uint32_t i = 0; i < pool->nslots; i++) {
 		struct refpool_slot *slot = &pool->slots[i];
 
-		zdev_spin_lock(&slot->lock);
+		spin_lock(&slot->lock);
 		moved += slot_spill(pool, slot, UINT32_MAX);
-		zdev_spin_unlock(&slot->lock);
+		spin_unlock(&slot->lock);
 	}
 	return moved;
 }
@@ -342,7 +342,7 @@ static bool alloc_block_from_chunks(struct refpool *pool, struct refpool_page **
 	 * marks chunks with every slot locked), and the chunk references the
 	 * pages take are counted in our slot, as for single pages. */
 	slot = my_slot(pool, &index);
-	zdev_spin_lock(&slot->lock);
+	spin_lock(&slot->lock);
 	for (uint32_t i = 0; i < pool->max_chunks && !got; i++) {
 		/* acquire: pairs with the release that published the chunk. */
 		struct refpool_chunk *c = atomic_load_explicit(&pool->chunks[i],
@@ -376,7 +376,7 @@ static bool alloc_block_from_chunks(struct refpool *pool, struct refpool_page **
 			got = true;
 		}
 	}
-	zdev_spin_unlock(&slot->lock);
+	spin_unlock(&slot->lock);
 	return got;
 }
 
@@ -458,7 +458,7 @@ static void chunk_give_back(struct refpool *pool, struct refpool_chunk *c, uint3
 	uint32_t index;
 
 	slot = my_slot(pool, &index);
-	zdev_spin_lock(&slot->lock);
+	spin_lock(&slot->lock);
 	if (!chunk_dying(c)) {
 		if (first != REFPOOL_NO_PFN) {
 			pthread_mutex_lock(&c->lock);
@@ -466,10 +466,10 @@ static void chunk_give_back(struct refpool *pool, struct refpool_chunk *c, uint3
 			pthread_mutex_unlock(&c->lock);
 		}
 		pcpu_add(c, index, -(int64_t)nrefs);
-		zdev_spin_unlock(&slot->lock);
+		spin_unlock(&slot->lock);
 		return;
 	}
-	zdev_spin_unlock(&slot->lock);
+	spin_unlock(&slot->lock);
 	/* Dying: the teardown split the chunk's blocks and counts single
 	 * pages only; see chunk_free_dying() for why c is safe to the end. */
 	pthread_mutex_lock(&c->lock);
@@ -496,7 +496,7 @@ static uint32_t chunks_pop_block(struct refpool *pool, uint32_t nrefs,
 	 * references land in a slot count before it folds them, or we see the
 	 * chunk dying. */
 	slot = my_slot(pool, &index);
-	zdev_spin_lock(&slot->lock);
+	spin_lock(&slot->lock);
 	for (uint32_t i = 0; i < pool->max_chunks && first == REFPOOL_NO_PFN; i++) {
 		/* acquire: pairs with the release that published the chunk. */
 		struct refpool_chunk *c = atomic_load_explicit(&pool->chunks[i],
@@ -513,7 +513,7 @@ static uint32_t chunks_pop_block(struct refpool *pool, uint32_t nrefs,
 			*chunk = c;
 		}
 	}
-	zdev_spin_unlock(&slot->lock);
+	spin_unlock(&slot->lock);
 	return first;
 }
 
@@ -555,7 +555,7 @@ static int owner_install(struct refpool *pool, struct refpool_owner *o,
 	 * before the kill marks the chunk, so its evictions find them, or we
 	 * see it dying and hand nothing out. */
 	slot = my_slot(pool, &index);
-	zdev_spin_lock(&slot->lock);
+	spin_lock(&slot->lock);
 	if (chunk_dying(c)) {
 		ret = -ENODEV;
 		goto out_unlock;
@@ -568,7 +568,7 @@ static int owner_install(struct refpool *pool, struct refpool_owner *o,
 	}
 	blk->head = head;
 	blk->nfree = nfree;
-	zdev_spin_unlock(&slot->lock);
+	spin_unlock(&slot->lock);
 	if (nfree)
 		partial_add(pool, o, (uint32_t)(blk - pool->blocks));
 	atomic_fetch_add_explicit(&o->refs, 1, memory_order_relaxed);
@@ -576,7 +576,7 @@ static int owner_install(struct refpool *pool, struct refpool_owner *o,
 	return 0;
 
 out_unlock:
-	zdev_spin_unlock(&slot->lock);
+	spin_unlock(&slot->lock);
 	pthread_mutex_unlock(&o->lock);
 	return ret;
 }
@@ -630,16 +630,16 @@ static int owner_take_page(struct refpool *pool, struct refpool_owner *o,
 
 		/* The kill marks every chunk at once: one dying is all dying. */
 		slot = my_slot(pool, &index);
-		zdev_spin_lock(&slot->lock);
+		spin_lock(&slot->lock);
 		if (chunk_dying(c)) {
-			zdev_spin_unlock(&slot->lock);
+			spin_unlock(&slot->lock);
 			return -ENODEV;
 		}
 		pfn = list_pop(pool, &blk->head, &blk->nfree);
 		counted = page_count_first(pool, pfn);
 		if (counted)
 			pcpu_add(c, index, 1);
-		zdev_spin_unlock(&slot->lock);
+		spin_unlock(&slot->lock);
 		if (!blk->nfree)
 			partial_del(pool, o, b);
 		if (counted) {
@@ -886,7 +886,7 @@ void refpool_put(struct refpool *pool, struct refpool_page *page)
 	}
 
 	slot = my_slot(pool, &index);
-	zdev_spin_lock(&slot->lock);
+	spin_lock(&slot->lock);
 	if (!chunk_dying(c)) {
 		/* List first, then the chunk reference: the order of the
 		 * contract, though under the slot lock no one can tell. */
@@ -894,10 +894,10 @@ void refpool_put(struct refpool *pool, struct refpool_page *page)
 		pcpu_add(c, index, -1);
 		if (slot->nfree > SLOT_HIGH)
 			slot_spill(pool, slot, SLOT_BATCH);
-		zdev_spin_unlock(&slot->lock);
+		spin_unlock(&slot->lock);
 		return;
 	}
-	zdev_spin_unlock(&slot->lock);
+	spin_unlock(&slot->lock);
 	chunk_free_dying(pool, c, pfn);
 }
 
@@ -965,7 +965,7 @@ void refpool_put_block(struct refpool *pool, struct refpool_page *first)
 	}
 
 	slot = my_slot(pool, &index);
-	zdev_spin_lock(&slot->lock);
+	spin_lock(&slot->lock);
 	if (!chunk_dying(c)) {
 		if (nfreed == REFPOOL_BLOCK_PAGES) {
 			/* Whole again: back on the block list, then the
@@ -984,10 +984,10 @@ void refpool_put_block(struct refpool *pool, struct refpool_page *first)
 			while (slot->nfree > SLOT_HIGH)
 				slot_spill(pool, slot, SLOT_BATCH);
 		}
-		zdev_spin_unlock(&slot->lock);
+		spin_unlock(&slot->lock);
 		return;
 	}
-	zdev_spin_unlock(&slot->lock);
+	spin_unlock(&slot->lock);
 	for (uint32_t p = 0; p < REFPOOL_BLOCK_PAGES; p++)
 		if (freed[p / 64] & (1ull << (p % 64)))
 			chunk_free_dying(pool, c, head + p);
@@ -1037,11 +1037,11 @@ static int chunk_create(struct refpool *pool, uint32_t index)
 	for (uint32_t i = 0; i < pool->nslots; i++)
 		atomic_init(&c->pcpu[i].pages, 0);
 
-	ret = zdev_vm_commit_anon(&pool->pages[first], meta_len(pool->chunk_pages));
+	ret = vmres_commit_anon(&pool->pages[first], meta_len(pool->chunk_pages));
 	if (ret)
 		goto err_free_pcpu;
 	snprintf(name, sizeof(name), "zdev-%s-chunk%u", pool->name, index);
-	ret = zdev_devmem_map(pool->mem + ((size_t)first << REFPOOL_PAGE_SHIFT),
+	ret = devmem_map(pool->mem + ((size_t)first << REFPOOL_PAGE_SHIFT),
 			      (size_t)pool->chunk_pages << REFPOOL_PAGE_SHIFT, pool->node, name);
 	if (ret < 0)
 		goto err_give_back_meta;
@@ -1065,12 +1065,12 @@ static int chunk_create(struct refpool *pool, uint32_t index)
 	/* release: lists, lock and metadata are initialised before any thread
 	 * can find the chunk. */
 	atomic_store_explicit(&pool->chunks[index], c, memory_order_release);
-	zdev_dbg("%s: chunk %u: %u pages on node %d", pool->name, index, pool->chunk_pages,
+	log_dbg("%s: chunk %u: %u pages on node %d", pool->name, index, pool->chunk_pages,
 		 pool->node);
 	return 0;
 
 err_give_back_meta:
-	zdev_vm_give_back(&pool->pages[first], meta_len(pool->chunk_pages));
+	vmres_give_back(&pool->pages[first], meta_len(pool->chunk_pages));
 err_free_pcpu:
 	free(c->pcpu);
 err_free_chunk:
@@ -1080,9 +1080,9 @@ err_free_chunk:
 
 static void chunk_destroy(struct refpool *pool, struct refpool_chunk *c)
 {
-	zdev_devmem_unmap(pool->mem + ((size_t)c->first_pfn << REFPOOL_PAGE_SHIFT),
+	devmem_unmap(pool->mem + ((size_t)c->first_pfn << REFPOOL_PAGE_SHIFT),
 			  (size_t)pool->chunk_pages << REFPOOL_PAGE_SHIFT, c->memfd);
-	zdev_vm_give_back(&pool->pages[c->first_pfn], meta_len(pool->chunk_pages));
+	vmres_give_back(&pool->pages[c->first_pfn], meta_len(pool->chunk_pages));
 	pthread_cond_destroy(&c->idle);
 	pthread_mutex_destroy(&c->lock);
 	free(c->pcpu);
@@ -1094,7 +1094,7 @@ static void chunk_destroy(struct refpool *pool, struct refpool_chunk *c)
 static void kill_mark_and_fold(struct refpool *pool)
 {
 	for (uint32_t s = 0; s < pool->nslots; s++)
-		zdev_spin_lock(&pool->slots[s].lock);
+		spin_lock(&pool->slots[s].lock);
 
 	for (uint32_t i = 0; i < pool->max_chunks; i++) {
 		struct refpool_chunk *c = atomic_load_explicit(&pool->chunks[i],
@@ -1135,7 +1135,7 @@ static void kill_mark_and_fold(struct refpool *pool)
 	}
 
 	for (uint32_t s = pool->nslots; s-- > 0;)
-		zdev_spin_unlock(&pool->slots[s].lock);
+		spin_unlock(&pool->slots[s].lock);
 }
 
 static void chunk_evict_all(struct refpool *pool, struct refpool_chunk *c)
@@ -1259,15 +1259,15 @@ int refpool_create(const struct refpool_config *cfg, struct refpool **out)
 	pool->nslots = get_nprocs_conf() > 0 ? (uint32_t)get_nprocs_conf() : 1;
 	max_pages = (size_t)pool->max_chunks * pool->chunk_pages;
 
-	ret = zdev_numa_resolve(cfg->node);
+	ret = numa_place_resolve(cfg->node);
 	if (ret < 0)
 		goto err_free_pool;
 	pool->node = ret;
 
-	ret = zdev_vm_reserve(meta_len(max_pages), (void **)&pool->pages);
+	ret = vmres_reserve(meta_len(max_pages), (void **)&pool->pages);
 	if (ret)
 		goto err_free_pool;
-	ret = zdev_vm_reserve(max_pages << REFPOOL_PAGE_SHIFT, (void **)&pool->mem);
+	ret = vmres_reserve(max_pages << REFPOOL_PAGE_SHIFT, (void **)&pool->mem);
 	if (ret)
 		goto err_unreserve_pages;
 	ret = -ENOMEM;
@@ -1281,7 +1281,7 @@ int refpool_create(const struct refpool_config *cfg, struct refpool **out)
 	if (!pool->slots)
 		goto err_free_blocks;
 	for (uint32_t i = 0; i < pool->nslots; i++) {
-		zdev_spin_init(&pool->slots[i].lock);
+		spin_init(&pool->slots[i].lock);
 		pool->slots[i].head = REFPOOL_NO_PFN;
 		pool->slots[i].nfree = 0;
 	}
@@ -1303,9 +1303,9 @@ err_free_blocks:
 err_free_chunks:
 	free(pool->chunks);
 err_unreserve_mem:
-	zdev_vm_unreserve(pool->mem, max_pages << REFPOOL_PAGE_SHIFT);
+	vmres_unreserve(pool->mem, max_pages << REFPOOL_PAGE_SHIFT);
 err_unreserve_pages:
-	zdev_vm_unreserve(pool->pages, meta_len(max_pages));
+	vmres_unreserve(pool->pages, meta_len(max_pages));
 err_free_pool:
 	free(pool);
 	return ret;
@@ -1325,8 +1325,8 @@ void refpool_destroy(struct refpool *pool)
 	free(pool->slots);
 	free(pool->blocks);
 	free(pool->chunks);
-	zdev_vm_unreserve(pool->mem, max_pages << REFPOOL_PAGE_SHIFT);
-	zdev_vm_unreserve(pool->pages, meta_len(max_pages));
+	vmres_unreserve(pool->mem, max_pages << REFPOOL_PAGE_SHIFT);
+	vmres_unreserve(pool->pages, meta_len(max_pages));
 	free(pool);
 }
 

@@ -48,7 +48,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define REFPOOL_PAGE_SHIFT 12
+#include "page.h"
+
+#define REFPOOL_PAGE_SHIFT PG_SHIFT
 #define REFPOOL_PAGE_SIZE (1ul << REFPOOL_PAGE_SHIFT)
 #define REFPOOL_NO_PFN UINT32_MAX
 
@@ -151,6 +153,8 @@ int refpool_alloc(struct refpool *pool, struct refpool_page **out);
  */
 #define REFPOOL_BLOCK_ORDER 9
 #define REFPOOL_BLOCK_PAGES (1u << REFPOOL_BLOCK_ORDER)
+/* A block backs one window of a client: a device THP. */
+_Static_assert(REFPOOL_BLOCK_PAGES == WIN_PAGES, "a pool block is one window");
 int refpool_alloc_block(struct refpool *pool, struct refpool_page **first);
 
 /* One put on each page of the block at first. If every page is freed by it,

@@ -39,7 +39,7 @@ void refpool_report(struct refpool *pool, enum refpool_bug bug, uint32_t pfn, ui
 	if (pool->ops->violation)
 		pool->ops->violation(pool, &v, pool->arg);
 	else if (first)
-		zdev_err("%s: %s: pfn %u, count %u, in %s (further violations only counted)",
+		log_err("%s: %s: pfn %u, count %u, in %s (further violations only counted)",
 			 pool->name, refpool_bug_name(bug), pfn, count, op);
 }
 

@@ -11,7 +11,7 @@
  * machine with fewer cores than threads the holder can be preempted, so a
  * waiter yields after a bounded spin instead of burning its time slice.
  */
-static inline void zdev_cpu_relax(void)
+static inline void cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
 	__builtin_ia32_pause();
@@ -20,18 +20,18 @@ static inline void zdev_cpu_relax(void)
 #endif
 }
 
-struct zdev_spinlock {
+struct spinlock {
 	atomic_bool held;
 };
 
-#define ZDEV_SPINLOCK_INIT { false }
+#define SPINLOCK_INIT { false }
 
-static inline void zdev_spin_init(struct zdev_spinlock *l)
+static inline void spin_init(struct spinlock *l)
 {
 	atomic_init(&l->held, false);
 }
 
-static inline void zdev_spin_lock(struct zdev_spinlock *l)
+static inline void spin_lock(struct spinlock *l)
 {
 	unsigned int spins = 0;
 
@@ -39,14 +39,14 @@ static inline void zdev_spin_lock(struct zdev_spinlock *l)
 	while (atomic_exchange_explicit(&l->held, true, memory_order_acquire)) {
 		while (atomic_load_explicit(&l->held, memory_order_relaxed)) {
 			if (++spins < 128)
-				zdev_cpu_relax();
+				cpu_relax();
 			else
 				sched_yield();
 		}
 	}
 }
 
-static inline void zdev_spin_unlock(struct zdev_spinlock *l)
+static inline void spin_unlock(struct spinlock *l)
 {
 	/* release: publishes the section's writes to the next holder. */
 	atomic_store_explicit(&l->held, false, memory_order_release);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "page.h"
 #include "uffd_compat.h"
 #include "uffd_dev.h"
 #include "zdev.h"
@@ -34,13 +35,12 @@
 #include "zdevd/rescue.h"
 #include "zdevd/zmm.h"
 
-#define PAGE 4096ul
 #define EAGAIN_TRIES 10000
 #define PARALLEL_MIN_PAGES 1024	/* 4 MiB a thread, or not worth one */
 
 static uint64_t vpn_of(uint64_t addr)
 {
-	return addr >> PAGE_SHIFT_4K;
+	return addr >> PG_SHIFT;
 }
 
 static struct refpool_page *entry_page(struct zmm *mm, uint64_t e)
@@ -72,14 +72,14 @@ static int uffd_ioctl_retry(struct zmm *mm, unsigned long req, void *arg, bool i
 
 static uint64_t window_of(uint64_t vpn)
 {
-	return vpn & ~(WINDOW_PAGES - 1);
+	return vpn & ~(WIN_PAGES - 1);
 }
 
 /* The device THP of window w is no longer one: its pages stay where they
  * are, each on its own. The pool's block splits as its pages are put alone. */
 static void split_window_locked(struct zmm *mm, uint64_t w)
 {
-	for (uint64_t i = 0; i < WINDOW_PAGES; i++) {
+	for (uint64_t i = 0; i < WIN_PAGES; i++) {
 		uint64_t e = ptable_get(&mm->pt, w + i);
 
 		if (e & E_HUGE)
@@ -92,9 +92,9 @@ static void split_window_locked(struct zmm *mm, uint64_t w)
  * part. */
 static void split_edges_locked(struct zmm *mm, uint64_t start, uint64_t end)
 {
-	if (start & (WINDOW_PAGES - 1))
+	if (start & (WIN_PAGES - 1))
 		split_window_locked(mm, window_of(start));
-	if (end & (WINDOW_PAGES - 1))
+	if (end & (WIN_PAGES - 1))
 		split_window_locked(mm, window_of(end));
 }
 
@@ -105,7 +105,7 @@ static bool window_intact_locked(struct zmm *mm, uint64_t w, uint64_t *first)
 
 	if (!(e0 & E_HUGE) || (e_pfn(e0) & (REFPOOL_BLOCK_PAGES - 1)))
 		return false;
-	for (uint64_t i = 1; i < WINDOW_PAGES; i++) {
+	for (uint64_t i = 1; i < WIN_PAGES; i++) {
 		uint64_t e = ptable_get(&mm->pt, w + i);
 
 		if (!(e & E_HUGE) || e_dev(e) != e_dev(e0) || e_pfn(e) != e_pfn(e0) + i ||
@@ -142,7 +142,7 @@ static int copy_into_client(struct zmm *mm, uint64_t dst, const void *src, uint6
 			done += (uint64_t)copy.copy;
 		if (ret != -EEXIST)
 			return ret;
-		done += PAGE;
+		done += PG_SIZE;
 	}
 	return 0;
 }
@@ -165,7 +165,7 @@ static void forget_run_locked(struct zmm *mm, uint64_t vpn, uint64_t n, uint64_t
 		ptable_set(&mm->pt, vpn + i, 0);
 		rescue_forget(mm, dev, e_pfn(e) + (uint32_t)i);
 	}
-	if ((e & E_HUGE) && n == WINDOW_PAGES)
+	if ((e & E_HUGE) && n == WIN_PAGES)
 		refpool_put_block(pool, refpool_pfn_to_page(pool, e_pfn(e)));
 	else
 		refpool_put_run(pool, refpool_pfn_to_page(pool, e_pfn(e)), (uint32_t)n);
@@ -189,14 +189,14 @@ static int bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t e, bool in_l
 		if (window_intact_locked(mm, window_of(vpn), &first)) {
 			vpn = window_of(vpn);
 			e = first;
-			n = WINDOW_PAGES;
+			n = WIN_PAGES;
 		} else {
 			split_window_locked(mm, window_of(vpn));
 			e &= ~E_HUGE;
 		}
 	}
-	ret = copy_into_client(mm, vpn << PAGE_SHIFT_4K,
-			       refpool_page_mem(pool, entry_page(mm, e)), n * PAGE, in_loop);
+	ret = copy_into_client(mm, vpn << PG_SHIFT,
+			       refpool_page_mem(pool, entry_page(mm, e)), n * PG_SIZE, in_loop);
 	/* ENOENT/ESRCH: the mapping or the whole process is gone, and with it
 	 * the data. */
 	if (ret && ret != -ENOENT && ret != -ESRCH)
@@ -213,12 +213,12 @@ int uffd_dev_bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t entry)
 /* ---- the CPU fault service (event loop) ---- */
 
 /* Zeros to resolve write faults from, a whole window at once. */
-static const uint8_t zero_window[1ul << WINDOW_SHIFT] __attribute__((aligned(4096)));
+static const uint8_t zero_window[WIN_SIZE] __attribute__((aligned(PG_SIZE)));
 
 /* The run from vpn to the end of its window that holds no device page. */
 static uint64_t plain_run_locked(struct zmm *mm, uint64_t vpn)
 {
-	const uint64_t end = (vpn | ((1ull << (WINDOW_SHIFT - PAGE_SHIFT_4K)) - 1)) + 1;
+	const uint64_t end = (vpn | ((1ull << (WIN_SHIFT - PG_SHIFT)) - 1)) + 1;
 	uint64_t n = 1;
 
 	while (vpn + n < end && !(ptable_get(&mm->pt, vpn + n) & (E_DEVPRIV | E_BUSY)))
@@ -241,13 +241,13 @@ static int resolve_zero(struct zmm *mm, uint64_t addr, bool write)
 	for (;;) {
 		if (write) {
 			struct uffdio_copy copy = { .dst = addr, .src = (uintptr_t)zero_window,
-						    .len = n * PAGE };
+						    .len = n * PG_SIZE };
 
 			ret = uffd_ioctl_retry(mm, UFFDIO_COPY, &copy, true);
 			if (ret && copy.copy > 0)
 				ret = 0;	/* stopped at a present page: ours is done */
 		} else {
-			struct uffdio_zeropage zero = { .range = { .start = addr, .len = n * PAGE } };
+			struct uffdio_zeropage zero = { .range = { .start = addr, .len = n * PG_SIZE } };
 
 			ret = uffd_ioctl_retry(mm, UFFDIO_ZEROPAGE, &zero, true);
 			if (ret && zero.zeropage > 0)
@@ -263,7 +263,7 @@ static int resolve_zero(struct zmm *mm, uint64_t addr, bool write)
 	if (ret == -EEXIST) {
 		/* Present after all: a stale write-protect marker made the
 		 * fault; drop it, which also wakes the faulting thread. */
-		struct uffdio_writeprotect wp = { .range = { .start = addr, .len = PAGE } };
+		struct uffdio_writeprotect wp = { .range = { .start = addr, .len = PG_SIZE } };
 
 		ret = uffd_ioctl_retry(mm, UFFDIO_WRITEPROTECT, &wp, true);
 	}
@@ -293,7 +293,7 @@ int uffd_dev_fault(struct zmm *mm, uint64_t addr, uint64_t flags)
 			atomic_fetch_add_explicit(&mm->d->cpu_faults, 1, memory_order_relaxed);
 		}
 	} else {
-		ret = resolve_zero(mm, addr & ~(PAGE - 1), flags & UFFD_PAGEFAULT_FLAG_WRITE);
+		ret = resolve_zero(mm, addr & ~(PG_SIZE - 1), flags & UFFD_PAGEFAULT_FLAG_WRITE);
 	}
 	pthread_mutex_unlock(&mm->lock);
 	return ret;
@@ -308,7 +308,7 @@ void uffd_dev_fill_holes(struct zmm *mm, uint64_t addr, uint64_t npages)
 	if (!pagemap_read(mm->pagemap_fd, addr, npages, pm)) {
 		pthread_mutex_lock(&mm->lock);
 		for (uint64_t i = 0; i < npages; i++) {
-			struct uffdio_zeropage z = { .range = { addr + i * PAGE, PAGE } };
+			struct uffdio_zeropage z = { .range = { addr + i * PG_SIZE, PG_SIZE } };
 
 			if ((pm[i] & (PM_PRESENT | PM_SWAP)) ||
 			    (ptable_get(&mm->pt, vpn_of(addr) + i) & (E_DEVPRIV | E_BUSY)))
@@ -343,13 +343,13 @@ static bool drop_entry(uint64_t vpn, uint64_t *e, void *arg)
 		/* The edges were split first: this THP goes whole, its block
 		 * with its first page, the rescue table's entries before it
 		 * (once free, the block may be this process's again at once). */
-		if (!(vpn & (WINDOW_PAGES - 1))) {
+		if (!(vpn & (WIN_PAGES - 1))) {
 			unsigned int dev = e_dev(*e);
 
-			for (uint32_t k = 0; k < WINDOW_PAGES; k++)
+			for (uint32_t k = 0; k < WIN_PAGES; k++)
 				rescue_forget(mm, dev, e_pfn(*e) + k);
 			refpool_put_block(mm->d->dev[dev].pool, entry_page(mm, *e));
-			atomic_fetch_sub_explicit(&mm->cnt[dev].device_pages, WINDOW_PAGES,
+			atomic_fetch_sub_explicit(&mm->cnt[dev].device_pages, WIN_PAGES,
 						  memory_order_relaxed);
 		}
 	} else if (*e & E_DEVPRIV) {
@@ -368,7 +368,7 @@ static bool drop_entry(uint64_t vpn, uint64_t *e, void *arg)
 void uffd_dev_on_remove(struct zmm *mm, uint64_t start, uint64_t end, bool unmap)
 {
 	struct drop_ctx ctx = { .mm = mm, .unmap = unmap };
-	const uint64_t first = vpn_of(start), last = vpn_of(end + PAGE - 1);
+	const uint64_t first = vpn_of(start), last = vpn_of(end + PG_SIZE - 1);
 
 	pthread_mutex_lock(&mm->lock);
 	split_edges_locked(mm, first, last);
@@ -412,7 +412,7 @@ void uffd_dev_on_remap(struct zmm *mm, uint64_t from, uint64_t to, uint64_t len)
 {
 	struct move_ctx ctx = {
 		.delta = (int64_t)(vpn_of(to) - vpn_of(from)),
-		.split = (vpn_of(to) - vpn_of(from)) & (WINDOW_PAGES - 1),
+		.split = (vpn_of(to) - vpn_of(from)) & (WIN_PAGES - 1),
 	};
 
 	pthread_mutex_lock(&mm->lock);
@@ -428,7 +428,7 @@ void uffd_dev_on_remap(struct zmm *mm, uint64_t from, uint64_t to, uint64_t len)
 	}
 	pthread_mutex_unlock(&mm->lock);
 	if (ctx.err)
-		zdev_err("pid %d: mremap: lost track of pages: %s", (int)mm->pid,
+		log_err("pid %d: mremap: lost track of pages: %s", (int)mm->pid,
 			 strerror(-ctx.err));
 	free(ctx.moved);
 }
@@ -470,7 +470,7 @@ int uffd_dev_on_fork(struct zmm *parent, struct zmm *child)
 
 	pthread_mutex_lock(&parent->lock);
 	pthread_mutex_lock(&child->lock);
-	ptable_walk(&parent->pt, 0, UINT64_MAX >> PAGE_SHIFT_4K, share_entry, &ctx);
+	ptable_walk(&parent->pt, 0, UINT64_MAX >> PG_SHIFT, share_entry, &ctx);
 	/* The child holds the parent's stores now: the parent's later pages
 	 * go into new ones. */
 	rescue_stores_put(parent);
@@ -520,7 +520,7 @@ out_unlock:
 
 int uffd_dev_register(struct zmm *mm, const struct vma_list *vmas, uint64_t start, uint64_t end)
 {
-	const uint64_t win = 1ull << WINDOW_SHIFT;
+	const uint64_t win = 1ull << WIN_SHIFT;
 	const uint64_t ws = start & ~(win - 1), we = (end + win - 1) & ~(win - 1);
 	uint64_t span = 0;
 	int ret;
@@ -592,7 +592,7 @@ static void protect_runs(struct zmm *mm, uint64_t addr, uint64_t npages, const u
 			 bool on)
 {
 	for (uint64_t s = 0, e = 0; next_run(sel, npages, &s, &e);)
-		write_protect(mm, addr + s * PAGE, addr + e * PAGE, on);
+		write_protect(mm, addr + s * PG_SIZE, addr + e * PG_SIZE, on);
 }
 
 /*
@@ -617,7 +617,7 @@ static void unprotect_system_pages(struct zmm *mm, uint64_t addr, uint64_t npage
 	uint8_t *system = malloc(npages);
 
 	if (!system) {
-		write_protect(mm, addr, addr + npages * PAGE, false);
+		write_protect(mm, addr, addr + npages * PG_SIZE, false);
 		return;
 	}
 	pthread_mutex_lock(&mm->lock);
@@ -647,11 +647,11 @@ struct iov_batch {
 static void iov_add(struct iovec *v, unsigned long *n, void *base)
 {
 	if (*n && (char *)v[*n - 1].iov_base + v[*n - 1].iov_len == (char *)base) {
-		v[*n - 1].iov_len += PAGE;
+		v[*n - 1].iov_len += PG_SIZE;
 		return;
 	}
 	v[*n].iov_base = base;
-	v[*n].iov_len = PAGE;
+	v[*n].iov_len = PG_SIZE;
 	(*n)++;
 }
 
@@ -692,14 +692,14 @@ static int copy_in(struct zmm *mm, struct refpool *pool, uint64_t start,
 		/* A write-protect marker left in an empty PTE is no page. */
 		if (!(pm[i] & (PM_PRESENT | PM_SWAP)) ||
 		    (!(pm[i] & PM_PRESENT) && (pm[i] & PM_UFFD_WP))) {
-			memset(mem, 0, PAGE);
+			memset(mem, 0, PG_SIZE);
 			continue;
 		}
 		if (b->nlocal == COPY_IOV || b->nremote == COPY_IOV)
 			ret = iov_flush(mm, b);
 		iov_add(b->local, &b->nlocal, mem);
-		iov_add(b->remote, &b->nremote, (void *)(uintptr_t)(start + i * PAGE));
-		b->bytes += PAGE;
+		iov_add(b->remote, &b->nremote, (void *)(uintptr_t)(start + i * PG_SIZE));
+		b->bytes += PG_SIZE;
 	}
 	if (!ret)
 		ret = iov_flush(mm, b);
@@ -719,7 +719,7 @@ static int copy_part(void *ctx, size_t lo, size_t hi)
 {
 	struct copy_job *j = ctx;
 
-	return copy_in(j->mm, j->pool, j->start + lo * PAGE, j->pages + lo, j->pm + lo, hi - lo);
+	return copy_in(j->mm, j->pool, j->start + lo * PG_SIZE, j->pages + lo, j->pm + lo, hi - lo);
 }
 
 enum { SEL_NONE, SEL_PAGE, SEL_HUGE };
@@ -735,7 +735,7 @@ static bool window_is_compound(struct zmm *mm, const struct vma_list *vmas, uint
 {
 	bool all_thp = true, all_empty = true;
 
-	for (uint64_t k = 0; k < WINDOW_PAGES; k++) {
+	for (uint64_t k = 0; k < WIN_PAGES; k++) {
 		if (sel[i0 + k] != SEL_PAGE)
 			return false;
 		all_thp &= thp[i0 + k];
@@ -743,8 +743,8 @@ static bool window_is_compound(struct zmm *mm, const struct vma_list *vmas, uint
 	}
 	if (all_thp)
 		return true;
-	return all_empty && vmas_find(vmas, addr + i0 * PAGE) &&
-	       vma_thp_eligible(mm->pid, addr + i0 * PAGE);
+	return all_empty && vmas_find(vmas, addr + i0 * PG_SIZE) &&
+	       vma_thp_eligible(mm->pid, addr + i0 * PG_SIZE);
 }
 
 #define ALLOC_BATCH 64	/* device pages taken from the pool at once */
@@ -761,8 +761,8 @@ static int alloc_owned(struct zmm *mm, unsigned int dev, const struct vma_list *
 		       struct refpool_page **pages, bool *oom, struct zstore *store)
 {
 	struct refpool *pool = mm->d->dev[dev].pool;
-	const uint64_t first_win = (vpn_of(addr) + WINDOW_PAGES - 1) & ~(WINDOW_PAGES - 1);
-	const uint64_t limit = mm->d->cfg.client_memory / PAGE;
+	const uint64_t first_win = (vpn_of(addr) + WIN_PAGES - 1) & ~(WIN_PAGES - 1);
+	const uint64_t limit = mm->d->cfg.client_memory / PG_SIZE;
 	const uint64_t held = atomic_load_explicit(&mm->cnt[dev].device_pages, memory_order_relaxed);
 	/* The client's own limit on this device acts as a smaller pool. */
 	uint64_t budget = !limit ? UINT64_MAX : held < limit ? limit - held : 0;
@@ -770,20 +770,20 @@ static int alloc_owned(struct zmm *mm, unsigned int dev, const struct vma_list *
 	bool blocks = true;
 	int ret;
 
-	if (npages >= WINDOW_PAGES) {
+	if (npages >= WIN_PAGES) {
 		thp = calloc(npages, 1);
 		if (!thp)
 			return -ENOMEM;
 		/* Without PAGEMAP_SCAN only never-touched windows move whole. */
 		pagemap_huge(mm->pagemap_fd, addr, npages, thp);
 	}
-	for (uint64_t w = first_win; thp && w + WINDOW_PAGES <= vpn_of(addr) + npages && blocks;
-	     w += WINDOW_PAGES) {
+	for (uint64_t w = first_win; thp && w + WIN_PAGES <= vpn_of(addr) + npages && blocks;
+	     w += WIN_PAGES) {
 		const uint64_t i0 = w - vpn_of(addr);
 		struct refpool_page *block;
 		bool fail_once;
 
-		if (budget < WINDOW_PAGES || !window_is_compound(mm, vmas, addr, i0, sel, pm, thp))
+		if (budget < WIN_PAGES || !window_is_compound(mm, vmas, addr, i0, sel, pm, thp))
 			continue;
 		pthread_mutex_lock(&mm->lock);
 		fail_once = mm->flags[dev] & ZDEV_FLAG_FAIL_ALLOC;
@@ -796,8 +796,8 @@ static int alloc_owned(struct zmm *mm, unsigned int dev, const struct vma_list *
 			blocks = false;
 			continue;
 		}
-		budget -= WINDOW_PAGES;
-		for (uint64_t k = 0; k < WINDOW_PAGES; k++) {
+		budget -= WIN_PAGES;
+		for (uint64_t k = 0; k < WIN_PAGES; k++) {
 			pages[i0 + k] = block + k;
 			pages[i0 + k]->owner = w + k;
 			sel[i0 + k] = SEL_HUGE;
@@ -880,13 +880,13 @@ static void keep_whole_windows_locked(struct zmm *mm, uint64_t addr, uint64_t np
 	for (uint64_t i = 0; i < npages; i++) {
 		bool whole = true;
 
-		if (sel[i] != SEL_HUGE || ((vpn_of(addr) + i) & (WINDOW_PAGES - 1)))
+		if (sel[i] != SEL_HUGE || ((vpn_of(addr) + i) & (WIN_PAGES - 1)))
 			continue;
-		for (uint64_t k = 0; k < WINDOW_PAGES && whole; k++)
+		for (uint64_t k = 0; k < WIN_PAGES && whole; k++)
 			whole = pages[i + k] && (ptable_get(&mm->pt, vpn_of(addr) + i + k) & E_BUSY);
 		if (whole)
 			continue;
-		for (uint64_t k = 0; k < WINDOW_PAGES; k++)
+		for (uint64_t k = 0; k < WIN_PAGES; k++)
 			sel[i + k] = SEL_PAGE;
 	}
 }
@@ -911,7 +911,7 @@ static int anonymize_file_mappings(struct zmm *mm, struct vma_list *vmas, uint64
 				   uint64_t hi, uint64_t addr, uint64_t npages,
 				   const struct uffd_dev_client *client, void *ctx, uint8_t **leave)
 {
-	const uint64_t end = addr + npages * PAGE;
+	const uint64_t end = addr + npages * PG_SIZE;
 	uint8_t *skip = NULL;
 	uint64_t *pm = NULL;
 	bool changed = false;
@@ -932,8 +932,8 @@ static int anonymize_file_mappings(struct zmm *mm, struct vma_list *vmas, uint64
 				break;
 			}
 		}
-		ret = pagemap_read(mm->pagemap_fd, s, (e - s) / PAGE, pm + (s - addr) / PAGE);
-		for (uint64_t i = (s - addr) / PAGE; i < (e - addr) / PAGE && !ret; i++) {
+		ret = pagemap_read(mm->pagemap_fd, s, (e - s) / PG_SIZE, pm + (s - addr) / PG_SIZE);
+		for (uint64_t i = (s - addr) / PG_SIZE; i < (e - addr) / PG_SIZE && !ret; i++) {
 			bool cow = (pm[i] & PM_PRESENT) && !(pm[i] & PM_FILE);
 
 			skip[i] = !cow;
@@ -968,8 +968,8 @@ static void keep_zapped_only(struct zmm *mm, struct refpool *pool, unsigned int 
 			     uint8_t *copied)
 {
 	uint64_t *pm = calloc(e - s, sizeof(*pm));
-	bool known = pm && (!pagemap_read(mm->pagemap_fd, addr + s * PAGE, e - s, pm) ||
-			    !pagemap_read(mm->pagemap_fd, addr + s * PAGE, e - s, pm));
+	bool known = pm && (!pagemap_read(mm->pagemap_fd, addr + s * PG_SIZE, e - s, pm) ||
+			    !pagemap_read(mm->pagemap_fd, addr + s * PG_SIZE, e - s, pm));
 
 	for (uint64_t i = s; i < npages; i++) {
 		/* Not knowing what the madvise reached, the device copies of
@@ -988,12 +988,12 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 			       const struct uffd_dev_client *client, void *ctx, uint64_t *cpages)
 {
 	struct refpool *pool = mm->d->dev[dev].pool;
-	const uint64_t end = addr + npages * PAGE;
+	const uint64_t end = addr + npages * PG_SIZE;
 	struct refpool_page **pages = NULL;
 	struct vma_list vmas = { 0 };
 	uint64_t *pm = NULL, selected = 0, migrated = 0, on_dev = 0;
-	const uint64_t lo = addr & ~((1ull << WINDOW_SHIFT) - 1);
-	const uint64_t hi = (end + (1ull << WINDOW_SHIFT) - 1) & ~((1ull << WINDOW_SHIFT) - 1);
+	const uint64_t lo = addr & ~(WIN_SIZE - 1);
+	const uint64_t hi = (end + WIN_SIZE - 1) & ~(WIN_SIZE - 1);
 	uint8_t *sel = NULL, *copied = NULL, *leave = NULL;
 	bool out_of_memory = false;
 	int ret;
@@ -1002,7 +1002,7 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 	if (ret)
 		return ret;
 	/* The kernel refuses a hole or a vma without VM_READ outright. */
-	for (uint64_t a = addr; a < end; a += PAGE) {
+	for (uint64_t a = addr; a < end; a += PG_SIZE) {
 		const struct vma *v = vmas_find(&vmas, a);
 
 		if (!v || !(v->flags & VMA_READ)) {
@@ -1027,7 +1027,7 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 	 * concurrent migration owns. */
 	pthread_mutex_lock(&mm->lock);
 	for (uint64_t i = 0; i < npages; i++) {
-		uint64_t a = addr + i * PAGE, e = ptable_get(&mm->pt, vpn_of(a));
+		uint64_t a = addr + i * PG_SIZE, e = ptable_get(&mm->pt, vpn_of(a));
 
 		const struct vma *v = vmas_find(&vmas, a);
 
@@ -1076,7 +1076,7 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 					    vpn_of(addr) + i);
 		}
 		for (uint64_t s = 0, e = 0; next_run(copied, npages, &s, &e);) {
-			ret = client->zap(ctx, addr + s * PAGE, (e - s) * PAGE);
+			ret = client->zap(ctx, addr + s * PG_SIZE, (e - s) * PG_SIZE);
 			if (ret) {
 				keep_zapped_only(mm, pool, dev, addr, npages, s, e, pages, copied);
 				ret = 0;
@@ -1096,7 +1096,7 @@ int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, 
 	pthread_mutex_lock(&mm->lock);
 	keep_whole_windows_locked(mm, addr, npages, sel, pages);
 	for (uint64_t i = 0; i < npages; i++) {
-		uint64_t a = addr + i * PAGE, vpn = vpn_of(a), e = ptable_get(&mm->pt, vpn);
+		uint64_t a = addr + i * PG_SIZE, vpn = vpn_of(a), e = ptable_get(&mm->pt, vpn);
 		const struct vma *v = vmas_find(&vmas, a);
 
 		if (pages[i]) {
@@ -1145,9 +1145,9 @@ out_unbusy:
 		if (pages[i])
 			rescue_forget(mm, dev, refpool_page_to_pfn(pool, pages[i]));
 	for (uint64_t i = 0; i < npages; i++) {
-		uint64_t vpn = vpn_of(addr + i * PAGE), e = ptable_get(&mm->pt, vpn);
+		uint64_t vpn = vpn_of(addr + i * PG_SIZE), e = ptable_get(&mm->pt, vpn);
 
-		if (pages[i] && sel[i] == SEL_HUGE && !(vpn & (WINDOW_PAGES - 1)))
+		if (pages[i] && sel[i] == SEL_HUGE && !(vpn & (WIN_PAGES - 1)))
 			refpool_put_block(pool, pages[i]);
 		else if (pages[i] && sel[i] != SEL_HUGE)
 			refpool_put(pool, pages[i]);
@@ -1169,7 +1169,7 @@ out_free_vmas:
 
 /* ---- migration to system memory ---- */
 
-#define RUN_MAX 512	/* pages per UFFDIO_COPY: one PMD */
+#define RUN_MAX WIN_PAGES	/* pages per UFFDIO_COPY: one PMD */
 
 /* Pages consecutive both in the process and in device memory: one copy. */
 struct back_run {
@@ -1202,7 +1202,7 @@ static bool gather_entry(uint64_t vpn, uint64_t *e, void *arg)
 	/* A device THP is a run of its own, from its first page: the edges of
 	 * the range were split, so its window is whole. */
 	if (r && vpn == r->vpn + r->n && e_dev(v) == e_dev(r->e) && e_pfn(v) == e_pfn(r->e) + r->n &&
-	    r->n < RUN_MAX && r->huge == !!(v & E_HUGE) && (vpn & (WINDOW_PAGES - 1))) {
+	    r->n < RUN_MAX && r->huge == !!(v & E_HUGE) && (vpn & (WIN_PAGES - 1))) {
 		r->n++;
 		return true;
 	}
@@ -1238,13 +1238,13 @@ static int copy_back_part(void *ctx, size_t lo, size_t hi)
 		struct back_run *r = &j->runs[i];
 		struct refpool *pool = j->mm->d->dev[e_dev(r->e)].pool;
 		struct uffdio_copy copy = {
-			.dst = r->vpn << PAGE_SHIFT_4K,
+			.dst = r->vpn << PG_SHIFT,
 			.src = (uint64_t)(uintptr_t)refpool_page_mem(pool, entry_page(j->mm, r->e)),
-			.len = r->n * PAGE,
+			.len = r->n * PG_SIZE,
 		};
 
 		r->err = uffd_ioctl_retry(j->mm, UFFDIO_COPY, &copy, false);
-		r->done = copy.copy > 0 ? (uint64_t)copy.copy / PAGE : 0;
+		r->done = copy.copy > 0 ? (uint64_t)copy.copy / PG_SIZE : 0;
 	}
 	return 0;
 }
@@ -1257,9 +1257,9 @@ static int finish_run_locked(struct zmm *mm, const struct back_run *r, uint64_t 
 	int ret = 0;
 
 	if (r->huge) {
-		if (r->done == WINDOW_PAGES && window_intact_locked(mm, r->vpn, &first)) {
-			forget_run_locked(mm, r->vpn, WINDOW_PAGES, first);
-			*moved += WINDOW_PAGES;
+		if (r->done == WIN_PAGES && window_intact_locked(mm, r->vpn, &first)) {
+			forget_run_locked(mm, r->vpn, WIN_PAGES, first);
+			*moved += WIN_PAGES;
 			return 0;
 		}
 		/* Cut short or changed under us: page by page from here. */
@@ -1327,8 +1327,8 @@ static int bring_back_range(struct zmm *mm, int dev, uint64_t first, uint64_t en
 	}
 	pthread_mutex_unlock(&mm->lock);
 	for (size_t i = 0; i < ctx.nruns; i++)
-		wake_range(mm, ctx.runs[i].vpn << PAGE_SHIFT_4K,
-			   (ctx.runs[i].vpn + ctx.runs[i].n) << PAGE_SHIFT_4K);
+		wake_range(mm, ctx.runs[i].vpn << PG_SHIFT,
+			   (ctx.runs[i].vpn + ctx.runs[i].n) << PG_SHIFT);
 	free(ctx.runs);
 	if (moved)
 		*moved = n;
@@ -1343,11 +1343,11 @@ int uffd_dev_migrate_to_system(struct zmm *mm, unsigned int dev, uint64_t addr, 
 
 int uffd_dev_evict(struct zmm *mm, int dev, uint64_t *moved)
 {
-	return bring_back_range(mm, dev, 0, UINT64_MAX >> PAGE_SHIFT_4K, moved);
+	return bring_back_range(mm, dev, 0, UINT64_MAX >> PG_SHIFT, moved);
 }
 
 void uffd_dev_forget_all(struct zmm *mm)
 {
 	/* As if the whole address space were unmapped. */
-	uffd_dev_on_remove(mm, 0, UINT64_MAX & ~(PAGE - 1), true);
+	uffd_dev_on_remove(mm, 0, UINT64_MAX & ~(PG_SIZE - 1), true);
 }

@@ -6,7 +6,7 @@
 
 #include "vmres.h"
 
-int zdev_vm_reserve(size_t len, void **out)
+int vmres_reserve(size_t len, void **out)
 {
 	void *p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
@@ -16,7 +16,7 @@ int zdev_vm_reserve(size_t len, void **out)
 	return 0;
 }
 
-int zdev_vm_commit_anon(void *addr, size_t len)
+int vmres_commit_anon(void *addr, size_t len)
 {
 	void *p = mmap(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
 		       -1, 0);
@@ -24,7 +24,7 @@ int zdev_vm_commit_anon(void *addr, size_t len)
 	return p == MAP_FAILED ? -errno : 0;
 }
 
-int zdev_vm_give_back(void *addr, size_t len)
+int vmres_give_back(void *addr, size_t len)
 {
 	/* A fresh PROT_NONE mapping drops the memory and keeps the hole reserved. */
 	void *p = mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
@@ -33,7 +33,7 @@ int zdev_vm_give_back(void *addr, size_t len)
 	return p == MAP_FAILED ? -errno : 0;
 }
 
-int zdev_vm_unreserve(void *addr, size_t len)
+int vmres_unreserve(void *addr, size_t len)
 {
 	return munmap(addr, len) ? -errno : 0;
 }

@@ -10,9 +10,9 @@
  * other mappings, so an address computed from an index stays valid (and a
  * stale access to a given-back part faults instead of reading reused memory).
  */
-int zdev_vm_reserve(size_t len, void **out);
-int zdev_vm_commit_anon(void *addr, size_t len);
-int zdev_vm_give_back(void *addr, size_t len);
-int zdev_vm_unreserve(void *addr, size_t len);
+int vmres_reserve(size_t len, void **out);
+int vmres_commit_anon(void *addr, size_t len);
+int vmres_give_back(void *addr, size_t len);
+int vmres_unreserve(void *addr, size_t len);
 
 #endif

@@ -16,11 +16,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "page.h"
 #include "zdev.h"
 #include "zdevd-harness.h"
 #include "zdevd-check.h"
 
-#define PAGE 4096ul
 #define MIB (1ul << 20)
 #define MEMORY_LIMIT_PAGES 256		/* --client-memory 1M */
 #define REGISTERED_LIMIT (8 * MIB)	/* --client-registered 8M */
@@ -40,14 +40,14 @@ static char *map_aligned(size_t size, char **base)
 static void fill(char *p, size_t npages, unsigned int seed)
 {
 	for (size_t i = 0; i < npages; i++)
-		memset(p + i * PAGE, (int)((seed + i) & 0xff), PAGE);
+		memset(p + i * PG_SIZE, (int)((seed + i) & 0xff), PG_SIZE);
 }
 
 static void assert_filled(const char *p, size_t npages, unsigned int seed)
 {
 	for (size_t i = 0; i < npages; i++)
-		for (size_t b = 0; b < PAGE; b += 512)
-			ck_assert_msg((unsigned char)p[i * PAGE + b] == ((seed + i) & 0xff),
+		for (size_t b = 0; b < PG_SIZE; b += 512)
+			ck_assert_msg((unsigned char)p[i * PG_SIZE + b] == ((seed + i) & 0xff),
 				      "page %zu byte %zu lost", i, b);
 }
 
@@ -58,11 +58,11 @@ START_TEST(device_memory_limit)
 	struct zdev_result res = { 0 };
 	struct zdev_stats st = { .size = sizeof(st) };
 	struct zdev *d;
-	char *base, *p = map_aligned(npages * PAGE, &base);
+	char *base, *p = map_aligned(npages * PG_SIZE, &base);
 	int status;
 	pid_t pid;
 
-	ck_assert_int_eq(madvise(p, npages * PAGE, MADV_NOHUGEPAGE), 0);
+	ck_assert_int_eq(madvise(p, npages * PG_SIZE, MADV_NOHUGEPAGE), 0);
 	ck_assert_int_eq(zdev_open(NULL, 0, &d), 0);
 	fill(p, npages, 1);
 	ck_assert_int_eq(zdev_migrate_to_device(d, p, npages, &res), -ENOENT);
@@ -70,7 +70,7 @@ START_TEST(device_memory_limit)
 	ck_assert_int_eq(zdev_get_stats(d, &st), 0);
 	ck_assert_uint_eq(st.device_pages, MEMORY_LIMIT_PAGES);
 	/* full: nothing more moves */
-	ck_assert_int_eq(zdev_migrate_to_device(d, p + (npages - 1) * PAGE, 1, &res), -ENOMEM);
+	ck_assert_int_eq(zdev_migrate_to_device(d, p + (npages - 1) * PG_SIZE, 1, &res), -ENOMEM);
 
 	/* another client is not held to this one's use */
 	pid = fork();
@@ -82,14 +82,14 @@ START_TEST(device_memory_limit)
 
 		/* the pages shared with the parent would count as the
 		 * child's own */
-		munmap(base, npages * PAGE + 2 * MIB);
-		cp = map_aligned(64 * PAGE, &cbase);
+		munmap(base, npages * PG_SIZE + 2 * MIB);
+		cp = map_aligned(64 * PG_SIZE, &cbase);
 		fill(cp, 64, 9);
 		if (zdev_open(NULL, 0, &cd) || zdev_migrate_to_device(cd, cp, 64, &cres) ||
 		    cres.cpages != 64)
 			_exit(1);
 		for (size_t i = 0; i < 64; i++)
-			if ((unsigned char)cp[i * PAGE] != ((9 + i) & 0xff))
+			if ((unsigned char)cp[i * PG_SIZE] != ((9 + i) & 0xff))
 				_exit(2);
 		_exit(zdev_close(cd) ? 3 : 0);
 	}
@@ -99,7 +99,7 @@ START_TEST(device_memory_limit)
 
 	assert_filled(p, npages, 1);
 	ck_assert_int_eq(zdev_close(d), 0);
-	munmap(base, npages * PAGE + 2 * MIB);
+	munmap(base, npages * PG_SIZE + 2 * MIB);
 }
 END_TEST
 
@@ -116,22 +116,22 @@ START_TEST(registered_bytes_limit)
 	ck_assert_ptr_nonnull(out);
 	ck_assert_int_eq(zdev_open(NULL, 1, &d), 0);
 	fill(big, 4, 2);
-	ck_assert_int_eq(zdev_migrate_to_device(d, big, 2 * REGISTERED_LIMIT / PAGE, &res),
+	ck_assert_int_eq(zdev_migrate_to_device(d, big, 2 * REGISTERED_LIMIT / PG_SIZE, &res),
 			 -EDQUOT);
 	ck_assert_int_eq(zdev_snapshot(d, big, 4, snap, &res), 0);
 	for (int i = 0; i < 4; i++)
 		ck_assert_uint_eq(snap[i] & 0xf0, 0);	/* nothing moved */
-	ck_assert_int_eq(zdev_read(d, big, 2 * REGISTERED_LIMIT / PAGE, out, &res), -EDQUOT);
+	ck_assert_int_eq(zdev_read(d, big, 2 * REGISTERED_LIMIT / PG_SIZE, out, &res), -EDQUOT);
 
 	/* 6 MiB fits; 6 more do not while the first are mapped... */
-	ck_assert_int_eq(zdev_read(d, big, 6 * MIB / PAGE, out, &res), 0);
+	ck_assert_int_eq(zdev_read(d, big, 6 * MIB / PG_SIZE, out, &res), 0);
 	small = map_aligned(6 * MIB, &base2);
-	ck_assert_int_eq(zdev_read(d, small, 6 * MIB / PAGE, out, &res), -EDQUOT);
-	ck_assert_int_eq(zdev_read(d, big, 6 * MIB / PAGE, out, &res), 0);
+	ck_assert_int_eq(zdev_read(d, small, 6 * MIB / PG_SIZE, out, &res), -EDQUOT);
+	ck_assert_int_eq(zdev_read(d, big, 6 * MIB / PG_SIZE, out, &res), 0);
 	/* ...and do once they are gone */
 	ck_assert_int_eq(munmap(base, 2 * REGISTERED_LIMIT + 2 * MIB), 0);
-	ck_assert_int_eq(zdev_read(d, small, 6 * MIB / PAGE, out, &res), 0);
-	ck_assert_uint_eq(res.cpages, 6 * MIB / PAGE);
+	ck_assert_int_eq(zdev_read(d, small, 6 * MIB / PG_SIZE, out, &res), 0);
+	ck_assert_uint_eq(res.cpages, 6 * MIB / PG_SIZE);
 	free(out);
 	ck_assert_int_eq(zdev_close(d), 0);
 	munmap(base2, 6 * MIB + 2 * MIB);
@@ -144,7 +144,7 @@ START_TEST(handles_limit)
 {
 	struct zdev *a, *b, *c;
 	struct zdev_result res = { 0 };
-	char *base, *p = map_aligned(16 * PAGE, &base);
+	char *base, *p = map_aligned(16 * PG_SIZE, &base);
 	uint8_t snap[16];
 
 	ck_assert_int_eq(zdev_open(NULL, 0, &a), 0);
@@ -160,7 +160,7 @@ START_TEST(handles_limit)
 	ck_assert_int_eq(zdev_close(c), 0);
 	ck_assert_int_eq(zdev_close(a), 0);
 	assert_filled(p, 16, 3);
-	munmap(base, 16 * PAGE + 2 * MIB);
+	munmap(base, 16 * PG_SIZE + 2 * MIB);
 }
 END_TEST
 

@@ -26,11 +26,11 @@
 #include <unistd.h>
 
 #include "check-run.h"
+#include "page.h"
 #include "proto.h"
 #include "zdev.h"
 #include "zdevd-harness.h"
 
-#define PAGE 4096ul
 #define HUGE (2ul << 20)
 
 static struct zdevd_instance zd;
@@ -118,22 +118,22 @@ START_TEST(sigkill_keeps_device_pages)
 	/* The first two windows as THPs, so they move as device THPs. */
 	madvise(buf, 2 * HUGE, MADV_HUGEPAGE);
 	fill(buf, len, 0x1111);
-	ck_assert_int_eq(zdev_migrate_to_device(dev, buf, len / PAGE, &res), 0);
-	ck_assert_uint_eq(res.cpages, len / PAGE);
-	ck_assert_uint_eq(device_pages(dev), len / PAGE);
+	ck_assert_int_eq(zdev_migrate_to_device(dev, buf, len / PG_SIZE, &res), 0);
+	ck_assert_uint_eq(res.cpages, len / PG_SIZE);
+	ck_assert_uint_eq(device_pages(dev), len / PG_SIZE);
 	/* A device write lands in device memory only. */
-	patch = malloc(16 * PAGE);
-	fill(patch, 16 * PAGE, 0x2222);
+	patch = malloc(16 * PG_SIZE);
+	fill(patch, 16 * PG_SIZE, 0x2222);
 	ck_assert_int_eq(zdev_write(dev, buf + 3 * HUGE / 8, 16, patch, &res), 0);
-	ck_assert_uint_eq(device_pages(dev), len / PAGE);
+	ck_assert_uint_eq(device_pages(dev), len / PG_SIZE);
 
 	kill_zdevd();
 
-	wrong = first_wrong(buf + 3 * HUGE / 8, 16 * PAGE, 0x2222);
+	wrong = first_wrong(buf + 3 * HUGE / 8, 16 * PG_SIZE, 0x2222);
 	ck_assert_msg(wrong == SIZE_MAX, "device-written word %zu lost", wrong);
 	wrong = wrong_in(buf, 0, 3 * HUGE, 0x1111);
 	ck_assert_msg(wrong == SIZE_MAX, "word %zu lost", wrong);
-	wrong = wrong_in(buf, 3 * HUGE + 16 * PAGE, len, 0x1111);
+	wrong = wrong_in(buf, 3 * HUGE + 16 * PG_SIZE, len, 0x1111);
 	ck_assert_msg(wrong == SIZE_MAX, "word %zu lost", wrong);
 	free(patch);
 
@@ -165,7 +165,7 @@ static void *writer_main(void *arg)
 	while (!atomic_load_explicit(w->stop, memory_order_relaxed)) {
 		size_t i = n % w->nslots;
 
-		w->slots[i * (PAGE / 8)] = ++n;
+		w->slots[i * (PG_SIZE / 8)] = ++n;
 		w->last[i] = n;
 	}
 	return NULL;
@@ -189,11 +189,11 @@ static int writers_round(unsigned int kill_after_us)
 	uint64_t *buf;
 	int bad = 0;
 
-	if (zdev_open(NULL, 0, &dev) || zdev_alloc(dev, npages * PAGE, (void **)&buf))
+	if (zdev_open(NULL, 0, &dev) || zdev_alloc(dev, npages * PG_SIZE, (void **)&buf))
 		return 10;
-	memset(buf, 0, npages * PAGE);
+	memset(buf, 0, npages * PG_SIZE);
 	for (int k = 0; k < WRITERS; k++) {
-		w[k] = (struct writer){ .slots = buf + (size_t)k * (npages / WRITERS) * (PAGE / 8),
+		w[k] = (struct writer){ .slots = buf + (size_t)k * (npages / WRITERS) * (PG_SIZE / 8),
 					.nslots = npages / WRITERS, .stop = &stop };
 		w[k].last = calloc(w[k].nslots, sizeof(uint64_t));
 		pthread_create(&w[k].thread, NULL, writer_main, &w[k]);
@@ -220,9 +220,9 @@ static int writers_round(unsigned int kill_after_us)
 	for (int k = 0; k < WRITERS; k++) {
 		pthread_join(w[k].thread, NULL);
 		for (size_t i = 0; i < w[k].nslots; i++)
-			if (w[k].slots[i * (PAGE / 8)] != w[k].last[i]) {
+			if (w[k].slots[i * (PG_SIZE / 8)] != w[k].last[i]) {
 				fprintf(stderr, "writer %d slot %zu: %llu, wrote %llu\n", k, i,
-					(unsigned long long)w[k].slots[i * (PAGE / 8)],
+					(unsigned long long)w[k].slots[i * (PG_SIZE / 8)],
 					(unsigned long long)w[k].last[i]);
 				bad = 1;
 				break;
@@ -282,8 +282,8 @@ static int mid_migration_round(unsigned int kill_after_us)
 		kill(zd.pid, SIGKILL);
 		_exit(0);
 	}
-	zdev_migrate_to_device(dev, buf, len / PAGE, &res);
-	zdev_migrate_to_system(dev, buf, len / PAGE / 2, &res);
+	zdev_migrate_to_device(dev, buf, len / PG_SIZE, &res);
+	zdev_migrate_to_system(dev, buf, len / PG_SIZE / 2, &res);
 	waitpid(killer, NULL, 0);
 	wrong = first_wrong(buf, len, 0x3333);
 	if (wrong != SIZE_MAX) {
@@ -314,7 +314,7 @@ START_TEST(sigkill_during_the_zap)
 	kill_on_zap = zd.pid;
 	/* The pages are in the table, zdevd is gone, our madvise zaps them:
 	 * they must come back after it. */
-	ck_assert_int_lt(zdev_migrate_to_device(dev, buf, len / PAGE, &res), 0);
+	ck_assert_int_lt(zdev_migrate_to_device(dev, buf, len / PG_SIZE, &res), 0);
 	ck_assert_int_eq(kill_on_zap, 0);
 	wrong = first_wrong(buf, len, 0x6666);
 	ck_assert_msg(wrong == SIZE_MAX, "word %zu lost", wrong);
@@ -400,7 +400,7 @@ START_TEST(sigkill_daemonized_zdevd)
 	ck_assert_int_gt(daemon_pid, 0);
 	ck_assert_int_eq(zdev_alloc(dev, len, (void **)&buf), 0);
 	fill(buf, len, 0x7777);
-	ck_assert_int_eq(zdev_migrate_to_device(dev, buf, len / PAGE, &res), 0);
+	ck_assert_int_eq(zdev_migrate_to_device(dev, buf, len / PG_SIZE, &res), 0);
 	kill(daemon_pid, SIGKILL);
 	ck_assert_uint_eq(first_wrong(buf, len, 0x7777), SIZE_MAX);
 	ck_assert_int_eq(zdev_migrate_to_device(dev, buf, 1, &res), -ENODEV);
@@ -427,7 +427,7 @@ static void fork_then_sigkill(bool child_calls, uint64_t tag)
 	ck_assert_int_eq(zdev_open(NULL, 0, &dev), 0);
 	ck_assert_int_eq(zdev_alloc(dev, len, (void **)&buf), 0);
 	fill(buf, len, tag);
-	ck_assert_int_eq(zdev_migrate_to_device(dev, buf, len / PAGE, &res), 0);
+	ck_assert_int_eq(zdev_migrate_to_device(dev, buf, len / PG_SIZE, &res), 0);
 	ck_assert_int_eq(pipe(ready), 0);
 	ck_assert_int_eq(pipe(go), 0);
 	pid = fork();
@@ -436,7 +436,7 @@ static void fork_then_sigkill(bool child_calls, uint64_t tag)
 		struct zdev_stats st = { .size = sizeof(st) };
 
 		if (child_calls && (zdev_open(NULL, 0, &cdev) || zdev_get_stats(cdev, &st) ||
-				    st.device_pages != len / PAGE))
+				    st.device_pages != len / PG_SIZE))
 			_exit(3);
 		if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
 			_exit(4);
@@ -487,7 +487,7 @@ static bool stores_hold(uint64_t tag)
 		return false;
 	while ((de = readdir(d)) && !found) {
 		char path[300], target[256];
-		uint64_t page[PAGE / 8];
+		uint64_t page[PG_SIZE / 8];
 		ssize_t n;
 		int fd;
 
@@ -502,14 +502,14 @@ static bool stores_hold(uint64_t tag)
 		if (fd < 0)
 			continue;
 		/* Only the pages that hold data: the store is sparse. */
-		for (off_t off = 0; !found && (off = lseek(fd, off, SEEK_DATA)) >= 0; off += PAGE) {
-			if (pread(fd, page, PAGE, off) != (ssize_t)PAGE)
+		for (off_t off = 0; !found && (off = lseek(fd, off, SEEK_DATA)) >= 0; off += PG_SIZE) {
+			if (pread(fd, page, PG_SIZE, off) != (ssize_t)PG_SIZE)
 				break;
 			size_t tagged = 0;
 
-			for (size_t i = 0; i < PAGE / 8; i++)
+			for (size_t i = 0; i < PG_SIZE / 8; i++)
 				tagged += page[i] >> 48 == tag;
-			found = tagged == PAGE / 8;
+			found = tagged == PG_SIZE / 8;
 		}
 		close(fd);
 	}
@@ -531,9 +531,9 @@ static int store_client(uint64_t tag, uint64_t other, bool give_back, int done_f
 	if (zdev_open(NULL, 0, &dev) || zdev_alloc(dev, len, (void **)&buf))
 		return 10;
 	fill(buf, len, tag);
-	if (zdev_migrate_to_device(dev, buf, len / PAGE, &res))
+	if (zdev_migrate_to_device(dev, buf, len / PG_SIZE, &res))
 		return 11;
-	if (give_back && zdev_migrate_to_system(dev, buf, len / PAGE, &res))
+	if (give_back && zdev_migrate_to_system(dev, buf, len / PG_SIZE, &res))
 		return 12;
 	if (write(done_fd, "d", 1) != 1 || read(go_fd, &c, 1) != 1)
 		return 13;
@@ -592,7 +592,7 @@ START_TEST(fork_child_sees_no_later_pages)
 	ck_assert_int_eq(zdev_alloc(dev, len, (void **)&after), 0);
 	fill(before, len, 0x9999);
 	fill(after, len, 0xaaaa);
-	ck_assert_int_eq(zdev_migrate_to_device(dev, before, len / PAGE, &res), 0);
+	ck_assert_int_eq(zdev_migrate_to_device(dev, before, len / PG_SIZE, &res), 0);
 	ck_assert_int_eq(pipe(go), 0);
 	pid = fork();
 	if (pid == 0) {
@@ -603,7 +603,7 @@ START_TEST(fork_child_sees_no_later_pages)
 		_exit(!stores_hold(0x9999) ? 2 : stores_hold(0xaaaa) ? 1 : 0);
 	}
 	close(go[0]);
-	ck_assert_int_eq(zdev_migrate_to_device(dev, after, len / PAGE, &res), 0);
+	ck_assert_int_eq(zdev_migrate_to_device(dev, after, len / PG_SIZE, &res), 0);
 	ck_assert_int_eq(write(go[1], "g", 1), 1);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: status %#x", status);
@@ -622,7 +622,7 @@ START_TEST(sigterm_then_no_device)
 	ck_assert_int_eq(zdev_open(NULL, 0, &dev), 0);
 	ck_assert_int_eq(zdev_alloc(dev, len, (void **)&buf), 0);
 	fill(buf, len, 0x5555);
-	ck_assert_int_eq(zdev_migrate_to_device(dev, buf, len / PAGE, &res), 0);
+	ck_assert_int_eq(zdev_migrate_to_device(dev, buf, len / PG_SIZE, &res), 0);
 	ck_assert_int_eq(zdevd_stop(&zd), 0);
 	zd.pid = 0;
 	ck_assert_uint_eq(first_wrong(buf, len, 0x5555), SIZE_MAX);

@@ -20,13 +20,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "page.h"
 #include "zdev.h"
 #include "zdevd-harness.h"
 #include "zdevd-check.h"
 
-#define PAGE 4096ul
 #define PMD (2ul << 20)
-#define PMD_PAGES (PMD / PAGE)
+#define PMD_PAGES (PMD / PG_SIZE)
 #define PM_PRESENT (1ull << 63)
 #define PM_SWAP (1ull << 62)
 
@@ -134,7 +134,7 @@ static void assert_pagemap_swapped(const char *p, size_t npages, bool want)
 
 	ck_assert_ptr_nonnull(pm);
 	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(pread(fd, pm, npages * sizeof(*pm), (off_t)((uintptr_t)p / PAGE * 8)),
+	ck_assert_int_eq(pread(fd, pm, npages * sizeof(*pm), (off_t)((uintptr_t)p / PG_SIZE * 8)),
 			 (ssize_t)(npages * sizeof(*pm)));
 	close(fd);
 	for (size_t i = 0; i < npages; i++)
@@ -320,17 +320,17 @@ END_TEST
 /* 4 KiB device-private pages are swapped-out entries in pagemap too. */
 START_TEST(small_pages_show_as_swapped)
 {
-	char *p = mmap(NULL, 64 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p = mmap(NULL, 64 * PG_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	ck_assert_ptr_ne(p, MAP_FAILED);
-	ck_assert_int_eq(madvise(p, 64 * PAGE, MADV_NOHUGEPAGE), 0);
-	fill(p, 32 * PAGE, 7);		/* half written, half never touched */
+	ck_assert_int_eq(madvise(p, 64 * PG_SIZE, MADV_NOHUGEPAGE), 0);
+	fill(p, 32 * PG_SIZE, 7);		/* half written, half never touched */
 	migrate_all(p, 64);
 	assert_pagemap_swapped(p, 64, true);
-	ASSERT_FILLED(p, 0, 32 * PAGE, 7);
+	ASSERT_FILLED(p, 0, 32 * PG_SIZE, 7);
 	assert_pagemap_swapped(p, 32, false);
-	assert_pagemap_swapped(p + 32 * PAGE, 32, true);
-	munmap(p, 64 * PAGE);
+	assert_pagemap_swapped(p + 32 * PG_SIZE, 32, true);
+	munmap(p, 64 * PG_SIZE);
 }
 END_TEST
 

@@ -307,7 +307,7 @@ START_TEST(program_segv_handler)
 END_TEST
 
 /* libzdev's entry point for the preload shim (not in zdev.h). */
-int zdev_int_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+int zdevpriv_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 
 START_TEST(sigaction_through_libzdev)
 {
@@ -322,8 +322,8 @@ START_TEST(sigaction_through_libzdev)
 	/* Installed after libzdev's, the way the shim will route a
 	 * program's sigaction: libzdev's handler stays in place. */
 	sigemptyset(&act.sa_mask);
-	ASSERT_EQ_V(zdev_int_sigaction(SIGSEGV, &act, &old), 0);
-	ASSERT_EQ_V(zdev_int_sigaction(SIGSEGV, NULL, &now), 0);
+	ASSERT_EQ_V(zdevpriv_sigaction(SIGSEGV, &act, &old), 0);
+	ASSERT_EQ_V(zdevpriv_sigaction(SIGSEGV, NULL, &now), 0);
 	ck_assert_ptr_eq((void *)now.sa_sigaction, (void *)own_handler);
 	ck_assert_int_eq(sigaction(SIGSEGV, NULL, &now), 0);
 	ck_assert_ptr_ne((void *)now.sa_sigaction, (void *)own_handler);
@@ -334,7 +334,7 @@ START_TEST(sigaction_through_libzdev)
 	if (!sigsetjmp(own_jmp, 1))
 		*(volatile char *)ro = 1;
 	ASSERT_EQ_V(own_faults, 1);
-	ASSERT_EQ_V(zdev_int_sigaction(SIGSEGV, &old, NULL), 0);
+	ASSERT_EQ_V(zdevpriv_sigaction(SIGSEGV, &old, NULL), 0);
 	munmap(ro, page_size);
 	buffer_free(b);
 }

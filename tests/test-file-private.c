@@ -23,13 +23,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "page.h"
 #include "zdev.h"
 #include "zdevd-check.h"
 #include "zdevd-harness.h"
 
-#define PAGE 4096ul
 #define NPAGES 64
-#define WORDS (PAGE / 8)
+#define WORDS (PG_SIZE / 8)
 
 static struct zdevd_instance zd;
 
@@ -49,9 +49,9 @@ static uint64_t *map_file(int *fd_out)
 	for (size_t pg = 0; pg < NPAGES; pg++) {
 		for (size_t i = 0; i < WORDS; i++)
 			page[i] = word(1, pg, i);
-		ck_assert_int_eq(pwrite(fd, page, PAGE, (off_t)(pg * PAGE)), (ssize_t)PAGE);
+		ck_assert_int_eq(pwrite(fd, page, PG_SIZE, (off_t)(pg * PG_SIZE)), (ssize_t)PG_SIZE);
 	}
-	p = mmap(NULL, NPAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	p = mmap(NULL, NPAGES * PG_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
 	ck_assert_ptr_ne(p, MAP_FAILED);
 	*fd_out = fd;
 	return p;
@@ -116,11 +116,11 @@ START_TEST(only_cow_pages_migrate)
 			      "page %zu: snapshot 0x%02x", pg, snap[pg]);
 
 	/* Still one mapping: it moves whole, device pages with it. */
-	moved = mremap(p, NPAGES * PAGE, NPAGES * PAGE, MREMAP_MAYMOVE);
+	moved = mremap(p, NPAGES * PG_SIZE, NPAGES * PG_SIZE, MREMAP_MAYMOVE);
 	ck_assert_ptr_ne(moved, MAP_FAILED);
 	for (size_t pg = 0; pg < NPAGES; pg++)
 		ck_assert_msg(page_is(moved, pg, pg % 2 ? 1 : 2), "page %zu lost its data", pg);
-	munmap(moved, NPAGES * PAGE);
+	munmap(moved, NPAGES * PG_SIZE);
 	close(fd);
 	ck_assert_int_eq(zdev_close(dev), 0);
 }
@@ -140,9 +140,9 @@ START_TEST(mapping_without_cow_pages_stays)
 	ck_assert_uint_eq(res.cpages, 0);
 	ck_assert(maps_shows_file(p));
 	/* A change to the file still shows through the untouched pages. */
-	ck_assert_int_eq(pwrite(fd, &(uint64_t){ 42 }, 8, 3 * PAGE), 8);
+	ck_assert_int_eq(pwrite(fd, &(uint64_t){ 42 }, 8, 3 * PG_SIZE), 8);
 	ck_assert_uint_eq(p[3 * WORDS], 42);
-	munmap(p, NPAGES * PAGE);
+	munmap(p, NPAGES * PG_SIZE);
 	close(fd);
 	ck_assert_int_eq(zdev_close(dev), 0);
 }
@@ -203,7 +203,7 @@ START_TEST(writes_racing_the_change_are_kept)
 		}
 		for (size_t pg = 0; pg < NPAGES; pg += 2)
 			ck_assert_msg(page_is(w.p, pg, 2), "round %d page %zu lost its data", round, pg);
-		munmap(w.p, NPAGES * PAGE);
+		munmap(w.p, NPAGES * PG_SIZE);
 		close(fd);
 	}
 	ck_assert_int_eq(zdev_close(dev), 0);

@@ -18,11 +18,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "page.h"
 #include "zdev.h"
 #include "zdevd-harness.h"
 #include "zdevd-check.h"
 
-#define PAGE 4096ul
 #define NPAGES 64
 #define THREADS 3
 #define FORKS 8
@@ -42,15 +42,15 @@ static void child_main(unsigned int delay_ms)
 	volatile uint64_t *w = shared_buf;
 
 	usleep(delay_ms * 1000);
-	for (size_t i = 0; i < NPAGES * PAGE / 8; i++)
+	for (size_t i = 0; i < NPAGES * PG_SIZE / 8; i++)
 		if (w[i] != word(i)) {
 			fprintf(stderr, "child %d: word %zu = %#llx\n", (int)getpid(), i,
 				(unsigned long long)w[i]);
 			_exit(1);
 		}
-	for (size_t i = 0; i < NPAGES * PAGE / 8; i += 512)
+	for (size_t i = 0; i < NPAGES * PG_SIZE / 8; i += 512)
 		w[i] = (uint64_t)getpid();
-	for (size_t i = 0; i < NPAGES * PAGE / 8; i += 512)
+	for (size_t i = 0; i < NPAGES * PG_SIZE / 8; i += 512)
 		if (w[i] != (uint64_t)getpid())
 			_exit(2);
 	_exit(0);
@@ -82,10 +82,10 @@ START_TEST(children_of_threads_forking_at_once)
 	struct zdev_result res = { 0 };
 	struct zdev *d;
 
-	shared_buf = mmap(NULL, NPAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+	shared_buf = mmap(NULL, NPAGES * PG_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 			  -1, 0);
 	ck_assert_ptr_ne(shared_buf, MAP_FAILED);
-	for (size_t i = 0; i < NPAGES * PAGE / 8; i++)
+	for (size_t i = 0; i < NPAGES * PG_SIZE / 8; i++)
 		shared_buf[i] = word(i);
 	ck_assert_int_eq(zdev_open(NULL, 0, &d), 0);
 	for (int round = 0; round < 3; round++) {
@@ -109,10 +109,10 @@ START_TEST(children_of_threads_forking_at_once)
 			}
 		}
 	}
-	for (size_t i = 0; i < NPAGES * PAGE / 8; i++)
+	for (size_t i = 0; i < NPAGES * PG_SIZE / 8; i++)
 		ck_assert_uint_eq(shared_buf[i], word(i));
 	ck_assert_int_eq(zdev_close(d), 0);
-	munmap(shared_buf, NPAGES * PAGE);
+	munmap(shared_buf, NPAGES * PG_SIZE);
 }
 END_TEST
 

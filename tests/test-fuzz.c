@@ -23,12 +23,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "page.h"
 #include "proto.h"
 #include "zdev.h"
 #include "zdevd-harness.h"
 #include "zdevd-check.h"
 
-#define PAGE 4096ul
 
 static struct zdevd_instance zd;
 static uint64_t seed;
@@ -133,19 +133,19 @@ static int raw_connect(void)
 /* A legitimate client does its work while and after the garbage flows. */
 static void legit_client_works(void)
 {
-	char *p = mmap(NULL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p = mmap(NULL, 16 * PG_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	struct zdev_result res = { 0 };
 	struct zdev *d;
 
 	ck_assert_ptr_ne(p, MAP_FAILED);
-	memset(p, 0x5a, 16 * PAGE);
+	memset(p, 0x5a, 16 * PG_SIZE);
 	ck_assert_int_eq(zdev_open(NULL, 0, &d), 0);
 	ck_assert_int_eq(zdev_migrate_to_device(d, p, 16, &res), 0);
 	ck_assert_uint_eq(res.cpages, 16);
-	for (size_t i = 0; i < 16 * PAGE; i += 512)
+	for (size_t i = 0; i < 16 * PG_SIZE; i += 512)
 		ck_assert_uint_eq((unsigned char)p[i], 0x5a);
 	ck_assert_int_eq(zdev_close(d), 0);
-	munmap(p, 16 * PAGE);
+	munmap(p, 16 * PG_SIZE);
 }
 
 START_TEST(daemon_survives_mutated_datagrams)
@@ -198,7 +198,7 @@ static void cpu_fill(struct arena *a, size_t first, size_t n)
 	for (size_t i = first; i < first + n; i++) {
 		if (a->readonly[i])
 			continue;
-		memset(a->p + i * PAGE, a->next_value, PAGE);
+		memset(a->p + i * PG_SIZE, a->next_value, PG_SIZE);
 		a->model[i] = a->next_value;
 	}
 	a->next_value++;
@@ -206,7 +206,7 @@ static void cpu_fill(struct arena *a, size_t first, size_t n)
 
 static void check_page(const char *what, size_t i, const char *mem, uint8_t want)
 {
-	for (size_t b = 0; b < PAGE; b += 256)
+	for (size_t b = 0; b < PG_SIZE; b += 256)
 		if ((uint8_t)mem[b] != want)
 			ck_abort_msg("%s: page %zu byte %zu = %#x, expected %#x (seed above)", what,
 				     i, b, (uint8_t)mem[b], want);
@@ -222,8 +222,8 @@ static size_t pages_in_mapping(const char *p, size_t n)
 	ck_assert_ptr_nonnull(f);
 	while (fgets(line, sizeof(line), f))
 		if (sscanf(line, "%lx-%lx", &s, &e) == 2 && (uintptr_t)p >= s && (uintptr_t)p < e) {
-			if (n > (e - (uintptr_t)p) / PAGE)
-				n = (e - (uintptr_t)p) / PAGE;
+			if (n > (e - (uintptr_t)p) / PG_SIZE)
+				n = (e - (uintptr_t)p) / PG_SIZE;
 			break;
 		}
 	fclose(f);
@@ -243,27 +243,27 @@ static void one_random_call(struct arena *a, char *buf)
 	switch (op) {
 	case 0:
 	case 1:
-		ret = zdev_migrate_to_device(d, a->p + first * PAGE, n, &res);
+		ret = zdev_migrate_to_device(d, a->p + first * PG_SIZE, n, &res);
 		ck_assert_msg(ret == 0 || ret == -ENOENT, "migrate_to_device: %d", ret);
 		break;
 	case 2:
-		ret = zdev_migrate_to_system(d, a->p + first * PAGE, n, &res);
+		ret = zdev_migrate_to_system(d, a->p + first * PG_SIZE, n, &res);
 		ck_assert_msg(ret == 0, "migrate_to_system: %d", ret);
 		break;
 	case 3:
-		ret = zdev_read(d, a->p + first * PAGE, n, buf, &res);
+		ret = zdev_read(d, a->p + first * PG_SIZE, n, buf, &res);
 		ck_assert_msg(ret == 0, "read: %d", ret);
 		ck_assert_uint_eq(res.cpages, n);
 		for (size_t i = 0; i < n; i++)
-			check_page("device read", first + i, buf + i * PAGE, a->model[first + i]);
+			check_page("device read", first + i, buf + i * PG_SIZE, a->model[first + i]);
 		break;
 	case 4: {
 		bool any_ro = false;
 
-		memset(buf, a->next_value, n * PAGE);
+		memset(buf, a->next_value, n * PG_SIZE);
 		for (size_t i = first; i < first + n; i++)
 			any_ro |= a->readonly[i];
-		ret = zdev_write(d, a->p + first * PAGE, n, buf, &res);
+		ret = zdev_write(d, a->p + first * PG_SIZE, n, buf, &res);
 		ck_assert_msg(ret == (any_ro ? -EPERM : 0), "write: %d (read-only pages: %d)", ret,
 			      any_ro);
 		if (!ret)
@@ -276,13 +276,13 @@ static void one_random_call(struct arena *a, char *buf)
 		break;
 	case 6:
 		/* zapped: anonymous memory reads back zero */
-		ck_assert_int_eq(madvise(a->p + first * PAGE, n * PAGE, MADV_DONTNEED), 0);
+		ck_assert_int_eq(madvise(a->p + first * PG_SIZE, n * PG_SIZE, MADV_DONTNEED), 0);
 		memset(a->model + first, 0, n);
 		break;
 	case 7: {
 		bool ro = below(2);
 
-		ck_assert_int_eq(mprotect(a->p + first * PAGE, n * PAGE,
+		ck_assert_int_eq(mprotect(a->p + first * PG_SIZE, n * PG_SIZE,
 					  ro ? PROT_READ : PROT_READ | PROT_WRITE), 0);
 		memset(a->readonly + first, ro, n);
 		break;
@@ -293,13 +293,13 @@ static void one_random_call(struct arena *a, char *buf)
 		 * may refuse some) leaves the model unknown. */
 		char *away;
 
-		n = pages_in_mapping(a->p + first * PAGE, n);
-		away = mmap(NULL, n * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		n = pages_in_mapping(a->p + first * PG_SIZE, n);
+		away = mmap(NULL, n * PG_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		ck_assert_ptr_ne(away, MAP_FAILED);
-		ck_assert_ptr_eq(mremap(a->p + first * PAGE, n * PAGE, n * PAGE,
+		ck_assert_ptr_eq(mremap(a->p + first * PG_SIZE, n * PG_SIZE, n * PG_SIZE,
 					MREMAP_MAYMOVE | MREMAP_FIXED, away), away);
-		ck_assert_ptr_eq(mremap(away, n * PAGE, n * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED,
-					a->p + first * PAGE), a->p + first * PAGE);
+		ck_assert_ptr_eq(mremap(away, n * PG_SIZE, n * PG_SIZE, MREMAP_MAYMOVE | MREMAP_FIXED,
+					a->p + first * PG_SIZE), a->p + first * PG_SIZE);
 		break;
 	}
 	case 11: {
@@ -308,25 +308,25 @@ static void one_random_call(struct arena *a, char *buf)
 
 		for (size_t i = first; i < first + n; i++)
 			any_ro |= a->readonly[i];
-		ret = zdev_make_exclusive(d, a->p + first * PAGE, n, &res);
+		ret = zdev_make_exclusive(d, a->p + first * PG_SIZE, n, &res);
 		ck_assert_msg(ret == (any_ro ? -EFAULT : 0), "make_exclusive: %d (read-only: %d)",
 			      ret, any_ro);
 		break;
 	}
 	case 12:
-		ret = zdev_check_exclusive(d, a->p + first * PAGE, n);
+		ret = zdev_check_exclusive(d, a->p + first * PG_SIZE, n);
 		ck_assert_msg(ret == 0 || ret == -EPERM, "check_exclusive: %d", ret);
 		break;
 	case 10:
 		/* unmapped, then mapped afresh: zeroes */
-		ck_assert_ptr_eq(mmap(a->p + first * PAGE, n * PAGE, PROT_READ | PROT_WRITE,
+		ck_assert_ptr_eq(mmap(a->p + first * PG_SIZE, n * PG_SIZE, PROT_READ | PROT_WRITE,
 				      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0),
-				 a->p + first * PAGE);
+				 a->p + first * PG_SIZE);
 		memset(a->model + first, 0, n);
 		memset(a->readonly + first, 0, n);
 		break;
 	case 8:
-		ret = zdev_snapshot(d, a->p + first * PAGE, n, (uint8_t *)buf, &res);
+		ret = zdev_snapshot(d, a->p + first * PG_SIZE, n, (uint8_t *)buf, &res);
 		ck_assert_msg(ret == 0, "snapshot: %d", ret);
 		break;
 	default:
@@ -338,11 +338,11 @@ static void one_random_call(struct arena *a, char *buf)
 START_TEST(random_calls_lose_nothing)
 {
 	struct arena a = { 0 };
-	char *buf = malloc(ARENA_PAGES * PAGE);
+	char *buf = malloc(ARENA_PAGES * PG_SIZE);
 
 	pick_seed();
 	ck_assert_ptr_nonnull(buf);
-	a.p = mmap(NULL, ARENA_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+	a.p = mmap(NULL, ARENA_PAGES * PG_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 		   -1, 0);
 	ck_assert_ptr_ne(a.p, MAP_FAILED);
 	a.model = calloc(ARENA_PAGES, 1);
@@ -357,10 +357,10 @@ START_TEST(random_calls_lose_nothing)
 		one_random_call(&a, buf);
 
 	for (size_t i = 0; i < ARENA_PAGES; i++)
-		check_page("CPU read", i, a.p + i * PAGE, a.model[i]);
+		check_page("CPU read", i, a.p + i * PG_SIZE, a.model[i]);
 	ck_assert_int_eq(zdev_close(a.dev[0]), 0);
 	ck_assert_int_eq(zdev_close(a.dev[1]), 0);
-	munmap(a.p, ARENA_PAGES * PAGE);
+	munmap(a.p, ARENA_PAGES * PG_SIZE);
 	free(a.model);
 	free(a.readonly);
 	free(buf);

@@ -23,8 +23,8 @@ START_TEST(test_chunk_memory_is_on_the_pool_node)
 	}
 	first = held[0];
 	last = held[PAGES_2M];		/* from the second chunk */
-	ck_assert_int_eq(zdev_numa_node_of(refpool_page_mem(pool, first)), 0);
-	ck_assert_int_eq(zdev_numa_node_of(refpool_page_mem(pool, last)), 0);
+	ck_assert_int_eq(numa_place_node_of(refpool_page_mem(pool, first)), 0);
+	ck_assert_int_eq(numa_place_node_of(refpool_page_mem(pool, last)), 0);
 	for (size_t i = 0; i <= PAGES_2M; i++)
 		refpool_put(pool, held[i]);
 	refpool_destroy(pool);
@@ -33,12 +33,12 @@ END_TEST
 
 START_TEST(test_nodes_are_resolved)
 {
-	ck_assert_int_ge(zdev_numa_nodes(), 1);
-	ck_assert_int_eq(zdev_numa_resolve(0), 0);
-	ck_assert_int_ge(zdev_numa_resolve(ZDEV_NODE_LOCAL), 0);
-	ck_assert_int_lt(zdev_numa_resolve(ZDEV_NODE_LOCAL), zdev_numa_nodes());
-	ck_assert_int_eq(zdev_numa_resolve(zdev_numa_nodes()), -EINVAL);
-	ck_assert_int_eq(zdev_numa_resolve(-2), -EINVAL);
+	ck_assert_int_ge(numa_place_nodes(), 1);
+	ck_assert_int_eq(numa_place_resolve(0), 0);
+	ck_assert_int_ge(numa_place_resolve(ZDEV_NODE_LOCAL), 0);
+	ck_assert_int_lt(numa_place_resolve(ZDEV_NODE_LOCAL), numa_place_nodes());
+	ck_assert_int_eq(numa_place_resolve(numa_place_nodes()), -EINVAL);
+	ck_assert_int_eq(numa_place_resolve(-2), -EINVAL);
 }
 END_TEST
 

@@ -35,7 +35,7 @@ START_TEST(test_each_pool_on_its_node)
 		ck_assert_int_eq(refpool_create(&cfg, &pool), 0);
 		ck_assert_int_eq(refpool_alloc(pool, &page), 0);
 		fill_page(pool, page, 1);
-		ck_assert_int_eq(zdev_numa_node_of(refpool_page_mem(pool, page)), node);
+		ck_assert_int_eq(numa_place_node_of(refpool_page_mem(pool, page)), node);
 		refpool_put(pool, page);
 		refpool_destroy(pool);
 	}
@@ -48,9 +48,9 @@ int main(void)
 	TCase *tc;
 	int failed;
 
-	if (zdev_numa_nodes() < 2) {
+	if (numa_place_nodes() < 2) {
 		printf("SKIP: this machine has %d NUMA node(s); placing two devices on two nodes needs 2\n",
-		       zdev_numa_nodes());
+		       numa_place_nodes());
 		return 77;
 	}
 	s = suite_create("numa-two-nodes");

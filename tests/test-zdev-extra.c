@@ -31,14 +31,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "page.h"
 #include "proto.h"
 #include "uffd_probe.h"
 #include "zdev.h"
 #include "zdevd-harness.h"
 #include "zdevd-check.h"
 
-#define PAGE 4096ul
-#define WORDS_PER_PAGE (PAGE / sizeof(uint64_t))
+#define WORDS_PER_PAGE (PG_SIZE / sizeof(uint64_t))
 
 static struct zdevd_instance zd;
 
@@ -94,7 +94,7 @@ static unsigned long long pool_baseline(struct zdevd_instance *z, unsigned int d
 
 static void *map_pages(size_t npages)
 {
-	void *p = mmap(NULL, npages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+	void *p = mmap(NULL, npages * PG_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 		       -1, 0);
 
 	ck_assert_ptr_ne(p, MAP_FAILED);
@@ -330,7 +330,7 @@ START_TEST(writers_race_migrations)
 		      "= 0x%016llx)", bad, first_bad,
 		      first_bad >= 0 ? (unsigned long long)buf[first_bad] : 0ull);
 	ck_assert_int_eq(zdev_close(d), 0);
-	munmap(buf, RACE_PAGES * PAGE);
+	munmap(buf, RACE_PAGES * PG_SIZE);
 	free(w);
 }
 END_TEST
@@ -546,7 +546,7 @@ START_TEST(munmap_frees_device_pages)
 	ck_assert_msg(used == base + MAP_TEST_PAGES, "pool used %llu after the migration, expected "
 		      "%llu", used, base + MAP_TEST_PAGES);
 
-	ck_assert_int_eq(munmap(buf, MAP_TEST_PAGES * PAGE), 0);
+	ck_assert_int_eq(munmap(buf, MAP_TEST_PAGES * PG_SIZE), 0);
 	used = wait_pool_used(&zd, 0, base, 1000);
 	ck_assert_msg(used == base, "pool used %llu pages 1 s after the munmap, baseline %llu", used,
 		      base);
@@ -582,14 +582,14 @@ START_TEST(fork_child_device_write_is_its_own)
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: status %#x", status);
 	ASSERT_PATTERN(buf, 0, n, 8);
-	munmap(buf, n * PAGE);
+	munmap(buf, n * PG_SIZE);
 	ck_assert_int_eq(zdev_close(d), 0);
 }
 END_TEST
 
 START_TEST(mremap_moves_device_pages)
 {
-	const size_t n = MAP_TEST_PAGES, size = n * PAGE;
+	const size_t n = MAP_TEST_PAGES, size = n * PG_SIZE;
 	unsigned long long base = pool_baseline(&zd, 0), used;
 	char *area = map_pages(2 * n), *moved;
 	uint8_t *snap = malloc(n);
@@ -636,7 +636,7 @@ END_TEST
 
 START_TEST(kernel_mode_read)
 {
-	const size_t size = KREAD_PAGES * PAGE;
+	const size_t size = KREAD_PAGES * PG_SIZE;
 	uint64_t *file_data = malloc(size), *buf = map_pages(KREAD_PAGES);
 	struct zdev_result res = { 0 };
 	struct zdev *d;
@@ -752,7 +752,7 @@ START_TEST(pool_exhaustion)
 	ck_assert_uint_ne(outside, SIZE_MAX);
 
 	/* nothing more fits: nothing moved */
-	ret = zdev_migrate_to_device(d, (char *)buf + outside * PAGE, 1, &res);
+	ret = zdev_migrate_to_device(d, (char *)buf + outside * PG_SIZE, 1, &res);
 	ck_assert_msg(ret == -ENOMEM, "migrating a page to a full device: %d (%s), expected -ENOMEM",
 		      ret, strerror(-ret));
 
@@ -767,7 +767,7 @@ START_TEST(pool_exhaustion)
 	ASSERT_PATTERN(buf, 0, EXHAUST_PAGES, 8);
 
 	ck_assert_int_eq(zdev_close(d), 0);
-	munmap(buf, EXHAUST_PAGES * PAGE);
+	munmap(buf, EXHAUST_PAGES * PG_SIZE);
 	free(snap);
 	ck_assert_int_eq(write(arm, "x", 1), 1);
 	close(arm);
@@ -808,7 +808,7 @@ START_TEST(foreign_uffd_refused)
 	ck_assert_int_ne(pid, -1);
 	if (pid == 0) {
 		/* The victim: a uffd of its own, handed to the parent. */
-		uint8_t *canary = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE,
+		uint8_t *canary = mmap(NULL, 4 * PG_SIZE, PROT_READ | PROT_WRITE,
 				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		unsigned char vec;
 		uint64_t addr;
@@ -816,7 +816,7 @@ START_TEST(foreign_uffd_refused)
 
 		close(sv[0]);
 		CHILD_CHECK(canary != MAP_FAILED, 2);
-		memset(canary, 0xC3, 4 * PAGE);
+		memset(canary, 0xC3, 4 * PG_SIZE);
 		u = uffd_create(0);
 		CHILD_CHECK(u >= 0, 3);
 		zmsg_init(&m, ZMSG_REPLY, 0);
@@ -824,10 +824,10 @@ START_TEST(foreign_uffd_refused)
 		/* asleep until the parent is done, then look at ourselves */
 		CHILD_CHECK(zmsg_recv(sv[1], &m, NULL) == ZMSG_REPLY, 5);
 		addr = m.reply.cpages;
-		for (size_t i = 0; i < 4 * PAGE; i++)
+		for (size_t i = 0; i < 4 * PG_SIZE; i++)
 			CHILD_CHECK(canary[i] == 0xC3, 6);
 		/* nothing was mapped or registered in our address space */
-		CHILD_CHECK(mincore((void *)(uintptr_t)addr, PAGE, &vec) == -1 && errno == ENOMEM, 7);
+		CHILD_CHECK(mincore((void *)(uintptr_t)addr, PG_SIZE, &vec) == -1 && errno == ENOMEM, 7);
 		CHILD_CHECK(!any_uffd_vma(), 8);
 		_exit(0);
 	}
@@ -838,7 +838,7 @@ START_TEST(foreign_uffd_refused)
 
 	fd = raw_connect(zd.socket_path);
 	proof_addr = raw_hello(fd);
-	page = mmap((void *)(uintptr_t)proof_addr, PAGE, PROT_READ | PROT_WRITE,
+	page = mmap((void *)(uintptr_t)proof_addr, PG_SIZE, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 	ck_assert_msg(page != MAP_FAILED, "mapping the proof page: %s", strerror(errno));
 	ck_assert_ptr_eq(page, (void *)(uintptr_t)proof_addr);
@@ -866,7 +866,7 @@ START_TEST(foreign_uffd_refused)
 	close(fd);
 	close(child_uffd);
 	close(sv[0]);
-	munmap(page, PAGE);
+	munmap(page, PG_SIZE);
 }
 END_TEST
 
@@ -982,7 +982,7 @@ static void raw_client_bad_requests(void)
 		{ ZMSG_READ, 0, 0, 1, true },
 		{ ZMSG_MIGRATE_TO_SYS, 0, 0, 1ull << 62, false },
 	};
-	uint8_t *mem = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+	uint8_t *mem = mmap(NULL, 4 * PG_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 			    -1, 0);
 	uint64_t proof;
 	union zmsg m;
@@ -990,7 +990,7 @@ static void raw_client_bad_requests(void)
 	int fd, u, type, devnode = -1;
 
 	CHILD_CHECK(mem != MAP_FAILED, 2);
-	memset(mem, 0x5A, 4 * PAGE);
+	memset(mem, 0x5A, 4 * PG_SIZE);
 	/* First a wrong fd: /dev/null for a uffd. A process zdevd serves
 	 * already is not asked for a uffd at all, so this one, which is no
 	 * client yet, tries. */
@@ -1004,7 +1004,7 @@ static void raw_client_bad_requests(void)
 		m.req.addr = m.hello_ok.proof_addr;
 		/* the second time, the proof address is one it was not given */
 		if (attempt)
-			m.req.addr += PAGE;
+			m.req.addr += PG_SIZE;
 		CHILD_CHECK(zmsg_send(fd, &m, nul) == 0, 12);
 		type = zmsg_recv(fd, &m, NULL);
 		CHILD_CHECK(type == -ECONNRESET || (type == ZMSG_REPLY && m.reply.status < 0), 13);
@@ -1017,7 +1017,7 @@ static void raw_client_bad_requests(void)
 	fd = child_hello(&m, &devnode);
 	prctl(PR_SET_PTRACER, (unsigned long)m.hello_ok.daemon_pid, 0, 0, 0);
 	proof = m.hello_ok.proof_addr;
-	page = mmap((void *)(uintptr_t)proof, PAGE, PROT_READ | PROT_WRITE,
+	page = mmap((void *)(uintptr_t)proof, PG_SIZE, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 	CHILD_CHECK(page == (void *)(uintptr_t)proof, 6);
 	u = uffd_create(0);
@@ -1029,7 +1029,7 @@ static void raw_client_bad_requests(void)
 	if (type != ZMSG_REPLY || m.reply.status != 0)
 		fprintf(stderr, "raw client: UFFD answered %d, status %d\n", type, m.reply.status);
 	CHILD_CHECK(type == ZMSG_REPLY && m.reply.status == 0, 9);
-	munmap(page, PAGE);
+	munmap(page, PG_SIZE);
 	close(u);
 	zmsg_init(&m, ZMSG_OPEN, 3);
 	CHILD_CHECK(zmsg_send(fd, &m, -1) == 0, 10);
@@ -1041,7 +1041,7 @@ static void raw_client_bad_requests(void)
 		m.req.device = reqs[i].device;
 		m.req.addr = (uint64_t)(uintptr_t)mem + reqs[i].addr_off;
 		m.req.npages = reqs[i].npages;
-		m.req.buf = reqs[i].bad_buf ? 16 : (uint64_t)(uintptr_t)(mem + 2 * PAGE);
+		m.req.buf = reqs[i].bad_buf ? 16 : (uint64_t)(uintptr_t)(mem + 2 * PG_SIZE);
 		if (zmsg_send(fd, &m, -1))
 			_exit(0);	/* hung up on us: refused too */
 		do
@@ -1054,7 +1054,7 @@ static void raw_client_bad_requests(void)
 				zmsg_type_name(reqs[i].type), type, m.reply.status);
 		CHILD_CHECK(type == ZMSG_REPLY && m.reply.status < 0, 20 + (int)i);
 	}
-	for (size_t i = 0; i < 4 * PAGE; i++)
+	for (size_t i = 0; i < 4 * PG_SIZE; i++)
 		CHILD_CHECK(mem[i] == 0x5A, 40);
 	_exit(0);
 }
@@ -1219,7 +1219,7 @@ START_TEST(bad_input)
 	/* and a new client is served */
 	run_now(new_pid, new_go, "the new client");
 	ck_assert_int_eq(zdev_close(d), 0);
-	munmap(a_buf, 64 * PAGE);
+	munmap(a_buf, 64 * PG_SIZE);
 }
 END_TEST
 

@@ -19,9 +19,9 @@
 #include <unistd.h>
 
 #include "anonymize.h"
+#include "page.h"
 #include "segv.h"
 
-#define PAGE 4096ul
 #define COPY_CHUNK (1ul << 20)
 
 static pthread_mutex_t anonymize_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -101,8 +101,8 @@ static int copy_contents(uint8_t *to, uint64_t from, uint64_t len)
 		if (got < 0 && errno != EFAULT)
 			return -errno;
 		/* Short: page by page from where it stopped. */
-		for (uint64_t p = got > 0 ? (uint64_t)got & ~(PAGE - 1) : 0; p < n; p += PAGE) {
-			struct iovec l = { to + off + p, PAGE }, r = { (void *)(uintptr_t)(from + off + p), PAGE };
+		for (uint64_t p = got > 0 ? (uint64_t)got & ~(PG_SIZE - 1) : 0; p < n; p += PG_SIZE) {
+			struct iovec l = { to + off + p, PG_SIZE }, r = { (void *)(uintptr_t)(from + off + p), PG_SIZE };
 
 			if (process_vm_readv(self, &l, 1, &r, 1, 0) < 0 && errno != EFAULT)
 				return -errno;
@@ -151,7 +151,7 @@ int anonymize_mapping(uint64_t start, uint64_t len, unsigned int prot)
 	sigset_t old;
 	int ret;
 
-	if ((start | len) & (PAGE - 1) || !len || start + len < start)
+	if ((start | len) & (PG_SIZE - 1) || !len || start + len < start)
 		return -EINVAL;
 	ret = segv_install();
 	if (ret)

@@ -13,11 +13,11 @@
 #include "exclusive.h"
 #include "export.h"
 #include "moved.h"
+#include "page.h"
 #include "rescue.h"
 #include "segv.h"
 #include "zdev.h"
 
-#define PAGE 4096ul
 #define HUGE_ALIGN (2ul << 20)
 
 struct zdev {
@@ -50,7 +50,7 @@ static int check_range(const void *addr, size_t npages)
 {
 	uintptr_t a = (uintptr_t)addr;
 
-	if (!npages || (a & (PAGE - 1)) || npages > SIZE_MAX / PAGE || a + npages * PAGE < a)
+	if (!npages || (a & (PG_SIZE - 1)) || npages > SIZE_MAX / PG_SIZE || a + npages * PG_SIZE < a)
 		return -EINVAL;
 	return 0;
 }
@@ -149,9 +149,9 @@ ZDEV_EXPORT int zdev_alloc(struct zdev *dev, size_t len, void **addr)
 	size_t size, span;
 	char *p, *aligned;
 
-	if (!dev || !addr || !len || len > SIZE_MAX - HUGE_ALIGN - PAGE)
+	if (!dev || !addr || !len || len > SIZE_MAX - HUGE_ALIGN - PG_SIZE)
 		return -EINVAL;
-	size = (len + PAGE - 1) & ~(PAGE - 1);
+	size = (len + PG_SIZE - 1) & ~(PG_SIZE - 1);
 	/* PMD-aligned when large enough: device THPs and cheap zaps need it. */
 	span = size >= HUGE_ALIGN ? size + HUGE_ALIGN : size;
 	p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -169,10 +169,10 @@ ZDEV_EXPORT int zdev_alloc(struct zdev *dev, size_t len, void **addr)
 
 ZDEV_EXPORT int zdev_free(struct zdev *dev, void *addr, size_t len)
 {
-	if (!dev || !addr || !len || ((uintptr_t)addr & (PAGE - 1)))
+	if (!dev || !addr || !len || ((uintptr_t)addr & (PG_SIZE - 1)))
 		return -EINVAL;
 	/* The unmap event tells zdevd; its device pages are freed at once. */
-	return munmap(addr, (len + PAGE - 1) & ~(PAGE - 1)) ? -errno : 0;
+	return munmap(addr, (len + PG_SIZE - 1) & ~(PG_SIZE - 1)) ? -errno : 0;
 }
 
 ZDEV_EXPORT int zdev_read(struct zdev *dev, const void *addr, size_t npages, void *out,
@@ -266,7 +266,7 @@ ZDEV_EXPORT int zdev_check_exclusive(struct zdev *dev, const void *addr, size_t 
 
 ZDEV_EXPORT int zdev_atomic_add(struct zdev *dev, uint64_t *addr, uint64_t delta, uint64_t *old)
 {
-	const uintptr_t page = (uintptr_t)addr & ~(PAGE - 1);
+	const uintptr_t page = (uintptr_t)addr & ~(PG_SIZE - 1);
 	union zmsg req, rep;
 	sigset_t mask;
 	int ret;

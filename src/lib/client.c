@@ -22,6 +22,7 @@
 #include "anonymize.h"
 #include "client.h"
 #include "exclusive.h"
+#include "page.h"
 #include "rescue.h"
 #include "uffd_compat.h"
 #include "uffd_probe.h"
@@ -54,7 +55,7 @@ int zclient_call_fd(struct zclient *c, union zmsg *req, union zmsg *rep, int fd,
 		return -ENODEV;
 	req->hdr.seq = ++c->seq;
 	if (req->hdr.type == ZMSG_MIGRATE_TO_DEV)
-		zrescue_migration_begin(req->req.addr, req->req.npages * 4096);
+		zrescue_migration_begin(req->req.addr, req->req.npages * PG_SIZE);
 	ret = zmsg_send(c->sock, req, fd);
 	if (ret)
 		return ret;
@@ -154,12 +155,12 @@ static int prove_fork(int sock, uint64_t proof_addr)
 	void *proof;
 	int type;
 
-	proof = mmap((void *)(uintptr_t)proof_addr, 4096, PROT_READ | PROT_WRITE,
+	proof = mmap((void *)(uintptr_t)proof_addr, PG_SIZE, PROT_READ | PROT_WRITE,
 		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 	if (proof == MAP_FAILED)
 		return -errno;
 	if (proof != (void *)(uintptr_t)proof_addr) {
-		munmap(proof, 4096);
+		munmap(proof, PG_SIZE);
 		return -EADDRINUSE;
 	}
 	zmsg_init(&m, ZMSG_UFFD, 2);
@@ -167,7 +168,7 @@ static int prove_fork(int sock, uint64_t proof_addr)
 	type = zmsg_send(sock, &m, -1);
 	if (!type)
 		type = zmsg_recv(sock, &m, NULL);
-	munmap(proof, 4096);
+	munmap(proof, PG_SIZE);
 	if (type < 0)
 		return type;
 	return type == ZMSG_REPLY ? m.reply.status : -EPROTO;
@@ -184,18 +185,18 @@ static int hand_over_uffd(struct zclient *c, const struct zmsg_hello_ok *ok, int
 		return uffd;
 	/* The proof page: zdevd resolves it through the uffd and reads it
 	 * back through our memory. It must not be touched before that. */
-	proof = mmap((void *)(uintptr_t)ok->proof_addr, 4096, PROT_READ | PROT_WRITE,
+	proof = mmap((void *)(uintptr_t)ok->proof_addr, PG_SIZE, PROT_READ | PROT_WRITE,
 		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 	if (proof == MAP_FAILED || (uintptr_t)proof != ok->proof_addr) {
 		ret = proof == MAP_FAILED ? -errno : -EADDRINUSE;
 		if (proof != MAP_FAILED)
-			munmap(proof, 4096);
+			munmap(proof, PG_SIZE);
 		goto out_close;
 	}
 	zmsg_init(&req, ZMSG_UFFD, 0);
 	req.req.addr = ok->proof_addr;
 	ret = zclient_call(c, &req, &rep, uffd);
-	munmap(proof, 4096);
+	munmap(proof, PG_SIZE);
 	if (ret >= 0)
 		ret = ret == ZMSG_REPLY ? rep.reply.status : -EPROTO;
 	/* Kept: if zdevd dies, ours keeps the registrations (and so the
@@ -281,7 +282,7 @@ int zclient_get(const char *path, struct zclient **out)
 		return 0;
 	}
 	if (!path) {
-		ret = zdev_default_socket(def, sizeof(def));
+		ret = proto_default_socket(def, sizeof(def));
 		if (ret)
 			goto out_unlock;
 		path = def;

@@ -29,13 +29,13 @@
 
 #include "exclusive.h"
 #include "moved.h"
+#include "page.h"
 #include "xmap_layout.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
 
-#define PAGE 4096ul
 #define MAX_LEAVES 4096		/* 4 TiB of exclusive memory */
 /*
  * Revoking one page inside an exclusive run splits its VMA in three; pages
@@ -47,7 +47,7 @@
  * (any invalidation ends it), and the process stays far from the limit.
  */
 #define VMA_BUDGET 4096
-#define BLOCK_PAGES 512
+#define BLOCK_PAGES WIN_PAGES
 
 typedef _Atomic uint16_t xstate;
 
@@ -196,7 +196,7 @@ static int revoke_range(uintptr_t addr, size_t npages, bool may_unpin, bool forg
 	int ret = 0;
 
 	for (size_t i = 0; i < npages;) {
-		xstate *sp = state_of(addr + i * PAGE);
+		xstate *sp = state_of(addr + i * PG_SIZE);
 		uint16_t s, prot;
 		size_t j;
 
@@ -207,7 +207,7 @@ static int revoke_range(uintptr_t addr, size_t npages, bool may_unpin, bool forg
 		prot = s & XS_PROT_MASK;
 		/* Extend within the leaf (consecutive states) while the next
 		 * page is exclusive with the same protection. */
-		for (j = i + 1; j < npages && state_of(addr + j * PAGE) == sp + (j - i); j++) {
+		for (j = i + 1; j < npages && state_of(addr + j * PG_SIZE) == sp + (j - i); j++) {
 			uint16_t t;
 
 			if (!claim(sp + (j - i), may_unpin, &t))
@@ -218,7 +218,7 @@ static int revoke_range(uintptr_t addr, size_t npages, bool may_unpin, bool forg
 				break;
 			}
 		}
-		if (!forget && mprotect((void *)(addr + i * PAGE), (j - i) * PAGE, prot) && !ret)
+		if (!forget && mprotect((void *)(addr + i * PG_SIZE), (j - i) * PG_SIZE, prot) && !ret)
 			ret = -errno;
 		release_claimed(sp, j - i, forget);
 		i = j;
@@ -276,28 +276,28 @@ static bool moved_fault(uintptr_t page)
 
 	if (!xmoved_query(page, &prot) || !retry_once(page))
 		return false;
-	return !mprotect((void *)page, PAGE, (int)prot);
+	return !mprotect((void *)page, PG_SIZE, (int)prot);
 }
 
 bool xmap_fault(uintptr_t addr)
 {
-	const uintptr_t page = addr & ~(PAGE - 1);
+	const uintptr_t page = addr & ~(PG_SIZE - 1);
 	xstate *sp = state_of(page);
 	uint16_t s;
 
 	s = sp ? atomic_load_explicit(sp, memory_order_relaxed) : 0;
 	if (!(s & (XS_EXCL | XS_BUSY | XS_REVOKING | XS_WAS)))
 		return moved_fault(page);
-	if ((s & XS_EXCL) && excl_at(page - PAGE) && excl_at(page + PAGE) &&
+	if ((s & XS_EXCL) && excl_at(page - PG_SIZE) && excl_at(page + PG_SIZE) &&
 	    atomic_load_explicit(&vma_splits, memory_order_relaxed) >= VMA_BUDGET) {
-		const uintptr_t block = page & ~(BLOCK_PAGES * PAGE - 1);
+		const uintptr_t block = page & ~(BLOCK_PAGES * PG_SIZE - 1);
 
 		revoke_range(block, BLOCK_PAGES, false, false);
 		return true;	/* a real fault there comes back as one on WAS */
 	}
 	if (claim(sp, false, &s)) {
-		const bool before = excl_at(page - PAGE), after = excl_at(page + PAGE);
-		int err = mprotect((void *)page, PAGE, s & XS_PROT_MASK);
+		const bool before = excl_at(page - PG_SIZE), after = excl_at(page + PG_SIZE);
+		int err = mprotect((void *)page, PG_SIZE, s & XS_PROT_MASK);
 
 		if (err) {
 			/* No VMA left to split into: the whole block goes
@@ -305,7 +305,7 @@ bool xmap_fault(uintptr_t addr)
 			 * the next fault on the page is a real one. */
 			atomic_store_explicit(sp, s, memory_order_release);
 			wake_all();
-			revoke_range(page & ~(BLOCK_PAGES * PAGE - 1), BLOCK_PAGES, false, false);
+			revoke_range(page & ~(BLOCK_PAGES * PG_SIZE - 1), BLOCK_PAGES, false, false);
 			return true;
 		}
 		release_claimed(sp, 1, false);
@@ -343,7 +343,7 @@ void xmap_revoke_all(void)
 			for (q = p + 1; q < XMAP_LEAF_PAGES &&
 			     (atomic_load_explicit(&leaf[q], memory_order_relaxed) & busy); q++)
 				;
-			revoke_range(base + p * PAGE, q - p, false, false);
+			revoke_range(base + p * PG_SIZE, q - p, false, false);
 			p = q;
 		}
 	}
@@ -402,10 +402,10 @@ static size_t populate(uintptr_t addr, size_t n, int *err)
 {
 	/* Writable and present, COW broken, a device-private page faulted
 	 * back through our uffd: what GUP with FOLL_WRITE does. */
-	if (!madvise((void *)addr, n * PAGE, MADV_POPULATE_WRITE))
+	if (!madvise((void *)addr, n * PG_SIZE, MADV_POPULATE_WRITE))
 		return n;
 	for (size_t i = 0; i < n; i++) {
-		if (madvise((void *)(addr + i * PAGE), PAGE, MADV_POPULATE_WRITE)) {
+		if (madvise((void *)(addr + i * PG_SIZE), PG_SIZE, MADV_POPULATE_WRITE)) {
 			*err = errno == ENOMEM ? -EFAULT : -errno;
 			return i;
 		}
@@ -416,7 +416,7 @@ static size_t populate(uintptr_t addr, size_t n, int *err)
 static void unpin_range(uintptr_t addr, size_t npages)
 {
 	for (size_t k = 0; k < npages; k++)
-		atomic_fetch_and_explicit(state_of(addr + k * PAGE), (uint16_t)~XS_BUSY,
+		atomic_fetch_and_explicit(state_of(addr + k * PG_SIZE), (uint16_t)~XS_BUSY,
 					  memory_order_release);
 	wake_all();
 }
@@ -442,7 +442,7 @@ static int grant(uintptr_t addr, size_t npages, unsigned int dev, unsigned int p
 
 	*done = 0;
 	for (size_t i = 0; i < npages;) {
-		xstate *sp = state_of(addr + i * PAGE);
+		xstate *sp = state_of(addr + i * PG_SIZE);
 		size_t j, ok;
 
 		if (!sp)
@@ -453,28 +453,28 @@ static int grant(uintptr_t addr, size_t npages, unsigned int dev, unsigned int p
 			continue;
 		}
 		/* A run of pages that are not dev's yet. */
-		for (j = i + 1; j < npages && !settled_held(state_of(addr + j * PAGE), dev); j++)
+		for (j = i + 1; j < npages && !settled_held(state_of(addr + j * PG_SIZE), dev); j++)
 			;
-		ok = populate(addr + i * PAGE, j - i, &ret);
+		ok = populate(addr + i * PG_SIZE, j - i, &ret);
 		/* Recorded pinned until the protection is in place, so that
 		 * nothing revokes a page between the two (fork's sweep in
 		 * another thread would restore it, and our mprotect would
 		 * then take it away again behind the record's back). */
 		for (size_t k = i; k < i + ok; k++)
-			record(state_of(addr + k * PAGE), dev, prot, true);
+			record(state_of(addr + k * PG_SIZE), dev, prot, true);
 		/* After the records: a thread that faults from now on finds
 		 * them. A thread that touched the page before did so before
 		 * the grant: mprotect returns only once every CPU has flushed
 		 * its TLB entries (the shootdown interrupts an atomic
 		 * instruction only between instructions), so no CPU access
 		 * is still in flight when the device starts. */
-		if (ok && mprotect((void *)(addr + i * PAGE), ok * PAGE, PROT_NONE)) {
+		if (ok && mprotect((void *)(addr + i * PG_SIZE), ok * PG_SIZE, PROT_NONE)) {
 			ret = -errno;
-			revoke_range(addr + i * PAGE, ok, true, true);
+			revoke_range(addr + i * PG_SIZE, ok, true, true);
 			return ret;
 		}
 		if (ok && !busy)
-			unpin_range(addr + i * PAGE, ok);
+			unpin_range(addr + i * PG_SIZE, ok);
 		*done = i + ok;
 		if (ok < j - i)
 			return ret;
@@ -500,17 +500,17 @@ void xmap_signals_restore(const sigset_t *old)
 
 void xmap_serve(struct zmsg_xmap *m)
 {
-	const size_t npages = m->len / PAGE;
+	const size_t npages = m->len / PG_SIZE;
 	size_t done = 0;
 	sigset_t mask;
 	int ret;
 
 	xmap_signals_block(&mask);
-	if ((m->addr | m->len) & (PAGE - 1) || m->addr + m->len < m->addr) {
+	if ((m->addr | m->len) & (PG_SIZE - 1) || m->addr + m->len < m->addr) {
 		ret = -EINVAL;
 	} else if (m->op == XMAP_GRANT) {
 		ret = grant(m->addr, npages, m->device, m->prot, m->flags & XMAP_F_BUSY, &done);
-		m->len = done * PAGE;
+		m->len = done * PG_SIZE;
 	} else if (m->op == XMAP_REVOKE || m->op == XMAP_FORGET) {
 		/* Our own pin may be in the range: zdevd re-grants it. */
 		ret = revoke_range(m->addr, npages, true, m->op == XMAP_FORGET);

@@ -16,11 +16,11 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "page.h"
 #include "rescue.h"
 #include "rescue_layout.h"
 #include "uffd_compat.h"
 
-#define PAGE 4096ul
 
 struct held_store {
 	uint64_t id;
@@ -148,7 +148,7 @@ static void move_range(struct lost_page *pages, size_t n, uint64_t from, uint64_
  * (for a fork child just made, whose events nobody else reads). */
 static int copy_page(int uffd, const struct lost_page *p, int tries)
 {
-	struct uffdio_copy copy = { .dst = p->vaddr, .src = (uintptr_t)p->src, .len = PAGE };
+	struct uffdio_copy copy = { .dst = p->vaddr, .src = (uintptr_t)p->src, .len = PG_SIZE };
 
 	for (;;) {
 		if (!ioctl(uffd, UFFDIO_COPY, &copy))
@@ -260,7 +260,7 @@ static size_t put_pages_back(struct lost_page *pages, size_t n)
 static int map_stores(void)
 {
 	for (size_t i = 0; i < nstores; i++) {
-		void *p = mmap(NULL, dev_pages * PAGE, PROT_READ, MAP_SHARED, stores[i].fd, 0);
+		void *p = mmap(NULL, dev_pages * PG_SIZE, PROT_READ, MAP_SHARED, stores[i].fd, 0);
 
 		if (p == MAP_FAILED)
 			return -errno;
@@ -273,7 +273,7 @@ static const uint8_t *store_page(uint64_t id, uint64_t pfn)
 {
 	for (size_t i = 0; i < nstores; i++)
 		if (stores[i].id == id && stores[i].map)
-			return stores[i].map + pfn * PAGE;
+			return stores[i].map + pfn * PG_SIZE;
 	return NULL;
 }
 
@@ -312,7 +312,7 @@ static int gather_pages(const struct rescue_entry *table, size_t len, struct los
 				}
 				pages = p;
 			}
-			pages[n++] = (struct lost_page){ .vaddr = va & ~(PAGE - 1), .src = src };
+			pages[n++] = (struct lost_page){ .vaddr = va & ~(PG_SIZE - 1), .src = src };
 		}
 		off = end;
 	}
@@ -346,7 +346,7 @@ static void rescue_run(void)
 		munmap(table, len);
 	for (size_t i = 0; i < nstores; i++) {
 		if (stores[i].map)
-			munmap((void *)stores[i].map, dev_pages * PAGE);
+			munmap((void *)stores[i].map, dev_pages * PG_SIZE);
 		close(stores[i].fd);
 	}
 	nstores = 0;

@@ -9,8 +9,8 @@
  * Ours is installed on first use of exclusive access, after whatever the
  * program or a sanitizer installed at start-up. A program that installs its
  * own later displaces ours; the preload shim prevents that by routing
- * sigaction(SIGSEGV) through zdev_int_sigaction(), which keeps the program's
- * handler as the one we chain to. zdev_int_* are for the shim, not programs.
+ * sigaction(SIGSEGV) through zdevpriv_sigaction(), which keeps the program's
+ * handler as the one we chain to. zdevpriv_* are for the shim, not programs.
  */
 #include "config.h"
 
@@ -43,7 +43,7 @@ static pthread_once_t install_once = PTHREAD_ONCE_INIT;
 static int install_err;
 
 /* SA_RESETHAND fired: the handler to chain to is SIG_DFL until the next
- * zdev_int_sigaction (a flag, since a signal handler cannot take prev_lock). */
+ * zdevpriv_sigaction (a flag, since a signal handler cannot take prev_lock). */
 static atomic_bool prev_reset;
 
 static void load_prev(struct sigaction *out)
@@ -64,7 +64,7 @@ static void set_prev_locked(const struct sigaction *act)
 	atomic_store_explicit(&prev_reset, false, memory_order_release);
 }
 
-ZDEV_EXPORT void zdev_int_segv_chain(int sig, siginfo_t *si, void *uc)
+ZDEV_EXPORT void zdevpriv_segv_chain(int sig, siginfo_t *si, void *uc)
 {
 	struct sigaction p;
 	sigset_t mask;
@@ -122,7 +122,7 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
 		return;
 	}
 	errno = saved;
-	zdev_int_segv_chain(sig, si, uc);
+	zdevpriv_segv_chain(sig, si, uc);
 }
 
 static void install(void)
@@ -153,7 +153,7 @@ int segv_install(void)
 	return install_err;
 }
 
-ZDEV_EXPORT int zdev_int_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+ZDEV_EXPORT int zdevpriv_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	if (sig != SIGSEGV || !atomic_load(&installed))
 		return sigaction(sig, act, old) ? -errno : 0;

@@ -100,7 +100,7 @@ int main(int argc, char **argv)
 	const char *cmd;
 	int c, ret;
 
-	if (zdev_default_socket(path, sizeof(path))) {
+	if (proto_default_socket(path, sizeof(path))) {
 		fprintf(stderr, "zdevctl: socket path too long\n");
 		return 1;
 	}

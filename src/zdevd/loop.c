@@ -105,7 +105,7 @@ static void disarm(struct zloop *l, struct watch *w)
 	sqe = get_sqe(l);
 	if (!sqe) {
 		/* The poll stays: the watch is freed with the loop. */
-		zdev_err("io_uring: no room to stop a poll");
+		log_err("io_uring: no room to stop a poll");
 		return;
 	}
 	w->removing = true;
@@ -202,7 +202,7 @@ void zloop_forget_session(struct zdevd *d, struct session *s)
 	 * shut down for good: its session is freed at shutdown. */
 	shutdown(s->sock, SHUT_RDWR);
 	if (enqueue(d->loop, NULL, s))
-		zdev_err("pid %d: out of memory ending its connection", (int)s->pid);
+		log_err("pid %d: out of memory ending its connection", (int)s->pid);
 }
 
 static void drain_queue(struct zloop *l)
@@ -211,7 +211,7 @@ static void drain_queue(struct zloop *l)
 	uint64_t n;
 
 	if (read(l->wakefd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		zdev_warn("eventfd: %m");
+		log_warn("eventfd: %m");
 	pthread_mutex_lock(&l->lock);
 	q = l->queued;
 	l->queued = NULL;
@@ -244,13 +244,13 @@ static void on_fork(struct zloop *l, struct zmm *parent, int ufd)
 	struct zmm *child;
 
 	if (zmm_create(parent->d, 0, parent->uid, ufd, &child)) {
-		zdev_err("pid %d: fork: out of memory; the child's device pages are lost",
+		log_err("pid %d: fork: out of memory; the child's device pages are lost",
 			 (int)parent->pid);
 		close(ufd);
 		return;
 	}
 	if (uffd_dev_on_fork(parent, child))
-		zdev_err("pid %d: fork: out of memory sharing device pages", (int)parent->pid);
+		log_err("pid %d: fork: out of memory sharing device pages", (int)parent->pid);
 	watch_add_mm(l, child);
 	zmm_add_unclaimed(parent, child);
 }
@@ -316,14 +316,14 @@ static void serve_uffd_msgs(struct zloop *l, struct zmm *mm, struct uffd_msg *ms
 		ssize_t n = read(mm->uffd, msgs, 16 * sizeof(*msgs));
 
 		if (n < 0 && errno != EAGAIN) {
-			zdev_warn("pid %d: reading its uffd: %m", (int)mm->pid);
+			log_warn("pid %d: reading its uffd: %m", (int)mm->pid);
 			return;
 		}
 		for (ssize_t i = 0; i < n / (ssize_t)sizeof(msgs[0]); i++) {
 			int ret = on_msg(l, mm, &msgs[i], def, &ndef);
 
 			if (ret && ret != -EAGAIN)
-				zdev_warn("pid %d: fault at %#llx: %s", (int)mm->pid,
+				log_warn("pid %d: fault at %#llx: %s", (int)mm->pid,
 					  (unsigned long long)msgs[i].arg.pagefault.address,
 					  strerror(-ret));
 		}
@@ -348,7 +348,7 @@ static void serve_uffd_msgs(struct zloop *l, struct zmm *mm, struct uffd_msg *ms
 			sched_yield();
 		*ndefp = ndef;
 	}
-	zdev_warn("pid %d: %d faults still refused; they are retried when it faults again",
+	log_warn("pid %d: %d faults still refused; they are retried when it faults again",
 		  (int)mm->pid, ndef);
 }
 
@@ -361,7 +361,7 @@ static void on_listen(struct zdevd *d, struct zloop *l)
 
 		if (sock < 0) {
 			if (errno != EAGAIN && errno != EINTR)
-				zdev_warn("accept: %m");
+				log_warn("accept: %m");
 			return;
 		}
 		struct session *s = session_new(d, sock);
@@ -452,7 +452,7 @@ static void on_cqe(struct zdevd *d, struct zloop *l, struct io_uring_cqe *cqe)
 			return;
 		}
 		if (cqe->res < 0 && cqe->res != -ECANCELED)
-			zdev_warn("io_uring: poll of fd %d: %s", w->fd, strerror(-cqe->res));
+			log_warn("io_uring: poll of fd %d: %s", w->fd, strerror(-cqe->res));
 		arm(l, w);
 	} else if (!(cqe->flags & IORING_CQE_F_MORE)) {
 		/* The multishot poll ended: the kernel dropped it. */
@@ -501,7 +501,7 @@ int zloop_run(struct zdevd *d)
 		/* Blocks in the kernel while idle: no CPU used. */
 		ret = io_uring_submit_and_wait(&l->ring, 1);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
-			zdev_err("io_uring: %s", strerror(-ret));
+			log_err("io_uring: %s", strerror(-ret));
 			return ret;
 		}
 		io_uring_for_each_cqe(&l->ring, head, cqe) {

@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "numa_place.h"
+#include "page.h"
 #include "uffd_compat.h"
 #include "uffd_dev.h"
 #include "uffd_probe.h"
@@ -70,7 +71,7 @@ static int parse_args(int argc, char **argv, struct zdevd_config *cfg)
 
 	*cfg = (struct zdevd_config){ .ndevices = 2, .memory = 1ul << 30, .chunk = 256ul << 20,
 				      .client_registered = 1ul << 40, .client_handles = 256 };
-	if (zdev_default_socket(cfg->socket_path, sizeof(cfg->socket_path)))
+	if (proto_default_socket(cfg->socket_path, sizeof(cfg->socket_path)))
 		return -ENAMETOOLONG;
 	while ((c = getopt_long(argc, argv, "s:d:m:c:fvDhM:R:H:", opts, NULL)) != -1) {
 		switch (c) {
@@ -127,7 +128,7 @@ static void evict_on_teardown(struct refpool *pool, struct refpool_page *page, v
 	(void)arg;
 	/* Every client's pages were brought back before the pools went down;
 	 * a page still in use here has no owner left to bring it back to. */
-	zdev_warn("device page %u still in use at shutdown", refpool_page_to_pfn(pool, page));
+	log_warn("device page %u still in use at shutdown", refpool_page_to_pfn(pool, page));
 }
 
 static const struct refpool_ops device_ops = {
@@ -158,7 +159,7 @@ static int create_devices(struct zdevd *d)
 				i, strerror(-ret));
 			return ret;
 		}
-		ret = rescue_device_init(&d->dev[i], d->cfg.memory / PAGE_SIZE_4K);
+		ret = rescue_device_init(&d->dev[i], d->cfg.memory / PG_SIZE);
 		if (ret)
 			return ret;
 	}
@@ -222,7 +223,7 @@ static void probe_uffd(struct zdevd *d)
 	int fd;
 
 	if (uffd_probe(&caps)) {
-		zdev_warn("userfaultfd is not available to zdevd: clients cannot be served");
+		log_warn("userfaultfd is not available to zdevd: clients cannot be served");
 		return;
 	}
 	d->uffd_features = caps.features & wanted;
@@ -231,7 +232,7 @@ static void probe_uffd(struct zdevd *d)
 	if (fd >= 0)
 		close(fd);
 	else
-		zdev_info("no /dev/userfaultfd: clients get user-mode-only uffds");
+		log_info("no /dev/userfaultfd: clients get user-mode-only uffds");
 }
 
 static void evict_everything(struct zdevd *d)
@@ -247,7 +248,7 @@ static void evict_everything(struct zdevd *d)
 		if (!mm)
 			break;
 		if (uffd_dev_evict(mm, -1, NULL))
-			zdev_warn("pid %d: could not bring every page back", (int)mm->pid);
+			log_warn("pid %d: could not bring every page back", (int)mm->pid);
 		zmm_exit(mm);
 		zmm_put(mm);
 	}
@@ -261,7 +262,7 @@ int main(int argc, char **argv)
 	if (parse_args(argc, argv, &d.cfg))
 		return 2;
 	if (d.cfg.verbose)
-		zdev_log_set_level(ZDEV_LOG_DEBUG);
+		log_set_level(LOGL_DEBUG);
 	signal(SIGPIPE, SIG_IGN);
 	pthread_mutex_init(&d.mms_lock, NULL);
 	pthread_mutex_init(&d.sessions_lock, NULL);
@@ -284,7 +285,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "zdevd: event loop: %s\n", strerror(-ret));
 		return 1;
 	}
-	zdev_info("serving %u devices of %zu MiB on %s", d.cfg.ndevices, d.cfg.memory >> 20,
+	log_info("serving %u devices of %zu MiB on %s", d.cfg.ndevices, d.cfg.memory >> 20,
 		  d.cfg.socket_path);
 	ret = zloop_run(&d);
 	/* Shutdown: no new clients, no request in flight, every page back
@@ -302,7 +303,7 @@ int main(int argc, char **argv)
 		if (st.pages_used) {
 			/* Owned by no client we still know: a teardown would wait
 			 * for them forever. Say so and leave the memory to exit. */
-			zdev_err("device %u: %llu pages still in use at shutdown", i,
+			log_err("device %u: %llu pages still in use at shutdown", i,
 				 (unsigned long long)st.pages_used);
 			ret = -EBUSY;
 			continue;

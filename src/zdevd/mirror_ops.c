@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/uio.h>
 
+#include "page.h"
 #include "uffd_compat.h"
 #include "uffd_dev.h"
 #include "zdev.h"
@@ -22,19 +23,18 @@
 #include "zdevd/vmas.h"
 #include "zdevd/zmm.h"
 
-#define PAGE 4096ul
 
 static int check_access(const struct vma_list *vmas, uint64_t addr, uint64_t npages, bool write)
 {
 	for (uint64_t i = 0; i < npages; i++) {
-		const struct vma *v = vmas_find(vmas, addr + i * PAGE);
+		const struct vma *v = vmas_find(vmas, addr + i * PG_SIZE);
 
 		if (!v || !(v->flags & VMA_READ))
 			return -EFAULT;
 	}
 	if (write)
 		for (uint64_t i = 0; i < npages; i++)
-			if (!(vmas_find(vmas, addr + i * PAGE)->flags & VMA_WRITE))
+			if (!(vmas_find(vmas, addr + i * PG_SIZE)->flags & VMA_WRITE))
 				return -EPERM;
 	return 0;
 }
@@ -71,9 +71,9 @@ int mirror_access(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npag
 	uint64_t missing = 0;
 	int ret;
 
-	const uint64_t win = 1ull << WINDOW_SHIFT;
+	const uint64_t win = 1ull << WIN_SHIFT;
 
-	ret = vmas_read(mm->pid, addr & ~(win - 1), (addr + npages * PAGE + win - 1) & ~(win - 1),
+	ret = vmas_read(mm->pid, addr & ~(win - 1), (addr + npages * PG_SIZE + win - 1) & ~(win - 1),
 			&vmas);
 	if (ret)
 		return ret;
@@ -82,10 +82,10 @@ int mirror_access(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npag
 		goto out_free_vmas;
 	/* Registered memory tells us when it is unmapped or zapped, which is
 	 * what keeps the mirror entries made below from going stale. */
-	ret = uffd_dev_register(mm, &vmas, addr, addr + npages * PAGE);
+	ret = uffd_dev_register(mm, &vmas, addr, addr + npages * PG_SIZE);
 	if (ret)
 		goto out_free_vmas;
-	bounce = malloc(npages * PAGE);
+	bounce = malloc(npages * PG_SIZE);
 	local = calloc(npages, 1);
 	if (!bounce || !local) {
 		ret = -ENOMEM;
@@ -94,14 +94,14 @@ int mirror_access(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npag
 	/* A write takes the data from the client first: reading the client's
 	 * buffer may fault, so never under mm->lock. */
 	if (write) {
-		ret = client_copy(mm->pid, false, bounce, buf, npages * PAGE);
+		ret = client_copy(mm->pid, false, bounce, buf, npages * PG_SIZE);
 		if (ret)
 			goto out_free;
 	}
 
 	pthread_mutex_lock(&mm->lock);
 	for (uint64_t i = 0; i < npages; i++) {
-		uint64_t vpn = (addr >> 12) + i, e = ptable_get(&mm->pt, vpn);
+		uint64_t vpn = pg_vpn(addr) + i, e = ptable_get(&mm->pt, vpn);
 
 		if ((e & need) != need)
 			missing++;
@@ -120,9 +120,9 @@ int mirror_access(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npag
 
 			local[i] = 1;
 			if (write)
-				memcpy(mem, bounce + i * PAGE, PAGE);
+				memcpy(mem, bounce + i * PG_SIZE, PG_SIZE);
 			else
-				memcpy(bounce + i * PAGE, mem, PAGE);
+				memcpy(bounce + i * PG_SIZE, mem, PG_SIZE);
 		}
 	}
 	pthread_mutex_unlock(&mm->lock);
@@ -141,17 +141,17 @@ int mirror_access(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npag
 		}
 		for (j = i; j < npages && !local[j]; j++)
 			;
-		ret = client_copy(mm->pid, write, bounce + i * PAGE, addr + i * PAGE, (j - i) * PAGE);
+		ret = client_copy(mm->pid, write, bounce + i * PG_SIZE, addr + i * PG_SIZE, (j - i) * PG_SIZE);
 		i = j;
 	}
 	if (!ret && !write)
-		ret = client_copy(mm->pid, true, bounce, buf, npages * PAGE);
+		ret = client_copy(mm->pid, true, bounce, buf, npages * PG_SIZE);
 	if (ret)
 		goto out_free;
 
 	pthread_mutex_lock(&mm->lock);
 	for (uint64_t i = 0; i < npages; i++) {
-		uint64_t vpn = (addr >> 12) + i, e = ptable_get(&mm->pt, vpn);
+		uint64_t vpn = pg_vpn(addr) + i, e = ptable_get(&mm->pt, vpn);
 
 		ptable_set(&mm->pt, vpn, e | need);
 	}
@@ -176,7 +176,7 @@ int mirror_snapshot(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t np
 	uint8_t *prot = NULL, *pmd = NULL;
 	int ret;
 
-	ret = vmas_read(mm->pid, addr, addr + npages * PAGE, &vmas);
+	ret = vmas_read(mm->pid, addr, addr + npages * PG_SIZE, &vmas);
 	if (ret)
 		return ret;
 	pm = calloc(npages, sizeof(*pm));
@@ -193,8 +193,8 @@ int mirror_snapshot(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t np
 	pagemap_huge(mm->pagemap_fd, addr, npages, pmd);
 	pthread_mutex_lock(&mm->lock);
 	for (uint64_t i = 0; i < npages; i++) {
-		const struct vma *v = vmas_find(&vmas, addr + i * PAGE);
-		uint64_t e = ptable_get(&mm->pt, (addr >> 12) + i);
+		const struct vma *v = vmas_find(&vmas, addr + i * PG_SIZE);
+		uint64_t e = ptable_get(&mm->pt, pg_vpn(addr) + i);
 		const uint8_t rw = v && (v->flags & VMA_WRITE) ? ZDEV_PROT_WRITE : ZDEV_PROT_READ;
 
 		if (!v || !(v->flags & VMA_READ))

@@ -7,6 +7,7 @@
 #include <sys/random.h>
 #include <sys/uio.h>
 
+#include "page.h"
 #include "uffd_compat.h"
 #include "zdevd/proof.h"
 
@@ -24,7 +25,7 @@ uint64_t proof_pick_addr(void)
 
 int proof_check(int uffd, pid_t pid, uint64_t addr)
 {
-	static _Thread_local uint8_t token[4096] __attribute__((aligned(4096)));
+	static _Thread_local uint8_t token[PG_SIZE] __attribute__((aligned(PG_SIZE)));
 	uint8_t seen[sizeof(token)];
 	struct uffdio_register reg = {
 		.range = { .start = addr, .len = sizeof(token) },

@@ -11,11 +11,12 @@
 
 #include "log.h"
 #include "numa_place.h"
+#include "page.h"
 #include "rescue_layout.h"
 #include "zdevd/rescue.h"
 #include "zdevd/zmm.h"
 
-#define BLOCK_BYTES ((size_t)REFPOOL_BLOCK_PAGES * PAGE_SIZE_4K)
+#define BLOCK_BYTES ((size_t)REFPOOL_BLOCK_PAGES * PG_SIZE)
 
 int rescue_device_init(struct zdev_device *dev, uint64_t dev_pages)
 {
@@ -51,18 +52,18 @@ int rescue_adopt_block(struct refpool *pool, uint32_t first_pfn, void *owner_arg
 		return 0;
 	madvise(addr, BLOCK_BYTES, MADV_REMOVE);
 	if (mmap(addr, BLOCK_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, store->fd,
-		 (off_t)first_pfn * (off_t)PAGE_SIZE_4K) == MAP_FAILED) {
+		 (off_t)first_pfn * (off_t)PG_SIZE) == MAP_FAILED) {
 		ret = -errno;
 		/* MAP_FIXED may have taken the old mapping down already:
 		 * nothing known is under the block now. */
 		atomic_store_explicit(slot, 0, memory_order_relaxed);
-		zdev_err("device %u: cannot map a store under block %u: %s", dev->index,
+		log_err("device %u: cannot map a store under block %u: %s", dev->index,
 			 first_pfn / REFPOOL_BLOCK_PAGES, strerror(-ret));
 		return ret;
 	}
 	/* shmem keeps its policy per file range: bind the store's range, as
 	 * the chunk's own memory was. */
-	zdev_numa_bind(addr, BLOCK_BYTES, dev->node);
+	numa_place_bind(addr, BLOCK_BYTES, dev->node);
 	atomic_store_explicit(slot, store->id, memory_order_relaxed);
 	return 0;
 }
@@ -141,7 +142,7 @@ int rescue_store_get_locked(struct zmm *mm, unsigned int dev, struct zstore **ou
 		ret = -errno;
 		goto err_free_store;
 	}
-	if (ftruncate(store->fd, (off_t)(device->dev_pages * PAGE_SIZE_4K))) {
+	if (ftruncate(store->fd, (off_t)(device->dev_pages * PG_SIZE))) {
 		ret = -errno;
 		goto err_close_fd;
 	}
@@ -196,7 +197,7 @@ void rescue_note(struct zmm *mm, unsigned int dev, uint32_t pfn, uint64_t vpn)
 					memory_order_relaxed);
 	/* release: a reader that sees the address sees its store too, even
 	 * a libzdev reading the table after zdevd died between the two. */
-	atomic_store_explicit(&e->vaddr, (vpn << PAGE_SHIFT_4K) | RESCUE_VALID,
+	atomic_store_explicit(&e->vaddr, (vpn << PG_SHIFT) | RESCUE_VALID,
 			      memory_order_release);
 }
 

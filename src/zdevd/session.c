@@ -20,6 +20,7 @@
 
 #include "exclusive_map.h"
 #include "log.h"
+#include "page.h"
 #include "uffd_compat.h"
 #include "uffd_dev.h"
 #include "uffd_probe.h"
@@ -30,7 +31,6 @@
 #include "zdevd/rescue.h"
 #include "zdevd/zmm.h"
 
-#define PAGE 4096ul
 #define ACCESS_WINDOW 4096ul	/* pages a device access handles at once */
 
 static int reply_status(struct session *s, uint64_t seq, int status, uint64_t cpages,
@@ -47,10 +47,10 @@ static int reply_status(struct session *s, uint64_t seq, int status, uint64_t cp
 
 static int check_range(uint64_t addr, uint64_t npages)
 {
-	if (!npages || (addr & (PAGE - 1)))
+	if (!npages || (addr & (PG_SIZE - 1)))
 		return -EINVAL;
 	/* No overflow, and within what a 57-bit address space can hold. */
-	if (npages > (1ull << 45) || addr + npages * PAGE <= addr || addr + npages * PAGE > (1ull << 57))
+	if (npages > (1ull << 45) || addr + npages * PG_SIZE <= addr || addr + npages * PG_SIZE > (1ull << 57))
 		return -EINVAL;
 	return 0;
 }
@@ -113,7 +113,7 @@ static int claim_fork_uffd(struct session *s, uint64_t proof_addr)
 {
 	s->mm = zmm_claim_fork(s->d, s->pid, s->fork_parent, proof_addr);
 	if (!s->mm) {
-		zdev_warn("pid %d: no fork event of pid %d has its uffd", (int)s->pid,
+		log_warn("pid %d: no fork event of pid %d has its uffd", (int)s->pid,
 			  (int)s->fork_parent);
 		return -EPERM;
 	}
@@ -142,7 +142,7 @@ static int take_uffd(struct session *s, int fd, uint64_t proof_addr)
 		return -EOPNOTSUPP;
 	ret = proof_check(fd, s->pid, proof_addr);
 	if (ret) {
-		zdev_warn("pid %d: its uffd failed the ownership proof", (int)s->pid);
+		log_warn("pid %d: its uffd failed the ownership proof", (int)s->pid);
 		return ret;
 	}
 	/* io_uring needs O_NONBLOCK to arm its poll on a uffd. */
@@ -294,12 +294,12 @@ static int device_access(struct session *s, const struct zmsg_req *r, int type, 
 	*cpages = *faults = 0;
 	while (done < r->npages && !ret) {
 		uint64_t n = r->npages - done < ACCESS_WINDOW ? r->npages - done : ACCESS_WINDOW;
-		uint64_t addr = r->addr + done * PAGE;
+		uint64_t addr = r->addr + done * PG_SIZE;
 
 		if (type == ZMSG_SNAPSHOT)
 			ret = mirror_snapshot(s->mm, r->device, addr, n, r->buf + done, &c);
 		else
-			ret = mirror_access(s->mm, r->device, addr, n, r->buf + done * PAGE,
+			ret = mirror_access(s->mm, r->device, addr, n, r->buf + done * PG_SIZE,
 					    type == ZMSG_WRITE, &c, &f);
 		done += n;
 		*cpages += c;
@@ -494,7 +494,7 @@ static int on_request(struct session *s, union zmsg *m, int type)
 			ret = xmap_check_exclusive(s->mm, r->device, r->addr, r->npages, r->arg);
 		break;
 	case ZMSG_ATOMIC_ADD:
-		ret = r->npages == 1 ? check_range(r->addr & ~(PAGE - 1), 1) : -EINVAL;
+		ret = r->npages == 1 ? check_range(r->addr & ~(PG_SIZE - 1), 1) : -EINVAL;
 		if (!ret)
 			ret = xmap_atomic_add(s->mm, r->device, r->addr, r->arg, r->buf,
 					      session_xmap, s, &cpages);
@@ -566,13 +566,13 @@ int session_serve(struct session *s)
 		if (type < 0) {
 			/* Malformed: say so once and drop the client, whose
 			 * memory stays as it is. */
-			zdev_warn("pid %d: bad message (%s): closing its connection", (int)s->pid,
+			log_warn("pid %d: bad message (%s): closing its connection", (int)s->pid,
 				  strerror(-type));
 			return type;
 		}
 		ret = on_message(s, &m, type, fd);
 		if (ret) {
-			zdev_warn("pid %d: %s: %s: closing its connection", (int)s->pid,
+			log_warn("pid %d: %s: %s: closing its connection", (int)s->pid,
 				  zmsg_type_name(type), strerror(-ret));
 			return ret;
 		}
@@ -588,7 +588,7 @@ struct session *session_new(struct zdevd *d, int sock)
 	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len))
 		return NULL;
 	if (cred.uid != geteuid()) {
-		zdev_warn("refusing pid %d: uid %u is not ours", (int)cred.pid, cred.uid);
+		log_warn("refusing pid %d: uid %u is not ours", (int)cred.pid, cred.uid);
 		return NULL;
 	}
 	s = calloc(1, sizeof(*s));

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "page.h"
 #include "uffd_compat.h"
 #include "vmas.h"
 
@@ -97,7 +98,7 @@ int pagemap_read(int pagemap_fd, uint64_t addr, size_t npages, uint64_t *out)
 
 	while (done < npages) {
 		ssize_t n = pread(pagemap_fd, out + done, (npages - done) * 8,
-				  (off_t)((addr >> 12) + done) * 8);
+				  (off_t)(pg_vpn(addr) + done) * 8);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -117,7 +118,7 @@ uint64_t zero_page_pfn(void)
 
 	if (pfn != UINT64_MAX)
 		return pfn;
-	p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	p = mmap(NULL, PG_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return 0;
 	(void)p[0];	/* a read fault maps the shared zero page */
@@ -127,7 +128,7 @@ uint64_t zero_page_pfn(void)
 			pfn = word & PM_PFN_MASK;
 		close(fd);
 	}
-	munmap((void *)p, 4096);
+	munmap((void *)p, PG_SIZE);
 	if (pfn == UINT64_MAX)
 		pfn = 0;
 	return pfn;
@@ -135,7 +136,7 @@ uint64_t zero_page_pfn(void)
 
 int pagemap_huge(int pagemap_fd, uint64_t addr, size_t npages, uint8_t *out)
 {
-	const uint64_t end = addr + npages * 4096;
+	const uint64_t end = addr + npages * PG_SIZE;
 	struct page_region regions[64];
 	struct pm_scan_arg arg = {
 		.size = sizeof(arg),
@@ -153,8 +154,8 @@ int pagemap_huge(int pagemap_fd, uint64_t addr, size_t npages, uint8_t *out)
 		if (n < 0)
 			return errno == ENOTTY || errno == EINVAL ? -EOPNOTSUPP : -errno;
 		for (long r = 0; r < n; r++)
-			for (uint64_t a = regions[r].start; a < regions[r].end; a += 4096)
-				out[(a - addr) >> 12] = 1;
+			for (uint64_t a = regions[r].start; a < regions[r].end; a += PG_SIZE)
+				out[pg_vpn(a - addr)] = 1;
 		/* The scan stops where its vector filled up, or at the end. */
 		if (arg.walk_end <= arg.start)
 			break;

@@ -113,7 +113,7 @@ static void start_worker(struct zdevd *d)
 	else if (!d->nworkers)
 		/* Nothing will serve the queue until a worker ends idle
 		 * and another is started; say so. */
-		zdev_err("cannot start a worker: requests wait");
+		log_err("cannot start a worker: requests wait");
 	pthread_attr_destroy(&attr);
 }
 

@@ -10,13 +10,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "page.h"
 #include "proto.h"
 #include "ptable.h"
 #include "refpool.h"
-
-#define PAGE_SIZE_4K 4096ul
-#define PAGE_SHIFT_4K 12
-#define WINDOW_SHIFT 21		/* uffd registration granule: one PMD */
 
 struct session;
 struct zdevd;

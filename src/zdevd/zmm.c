@@ -137,7 +137,7 @@ void zmm_exit(struct zmm *mm)
 		}
 	}
 	pthread_mutex_unlock(&d->mms_lock);
-	zdev_info("pid %d gone", (int)mm->pid);
+	log_info("pid %d gone", (int)mm->pid);
 	/* The loop stops polling its uffd, which will never say it is gone
 	 * (the loop frees the note if it has stopped). */
 	zloop_watch_mm(d, mm);

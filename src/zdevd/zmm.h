@@ -11,6 +11,7 @@
  * device-private part holds the process's reference on the device page.
  */
 
+#include "page.h"
 #include "zdevd.h"
 
 /* Entry layout */
@@ -36,8 +37,6 @@
  * it: the client's map does not know it at its new address. The pfn bits
  * hold the protection to give back (see exclusive_map.c). */
 #define E_EXCL		(1ull << 39)
-
-#define WINDOW_PAGES	(1ull << (WINDOW_SHIFT - PAGE_SHIFT_4K))
 
 static inline unsigned int e_dev(uint64_t e)
 {
