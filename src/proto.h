@@ -34,13 +34,13 @@
  *            (populate writable, record, PROT_NONE), revoke or forget ranges
  *            of its exclusive-page map (xmap_layout.h); each XMAP is answered
  *            with XMAP_DONE. READ, WRITE and MIGRATE_TO_DEV may ask the same.
- *            ATOMIC_ADD's REPLY carries the counter's old value in cpages.
+ *            ATOMIC_ADD's REPLY carries the counter's old value in old_value.
  *   CHECK_EXCLUSIVE -> REPLY
  *   XMOVED   -> REPLY           on a second connection (HELLO with ZHELLO_AUX):
  *            was addr moved by mremap while exclusive? status 0 and the
- *            protection to restore in cpages, or -ENOENT
+ *            protection to restore in prot, or -ENOENT
  *   RESCUE   -> REPLY + fd      what the client keeps to take its device pages
- *            back if zdevd dies (rescue_layout.h): arg RESCUE_TABLE (cpages =
+ *            back if zdevd dies (rescue_layout.h): arg RESCUE_TABLE (dev_pages =
  *            the pages of each device), RESCUE_UFFD (a fork child's own uffd,
  *            which only zdevd held)
  *   STORE (+ fd) -> STORED      in the middle of a MIGRATE_TO_DEV, before any
@@ -198,8 +198,13 @@ struct zmsg_reply {
 	struct zmsg_hdr hdr;
 	int32_t status;		/* 0 or -errno */
 	uint32_t pad;
-	uint64_t cpages;
-	uint64_t faults;
+	union {			/* which one, the request's type says */
+		uint64_t cpages;	/* pages the request reached (the driver's cpages) */
+		uint64_t old_value;	/* ATOMIC_ADD: the counter before the add */
+		uint64_t prot;		/* XMOVED: the protection to give back */
+		uint64_t dev_pages;	/* RESCUE_TABLE: the pages of each device */
+	};
+	uint64_t faults;	/* READ, WRITE: fault rounds the access took */
 };
 
 struct zmsg_stats_ok {

@@ -297,7 +297,7 @@ ZDEV_EXPORT int zdev_atomic_add(struct zdev *dev, uint64_t *addr, uint64_t delta
 	if (ret != ZMSG_REPLY)
 		return -EPROTO;
 	if (!rep.reply.status && old)
-		*old = rep.reply.cpages;	/* ATOMIC_ADD's reply: the old value */
+		*old = rep.reply.old_value;
 	return rep.reply.status;
 }
 

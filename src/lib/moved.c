@@ -84,6 +84,6 @@ bool xmoved_query(uintptr_t page, unsigned int *prot)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (type != ZMSG_REPLY || m.reply.status)
 		return false;
-	*prot = (unsigned int)m.reply.cpages;
+	*prot = (unsigned int)m.reply.prot;
 	return true;
 }

@@ -78,7 +78,7 @@ bool zrescue_keep_uffd(int uffd)
 
 /*
  * One RESCUE exchange on sock, which the caller has to itself for it: the fd
- * the reply carried (info from cpages), or -errno.
+ * the reply carried (*dev_pages from the reply), or -errno.
  */
 static int ask_rescue(int sock, uint64_t seq, enum zrescue_what what, unsigned int dev,
 		      uint64_t *info)
@@ -104,7 +104,7 @@ static int ask_rescue(int sock, uint64_t seq, enum zrescue_what what, unsigned i
 		return type;
 	}
 	if (info)
-		*info = rep.reply.cpages;
+		*info = rep.reply.dev_pages;
 	return fd;
 }
 

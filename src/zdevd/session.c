@@ -189,7 +189,7 @@ static int on_rescue(struct session *s, const struct zmsg_req *r)
 		ret = -EBADF;
 	zmsg_init(&m, ZMSG_REPLY, r->hdr.seq);
 	m.reply.status = ret;
-	m.reply.cpages = ret ? 0 : info;
+	m.reply.dev_pages = ret ? 0 : info;
 	return zmsg_send(s->sock, &m, ret ? -1 : fd);
 }
 
