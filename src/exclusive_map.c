@@ -41,10 +41,10 @@
 #include "exclusive_map.h"
 #include "page.h"
 #include "uffd_dev.h"
+#include "vmas.h"
 #include "xmap_layout.h"
 #include "zdev.h"
-#include "zdevd/vmas.h"
-#include "zdevd/zmm.h"
+#include "zmm.h"
 
 /* Pages looked at at once: a view costs 10 bytes a page. */
 #define XMAP_WINDOW (1ull << 18)
@@ -179,7 +179,7 @@ static void sync_locked(struct zmm *mm, const struct xview *v)
 			keep &= ~(E_ATOMIC(d) | E_MIRROR(d) | E_MIRROR_W(d));
 			atomic_fetch_add_explicit(&mm->cnt[d].exclusive_revokes, 1,
 						  memory_order_relaxed);
-			atomic_fetch_add_explicit(&mm->d->exclusive_revokes, 1,
+			atomic_fetch_add_explicit(&mm->ds->totals.exclusive_revokes, 1,
 						  memory_order_relaxed);
 		}
 		if (keep != e)
@@ -208,39 +208,47 @@ static bool same_grant(const struct xview *v, uint64_t i, uint64_t j)
 	return v->vma[j] == v->vma[i] && page_prot(v, j) == page_prot(v, i);
 }
 
+/* A run of pages to ask for: selected ones, and for a GRANT, which carries
+ * one protection, of one mapping with one protection. */
+struct run_sel {
+	const struct xview *v;
+	const uint8_t *sel;
+	bool grant;
+};
+
+static bool run_joins(const void *ctx, uint64_t first, uint64_t i)
+{
+	const struct run_sel *r = ctx;
+
+	return r->sel[i] && (!r->grant || same_grant(r->v, first, i));
+}
+
 /*
- * Asks the client to apply op to each run of selected pages (a GRANT's runs
- * also end where the mapping does, since each carries its protection).
- * *prefix: pages from the start that were done before the first failure.
+ * Asks the client to apply op to each run of selected pages: 0, or the
+ * first -errno (-EFAULT for a GRANT cut short). *prefix: pages from the
+ * start that were done before the first failure.
  */
 static int ask_runs(const struct xview *v, const uint8_t *sel, uint64_t n, uint32_t op,
-		    unsigned int dev, uint32_t flags, xmap_call_fn call, void *ctx,
+		    unsigned int dev, uint32_t flags, excl_call_fn call, void *ctx,
 		    uint64_t *prefix)
 {
-	int ret = 0;
+	const struct run_sel runs = { v, sel, op == XMAP_GRANT };
 
 	*prefix = n;
-	for (uint64_t i = 0; i < n;) {
-		struct zmsg_xmap ask = { .op = op, .device = dev, .flags = flags };
-		uint64_t j, done = 0;
+	for (uint64_t i = 0, j = 0; run_next_by(n, &i, &j, run_joins, &runs);) {
+		struct zmsg_xmap ask = {
+			.op = op, .device = dev, .flags = flags, .addr = v->addr + i * PG_SIZE,
+			.len = (j - i) * PG_SIZE, .prot = page_prot(v, i),
+		};
+		uint64_t done = 0;
+		int ret = call(ctx, &ask, &done);
 
-		if (!sel[i]) {
-			i++;
-			continue;
-		}
-		for (j = i + 1; j < n && sel[j] && (op != XMAP_GRANT || same_grant(v, i, j)); j++)
-			;
-		ask.addr = v->addr + i * PG_SIZE;
-		ask.len = (j - i) * PG_SIZE;
-		ask.prot = page_prot(v, i);
-		ret = call(ctx, &ask, &done);
 		if (ret || (op == XMAP_GRANT && done < ask.len)) {
 			*prefix = i + done / PG_SIZE;
 			return ret ?: -EFAULT;
 		}
-		i = j;
 	}
-	return ret;
+	return 0;
 }
 
 /*
@@ -249,7 +257,7 @@ static int ask_runs(const struct xview *v, const uint8_t *sel, uint64_t n, uint3
  * mapping the program changed itself. Reads the view again if it asked.
  */
 static int clear_foreign(struct zmm *mm, struct xview *v, unsigned int dev, bool keep_own,
-			 xmap_call_fn call, void *ctx)
+			 excl_call_fn call, void *ctx)
 {
 	uint8_t *revoke = calloc(v->npages, 1), *forget = calloc(v->npages, 1);
 	uint64_t nrevoke = 0, nforget = 0, prefix;
@@ -305,7 +313,7 @@ static void note_dir(struct zmm *mm, uint64_t dir)
 /* A view of the range with dev's stale tags dropped and foreign holds
  * restored to the CPU. */
 static int view_synced(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
-		       bool keep_own, xmap_call_fn call, void *ctx, struct xview *v)
+		       bool keep_own, excl_call_fn call, void *ctx, struct xview *v)
 {
 	int ret = view_read(mm, addr, npages, v);
 
@@ -329,7 +337,7 @@ static int view_synced(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t
  * it and makes it PROT_NONE. flags XMAP_F_BUSY also pins every page.
  */
 static int grant(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
-		 uint32_t flags, xmap_call_fn call, void *ctx, uint64_t *cpages)
+		 uint32_t flags, excl_call_fn call, void *ctx, uint64_t *cpages)
 {
 	const uint64_t vpn0 = addr >> PG_SHIFT;
 	uint64_t k, ok;
@@ -386,7 +394,7 @@ static int grant(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npage
 			e &= ~(E_EXCL | E_PFN_MASK);	/* the map knows it again */
 		ptable_set(&mm->pt, vpn0 + i, e | E_ATOMIC(dev) | E_MIRROR(dev) | E_MIRROR_W(dev));
 		atomic_fetch_add_explicit(&mm->cnt[dev].exclusive_grants, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&mm->d->exclusive_grants, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&mm->ds->totals.exclusive_grants, 1, memory_order_relaxed);
 	}
 	pthread_mutex_unlock(&mm->lock);
 	*cpages = k;
@@ -397,8 +405,8 @@ out_free_view:
 	return ret;
 }
 
-int xmap_make_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
-			uint64_t dir, xmap_call_fn call, void *ctx, uint64_t *cpages)
+int excl_make_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
+			uint64_t dir, excl_call_fn call, void *ctx, uint64_t *cpages)
 {
 	if ((addr >> XMAP_ADDR_BITS) || ((addr + npages * PG_SIZE - 1) >> XMAP_ADDR_BITS))
 		return -EOPNOTSUPP;	/* beyond what the client's map covers */
@@ -438,7 +446,7 @@ static int check_window(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_
 	return ret;
 }
 
-int xmap_check_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
+int excl_check_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
 			 uint64_t dir)
 {
 	int ret = 0;
@@ -486,8 +494,8 @@ static int mem_rw(struct zmm *mm, bool write, void *buf, uint64_t addr, size_t l
 	return 0;
 }
 
-int xmap_atomic_add(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t delta,
-		    uint64_t dir, xmap_call_fn call, void *ctx, uint64_t *old)
+int excl_atomic_add(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t delta,
+		    uint64_t dir, excl_call_fn call, void *ctx, uint64_t *old)
 {
 	const uint64_t page = addr & ~(PG_SIZE - 1);
 	uint64_t e, val, c;
@@ -557,8 +565,8 @@ static bool never_exclusive(struct zmm *mm)
 	return never;
 }
 
-int xmap_before_access(struct zmm *mm, unsigned int dev, int type, uint64_t addr,
-		       uint64_t npages, uint64_t buf, xmap_call_fn call, void *ctx,
+int excl_before_access(struct zmm *mm, unsigned int dev, int type, uint64_t addr,
+		       uint64_t npages, uint64_t buf, excl_call_fn call, void *ctx,
 		       uint64_t *cpages, uint64_t *faults)
 {
 	/* test_hmm reads through an ATOMIC entry, but it is not a writable
@@ -644,7 +652,7 @@ static int snapshot_window(struct zmm *mm, uint64_t addr, uint64_t npages, uint6
 	return ret;
 }
 
-int xmap_after_snapshot(struct zmm *mm, uint64_t addr, uint64_t npages, uint64_t buf)
+int excl_after_snapshot(struct zmm *mm, uint64_t addr, uint64_t npages, uint64_t buf)
 {
 	int ret = 0;
 
@@ -659,7 +667,7 @@ int xmap_after_snapshot(struct zmm *mm, uint64_t addr, uint64_t npages, uint64_t
 
 /* ---- mremap ---- */
 
-void xmap_on_remap(struct zmm *mm, uint64_t from, uint64_t to, uint64_t len)
+void excl_on_remap(struct zmm *mm, uint64_t from, uint64_t to, uint64_t len)
 {
 	const uint64_t npages = len / PG_SIZE, vto = to >> PG_SHIFT;
 	uint16_t *st;
@@ -686,7 +694,7 @@ void xmap_on_remap(struct zmm *mm, uint64_t from, uint64_t to, uint64_t len)
 	free(st);
 }
 
-int xmap_moved(struct zmm *mm, uint64_t addr, unsigned int *prot)
+int excl_moved(struct zmm *mm, uint64_t addr, unsigned int *prot)
 {
 	uint64_t e;
 
@@ -725,7 +733,7 @@ static bool collect_tagged(uint64_t vpn, uint64_t *e, void *arg)
 	return true;
 }
 
-void xmap_sync_all(struct zmm *mm)
+void excl_sync_all(struct zmm *mm)
 {
 	struct tagged t = { 0 };
 

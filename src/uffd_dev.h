@@ -2,52 +2,65 @@
 #ifndef ZDEV_UFFD_DEV_H
 #define ZDEV_UFFD_DEV_H
 
+/*
+ * Device-private pages on the userfaultfd side (uffd_dev.c): registration,
+ * the CPU fault service and the uffd events, and the uffd primitives a
+ * migration uses. Addresses are page-aligned; vpn are page numbers.
+ */
+
 #include <stdbool.h>
 #include <stdint.h>
 
 struct vma_list;
 struct zmm;
 
+/* A uffd ioctl on mm's uffd, tried again while the kernel refuses it with
+ * EAGAIN for pending events: 0 or -errno. in_loop: the caller is the event
+ * loop, which cannot wait for itself: -EAGAIN at once, and the fault is
+ * retried once the events are read. */
+int uffd_dev_ioctl(struct zmm *mm, unsigned long req, void *arg, bool in_loop);
+
 /* Registers the 2 MiB windows around [start, end) of the private anonymous
- * mappings in vmas (which must cover those windows) with mm's uffd. */
+ * mappings in vmas (which must cover those windows) with mm's uffd, for
+ * missing and write-protect faults: 0, -EDQUOT past the client's limit on
+ * registered bytes, or the -errno of the ioctl. */
 int uffd_dev_register(struct zmm *mm, const struct vma_list *vmas, uint64_t start, uint64_t end);
+/* Write protection on or off for [start, end): 0 or -errno. */
+int uffd_dev_write_protect(struct zmm *mm, uint64_t start, uint64_t end, bool on);
+/* The same for each run of pages of [addr, addr + npages pages) whose byte
+ * in sel is set; a run that fails is left as it was. */
+void uffd_dev_protect_runs(struct zmm *mm, uint64_t addr, uint64_t npages, const uint8_t *sel,
+			   bool on);
+/* Wakes every thread waiting on a fault in [start, end). */
+void uffd_dev_wake(struct zmm *mm, uint64_t start, uint64_t end);
 
-/* What a migration asks of the client, which only it can do: 0 once done,
- * or -errno. */
-struct uffd_dev_client {
-	/* MADV_DONTNEED of [addr, addr+len) */
-	int (*zap)(void *ctx, uint64_t addr, uint64_t len);
-	/* the private file mapping [addr, addr+len) made anonymous, with the
-	 * same contents and protection prot */
-	int (*anonymize)(void *ctx, uint64_t addr, uint64_t len, unsigned int prot);
-	/* a new store of the client's on dev (rescue.c), before any page of
-	 * the client goes there */
-	int (*give_store)(void *ctx, unsigned int dev, int fd, uint64_t id);
-};
-
-/* Session side */
-int uffd_dev_migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
-			       const struct uffd_dev_client *client, void *ctx, uint64_t *cpages);
-int uffd_dev_migrate_to_system(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
-			       uint64_t *cpages);
-/* The same with mm->lock held and the entry looked up. */
-int uffd_dev_bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t entry);
+/*
+ * The kernel's migrate_to_ram, with mm->lock held: copies the device-private
+ * page of entry e at vpn back into the client and frees the device page; a
+ * page of an intact device THP brings back its whole window. 0 once the
+ * entry is gone (also when the mapping or process went away with the data:
+ * -ENOENT/-ESRCH of the copy are taken as done), or the -errno of the copy
+ * (-EAGAIN with in_loop: events pending), the entry left as it was.
+ */
+int uffd_dev_bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t e, bool in_loop);
 /* Maps the zero page where nothing is mapped in [addr, addr + npages pages)
  * of registered memory (device-private pages aside): the device's fault on
  * never-touched or zapped pages, done before zdevd itself reads or writes
  * them, which would otherwise wait on its own event loop (process_vm_*) or
- * fail (/proc/PID/mem cannot wait for a uffd). */
+ * fail (/proc/PID/mem cannot wait for a uffd). Best effort. */
 void uffd_dev_fill_holes(struct zmm *mm, uint64_t addr, uint64_t npages);
 
-/* Every page of device dev (or of all devices, dev < 0) back to system memory. */
-int uffd_dev_evict(struct zmm *mm, int dev, uint64_t *moved);
-/* The process is gone: its device pages are freed without copying. */
-void uffd_dev_forget_all(struct zmm *mm);
-
-/* Event loop side */
+/* Event loop side. */
+/* A MISSING or WP fault at addr (flags: the uffd_msg's): 0 once resolved or
+ * left to a migration that will wake it, -EAGAIN while events are pending
+ * (retry after reading them), or another -errno. */
 int uffd_dev_fault(struct zmm *mm, uint64_t addr, uint64_t flags);
+/* munmap (unmap) or MADV_DONTNEED/REMOVE of [start, end). */
 void uffd_dev_on_remove(struct zmm *mm, uint64_t start, uint64_t end, bool unmap);
+/* mremap of [from, from + len) to `to`: device pages move with the range. */
 void uffd_dev_on_remap(struct zmm *mm, uint64_t from, uint64_t to, uint64_t len);
+/* fork: the parent's device pages become shared with child. 0, or -ENOMEM
+ * when some could not be (they stay the parent's alone). */
 int uffd_dev_on_fork(struct zmm *parent, struct zmm *child);
 
 #endif

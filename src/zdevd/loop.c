@@ -26,8 +26,9 @@
 #include "log.h"
 #include "uffd_compat.h"
 #include "uffd_dev.h"
+#include "zdevd/clients.h"
 #include "zdevd/session.h"
-#include "zdevd/zmm.h"
+#include "zmm.h"
 
 enum watch_kind { W_LISTEN, W_SIGNAL, W_WAKE, W_UFFD, W_PIDFD, W_SESSION };
 
@@ -41,6 +42,7 @@ struct watch {
 };
 
 struct zloop {
+	struct zdevd *d;
 	struct io_uring ring;
 	int sigfd, wakefd;
 	struct watch listen_w, sig_w, wake_w;
@@ -161,7 +163,7 @@ static void watch_add_mm(struct zloop *l, struct zmm *mm)
 		mm->pidfd = (int)syscall(SYS_pidfd_open, mm->pid, 0);
 		if (mm->pidfd < 0) {
 			/* Gone already. */
-			zmm_exit(mm);
+			clients_exit(l->d, mm);
 			return;
 		}
 		w = watch_new(l, W_PIDFD, mm->pidfd, mm);
@@ -243,7 +245,7 @@ static void on_fork(struct zloop *l, struct zmm *parent, int ufd)
 {
 	struct zmm *child;
 
-	if (zmm_create(parent->d, 0, parent->uid, ufd, &child)) {
+	if (zmm_create(parent->ds, 0, parent->uid, ufd, &child)) {
 		log_err("pid %d: fork: out of memory; the child's device pages are lost",
 			 (int)parent->pid);
 		close(ufd);
@@ -252,7 +254,7 @@ static void on_fork(struct zloop *l, struct zmm *parent, int ufd)
 	if (uffd_dev_on_fork(parent, child))
 		log_err("pid %d: fork: out of memory sharing device pages", (int)parent->pid);
 	watch_add_mm(l, child);
-	zmm_add_unclaimed(parent, child);
+	clients_add_unclaimed(l->d, parent, child);
 }
 
 static int on_msg(struct zloop *l, struct zmm *mm, const struct uffd_msg *msg,
@@ -271,14 +273,14 @@ static int on_msg(struct zloop *l, struct zmm *mm, const struct uffd_msg *msg,
 			return 0;
 		}
 		if (!ret)
-			lat_record(&mm->d->fault_lat, zdevd_now_ns() - t0);
+			lat_record(&l->d->fault_lat, zdevd_now_ns() - t0);
 		return ret;
 	case UFFD_EVENT_FORK:
 		on_fork(l, mm, (int)msg->arg.fork.ufd);
 		return 0;
 	case UFFD_EVENT_REMAP:
 		uffd_dev_on_remap(mm, msg->arg.remap.from, msg->arg.remap.to, msg->arg.remap.len);
-		xmap_on_remap(mm, msg->arg.remap.from, msg->arg.remap.to, msg->arg.remap.len);
+		excl_on_remap(mm, msg->arg.remap.from, msg->arg.remap.to, msg->arg.remap.len);
 		return 0;
 	case UFFD_EVENT_REMOVE:
 	case UFFD_EVENT_UNMAP:
@@ -337,7 +339,7 @@ static void serve_uffd_msgs(struct zloop *l, struct zmm *mm, struct uffd_msg *ms
 				continue;
 			}
 			if (!ret)
-				lat_record(&mm->d->fault_lat, zdevd_now_ns() - def[i].t0);
+				lat_record(&l->d->fault_lat, zdevd_now_ns() - def[i].t0);
 			def[i] = def[--ndef];
 		}
 		/* A short read took everything there was: the poll wakes us
@@ -388,7 +390,7 @@ static void on_pidfd_cqe(struct zloop *l, struct watch *w, const struct io_uring
 	if (cqe->res >= 0) {
 		if (w->mm->uffd_watch)
 			disarm(l, w->mm->uffd_watch);
-		zmm_exit(w->mm);
+		clients_exit(l->d, w->mm);
 	}
 	watch_free(l, w);
 }
@@ -419,6 +421,7 @@ int zloop_create(struct zdevd *d)
 	l->listen_w = (struct watch){ .kind = W_LISTEN, .fd = d->listen_fd };
 	l->sig_w = (struct watch){ .kind = W_SIGNAL, .fd = l->sigfd };
 	l->wake_w = (struct watch){ .kind = W_WAKE, .fd = l->wakefd };
+	l->d = d;
 	d->loop = l;
 	return 0;
 

@@ -14,19 +14,17 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "devset.h"
 #include "log.h"
-#include "numa_place.h"
-#include "page.h"
 #include "uffd_compat.h"
-#include "uffd_dev.h"
 #include "uffd_probe.h"
-#include "zdevd/rescue.h"
-#include "zdevd/zmm.h"
+#include "zdevd/clients.h"
+#include "zdevd/session.h"
 
 static const char usage[] =
 	"usage: zdevd [--socket PATH] [--devices N] [--memory SIZE] [--chunk SIZE]\n"
 	"             [--client-memory SIZE] [--client-registered SIZE] [--client-handles N]\n"
-	"             [--foreground] [--verbose]\n";
+	"             [--pool-debug] [--foreground] [--verbose]\n";
 
 static int parse_size(const char *s, size_t *out)
 {
@@ -69,8 +67,11 @@ static int parse_args(int argc, char **argv, struct zdevd_config *cfg)
 	char *end;
 	int c;
 
-	*cfg = (struct zdevd_config){ .ndevices = 2, .memory = 1ul << 30, .chunk = 256ul << 20,
-				      .client_registered = 1ul << 40, .client_handles = 256 };
+	*cfg = (struct zdevd_config){
+		.devs = { .ndevices = 2, .memory = 1ul << 30, .chunk = 256ul << 20,
+			  .client_registered = 1ul << 40 },
+		.client_handles = 256,
+	};
 	if (proto_default_socket(cfg->socket_path, sizeof(cfg->socket_path)))
 		return -ENAMETOOLONG;
 	while ((c = getopt_long(argc, argv, "s:d:m:c:fvDhM:R:H:", opts, NULL)) != -1) {
@@ -83,8 +84,8 @@ static int parse_args(int argc, char **argv, struct zdevd_config *cfg)
 			}
 			break;
 		case 'd':
-			cfg->ndevices = (unsigned int)strtoul(optarg, &end, 10);
-			if (*end || cfg->ndevices < 1 || cfg->ndevices > ZDEV_MAX_DEVICES) {
+			cfg->devs.ndevices = (unsigned int)strtoul(optarg, &end, 10);
+			if (*end || cfg->devs.ndevices < 1 || cfg->devs.ndevices > ZDEV_MAX_DEVICES) {
 				fprintf(stderr, "zdevd: --devices takes 1 to %d\n", ZDEV_MAX_DEVICES);
 				return -EINVAL;
 			}
@@ -100,16 +101,16 @@ static int parse_args(int argc, char **argv, struct zdevd_config *cfg)
 		case 'c':
 		case 'M':
 		case 'R':
-			if (parse_size(optarg, c == 'm' ? &cfg->memory : c == 'c' ? &cfg->chunk
-							: c == 'M' ? &cfg->client_memory
-								   : &cfg->client_registered)) {
+			if (parse_size(optarg, c == 'm' ? &cfg->devs.memory : c == 'c' ? &cfg->devs.chunk
+							: c == 'M' ? &cfg->devs.client_memory
+								   : &cfg->devs.client_registered)) {
 				fprintf(stderr, "zdevd: bad size '%s' (a number with K, M or G)\n", optarg);
 				return -EINVAL;
 			}
 			break;
 		case 'f': cfg->foreground = true; break;
 		case 'v': cfg->verbose = true; break;
-		case 'D': cfg->pool_debug = true; break;
+		case 'D': cfg->devs.pool_debug = true; break;
 		case 'h': fputs(usage, stdout); exit(0);
 		default: fputs(usage, stderr); return -EINVAL;
 		}
@@ -118,51 +119,8 @@ static int parse_args(int argc, char **argv, struct zdevd_config *cfg)
 		fputs(usage, stderr);
 		return -EINVAL;
 	}
-	if (cfg->chunk > cfg->memory)
-		cfg->chunk = cfg->memory;
-	return 0;
-}
-
-static void evict_on_teardown(struct refpool *pool, struct refpool_page *page, void *arg)
-{
-	(void)arg;
-	/* Every client's pages were brought back before the pools went down;
-	 * a page still in use here has no owner left to bring it back to. */
-	log_warn("device page %u still in use at shutdown", refpool_page_to_pfn(pool, page));
-}
-
-static const struct refpool_ops device_ops = {
-	.evict = evict_on_teardown,
-	.adopt_block = rescue_adopt_block,
-	.owner_gone = rescue_owner_gone,
-};
-
-static int create_devices(struct zdevd *d)
-{
-	for (unsigned int i = 0; i < d->cfg.ndevices; i++) {
-		char name[16];
-		struct refpool_config pc = {
-			.name = name, .type = REFPOOL_MEMTYPE_PRIVATE,
-			.chunk_bytes = d->cfg.chunk, .limit_bytes = d->cfg.memory,
-			.node = ZDEV_NODE_LOCAL, .flags = d->cfg.pool_debug ? REFPOOL_DEBUG : 0,
-			.ops = &device_ops, .arg = &d->dev[i],
-		};
-		int ret;
-
-		snprintf(name, sizeof(name), "dev%u", i);
-		d->dev[i].index = i;
-		d->dev[i].node = pc.node;
-		d->dev[i].d = d;
-		ret = refpool_create(&pc, &d->dev[i].pool);
-		if (ret) {
-			fprintf(stderr, "zdevd: device %u: %s (--memory and --chunk must be multiples of 2M)\n",
-				i, strerror(-ret));
-			return ret;
-		}
-		ret = rescue_device_init(&d->dev[i], d->cfg.memory / PG_SIZE);
-		if (ret)
-			return ret;
-	}
+	if (cfg->devs.chunk > cfg->devs.memory)
+		cfg->devs.chunk = cfg->devs.memory;
 	return 0;
 }
 
@@ -226,32 +184,13 @@ static void probe_uffd(struct zdevd *d)
 		log_warn("userfaultfd is not available to zdevd: clients cannot be served");
 		return;
 	}
-	d->uffd_features = caps.features & wanted;
+	d->devs.uffd_features = caps.features & wanted;
 	fd = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
 	d->devnode_ok = fd >= 0;
 	if (fd >= 0)
 		close(fd);
 	else
 		log_info("no /dev/userfaultfd: clients get user-mode-only uffds");
-}
-
-static void evict_everything(struct zdevd *d)
-{
-	for (;;) {
-		struct zmm *mm;
-
-		pthread_mutex_lock(&d->mms_lock);
-		mm = d->mms;
-		if (mm)
-			zmm_get(mm);
-		pthread_mutex_unlock(&d->mms_lock);
-		if (!mm)
-			break;
-		if (uffd_dev_evict(mm, -1, NULL))
-			log_warn("pid %d: could not bring every page back", (int)mm->pid);
-		zmm_exit(mm);
-		zmm_put(mm);
-	}
 }
 
 int main(int argc, char **argv)
@@ -269,7 +208,7 @@ int main(int argc, char **argv)
 	pthread_cond_init(&d.sessions_gone, NULL);
 	pthread_cond_init(&d.work, NULL);
 	probe_uffd(&d);
-	if (create_devices(&d))
+	if (devset_init(&d.devs, &d.cfg.devs))
 		return 1;
 	ret = open_socket(&d);
 	if (ret) {
@@ -285,7 +224,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "zdevd: event loop: %s\n", strerror(-ret));
 		return 1;
 	}
-	log_info("serving %u devices of %zu MiB on %s", d.cfg.ndevices, d.cfg.memory >> 20,
+	log_info("serving %u devices of %zu MiB on %s", d.cfg.devs.ndevices, d.cfg.devs.memory >> 20,
 		  d.cfg.socket_path);
 	ret = zloop_run(&d);
 	/* Shutdown: no new clients, no request in flight, every page back
@@ -293,23 +232,10 @@ int main(int argc, char **argv)
 	close(d.listen_fd);
 	unlink(d.cfg.socket_path);
 	session_stop_all(&d);
-	evict_everything(&d);
-	zmm_drop_unclaimed(&d);
+	clients_evict_all(&d);
+	clients_drop_unclaimed(&d);
 	zloop_destroy(&d);
-	for (unsigned int i = 0; i < d.cfg.ndevices; i++) {
-		struct refpool_stats st;
-
-		refpool_get_stats(d.dev[i].pool, &st);
-		if (st.pages_used) {
-			/* Owned by no client we still know: a teardown would wait
-			 * for them forever. Say so and leave the memory to exit. */
-			log_err("device %u: %llu pages still in use at shutdown", i,
-				 (unsigned long long)st.pages_used);
-			ret = -EBUSY;
-			continue;
-		}
-		refpool_destroy(d.dev[i].pool);
-		rescue_device_fini(&d.dev[i]);
-	}
+	if (devset_fini(&d.devs))
+		ret = -EBUSY;
 	return ret ? 1 : 0;
 }

@@ -20,16 +20,17 @@
 
 #include "exclusive_map.h"
 #include "log.h"
+#include "migrate.h"
+#include "mirror.h"
 #include "page.h"
+#include "store.h"
 #include "uffd_compat.h"
-#include "uffd_dev.h"
 #include "uffd_probe.h"
 #include "zdev.h"
-#include "zdevd/mirror_ops.h"
+#include "zdevd/clients.h"
 #include "zdevd/proof.h"
 #include "zdevd/session.h"
-#include "zdevd/rescue.h"
-#include "zdevd/zmm.h"
+#include "zmm.h"
 
 #define ACCESS_WINDOW 4096ul	/* pages a device access handles at once */
 
@@ -64,7 +65,7 @@ static int on_hello(struct session *s, const struct zmsg_hello *h)
 
 	zmsg_init(&m, ZMSG_HELLO_OK, h->hdr.seq);
 	m.hello_ok.version = ZDEV_PROTO_VERSION;
-	m.hello_ok.ndevices = s->d->cfg.ndevices;
+	m.hello_ok.ndevices = s->d->devs.ndevices;
 	m.hello_ok.daemon_pid = getpid();
 	if (h->version != ZDEV_PROTO_VERSION)
 		m.hello_ok.status = -EPROTO;
@@ -77,7 +78,7 @@ static int on_hello(struct session *s, const struct zmsg_hello *h)
 	/* A process zdevd serves already (it closed every handle and opens
 	 * one again, or opens a second line for its signal handler) keeps its
 	 * one uffd: its registrations are that uffd's. */
-	s->mm = zmm_find_live(s->d, s->pid);
+	s->mm = clients_find_live(s->d, s->pid);
 	if (!s->mm && (h->flags & ZHELLO_AUX)) {
 		/* A second line needs a process we know. */
 		m.hello_ok.status = -ENOENT;
@@ -86,7 +87,7 @@ static int on_hello(struct session *s, const struct zmsg_hello *h)
 	if (s->mm) {
 		m.hello_ok.features |= ZFEAT_HAVE_MM;
 	} else if ((h->flags & ZHELLO_FORKED) && h->parent_pid > 0 &&
-		   zmm_fork_pending(s->d, h->parent_pid)) {
+		   clients_fork_pending(s->d, h->parent_pid)) {
 		/* A child whose uffd came with a fork event of its parent:
 		 * its proof page tells which. */
 		s->fork_parent = h->parent_pid;
@@ -111,7 +112,7 @@ static int on_hello(struct session *s, const struct zmsg_hello *h)
 /* A fork child proved which of its parent's fork events' uffds is its own. */
 static int claim_fork_uffd(struct session *s, uint64_t proof_addr)
 {
-	s->mm = zmm_claim_fork(s->d, s->pid, s->fork_parent, proof_addr);
+	s->mm = clients_claim_fork(s->d, s->pid, s->fork_parent, proof_addr);
 	if (!s->mm) {
 		log_warn("pid %d: no fork event of pid %d has its uffd", (int)s->pid,
 			  (int)s->fork_parent);
@@ -135,10 +136,10 @@ static int take_uffd(struct session *s, int fd, uint64_t proof_addr)
 		return -EINVAL;
 	/* Our handshake: a uffd whose API was already set (by a client that
 	 * wants other semantics, or not a fresh uffd at all) is refused. */
-	ret = uffd_handshake(fd, s->d->uffd_features, &got, NULL);
+	ret = uffd_handshake(fd, s->d->devs.uffd_features, &got, NULL);
 	if (ret)
 		return ret == -EINVAL ? -EBADF : ret;
-	if ((got & s->d->uffd_features) != s->d->uffd_features)
+	if ((got & s->d->devs.uffd_features) != s->d->devs.uffd_features)
 		return -EOPNOTSUPP;
 	ret = proof_check(fd, s->pid, proof_addr);
 	if (ret) {
@@ -147,13 +148,13 @@ static int take_uffd(struct session *s, int fd, uint64_t proof_addr)
 	}
 	/* io_uring needs O_NONBLOCK to arm its poll on a uffd. */
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-	ret = zmm_create(s->d, s->pid, s->uid, fd, &mm);
+	ret = zmm_create(&s->d->devs, s->pid, s->uid, fd, &mm);
 	if (ret)
 		return ret;
-	zmm_publish(mm);
-	ret = zmm_watch(mm);
+	clients_add(s->d, mm);
+	ret = zloop_watch_mm(s->d, mm);
 	if (ret) {
-		zmm_exit(mm);
+		clients_exit(s->d, mm);
 		mm->uffd = -1;	/* the caller closes fd */
 		zmm_put(mm);
 		return ret;
@@ -177,7 +178,7 @@ static int on_rescue(struct session *s, const struct zmsg_req *r)
 	switch (r->arg) {
 	case RESCUE_TABLE:
 		fd = mm->rescue_fd;
-		info = s->d->dev[0].dev_pages;
+		info = s->d->devs.dev[0].dev_pages;
 		break;
 	case RESCUE_UFFD:
 		fd = mm->uffd;
@@ -255,7 +256,7 @@ static int session_give_store(void *ctx, unsigned int dev, int fd, uint64_t id)
 	return ret != ZMSG_STORED || m.store.id != id ? -EPROTO : 0;
 }
 
-static const struct uffd_dev_client session_client = {
+static const struct migrate_client session_client = {
 	.zap = session_zap,
 	.anonymize = session_anonymize,
 	.give_store = session_give_store,
@@ -313,8 +314,8 @@ static void fill_stats(struct session *s, unsigned int dev, union zmsg *m)
 	struct zmm_counters *c = &s->mm->cnt[dev];
 	struct refpool_stats ps;
 
-	xmap_sync_all(s->mm);	/* count the revocations made so far */
-	refpool_get_stats(s->d->dev[dev].pool, &ps);
+	excl_sync_all(s->mm);	/* count the revocations made so far */
+	refpool_get_stats(s->d->devs.dev[dev].pool, &ps);
 	m->stats_ok.cpu_faults = atomic_load(&c->cpu_faults);
 	m->stats_ok.device_faults = atomic_load(&c->device_faults);
 	m->stats_ok.pages_to_device = atomic_load(&c->pages_to_device);
@@ -329,22 +330,22 @@ static void fill_stats(struct session *s, unsigned int dev, union zmsg *m)
 
 static void fill_status(struct zdevd *d, union zmsg *m)
 {
-	m->status_ok.ndevices = d->cfg.ndevices;
+	m->status_ok.ndevices = d->cfg.devs.ndevices;
 	pthread_mutex_lock(&d->mms_lock);
 	m->status_ok.clients = d->nclients;
 	pthread_mutex_unlock(&d->mms_lock);
-	m->status_ok.cpu_faults = atomic_load(&d->cpu_faults);
-	m->status_ok.pages_to_device = atomic_load(&d->pages_to_device);
-	m->status_ok.pages_to_system = atomic_load(&d->pages_to_system);
-	m->status_ok.exclusive_grants = atomic_load(&d->exclusive_grants);
-	m->status_ok.exclusive_revokes = atomic_load(&d->exclusive_revokes);
+	m->status_ok.cpu_faults = atomic_load(&d->devs.totals.cpu_faults);
+	m->status_ok.pages_to_device = atomic_load(&d->devs.totals.pages_to_device);
+	m->status_ok.pages_to_system = atomic_load(&d->devs.totals.pages_to_system);
+	m->status_ok.exclusive_grants = atomic_load(&d->devs.totals.exclusive_grants);
+	m->status_ok.exclusive_revokes = atomic_load(&d->devs.totals.exclusive_revokes);
 	m->status_ok.fault_p50_ns = lat_percentile(&d->fault_lat, 0.50);
 	m->status_ok.fault_p99_ns = lat_percentile(&d->fault_lat, 0.99);
 	m->status_ok.fault_max_ns = atomic_load(&d->fault_lat.max_ns);
-	for (unsigned int i = 0; i < d->cfg.ndevices; i++) {
+	for (unsigned int i = 0; i < d->cfg.devs.ndevices; i++) {
 		struct refpool_stats ps;
 
-		refpool_get_stats(d->dev[i].pool, &ps);
+		refpool_get_stats(d->devs.dev[i].pool, &ps);
 		m->status_ok.dev[i].pool_pages_total = ps.pages_total;
 		m->status_ok.dev[i].pool_pages_used = ps.pages_used;
 		m->status_ok.dev[i].pool_limit_pages = ps.limit_pages;
@@ -366,7 +367,7 @@ static int release_device(struct zdevd *d, unsigned int dev)
 	}
 	pthread_mutex_unlock(&d->mms_lock);
 	for (unsigned int i = 0; i < n; i++) {
-		int r = uffd_dev_evict(list[i], (int)dev, NULL);
+		int r = migrate_evict(list[i], (int)dev, NULL);
 
 		if (r && !ret)
 			ret = r;
@@ -376,9 +377,8 @@ static int release_device(struct zdevd *d, unsigned int dev)
 }
 
 /* A device handle more, within the client's limit. */
-static int open_handle(struct zmm *mm, unsigned int dev)
+static int open_handle(struct zmm *mm, unsigned int dev, unsigned int limit)
 {
-	const unsigned int limit = mm->d->cfg.client_handles;
 	unsigned int open = 0;
 	int ret = 0;
 
@@ -428,10 +428,10 @@ static int on_request(struct session *s, union zmsg *m, int type)
 		/* The mremap that moved the page has been read by now (the
 		 * fault came after it returned): wait until it is handled. */
 		zmm_wait_events(s->mm);
-		ret = xmap_moved(s->mm, r->addr, &prot);
+		ret = excl_moved(s->mm, r->addr, &prot);
 		return reply_status(s, r->hdr.seq, ret, prot, 0);
 	}
-	if (r->device >= s->d->cfg.ndevices)
+	if (r->device >= s->d->devs.ndevices)
 		return reply_status(s, r->hdr.seq, -ENODEV, 0, 0);
 	if (type != ZMSG_OPEN && !(s->mm->open_devices & (1ull << r->device)))
 		return reply_status(s, r->hdr.seq, -EBADF, 0, 0);
@@ -439,36 +439,36 @@ static int on_request(struct session *s, union zmsg *m, int type)
 
 	switch (type) {
 	case ZMSG_OPEN:
-		ret = open_handle(s->mm, r->device);
+		ret = open_handle(s->mm, r->device, s->d->cfg.client_handles);
 		break;
 	case ZMSG_CLOSE:
 		/* The device lets go of the process's memory with its last
 		 * handle, as the driver's release does. */
 		if (close_handle(s->mm, r->device))
-			ret = uffd_dev_evict(s->mm, (int)r->device, &cpages);
+			ret = migrate_evict(s->mm, (int)r->device, &cpages);
 		else
 			ret = 0;
 		break;
 	case ZMSG_MIGRATE_TO_DEV:
 		ret = check_range(r->addr, r->npages);
 		if (!ret)
-			ret = xmap_before_access(s->mm, r->device, type, r->addr, r->npages, 0,
+			ret = excl_before_access(s->mm, r->device, type, r->addr, r->npages, 0,
 						 session_xmap, s, &cpages, &faults);
 		if (!ret)
-			ret = uffd_dev_migrate_to_device(s->mm, r->device, r->addr, r->npages,
+			ret = migrate_to_device(s->mm, r->device, r->addr, r->npages,
 							 &session_client, s, &cpages);
 		break;
 	case ZMSG_MIGRATE_TO_SYS:
 		ret = check_range(r->addr, r->npages);
 		if (!ret)
-			ret = uffd_dev_migrate_to_system(s->mm, r->device, r->addr, r->npages,
+			ret = migrate_to_system(s->mm, r->device, r->addr, r->npages,
 							 &cpages);
 		break;
 	case ZMSG_READ:
 	case ZMSG_WRITE:
 		ret = check_range(r->addr, r->npages);
 		if (!ret)
-			ret = xmap_before_access(s->mm, r->device, type, r->addr, r->npages,
+			ret = excl_before_access(s->mm, r->device, type, r->addr, r->npages,
 						 r->buf, session_xmap, s, &cpages, &faults);
 		if (!ret)
 			ret = device_access(s, r, type, &cpages, &faults);
@@ -479,24 +479,24 @@ static int on_request(struct session *s, union zmsg *m, int type)
 		if (!ret)
 			ret = device_access(s, r, type, &cpages, &faults);
 		if (!ret)
-			ret = xmap_after_snapshot(s->mm, r->addr, r->npages, r->buf);
+			ret = excl_after_snapshot(s->mm, r->addr, r->npages, r->buf);
 		break;
 	case ZMSG_EXCLUSIVE:
 		ret = check_range(r->addr, r->npages);
 		if (!ret)
-			ret = xmap_make_exclusive(s->mm, r->device, r->addr, r->npages, r->arg,
+			ret = excl_make_exclusive(s->mm, r->device, r->addr, r->npages, r->arg,
 						  session_xmap, s, &cpages);
 		/* Pages before a failure stay exclusive: say how many. */
 		return reply_status(s, r->hdr.seq, ret, cpages, 0);
 	case ZMSG_CHECK_EXCLUSIVE:
 		ret = check_range(r->addr, r->npages);
 		if (!ret)
-			ret = xmap_check_exclusive(s->mm, r->device, r->addr, r->npages, r->arg);
+			ret = excl_check_exclusive(s->mm, r->device, r->addr, r->npages, r->arg);
 		break;
 	case ZMSG_ATOMIC_ADD:
 		ret = r->npages == 1 ? check_range(r->addr & ~(PG_SIZE - 1), 1) : -EINVAL;
 		if (!ret)
-			ret = xmap_atomic_add(s->mm, r->device, r->addr, r->arg, r->buf,
+			ret = excl_atomic_add(s->mm, r->device, r->addr, r->arg, r->buf,
 					      session_xmap, s, &cpages);
 		return reply_status(s, r->hdr.seq, ret, ret ? 0 : cpages, 0);
 	case ZMSG_RELEASE:

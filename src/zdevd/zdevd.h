@@ -2,7 +2,8 @@
 #ifndef ZDEV_ZDEVD_H
 #define ZDEV_ZDEVD_H
 
-/* zdevd's shared state: the devices, the client processes, the event loop. */
+/* zdevd's shared state: the devices, the client processes, the sessions, the
+ * event loop. */
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -10,40 +11,19 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "page.h"
+#include "devset.h"
 #include "proto.h"
-#include "ptable.h"
-#include "refpool.h"
 
 struct session;
 struct zdevd;
 struct zmm;
 
-struct zdev_device {
-	unsigned int index;
-	int node;
-	struct refpool *pool;
-	struct zdevd *d;
-	/* rescue.c: the pfns the device's memory has, and the id of the store
-	 * last mapped under each 2 MiB block (0: none) */
-	uint64_t dev_pages;
-	uint64_t nblocks;
-	_Atomic uint64_t *block_store;
-};
-
 struct zdevd_config {
 	char socket_path[108];
-	unsigned int ndevices;
-	size_t memory;		/* per device */
-	size_t chunk;
+	struct devset_config devs;
+	unsigned int client_handles;	/* device handles a client may hold (0: no limit) */
 	bool foreground;
 	bool verbose;
-	bool pool_debug;	/* REFPOOL_DEBUG on every pool */
-	/* per client process: device memory on each device, bytes registered
-	 * with its uffd, device handles open (0: no limit of its own) */
-	size_t client_memory;
-	size_t client_registered;
-	unsigned int client_handles;
 };
 
 /* Fault latency histogram: bucket i holds latencies in [2^i, 2^(i+1)) ns. */
@@ -55,10 +35,9 @@ struct lat_hist {
 
 struct zdevd {
 	struct zdevd_config cfg;
-	struct zdev_device dev[ZDEV_MAX_DEVICES];
+	struct devset devs;
 	int listen_fd;
 	int devnode_ok;		/* /dev/userfaultfd can be handed to clients */
-	uint64_t uffd_features;	/* what zdevd asks of every client uffd */
 
 	pthread_mutex_t sessions_lock;	/* the sessions and the workers */
 	struct session *sessions;
@@ -74,11 +53,7 @@ struct zdevd {
 	struct zmm *unclaimed;		/* fork children, oldest first */
 	unsigned int nclients;
 
-	_Atomic uint64_t next_store_id;	/* rescue.c */
-
 	struct lat_hist fault_lat;
-	_Atomic uint64_t cpu_faults, pages_to_device, pages_to_system;
-	_Atomic uint64_t exclusive_grants, exclusive_revokes;
 
 	/* the event loop (loop.c) */
 	struct zloop *loop;

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <unistd.h>
 
-#include "zdevd/parallel.h"
+#include "parallel.h"
 
 #define MAX_PARTS 4
 

@@ -15,15 +15,17 @@
 #include <sys/ioctl.h>
 #include <sys/uio.h>
 
+#include "mirror.h"
 #include "page.h"
 #include "uffd_compat.h"
 #include "uffd_dev.h"
+#include "vmas.h"
 #include "zdev.h"
-#include "zdevd/mirror_ops.h"
-#include "zdevd/vmas.h"
-#include "zdevd/zmm.h"
+#include "zmm.h"
 
-
+/* The kernel faults a device access in with the process's protections as
+ * they are now: -EFAULT for a hole or an unreadable page, -EPERM for a
+ * write to a read-only one. */
 static int check_access(const struct vma_list *vmas, uint64_t addr, uint64_t npages, bool write)
 {
 	for (uint64_t i = 0; i < npages; i++) {
@@ -55,26 +57,110 @@ static int client_copy(pid_t pid, bool to_client, void *local, uint64_t remote, 
  * one reference each mapping process holds). Caller holds mm->lock. */
 static bool shared(struct zmm *mm, uint64_t e)
 {
-	struct refpool *pool = mm->d->dev[e_dev(e)].pool;
+	struct refpool *pool = mm->ds->dev[e_dev(e)].pool;
 
 	return atomic_load_explicit(&refpool_pfn_to_page(pool, e_pfn(e))->refcount,
 				    memory_order_acquire) > 1;
 }
 
+/* One device read or write of [addr, addr + npages pages); the data passes
+ * through bounce, page i at i * PG_SIZE. */
+struct access {
+	struct zmm *mm;
+	unsigned int dev;
+	uint64_t addr, npages;
+	bool write;
+	uint64_t need;		/* the mirror bits the access needs */
+	uint8_t *bounce;
+	uint8_t *local;		/* page i is in this device's memory: accessed there */
+	uint64_t missing;	/* pages the mirror lacked */
+};
+
+/* The pages in this device's memory, accessed there, under mm->lock: 0, or
+ * the -errno of bringing another device's page back. */
+static int access_device_pages(struct access *a)
+{
+	struct zmm *mm = a->mm;
+	struct refpool *pool = mm->ds->dev[a->dev].pool;
+	int ret = 0;
+
+	pthread_mutex_lock(&mm->lock);
+	for (uint64_t i = 0; i < a->npages && !ret; i++) {
+		const uint64_t vpn = pg_vpn(a->addr) + i;
+		uint64_t e = ptable_get(&mm->pt, vpn);
+
+		if ((e & a->need) != a->need)
+			a->missing++;
+		if ((e & E_DEVPRIV) && !(e & E_BUSY) &&
+		    (e_dev(e) != a->dev || (a->write && shared(mm, e)))) {
+			/* Another device's page comes back to RAM first; so
+			 * does, for a write, a page a fork shares, which gives
+			 * this process a copy of its own, as the write fault's
+			 * copy-on-write does. */
+			ret = uffd_dev_bring_back_locked(mm, vpn, e, false);
+			e = 0;
+		}
+		if (!ret && (e & E_DEVPRIV) && !(e & E_BUSY)) {
+			void *mem = refpool_page_mem(pool, refpool_pfn_to_page(pool, e_pfn(e)));
+
+			a->local[i] = 1;
+			if (a->write)
+				memcpy(mem, a->bounce + i * PG_SIZE, PG_SIZE);
+			else
+				memcpy(a->bounce + i * PG_SIZE, mem, PG_SIZE);
+		}
+	}
+	pthread_mutex_unlock(&mm->lock);
+	return ret;
+}
+
+static bool in_system_memory(const void *ctx, uint64_t first, uint64_t i)
+{
+	(void)first;
+	return !((const uint8_t *)ctx)[i];
+}
+
+/* The other pages, in the client's memory, a run at a time: 0 or -errno. */
+static int access_system_pages(struct access *a)
+{
+	int ret = 0;
+
+	/* Never-touched pages of registered windows would fault into our own
+	 * uffd when the copy below touches them. */
+	uffd_dev_fill_holes(a->mm, a->addr, a->npages);
+	for (uint64_t s = 0, e = 0;
+	     !ret && run_next_by(a->npages, &s, &e, in_system_memory, a->local);)
+		ret = client_copy(a->mm->pid, a->write, a->bounce + s * PG_SIZE,
+				  a->addr + s * PG_SIZE, (e - s) * PG_SIZE);
+	return ret;
+}
+
+/* The mirror maps every page of the access now. */
+static void mirror_map(struct access *a)
+{
+	struct zmm *mm = a->mm;
+
+	pthread_mutex_lock(&mm->lock);
+	for (uint64_t i = 0; i < a->npages; i++) {
+		const uint64_t vpn = pg_vpn(a->addr) + i;
+
+		ptable_set(&mm->pt, vpn, ptable_get(&mm->pt, vpn) | a->need);
+	}
+	pthread_mutex_unlock(&mm->lock);
+}
+
 int mirror_access(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages, uint64_t buf,
 		  bool write, uint64_t *cpages, uint64_t *faults)
 {
-	struct refpool *pool = mm->d->dev[dev].pool;
-	const uint64_t need = E_MIRROR(dev) | (write ? E_MIRROR_W(dev) : 0);
+	const uint64_t end = addr + npages * PG_SIZE;
+	struct access a = {
+		.mm = mm, .dev = dev, .addr = addr, .npages = npages, .write = write,
+		.need = E_MIRROR(dev) | (write ? E_MIRROR_W(dev) : 0),
+	};
 	struct vma_list vmas;
-	uint8_t *bounce = NULL, *local = NULL;
-	uint64_t missing = 0;
 	int ret;
 
-	const uint64_t win = 1ull << WIN_SHIFT;
-
-	ret = vmas_read(mm->pid, addr & ~(win - 1), (addr + npages * PG_SIZE + win - 1) & ~(win - 1),
-			&vmas);
+	ret = vmas_read(mm->pid, win_down(addr), win_up(end), &vmas);
 	if (ret)
 		return ret;
 	ret = check_access(&vmas, addr, npages, write);
@@ -82,86 +168,34 @@ int mirror_access(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npag
 		goto out_free_vmas;
 	/* Registered memory tells us when it is unmapped or zapped, which is
 	 * what keeps the mirror entries made below from going stale. */
-	ret = uffd_dev_register(mm, &vmas, addr, addr + npages * PG_SIZE);
+	ret = uffd_dev_register(mm, &vmas, addr, end);
 	if (ret)
 		goto out_free_vmas;
-	bounce = malloc(npages * PG_SIZE);
-	local = calloc(npages, 1);
-	if (!bounce || !local) {
+	a.bounce = malloc(npages * PG_SIZE);
+	a.local = calloc(npages, 1);
+	if (!a.bounce || !a.local) {
 		ret = -ENOMEM;
 		goto out_free;
 	}
 	/* A write takes the data from the client first: reading the client's
 	 * buffer may fault, so never under mm->lock. */
-	if (write) {
-		ret = client_copy(mm->pid, false, bounce, buf, npages * PG_SIZE);
-		if (ret)
-			goto out_free;
-	}
-
-	pthread_mutex_lock(&mm->lock);
-	for (uint64_t i = 0; i < npages; i++) {
-		uint64_t vpn = pg_vpn(addr) + i, e = ptable_get(&mm->pt, vpn);
-
-		if ((e & need) != need)
-			missing++;
-		if ((e & E_DEVPRIV) && !(e & E_BUSY) && (e_dev(e) != dev || (write && shared(mm, e)))) {
-			/* Another device's page comes back to RAM first; so
-			 * does, for a write, a page a fork shares, which gives
-			 * this process a copy of its own, as the write fault's
-			 * copy-on-write does. */
-			ret = uffd_dev_bring_back_locked(mm, vpn, e);
-			if (ret)
-				break;
-			e = 0;
-		}
-		if ((e & E_DEVPRIV) && !(e & E_BUSY)) {
-			void *mem = refpool_page_mem(pool, refpool_pfn_to_page(pool, e_pfn(e)));
-
-			local[i] = 1;
-			if (write)
-				memcpy(mem, bounce + i * PG_SIZE, PG_SIZE);
-			else
-				memcpy(bounce + i * PG_SIZE, mem, PG_SIZE);
-		}
-	}
-	pthread_mutex_unlock(&mm->lock);
-	if (ret)
-		goto out_free;
-
-	/* Never-touched pages of registered windows would fault into our own
-	 * uffd when the copy below touches them. */
-	uffd_dev_fill_holes(mm, addr, npages);
-	for (uint64_t i = 0; i < npages && !ret;) {
-		uint64_t j;
-
-		if (local[i]) {
-			i++;
-			continue;
-		}
-		for (j = i; j < npages && !local[j]; j++)
-			;
-		ret = client_copy(mm->pid, write, bounce + i * PG_SIZE, addr + i * PG_SIZE, (j - i) * PG_SIZE);
-		i = j;
-	}
+	if (write)
+		ret = client_copy(mm->pid, false, a.bounce, buf, npages * PG_SIZE);
+	if (!ret)
+		ret = access_device_pages(&a);
+	if (!ret)
+		ret = access_system_pages(&a);
 	if (!ret && !write)
-		ret = client_copy(mm->pid, true, bounce, buf, npages * PG_SIZE);
+		ret = client_copy(mm->pid, true, a.bounce, buf, npages * PG_SIZE);
 	if (ret)
 		goto out_free;
-
-	pthread_mutex_lock(&mm->lock);
-	for (uint64_t i = 0; i < npages; i++) {
-		uint64_t vpn = pg_vpn(addr) + i, e = ptable_get(&mm->pt, vpn);
-
-		ptable_set(&mm->pt, vpn, e | need);
-	}
-	pthread_mutex_unlock(&mm->lock);
+	mirror_map(&a);
 	*cpages = npages;
-	*faults = missing ? 1 : 0;
+	*faults = a.missing ? 1 : 0;
 	atomic_fetch_add_explicit(&mm->cnt[dev].device_faults, *faults, memory_order_relaxed);
 out_free:
-	free(bounce);
-	free(local);
+	free(a.bounce);
+	free(a.local);
 out_free_vmas:
 	vmas_free(&vmas);
 	return ret;

@@ -4,6 +4,9 @@
 
 #include <stddef.h>
 
+/* Pages a thread copies at least: 4 MiB, or a thread is not worth starting. */
+#define PARALLEL_MIN_PAGES 1024
+
 /*
  * Runs fn over [0, n) split in parts, one on each online CPU (the calling
  * thread takes the first), when n is at least min_part per part; otherwise

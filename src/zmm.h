@@ -11,8 +11,15 @@
  * device-private part holds the process's reference on the device page.
  */
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "devset.h"
 #include "page.h"
-#include "zdevd.h"
+#include "ptable.h"
 
 /* Entry layout */
 #define E_PFN_MASK	0xffffffffull
@@ -37,6 +44,11 @@
  * it: the client's map does not know it at its new address. The pfn bits
  * hold the protection to give back (see exclusive_map.c). */
 #define E_EXCL		(1ull << 39)
+
+/* Every device has its place in an entry. */
+_Static_assert((uint64_t)(ZDEV_MAX_DEVICES - 1) << E_DEV_SHIFT <= E_DEV_MASK,
+	       "the entry's device field holds every device index");
+_Static_assert(ZDEV_MAX_DEVICES <= 8, "an entry has a mirror, writable and atomic bit per device");
 
 static inline unsigned int e_dev(uint64_t e)
 {
@@ -64,8 +76,8 @@ struct zmm_counters {
 };
 
 struct zmm {
-	struct zdevd *d;
-	struct zmm *next;		/* zdevd's list, under mms_lock */
+	struct devset *ds;
+	struct zmm *next;		/* zdevd's list (src/zdevd/clients.c) */
 	_Atomic int refs;
 	pid_t pid;
 	uint64_t start_time;		/* the process's, to tell it from a later one with its pid */
@@ -74,7 +86,7 @@ struct zmm {
 	int pidfd;
 	int pagemap_fd;
 	atomic_bool dead;		/* the process is gone or its uffd failed */
-	void *uffd_watch;		/* event loop only: the watch polling uffd */
+	void *uffd_watch;		/* zdevd's event loop only: the watch polling uffd */
 	atomic_bool registered;		/* some memory is registered with the uffd */
 	/*
 	 * Set by the loop before it reads the uffd, cleared once what it read
@@ -100,8 +112,8 @@ struct zmm {
 	uint64_t xmap_dir;
 	int mem_fd;
 
-	/* rescue.c: the stores (under lock) and the rescue table */
-	struct zstore *store[ZDEV_MAX_DEVICES];
+	/* store.c: the stores (under lock) and the rescue table */
+	struct store *store[ZDEV_MAX_DEVICES];
 	int rescue_fd;
 	struct rescue_entry *rescue;
 	size_t rescue_len;
@@ -111,36 +123,42 @@ struct zmm {
 	struct zmm *next_unclaimed;	/* under mms_lock */
 };
 
-/* A new mm for pid with its (already proven) uffd; one reference. */
-int zmm_create(struct zdevd *d, pid_t pid, uid_t uid, int uffd, struct zmm **out);
+/* A new mm for pid (0: not known yet, a fork child) with its (already
+ * proven) uffd, holding one reference: 0, or -errno (pagemap or the rescue
+ * table could not be had). */
+int zmm_create(struct devset *ds, pid_t pid, uid_t uid, int uffd, struct zmm **out);
 void zmm_get(struct zmm *mm);
+/* The last reference gives back every device page and closes the uffd. */
 void zmm_put(struct zmm *mm);
-/* Adds mm to zdevd's list; the list holds a reference. */
-void zmm_publish(struct zmm *mm);
-/* The process is gone: give back every device page, close its uffd. */
-void zmm_exit(struct zmm *mm);
-struct zmm *zmm_find(struct zdevd *d, pid_t pid);	/* with a reference */
-/* The mm of the process pid is now, if zdevd serves it already (a process
- * that closed every handle and opens one again keeps its one uffd). */
-struct zmm *zmm_find_live(struct zdevd *d, pid_t pid);
-
-/* Adds the mm's uffd (and pidfd, once its pid is known) to the event loop. */
-int zmm_watch(struct zmm *mm);
-
-/* A fork event brought child's uffd; it waits on zdevd's unclaimed list
- * until the child says who it is (the list holds the first reference). */
-void zmm_add_unclaimed(struct zmm *parent, struct zmm *child);
-/* Whether a fork child of parent_pid waits to be claimed (the loop is given
- * a moment to handle the fork event). */
-bool zmm_fork_pending(struct zdevd *d, pid_t parent_pid);
-/* The child pid, forked by parent_pid, mapped its proof page at proof_addr:
- * the unclaimed child whose uffd serves pid's memory (proof_check()), now
- * pid's, with a reference; NULL if none is. */
-struct zmm *zmm_claim_fork(struct zdevd *d, pid_t pid, pid_t parent_pid, uint64_t proof_addr);
-/* Shutdown: frees the children never claimed. */
-void zmm_drop_unclaimed(struct zdevd *d);
-
+/* A fork child's pid is known now: 0, or -errno when its pagemap cannot be
+ * opened (the process is gone). */
+int zmm_set_pid(struct zmm *mm, pid_t pid);
+/* Whether mm->pid names a later process now than the one mm serves. */
+bool zmm_pid_reused(struct zmm *mm);
 /* Waits until the loop has handled every uffd event it has read for mm. */
 void zmm_wait_events(struct zmm *mm);
+
+/* zmm_pages.c: the device pages the table holds. Every vpn is a page number,
+ * every range [first, end) of them; _locked: the caller holds mm->lock. */
+
+/* The device page entry e holds. */
+struct refpool_page *zmm_entry_page(struct zmm *mm, uint64_t e);
+/* The device THP of window w is no longer one: its pages stay where they
+ * are, each on its own, and the pool's block splits as they are put alone. */
+void zmm_split_window_locked(struct zmm *mm, uint64_t w);
+/* A change to [first, end) that cuts through a device THP splits it, as the
+ * kernel splits a PMD it unmaps or moves in part. */
+void zmm_split_edges_locked(struct zmm *mm, uint64_t first, uint64_t end);
+/* Whether window w holds one intact device THP; *first: its first entry. */
+bool zmm_thp_intact_locked(struct zmm *mm, uint64_t w, uint64_t *first);
+/* n device-private pages from vpn, whose first entry is e, are back in system
+ * memory: their entries and rescue-table entries go, and the pages go back
+ * to the pool (a whole device THP as one block), counted as pages_to_system. */
+void zmm_forget_run_locked(struct zmm *mm, uint64_t vpn, uint64_t n, uint64_t e);
+/* The process let go of [first, end): device pages there are freed, every
+ * entry erased. Pages a migration owns (E_BUSY) stay, unless unmap. */
+void zmm_drop_range(struct zmm *mm, uint64_t first, uint64_t end, bool unmap);
+/* The same for the whole address space. */
+void zmm_drop_all(struct zmm *mm);
 
 #endif

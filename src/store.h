@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-#ifndef ZDEV_ZDEVD_RESCUE_H
-#define ZDEV_ZDEVD_RESCUE_H
+#ifndef ZDEV_STORE_H
+#define ZDEV_STORE_H
 
 /*
  * zdevd's side of crash survival (rescue_layout.h): every process's stores
@@ -13,10 +13,10 @@
 #include "refpool.h"
 
 struct zmm;
-struct zdev_device;
+struct device;
 
 /* One process's store on one device: its pages' memory, a pool owner. */
-struct zstore {
+struct store {
 	int fd;
 	uint64_t id;
 	struct refpool_owner *owner;
@@ -26,31 +26,31 @@ struct zstore {
 };
 
 /* The per-device part: which store is mapped under each block. */
-int rescue_device_init(struct zdev_device *dev, uint64_t dev_pages);
-void rescue_device_fini(struct zdev_device *dev);
+int store_device_init(struct device *dev, uint64_t dev_pages);
+void store_device_fini(struct device *dev);
 
 /* The pool hooks (refpool_ops). */
-int rescue_adopt_block(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *arg);
-void rescue_owner_gone(struct refpool *pool, void *owner_arg, void *arg);
+int store_adopt_block(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *arg);
+void store_owner_gone(struct refpool *pool, void *owner_arg, void *arg);
 
 /* The process's rescue table, made with the mm. */
-int rescue_table_create(struct zmm *mm);
-void rescue_table_destroy(struct zmm *mm);
+int store_table_create(struct zmm *mm);
+void store_table_destroy(struct zmm *mm);
 
 /* The process's store on dev, with a reference: 0, or 1 if it was made now
  * (the client has to be given it before any page goes there), or -errno.
  * Caller holds mm->lock. */
-int rescue_store_get_locked(struct zmm *mm, unsigned int dev, struct zstore **out);
-void rescue_store_put(struct zstore *store);
+int store_get_locked(struct zmm *mm, unsigned int dev, struct store **out);
+void store_put(struct store *store);
 /* Drops the process's claim on its stores (they last while their pages do):
  * at its end, and at a fork, after which the child holds them (its shared
  * pages are there) and the process's later pages go to new ones the child
  * never sees. */
-void rescue_stores_put(struct zmm *mm);
+void store_put_all(struct zmm *mm);
 
 /* The process maps device page pfn of dev at vpn now (its data is in the
  * store already), or no longer. */
-void rescue_note(struct zmm *mm, unsigned int dev, uint32_t pfn, uint64_t vpn);
-void rescue_forget(struct zmm *mm, unsigned int dev, uint32_t pfn);
+void store_note(struct zmm *mm, unsigned int dev, uint32_t pfn, uint64_t vpn);
+void store_forget(struct zmm *mm, unsigned int dev, uint32_t pfn);
 
 #endif

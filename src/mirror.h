@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-#ifndef ZDEV_MIRROR_OPS_H
-#define ZDEV_MIRROR_OPS_H
+#ifndef ZDEV_MIRROR_H
+#define ZDEV_MIRROR_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -13,12 +13,12 @@
 #include "numa_place.h"
 #include "page.h"
 #include "rescue_layout.h"
-#include "zdevd/rescue.h"
-#include "zdevd/zmm.h"
+#include "store.h"
+#include "zmm.h"
 
 #define BLOCK_BYTES ((size_t)REFPOOL_BLOCK_PAGES * PG_SIZE)
 
-int rescue_device_init(struct zdev_device *dev, uint64_t dev_pages)
+int store_device_init(struct device *dev, uint64_t dev_pages)
 {
 	dev->dev_pages = dev_pages;
 	dev->nblocks = dev_pages / REFPOOL_BLOCK_PAGES;
@@ -26,7 +26,7 @@ int rescue_device_init(struct zdev_device *dev, uint64_t dev_pages)
 	return dev->block_store ? 0 : -ENOMEM;
 }
 
-void rescue_device_fini(struct zdev_device *dev)
+void store_device_fini(struct device *dev)
 {
 	free(dev->block_store);
 	dev->block_store = NULL;
@@ -40,10 +40,10 @@ void rescue_device_fini(struct zdev_device *dev)
  * shared mapping frees it in the file it came from, and the former owner,
  * who may still hold that file, finds zeros there, never another's data.
  */
-int rescue_adopt_block(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *arg)
+int store_adopt_block(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *arg)
 {
-	struct zdev_device *dev = arg;
-	struct zstore *store = owner_arg;
+	struct device *dev = arg;
+	struct store *store = owner_arg;
 	_Atomic uint64_t *slot = &dev->block_store[first_pfn / REFPOOL_BLOCK_PAGES];
 	void *addr = refpool_page_mem(pool, refpool_pfn_to_page(pool, first_pfn));
 	int ret;
@@ -68,9 +68,9 @@ int rescue_adopt_block(struct refpool *pool, uint32_t first_pfn, void *owner_arg
 	return 0;
 }
 
-void rescue_owner_gone(struct refpool *pool, void *owner_arg, void *arg)
+void store_owner_gone(struct refpool *pool, void *owner_arg, void *arg)
 {
-	struct zstore *store = owner_arg;
+	struct store *store = owner_arg;
 
 	(void)pool;
 	(void)arg;
@@ -80,10 +80,9 @@ void rescue_owner_gone(struct refpool *pool, void *owner_arg, void *arg)
 	free(store);
 }
 
-int rescue_table_create(struct zmm *mm)
+int store_table_create(struct zmm *mm)
 {
-	struct zdevd *d = mm->d;
-	size_t len = (size_t)d->cfg.ndevices * d->dev[0].dev_pages * sizeof(struct rescue_entry);
+	size_t len = (size_t)mm->ds->ndevices * mm->ds->dev[0].dev_pages * sizeof(struct rescue_entry);
 	void *p;
 	int fd, ret;
 
@@ -110,7 +109,7 @@ err_close_fd:
 	return ret;
 }
 
-void rescue_table_destroy(struct zmm *mm)
+void store_table_destroy(struct zmm *mm)
 {
 	if (mm->rescue)
 		munmap(mm->rescue, mm->rescue_len);
@@ -120,10 +119,10 @@ void rescue_table_destroy(struct zmm *mm)
 	mm->rescue_fd = -1;
 }
 
-int rescue_store_get_locked(struct zmm *mm, unsigned int dev, struct zstore **out)
+int store_get_locked(struct zmm *mm, unsigned int dev, struct store **out)
 {
-	struct zdev_device *device = &mm->d->dev[dev];
-	struct zstore *store = mm->store[dev];
+	struct device *device = &mm->ds->dev[dev];
+	struct store *store = mm->store[dev];
 	char name[32];
 	int ret;
 
@@ -146,7 +145,7 @@ int rescue_store_get_locked(struct zmm *mm, unsigned int dev, struct zstore **ou
 		ret = -errno;
 		goto err_close_fd;
 	}
-	store->id = atomic_fetch_add_explicit(&mm->d->next_store_id, 1, memory_order_relaxed) + 1;
+	store->id = atomic_fetch_add_explicit(&mm->ds->next_store_id, 1, memory_order_relaxed) + 1;
 	ret = refpool_owner_create(device->pool, store, &store->owner);
 	if (ret)
 		goto err_close_fd;
@@ -162,32 +161,31 @@ err_free_store:
 	return ret;
 }
 
-void rescue_store_put(struct zstore *store)
+void store_put(struct store *store)
 {
 	/* The owner frees the store once its last block is released. */
 	if (atomic_fetch_sub_explicit(&store->refs, 1, memory_order_acq_rel) == 1)
 		refpool_owner_put(store->owner);
 }
 
-void rescue_stores_put(struct zmm *mm)
+void store_put_all(struct zmm *mm)
 {
 	for (unsigned int i = 0; i < ZDEV_MAX_DEVICES; i++) {
 		if (!mm->store[i])
 			continue;
-		rescue_store_put(mm->store[i]);
+		store_put(mm->store[i]);
 		mm->store[i] = NULL;
 	}
 }
 
-
 static struct rescue_entry *entry_of(struct zmm *mm, unsigned int dev, uint32_t pfn)
 {
-	return &mm->rescue[(uint64_t)dev * mm->d->dev[dev].dev_pages + pfn];
+	return &mm->rescue[(uint64_t)dev * mm->ds->dev[dev].dev_pages + pfn];
 }
 
-void rescue_note(struct zmm *mm, unsigned int dev, uint32_t pfn, uint64_t vpn)
+void store_note(struct zmm *mm, unsigned int dev, uint32_t pfn, uint64_t vpn)
 {
-	struct zdev_device *device = &mm->d->dev[dev];
+	struct device *device = &mm->ds->dev[dev];
 	struct rescue_entry *e;
 
 	if (!mm->rescue)
@@ -201,7 +199,7 @@ void rescue_note(struct zmm *mm, unsigned int dev, uint32_t pfn, uint64_t vpn)
 			      memory_order_release);
 }
 
-void rescue_forget(struct zmm *mm, unsigned int dev, uint32_t pfn)
+void store_forget(struct zmm *mm, unsigned int dev, uint32_t pfn)
 {
 	if (!mm->rescue)
 		return;

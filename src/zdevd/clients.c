@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "migrate.h"
+#include "zdevd/clients.h"
+#include "zdevd/proof.h"
+#include "zmm.h"
+
+void clients_add(struct zdevd *d, struct zmm *mm)
+{
+	zmm_get(mm);
+	pthread_mutex_lock(&d->mms_lock);
+	mm->next = d->mms;
+	d->mms = mm;
+	d->nclients++;
+	pthread_mutex_unlock(&d->mms_lock);
+}
+
+void clients_exit(struct zdevd *d, struct zmm *mm)
+{
+	struct zmm **p;
+	bool listed = false;
+
+	if (atomic_exchange(&mm->dead, true))
+		return;
+	pthread_mutex_lock(&d->mms_lock);
+	for (p = &d->mms; *p; p = &(*p)->next) {
+		if (*p == mm) {
+			*p = mm->next;
+			d->nclients--;
+			listed = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&d->mms_lock);
+	log_info("pid %d gone", (int)mm->pid);
+	/* The loop stops polling its uffd, which will never say it is gone
+	 * (the loop frees the note if it has stopped). */
+	zloop_watch_mm(d, mm);
+	zmm_drop_all(mm);
+	if (listed)
+		zmm_put(mm);
+}
+
+struct zmm *clients_find(struct zdevd *d, pid_t pid)
+{
+	struct zmm *mm;
+
+	pthread_mutex_lock(&d->mms_lock);
+	for (mm = d->mms; mm; mm = mm->next)
+		if (mm->pid == pid && !atomic_load(&mm->dead))
+			break;
+	if (mm)
+		zmm_get(mm);
+	pthread_mutex_unlock(&d->mms_lock);
+	return mm;
+}
+
+struct zmm *clients_find_live(struct zdevd *d, pid_t pid)
+{
+	struct zmm *mm = clients_find(d, pid);
+
+	if (mm && zmm_pid_reused(mm)) {
+		/* A process gone, whose exit the loop has not seen yet. */
+		clients_exit(d, mm);
+		zmm_put(mm);
+		mm = NULL;
+	}
+	return mm;
+}
+
+void clients_add_unclaimed(struct zdevd *d, struct zmm *parent, struct zmm *child)
+{
+	struct zmm **p;
+
+	child->parent_pid = parent->pid;
+	pthread_mutex_lock(&d->mms_lock);
+	for (p = &d->unclaimed; *p; p = &(*p)->next_unclaimed)
+		;
+	*p = child;
+	pthread_mutex_unlock(&d->mms_lock);
+}
+
+static bool has_unclaimed(struct zdevd *d, pid_t parent_pid)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&d->mms_lock);
+	for (struct zmm *c = d->unclaimed; c && !found; c = c->next_unclaimed)
+		found = c->parent_pid == parent_pid;
+	pthread_mutex_unlock(&d->mms_lock);
+	return found;
+}
+
+bool clients_fork_pending(struct zdevd *d, pid_t parent_pid)
+{
+	struct zmm *parent = clients_find(d, parent_pid);
+	bool expect_event;
+
+	/* Without registered memory the parent's fork raised no event. A
+	 * parent already gone may have had one: look for a while either way. */
+	expect_event = !parent || atomic_load(&parent->registered);
+	if (parent)
+		zmm_put(parent);
+	/* The fork event was read before the child could run, but the loop
+	 * may still be handling it: give it a moment. */
+	for (int i = 0; i < (expect_event ? 200 : 1); i++) {
+		if (has_unclaimed(d, parent_pid))
+			return true;
+		usleep(500);
+	}
+	return false;
+}
+
+/* Every unclaimed child of parent_pid, each with a reference: *n of them in
+ * a new array, or NULL. */
+static struct zmm **unclaimed_children(struct zdevd *d, pid_t parent_pid, size_t *n)
+{
+	struct zmm **cand = NULL;
+	size_t cap = 0;
+
+	*n = 0;
+	pthread_mutex_lock(&d->mms_lock);
+	for (struct zmm *c = d->unclaimed; c; c = c->next_unclaimed)
+		cap += c->parent_pid == parent_pid;
+	cand = cap ? malloc(cap * sizeof(*cand)) : NULL;
+	for (struct zmm *c = d->unclaimed; c && cand && *n < cap; c = c->next_unclaimed) {
+		if (c->parent_pid != parent_pid)
+			continue;
+		zmm_get(c);
+		cand[(*n)++] = c;
+	}
+	pthread_mutex_unlock(&d->mms_lock);
+	return cand;
+}
+
+/* Takes child off the unclaimed list: false if another claim took it first. */
+static bool take_unclaimed(struct zdevd *d, struct zmm *child)
+{
+	bool taken = false;
+
+	pthread_mutex_lock(&d->mms_lock);
+	for (struct zmm **p = &d->unclaimed; *p; p = &(*p)->next_unclaimed) {
+		if (*p == child) {
+			*p = child->next_unclaimed;
+			taken = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&d->mms_lock);
+	return taken;
+}
+
+struct zmm *clients_claim_fork(struct zdevd *d, pid_t pid, pid_t parent_pid,
+			       uint64_t proof_addr)
+{
+	struct zmm **cand, *child = NULL;
+	bool taken = false;
+	size_t n;
+
+	/* Several threads of the parent may fork at once, and their children
+	 * say hello in any order: the proof, not the order, pairs them. Every
+	 * unclaimed child of the parent is a candidate, however many never
+	 * said hello. */
+	cand = unclaimed_children(d, parent_pid, &n);
+	for (size_t i = 0; i < n && !child; i++)
+		if (!proof_check(cand[i]->uffd, pid, proof_addr))
+			child = cand[i];
+	if (child)
+		taken = take_unclaimed(d, child);
+	for (size_t i = 0; i < n; i++)
+		if (cand[i] != child || !taken)
+			zmm_put(cand[i]);
+	free(cand);
+	/* taken: the list's reference and ours are both ours now */
+	if (!taken)
+		return NULL;
+	zmm_put(child);
+	if (zmm_set_pid(child, pid)) {
+		/* Gone already: nothing of it to keep. */
+		zmm_put(child);
+		return NULL;
+	}
+	clients_add(d, child);
+	if (zloop_watch_mm(d, child))
+		clients_exit(d, child);
+	return child;	/* the list's reference is now the caller's */
+}
+
+void clients_evict_all(struct zdevd *d)
+{
+	for (;;) {
+		struct zmm *mm;
+
+		pthread_mutex_lock(&d->mms_lock);
+		mm = d->mms;
+		if (mm)
+			zmm_get(mm);
+		pthread_mutex_unlock(&d->mms_lock);
+		if (!mm)
+			break;
+		if (migrate_evict(mm, -1, NULL))
+			log_warn("pid %d: could not bring every page back", (int)mm->pid);
+		clients_exit(d, mm);
+		zmm_put(mm);
+	}
+}
+
+void clients_drop_unclaimed(struct zdevd *d)
+{
+	struct zmm *child;
+
+	pthread_mutex_lock(&d->mms_lock);
+	child = d->unclaimed;
+	d->unclaimed = NULL;
+	pthread_mutex_unlock(&d->mms_lock);
+	while (child) {
+		struct zmm *next = child->next_unclaimed;
+
+		zmm_drop_all(child);
+		zmm_put(child);
+		child = next;
+	}
+}

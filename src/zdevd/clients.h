@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef ZDEV_ZDEVD_CLIENTS_H
+#define ZDEV_ZDEVD_CLIENTS_H
+
+/*
+ * The client processes zdevd serves: its list of their mms, and the fork
+ * children whose uffd a fork event brought before the child said who it is.
+ * The list holds one reference on each mm.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "zdevd/zdevd.h"
+
+struct zmm;
+
+/* Adds mm to the list, which takes a reference of its own. */
+void clients_add(struct zdevd *d, struct zmm *mm);
+/* The process is gone: off the list and the loop, its device pages freed
+ * (pools back at their baseline without waiting for the last reference).
+ * Once per mm; later calls do nothing. */
+void clients_exit(struct zdevd *d, struct zmm *mm);
+/* The listed mm of pid, with a reference, or NULL. */
+struct zmm *clients_find(struct zdevd *d, pid_t pid);
+/* The same, if the mm still serves the process pid names now (a process
+ * that closed every handle and opens one again keeps its one uffd); an mm
+ * of an earlier process with that pid is made to exit. */
+struct zmm *clients_find_live(struct zdevd *d, pid_t pid);
+
+/* A fork event brought child's uffd: it waits, unclaimed, until the child
+ * says who it is (the list holds the first reference). */
+void clients_add_unclaimed(struct zdevd *d, struct zmm *parent, struct zmm *child);
+/* Whether a fork child of parent_pid waits to be claimed; the loop is given
+ * a moment to handle a fork event it has read. */
+bool clients_fork_pending(struct zdevd *d, pid_t parent_pid);
+/* The child pid, forked by parent_pid, mapped its proof page at proof_addr:
+ * the unclaimed child whose uffd serves pid's memory (proof_check()), now
+ * listed and watched as pid's, with a reference; NULL if none is. */
+struct zmm *clients_claim_fork(struct zdevd *d, pid_t pid, pid_t parent_pid,
+			       uint64_t proof_addr);
+
+/* Shutdown: every listed process's pages back to it, then off the list. */
+void clients_evict_all(struct zdevd *d);
+/* Shutdown: the children never claimed are freed. */
+void clients_drop_unclaimed(struct zdevd *d);
+
+#endif
