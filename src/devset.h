@@ -2,62 +2,10 @@
 #ifndef ZDEV_DEVSET_H
 #define ZDEV_DEVSET_H
 
-/*
- * The emulated devices, and what their operations share across clients:
- * each device's pool and node, the limits every client has on each device,
- * the uffd features every client uffd was made with, and the totals over
- * all clients. zdevd fills it at start (devset_init) and every client's zmm
- * points at it.
- */
+/* The devices' life: their pools are made at zdevd's start and destroyed at
+ * its end (the types are in device.h). */
 
-#include <stdatomic.h>
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include "proto.h"
-#include "refpool.h"
-
-struct device {
-	unsigned int index;
-	int node;
-	struct refpool *pool;
-	/* store.c: the pfns the device's memory has, and the id of the store
-	 * last mapped under each block (0: none) */
-	uint64_t dev_pages;
-	uint64_t nblocks;
-	_Atomic uint64_t *block_store;
-};
-
-/* Over every client since the start. */
-struct devset_totals {
-	_Atomic uint64_t cpu_faults;
-	_Atomic uint64_t pages_to_device;
-	_Atomic uint64_t pages_to_system;
-	_Atomic uint64_t exclusive_grants;
-	_Atomic uint64_t exclusive_revokes;
-};
-
-struct devset_config {
-	unsigned int ndevices;		/* 1 to ZDEV_MAX_DEVICES */
-	size_t memory;			/* each device's limit, a multiple of 2 MiB */
-	size_t chunk;			/* the pool's chunk size, a multiple of 2 MiB */
-	bool pool_debug;		/* REFPOOL_DEBUG on every pool */
-	/* per client process: device memory on each device, and bytes
-	 * registered with its uffd (0: no limit of its own) */
-	size_t client_memory;
-	size_t client_registered;
-};
-
-struct devset {
-	unsigned int ndevices;
-	struct device dev[ZDEV_MAX_DEVICES];
-	size_t client_memory;
-	size_t client_registered;
-	uint64_t uffd_features;		/* every client uffd has these */
-	_Atomic uint64_t next_store_id;	/* store.c */
-	struct devset_totals totals;
-};
+#include "device.h"
 
 /* Creates every device's pool: 0, or -errno (the devices made so far are
  * destroyed again). */

@@ -296,7 +296,7 @@ static int get_store(struct migration *m, struct store **out)
 	int ret;
 
 	pthread_mutex_lock(&mm->lock);
-	ret = store_get_locked(mm, m->dev, &store);
+	ret = store_get_locked(&mm->stores, m->dev, &store);
 	pthread_mutex_unlock(&mm->lock);
 	if (ret <= 0)
 		goto out;
@@ -305,10 +305,7 @@ static int get_store(struct migration *m, struct store **out)
 		/* Not handed over: the next migration makes another rather
 		 * than fill one the client cannot rescue. */
 		pthread_mutex_lock(&mm->lock);
-		if (mm->store[m->dev] == store) {
-			mm->store[m->dev] = NULL;
-			store_put(store);
-		}
+		store_drop_locked(&mm->stores, m->dev, store);
 		pthread_mutex_unlock(&mm->lock);
 		store_put(store);
 	}
@@ -497,7 +494,7 @@ static void keep_zapped_only(struct migration *m, uint64_t s, uint64_t e)
 		 * this run stay: a page it emptied must not lose its only one. */
 		if (!m->copied[i] || (i < e && (!known || !(pm[i - s] & PM_PRESENT))))
 			continue;
-		store_forget(mm, m->dev, refpool_page_to_pfn(m->pool, m->pages[i]));
+		store_forget(&mm->stores, m->dev, refpool_page_to_pfn(m->pool, m->pages[i]));
 		refpool_put(m->pool, m->pages[i]);
 		m->pages[i] = NULL;
 		m->copied[i] = 0;
@@ -516,7 +513,7 @@ static void migration_zap(struct migration *m)
 	for (uint64_t i = 0; i < m->npages; i++) {
 		m->copied[i] = m->pages[i] != NULL;
 		if (m->copied[i])
-			store_note(m->mm, m->dev, refpool_page_to_pfn(m->pool, m->pages[i]),
+			store_note(&m->mm->stores, m->dev, refpool_page_to_pfn(m->pool, m->pages[i]),
 				   pg_vpn(m->addr) + i);
 	}
 	for (uint64_t s = 0, e = 0; run_next(m->copied, m->npages, &s, &e);) {
@@ -581,7 +578,7 @@ static int migration_finalize(struct migration *m, uint64_t *cpages)
 
 		if (m->pages[i] && !(e & E_BUSY)) {
 			/* Unmapped while we copied: the data went with it. */
-			store_forget(mm, m->dev, refpool_page_to_pfn(m->pool, m->pages[i]));
+			store_forget(&mm->stores, m->dev, refpool_page_to_pfn(m->pool, m->pages[i]));
 			refpool_put(m->pool, m->pages[i]);
 			m->pages[i] = NULL;
 			continue;
@@ -622,7 +619,7 @@ static void migration_abort(struct migration *m)
 	pthread_mutex_lock(&mm->lock);
 	for (uint64_t i = 0; i < m->npages; i++)
 		if (m->pages[i])
-			store_forget(mm, m->dev, refpool_page_to_pfn(m->pool, m->pages[i]));
+			store_forget(&mm->stores, m->dev, refpool_page_to_pfn(m->pool, m->pages[i]));
 	for (uint64_t i = 0; i < m->npages; i++) {
 		const uint64_t vpn = pg_vpn(m->addr) + i, e = ptable_get(&mm->pt, vpn);
 

@@ -14,7 +14,6 @@
 #include "page.h"
 #include "rescue_layout.h"
 #include "store.h"
-#include "zmm.h"
 
 #define BLOCK_BYTES ((size_t)REFPOOL_BLOCK_PAGES * PG_SIZE)
 
@@ -80,9 +79,9 @@ void store_owner_gone(struct refpool *pool, void *owner_arg, void *arg)
 	free(store);
 }
 
-int store_table_create(struct zmm *mm)
+int store_table_create(struct stores *ss, struct devset *ds)
 {
-	size_t len = (size_t)mm->ds->ndevices * mm->ds->dev[0].dev_pages * sizeof(struct rescue_entry);
+	size_t len = (size_t)ds->ndevices * ds->dev[0].dev_pages * sizeof(struct rescue_entry);
 	void *p;
 	int fd, ret;
 
@@ -99,9 +98,10 @@ int store_table_create(struct zmm *mm)
 		ret = -errno;
 		goto err_close_fd;
 	}
-	mm->rescue_fd = fd;
-	mm->rescue = p;
-	mm->rescue_len = len;
+	ss->ds = ds;
+	ss->table_fd = fd;
+	ss->table = p;
+	ss->table_len = len;
 	return 0;
 
 err_close_fd:
@@ -109,20 +109,20 @@ err_close_fd:
 	return ret;
 }
 
-void store_table_destroy(struct zmm *mm)
+void store_table_destroy(struct stores *ss)
 {
-	if (mm->rescue)
-		munmap(mm->rescue, mm->rescue_len);
-	if (mm->rescue_fd >= 0)
-		close(mm->rescue_fd);
-	mm->rescue = NULL;
-	mm->rescue_fd = -1;
+	if (ss->table)
+		munmap(ss->table, ss->table_len);
+	if (ss->table_fd >= 0)
+		close(ss->table_fd);
+	ss->table = NULL;
+	ss->table_fd = -1;
 }
 
-int store_get_locked(struct zmm *mm, unsigned int dev, struct store **out)
+int store_get_locked(struct stores *ss, unsigned int dev, struct store **out)
 {
-	struct device *device = &mm->ds->dev[dev];
-	struct store *store = mm->store[dev];
+	struct device *device = &ss->ds->dev[dev];
+	struct store *store = ss->store[dev];
 	char name[32];
 	int ret;
 
@@ -145,12 +145,12 @@ int store_get_locked(struct zmm *mm, unsigned int dev, struct store **out)
 		ret = -errno;
 		goto err_close_fd;
 	}
-	store->id = atomic_fetch_add_explicit(&mm->ds->next_store_id, 1, memory_order_relaxed) + 1;
+	store->id = atomic_fetch_add_explicit(&ss->ds->next_store_id, 1, memory_order_relaxed) + 1;
 	ret = refpool_owner_create(device->pool, store, &store->owner);
 	if (ret)
 		goto err_close_fd;
 	atomic_init(&store->refs, 2);	/* the mm's and the caller's */
-	mm->store[dev] = store;
+	ss->store[dev] = store;
 	*out = store;
 	return 1;
 
@@ -168,29 +168,37 @@ void store_put(struct store *store)
 		refpool_owner_put(store->owner);
 }
 
-void store_put_all(struct zmm *mm)
+void store_drop_locked(struct stores *ss, unsigned int dev, struct store *store)
+{
+	if (ss->store[dev] != store)
+		return;
+	ss->store[dev] = NULL;
+	store_put(store);
+}
+
+void store_put_all(struct stores *ss)
 {
 	for (unsigned int i = 0; i < ZDEV_MAX_DEVICES; i++) {
-		if (!mm->store[i])
+		if (!ss->store[i])
 			continue;
-		store_put(mm->store[i]);
-		mm->store[i] = NULL;
+		store_put(ss->store[i]);
+		ss->store[i] = NULL;
 	}
 }
 
-static struct rescue_entry *entry_of(struct zmm *mm, unsigned int dev, uint32_t pfn)
+static struct rescue_entry *entry_of(struct stores *ss, unsigned int dev, uint32_t pfn)
 {
-	return &mm->rescue[(uint64_t)dev * mm->ds->dev[dev].dev_pages + pfn];
+	return &ss->table[(uint64_t)dev * ss->ds->dev[dev].dev_pages + pfn];
 }
 
-void store_note(struct zmm *mm, unsigned int dev, uint32_t pfn, uint64_t vpn)
+void store_note(struct stores *ss, unsigned int dev, uint32_t pfn, uint64_t vpn)
 {
-	struct device *device = &mm->ds->dev[dev];
+	struct device *device = &ss->ds->dev[dev];
 	struct rescue_entry *e;
 
-	if (!mm->rescue)
+	if (!ss->table)
 		return;
-	e = entry_of(mm, dev, pfn);
+	e = entry_of(ss, dev, pfn);
 	e->store = atomic_load_explicit(&device->block_store[pfn / REFPOOL_BLOCK_PAGES],
 					memory_order_relaxed);
 	/* release: a reader that sees the address sees its store too, even
@@ -199,9 +207,9 @@ void store_note(struct zmm *mm, unsigned int dev, uint32_t pfn, uint64_t vpn)
 			      memory_order_release);
 }
 
-void store_forget(struct zmm *mm, unsigned int dev, uint32_t pfn)
+void store_forget(struct stores *ss, unsigned int dev, uint32_t pfn)
 {
-	if (!mm->rescue)
+	if (!ss->table)
 		return;
-	atomic_store_explicit(&entry_of(mm, dev, pfn)->vaddr, 0, memory_order_release);
+	atomic_store_explicit(&entry_of(ss, dev, pfn)->vaddr, 0, memory_order_release);
 }

@@ -10,10 +10,10 @@
 
 #include <stdint.h>
 
+#include "device.h"
 #include "refpool.h"
 
-struct zmm;
-struct device;
+struct rescue_entry;
 
 /* One process's store on one device: its pages' memory, a pool owner. */
 struct store {
@@ -25,32 +25,48 @@ struct store {
 	_Atomic int refs;
 };
 
-/* The per-device part: which store is mapped under each block. */
+/* One process's stores, one for each device it has pages on, and its rescue
+ * table; part of its zmm, whose lock guards the stores. */
+struct stores {
+	struct devset *ds;
+	struct store *store[ZDEV_MAX_DEVICES];
+	int table_fd;
+	struct rescue_entry *table;
+	size_t table_len;
+};
+
+/* The per-device part: which store is mapped under each block. 0 or
+ * -ENOMEM. */
 int store_device_init(struct device *dev, uint64_t dev_pages);
 void store_device_fini(struct device *dev);
 
-/* The pool hooks (refpool_ops). */
+/* The pool hooks (refpool_ops): adopt_block maps the owner's store under
+ * the block, 0 or the -errno of the mmap. */
 int store_adopt_block(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *arg);
 void store_owner_gone(struct refpool *pool, void *owner_arg, void *arg);
 
-/* The process's rescue table, made with the mm. */
-int store_table_create(struct zmm *mm);
-void store_table_destroy(struct zmm *mm);
+/* The process's rescue table, made with its zmm, sized for every device
+ * of ds: 0 or -errno. ss->table_fd must be -1 before. */
+int store_table_create(struct stores *ss, struct devset *ds);
+void store_table_destroy(struct stores *ss);
 
 /* The process's store on dev, with a reference: 0, or 1 if it was made now
  * (the client has to be given it before any page goes there), or -errno.
  * Caller holds mm->lock. */
-int store_get_locked(struct zmm *mm, unsigned int dev, struct store **out);
+int store_get_locked(struct stores *ss, unsigned int dev, struct store **out);
 void store_put(struct store *store);
+/* A new store the client could not be given is not filled: the process's
+ * claim on it goes, if it is still dev's store. Caller holds mm->lock. */
+void store_drop_locked(struct stores *ss, unsigned int dev, struct store *store);
 /* Drops the process's claim on its stores (they last while their pages do):
  * at its end, and at a fork, after which the child holds them (its shared
  * pages are there) and the process's later pages go to new ones the child
  * never sees. */
-void store_put_all(struct zmm *mm);
+void store_put_all(struct stores *ss);
 
 /* The process maps device page pfn of dev at vpn now (its data is in the
  * store already), or no longer. */
-void store_note(struct zmm *mm, unsigned int dev, uint32_t pfn, uint64_t vpn);
-void store_forget(struct zmm *mm, unsigned int dev, uint32_t pfn);
+void store_note(struct stores *ss, unsigned int dev, uint32_t pfn, uint64_t vpn);
+void store_forget(struct stores *ss, unsigned int dev, uint32_t pfn);
 
 #endif

@@ -286,7 +286,7 @@ void uffd_dev_on_remap(struct zmm *mm, uint64_t from, uint64_t to, uint64_t len)
 		if (ptable_set(&mm->pt, to_vpn, e))
 			ctx.err = -ENOMEM;
 		else if (e & E_DEVPRIV)
-			store_note(mm, e_dev(e), e_pfn(e), to_vpn);
+			store_note(&mm->stores, e_dev(e), e_pfn(e), to_vpn);
 	}
 	pthread_mutex_unlock(&mm->lock);
 	if (ctx.err)
@@ -320,7 +320,7 @@ static bool share_entry(uint64_t vpn, uint64_t *e, void *arg)
 		return true;
 	}
 	refpool_get(ctx->parent->ds->dev[e_dev(child_e)].pool, zmm_entry_page(ctx->parent, child_e));
-	store_note(ctx->child, e_dev(child_e), e_pfn(child_e), vpn);
+	store_note(&ctx->child->stores, e_dev(child_e), e_pfn(child_e), vpn);
 	atomic_fetch_add_explicit(&ctx->child->cnt[e_dev(child_e)].device_pages, 1,
 				  memory_order_relaxed);
 	return true;
@@ -335,7 +335,7 @@ int uffd_dev_on_fork(struct zmm *parent, struct zmm *child)
 	ptable_walk(&parent->pt, 0, UINT64_MAX >> PG_SHIFT, share_entry, &ctx);
 	/* The child holds the parent's stores now: the parent's later pages
 	 * go into new ones. */
-	store_put_all(parent);
+	store_put_all(&parent->stores);
 	child->open_devices = 0;
 	memset(child->handles, 0, sizeof(child->handles));
 	pthread_mutex_unlock(&child->lock);

@@ -55,7 +55,7 @@ int zmm_create(struct devset *ds, pid_t pid, uid_t uid, int uffd, struct zmm **o
 	mm->pidfd = -1;
 	mm->pagemap_fd = -1;
 	mm->mem_fd = -1;
-	mm->rescue_fd = -1;
+	mm->stores.table_fd = -1;
 	if (pid > 0) {
 		mm->start_time = proc_start_time(pid);
 		snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
@@ -66,7 +66,7 @@ int zmm_create(struct devset *ds, pid_t pid, uid_t uid, int uffd, struct zmm **o
 			return ret;
 		}
 	}
-	ret = store_table_create(mm);
+	ret = store_table_create(&mm->stores, ds);
 	if (ret) {
 		if (mm->pagemap_fd >= 0)
 			close(mm->pagemap_fd);
@@ -90,8 +90,8 @@ void zmm_put(struct zmm *mm)
 	if (atomic_fetch_sub_explicit(&mm->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	zmm_drop_all(mm);
-	store_put_all(mm);
-	store_table_destroy(mm);
+	store_put_all(&mm->stores);
+	store_table_destroy(&mm->stores);
 	ptable_destroy(&mm->pt);
 	pthread_mutex_destroy(&mm->lock);
 	if (mm->uffd >= 0)

@@ -17,9 +17,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "devset.h"
+#include "device.h"
 #include "page.h"
 #include "ptable.h"
+#include "store.h"
 
 /* Entry layout */
 #define E_PFN_MASK	0xffffffffull
@@ -112,11 +113,7 @@ struct zmm {
 	uint64_t xmap_dir;
 	int mem_fd;
 
-	/* store.c: the stores (under lock) and the rescue table */
-	struct store *store[ZDEV_MAX_DEVICES];
-	int rescue_fd;
-	struct rescue_entry *rescue;
-	size_t rescue_len;
+	struct stores stores;		/* store.c: under lock */
 
 	/* a fork child whose pid is not known yet: zdevd's unclaimed list */
 	pid_t parent_pid;

@@ -59,7 +59,7 @@ void zmm_forget_run_locked(struct zmm *mm, uint64_t vpn, uint64_t n, uint64_t e)
 
 	for (uint64_t i = 0; i < n; i++) {
 		ptable_set(&mm->pt, vpn + i, 0);
-		store_forget(mm, dev, e_pfn(e) + (uint32_t)i);
+		store_forget(&mm->stores, dev, e_pfn(e) + (uint32_t)i);
 	}
 	if ((e & E_HUGE) && n == WIN_PAGES)
 		refpool_put_block(pool, refpool_pfn_to_page(pool, e_pfn(e)));
@@ -91,13 +91,13 @@ static bool drop_entry(uint64_t vpn, uint64_t *e, void *arg)
 		 * (once free, the block may be this process's again at once). */
 		if (!(vpn & (WIN_PAGES - 1))) {
 			for (uint32_t k = 0; k < WIN_PAGES; k++)
-				store_forget(mm, dev, e_pfn(*e) + k);
+				store_forget(&mm->stores, dev, e_pfn(*e) + k);
 			refpool_put_block(mm->ds->dev[dev].pool, zmm_entry_page(mm, *e));
 			atomic_fetch_sub_explicit(&mm->cnt[dev].device_pages, WIN_PAGES,
 						  memory_order_relaxed);
 		}
 	} else if (*e & E_DEVPRIV) {
-		store_forget(mm, dev, e_pfn(*e));
+		store_forget(&mm->stores, dev, e_pfn(*e));
 		refpool_put(mm->ds->dev[dev].pool, zmm_entry_page(mm, *e));
 		atomic_fetch_sub_explicit(&mm->cnt[dev].device_pages, 1, memory_order_relaxed);
 	}

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "config.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -225,4 +226,30 @@ void clients_drop_unclaimed(struct zdevd *d)
 		zmm_put(child);
 		child = next;
 	}
+}
+
+int clients_release_device(struct zdevd *d, unsigned int dev)
+{
+	struct zmm **list;
+	unsigned int n = 0;
+	int ret = 0;
+
+	pthread_mutex_lock(&d->mms_lock);
+	list = malloc((d->nclients + 1) * sizeof(*list));
+	for (struct zmm *mm = d->mms; mm && list; mm = mm->next) {
+		zmm_get(mm);
+		list[n++] = mm;
+	}
+	pthread_mutex_unlock(&d->mms_lock);
+	if (!list)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < n; i++) {
+		int r = migrate_evict(list[i], (int)dev, NULL);
+
+		if (r && !ret)
+			ret = r;
+		zmm_put(list[i]);
+	}
+	free(list);
+	return ret;
 }

@@ -41,6 +41,10 @@ bool clients_fork_pending(struct zdevd *d, pid_t parent_pid);
 struct zmm *clients_claim_fork(struct zdevd *d, pid_t pid, pid_t parent_pid,
 			       uint64_t proof_addr);
 
+/* test_hmm's RELEASE, which is device-wide: every client's pages of device
+ * dev back to system memory. 0, -ENOMEM, or the first client's -errno (the
+ * others are still tried). */
+int clients_release_device(struct zdevd *d, unsigned int dev);
 /* Shutdown: every listed process's pages back to it, then off the list. */
 void clients_evict_all(struct zdevd *d);
 /* Shutdown: the children never claimed are freed. */

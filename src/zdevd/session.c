@@ -34,13 +34,29 @@
 
 #define ACCESS_WINDOW 4096ul	/* pages a device access handles at once */
 
-static int reply_status(struct session *s, uint64_t seq, int status, uint64_t cpages,
-			uint64_t faults)
+/* A REPLY whose value and faults, if any, the caller fills in. */
+static void reply_init(union zmsg *m, uint64_t seq, int status)
+{
+	zmsg_init(m, ZMSG_REPLY, seq);
+	m->reply.status = status;
+}
+
+static int reply_status(struct session *s, uint64_t seq, int status)
 {
 	union zmsg m;
 
-	zmsg_init(&m, ZMSG_REPLY, seq);
-	m.reply.status = status;
+	reply_init(&m, seq, status);
+	return zmsg_send(s->sock, &m, -1);
+}
+
+/* The reply to a request that reaches pages: cpages and faults, the test
+ * driver's counts. */
+static int reply_pages(struct session *s, uint64_t seq, int status, uint64_t cpages,
+		       uint64_t faults)
+{
+	union zmsg m;
+
+	reply_init(&m, seq, status);
 	m.reply.cpages = cpages;
 	m.reply.faults = faults;
 	return zmsg_send(s->sock, &m, -1);
@@ -174,10 +190,10 @@ static int on_rescue(struct session *s, const struct zmsg_req *r)
 	union zmsg m;
 
 	if (!mm)
-		return reply_status(s, r->hdr.seq, -ENOTCONN, 0, 0);
+		return reply_status(s, r->hdr.seq, -ENOTCONN);
 	switch (r->arg) {
 	case RESCUE_TABLE:
-		fd = mm->rescue_fd;
+		fd = mm->stores.table_fd;
 		info = s->d->devs.dev[0].dev_pages;
 		break;
 	case RESCUE_UFFD:
@@ -188,8 +204,7 @@ static int on_rescue(struct session *s, const struct zmsg_req *r)
 	}
 	if (!ret && fd < 0)
 		ret = -EBADF;
-	zmsg_init(&m, ZMSG_REPLY, r->hdr.seq);
-	m.reply.status = ret;
+	reply_init(&m, r->hdr.seq, ret);
 	m.reply.dev_pages = ret ? 0 : info;
 	return zmsg_send(s->sock, &m, ret ? -1 : fd);
 }
@@ -353,28 +368,6 @@ static void fill_status(struct zdevd *d, union zmsg *m)
 	}
 }
 
-/* Evicts device dev's pages of every client: test_hmm's RELEASE is device-wide. */
-static int release_device(struct zdevd *d, unsigned int dev)
-{
-	struct zmm *list[256];
-	unsigned int n = 0;
-	int ret = 0;
-
-	pthread_mutex_lock(&d->mms_lock);
-	for (struct zmm *mm = d->mms; mm && n < 256; mm = mm->next) {
-		zmm_get(mm);
-		list[n++] = mm;
-	}
-	pthread_mutex_unlock(&d->mms_lock);
-	for (unsigned int i = 0; i < n; i++) {
-		int r = migrate_evict(list[i], (int)dev, NULL);
-
-		if (r && !ret)
-			ret = r;
-		zmm_put(list[i]);
-	}
-	return ret;
-}
 
 /* A device handle more, within the client's limit. */
 static int open_handle(struct zmm *mm, unsigned int dev, unsigned int limit)
@@ -408,34 +401,85 @@ static bool close_handle(struct zmm *mm, unsigned int dev)
 	return last;
 }
 
-static int on_request(struct session *s, union zmsg *m, int type)
+/* XMOVED: the protection of a page mremap moved while exclusive. */
+static int request_xmoved(struct session *s, const struct zmsg_req *r)
 {
-	const struct zmsg_req *r = &m->req;
+	unsigned int prot = 0;
+	union zmsg m;
+	int ret;
+
+	/* The mremap that moved the page has been read by now (the fault came
+	 * after it returned): wait until it is handled. */
+	zmm_wait_events(s->mm);
+	ret = excl_moved(s->mm, r->addr, &prot);
+	reply_init(&m, r->hdr.seq, ret);
+	m.reply.prot = prot;
+	return zmsg_send(s->sock, &m, -1);
+}
+
+static int request_atomic_add(struct session *s, const struct zmsg_req *r)
+{
+	uint64_t old = 0;
+	union zmsg m;
+	int ret;
+
+	ret = r->npages == 1 ? check_range(r->addr & ~(PG_SIZE - 1), 1) : -EINVAL;
+	if (!ret)
+		ret = excl_atomic_add(s->mm, r->device, r->addr, r->arg, r->buf, session_xmap, s,
+				      &old);
+	reply_init(&m, r->hdr.seq, ret);
+	m.reply.old_value = ret ? 0 : old;
+	return zmsg_send(s->sock, &m, -1);
+}
+
+static int request_migrate_to_device(struct session *s, const struct zmsg_req *r,
+				     uint64_t *cpages, uint64_t *faults)
+{
+	int ret = check_range(r->addr, r->npages);
+
+	if (!ret)
+		ret = excl_before_access(s->mm, r->device, ZMSG_MIGRATE_TO_DEV, r->addr, r->npages,
+					 0, session_xmap, s, cpages, faults);
+	if (!ret)
+		ret = migrate_to_device(s->mm, r->device, r->addr, r->npages, &session_client, s,
+					cpages);
+	return ret;
+}
+
+/* READ, WRITE, SNAPSHOT. */
+static int request_access(struct session *s, const struct zmsg_req *r, int type,
+			  uint64_t *cpages, uint64_t *faults)
+{
+	int ret = check_range(r->addr, r->npages);
+
+	if (!ret && type != ZMSG_SNAPSHOT)
+		ret = excl_before_access(s->mm, r->device, type, r->addr, r->npages, r->buf,
+					 session_xmap, s, cpages, faults);
+	if (ret == 1)
+		return 0;	/* served from the atomic mapping */
+	if (!ret)
+		ret = device_access(s, r, type, cpages, faults);
+	if (!ret && type == ZMSG_SNAPSHOT)
+		ret = excl_after_snapshot(s->mm, r->addr, r->npages, r->buf);
+	return ret;
+}
+
+static int set_flags(struct zmm *mm, unsigned int dev, uint64_t flags)
+{
+	if (flags & ~ZDEV_FLAG_FAIL_ALLOC)
+		return -EINVAL;
+	pthread_mutex_lock(&mm->lock);
+	mm->flags[dev] = flags;
+	pthread_mutex_unlock(&mm->lock);
+	return 0;
+}
+
+/* A request on a device the process has open. */
+static int on_device_request(struct session *s, const struct zmsg_req *r, int type)
+{
 	uint64_t cpages = 0, faults = 0;
 	union zmsg out;
 	int ret;
-
-	if (type == ZMSG_STATUS) {
-		zmsg_init(&out, ZMSG_STATUS_OK, r->hdr.seq);
-		fill_status(s->d, &out);
-		return zmsg_send(s->sock, &out, -1);
-	}
-	if (!s->mm)
-		return reply_status(s, r->hdr.seq, -ENOTCONN, 0, 0);
-	if (type == ZMSG_XMOVED) {
-		unsigned int prot = 0;
-
-		/* The mremap that moved the page has been read by now (the
-		 * fault came after it returned): wait until it is handled. */
-		zmm_wait_events(s->mm);
-		ret = excl_moved(s->mm, r->addr, &prot);
-		return reply_status(s, r->hdr.seq, ret, prot, 0);
-	}
-	if (r->device >= s->d->devs.ndevices)
-		return reply_status(s, r->hdr.seq, -ENODEV, 0, 0);
-	if (type != ZMSG_OPEN && !(s->mm->open_devices & (1ull << r->device)))
-		return reply_status(s, r->hdr.seq, -EBADF, 0, 0);
-	zmm_wait_events(s->mm);
 
 	switch (type) {
 	case ZMSG_OPEN:
@@ -444,42 +488,21 @@ static int on_request(struct session *s, union zmsg *m, int type)
 	case ZMSG_CLOSE:
 		/* The device lets go of the process's memory with its last
 		 * handle, as the driver's release does. */
-		if (close_handle(s->mm, r->device))
-			ret = migrate_evict(s->mm, (int)r->device, &cpages);
-		else
-			ret = 0;
+		ret = close_handle(s->mm, r->device) ? migrate_evict(s->mm, (int)r->device, &cpages)
+						     : 0;
 		break;
 	case ZMSG_MIGRATE_TO_DEV:
-		ret = check_range(r->addr, r->npages);
-		if (!ret)
-			ret = excl_before_access(s->mm, r->device, type, r->addr, r->npages, 0,
-						 session_xmap, s, &cpages, &faults);
-		if (!ret)
-			ret = migrate_to_device(s->mm, r->device, r->addr, r->npages,
-							 &session_client, s, &cpages);
+		ret = request_migrate_to_device(s, r, &cpages, &faults);
 		break;
 	case ZMSG_MIGRATE_TO_SYS:
 		ret = check_range(r->addr, r->npages);
 		if (!ret)
-			ret = migrate_to_system(s->mm, r->device, r->addr, r->npages,
-							 &cpages);
+			ret = migrate_to_system(s->mm, r->device, r->addr, r->npages, &cpages);
 		break;
 	case ZMSG_READ:
 	case ZMSG_WRITE:
-		ret = check_range(r->addr, r->npages);
-		if (!ret)
-			ret = excl_before_access(s->mm, r->device, type, r->addr, r->npages,
-						 r->buf, session_xmap, s, &cpages, &faults);
-		if (!ret)
-			ret = device_access(s, r, type, &cpages, &faults);
-		ret = ret == 1 ? 0 : ret;	/* served from the atomic mapping */
-		break;
 	case ZMSG_SNAPSHOT:
-		ret = check_range(r->addr, r->npages);
-		if (!ret)
-			ret = device_access(s, r, type, &cpages, &faults);
-		if (!ret)
-			ret = excl_after_snapshot(s->mm, r->addr, r->npages, r->buf);
+		ret = request_access(s, r, type, &cpages, &faults);
 		break;
 	case ZMSG_EXCLUSIVE:
 		ret = check_range(r->addr, r->npages);
@@ -487,28 +510,19 @@ static int on_request(struct session *s, union zmsg *m, int type)
 			ret = excl_make_exclusive(s->mm, r->device, r->addr, r->npages, r->arg,
 						  session_xmap, s, &cpages);
 		/* Pages before a failure stay exclusive: say how many. */
-		return reply_status(s, r->hdr.seq, ret, cpages, 0);
+		return reply_pages(s, r->hdr.seq, ret, cpages, 0);
 	case ZMSG_CHECK_EXCLUSIVE:
 		ret = check_range(r->addr, r->npages);
 		if (!ret)
 			ret = excl_check_exclusive(s->mm, r->device, r->addr, r->npages, r->arg);
 		break;
 	case ZMSG_ATOMIC_ADD:
-		ret = r->npages == 1 ? check_range(r->addr & ~(PG_SIZE - 1), 1) : -EINVAL;
-		if (!ret)
-			ret = excl_atomic_add(s->mm, r->device, r->addr, r->arg, r->buf,
-					      session_xmap, s, &cpages);
-		return reply_status(s, r->hdr.seq, ret, ret ? 0 : cpages, 0);
+		return request_atomic_add(s, r);
 	case ZMSG_RELEASE:
-		ret = release_device(s->d, r->device);
+		ret = clients_release_device(s->d, r->device);
 		break;
 	case ZMSG_SET_FLAGS:
-		ret = r->arg & ~ZDEV_FLAG_FAIL_ALLOC ? -EINVAL : 0;
-		if (!ret) {
-			pthread_mutex_lock(&s->mm->lock);
-			s->mm->flags[r->device] = r->arg;
-			pthread_mutex_unlock(&s->mm->lock);
-		}
+		ret = set_flags(s->mm, r->device, r->arg);
 		break;
 	case ZMSG_STATS:
 		zmsg_init(&out, ZMSG_STATS_OK, r->hdr.seq);
@@ -517,7 +531,29 @@ static int on_request(struct session *s, union zmsg *m, int type)
 	default:
 		ret = -EOPNOTSUPP;
 	}
-	return reply_status(s, r->hdr.seq, ret, ret && ret != -ENOENT ? 0 : cpages, faults);
+	return reply_pages(s, r->hdr.seq, ret, ret && ret != -ENOENT ? 0 : cpages, faults);
+}
+
+static int on_request(struct session *s, union zmsg *m, int type)
+{
+	const struct zmsg_req *r = &m->req;
+	union zmsg out;
+
+	if (type == ZMSG_STATUS) {
+		zmsg_init(&out, ZMSG_STATUS_OK, r->hdr.seq);
+		fill_status(s->d, &out);
+		return zmsg_send(s->sock, &out, -1);
+	}
+	if (!s->mm)
+		return reply_status(s, r->hdr.seq, -ENOTCONN);
+	if (type == ZMSG_XMOVED)
+		return request_xmoved(s, r);
+	if (r->device >= s->d->devs.ndevices)
+		return reply_status(s, r->hdr.seq, -ENODEV);
+	if (type != ZMSG_OPEN && !(s->mm->open_devices & (1ull << r->device)))
+		return reply_status(s, r->hdr.seq, -EBADF);
+	zmm_wait_events(s->mm);
+	return on_device_request(s, r, type);
 }
 
 static int on_message(struct session *s, union zmsg *m, int type, int fd)
@@ -533,7 +569,7 @@ static int on_message(struct session *s, union zmsg *m, int type, int fd)
 		ret = take_uffd(s, fd, m->req.addr);
 		if (ret && fd >= 0)
 			close(fd);
-		return reply_status(s, m->hdr.seq, ret, 0, 0) ?: (ret == -EPERM ? ret : 0);
+		return reply_status(s, m->hdr.seq, ret) ?: (ret == -EPERM ? ret : 0);
 	case ZMSG_OPEN: case ZMSG_CLOSE: case ZMSG_MIGRATE_TO_DEV: case ZMSG_MIGRATE_TO_SYS:
 	case ZMSG_READ: case ZMSG_WRITE: case ZMSG_SNAPSHOT: case ZMSG_RELEASE:
 	case ZMSG_SET_FLAGS: case ZMSG_STATS: case ZMSG_STATUS: case ZMSG_EXCLUSIVE:
