@@ -19,7 +19,9 @@ struct zmm;
 typedef int (*excl_call_fn)(void *ctx, const struct zmsg_xmap *ask, uint64_t *done);
 
 /* EXCLUSIVE: *cpages = pages of the range exclusive to dev now, counted from
- * the start (on failure too: pages before the failing one stay exclusive). */
+ * the start (on failure too: pages before the failing one stay exclusive).
+ * 0, -EOPNOTSUPP at shared or file memory, -EFAULT at a page not mapped
+ * writable, or another -errno. dir: where the client keeps its map. */
 int excl_make_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
 			uint64_t dir, excl_call_fn call, void *ctx, uint64_t *cpages);
 
@@ -27,7 +29,8 @@ int excl_make_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_
 int excl_check_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
 			 uint64_t dir);
 
-/* ATOMIC_ADD on the 8-byte counter at addr: *old gets its value before. */
+/* ATOMIC_ADD on the 8-byte counter at addr, which becomes exclusive to dev
+ * first: *old gets its value before. 0, or -errno as excl_make_exclusive. */
 int excl_atomic_add(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t delta,
 		    uint64_t dir, excl_call_fn call, void *ctx, uint64_t *old);
 
@@ -41,7 +44,8 @@ int excl_before_access(struct zmm *mm, unsigned int dev, int type, uint64_t addr
 		       uint64_t npages, uint64_t buf, excl_call_fn call, void *ctx,
 		       uint64_t *cpages, uint64_t *faults);
 
-/* After a SNAPSHOT into the client's buf: exclusive pages read as NONE. */
+/* After a SNAPSHOT into the client's buf: exclusive pages read as NONE. 0,
+ * or the -errno of reading or writing buf. */
 int excl_after_snapshot(struct zmm *mm, uint64_t addr, uint64_t npages, uint64_t buf);
 
 /* mremap moved [from, from + len) to `to` (event loop): exclusive pages,
@@ -50,7 +54,8 @@ void excl_on_remap(struct zmm *mm, uint64_t from, uint64_t to, uint64_t len);
 /* XMOVED: the protection to give back to a moved exclusive page, or -ENOENT. */
 int excl_moved(struct zmm *mm, uint64_t addr, unsigned int *prot);
 
-/* Brings the revoke counters of every device up to date (for STATS). */
+/* Brings the revoke counters of every device up to date (for STATS); best
+ * effort. */
 void excl_sync_all(struct zmm *mm);
 
 #endif

@@ -15,7 +15,8 @@ int numa_place_nodes(void);
  */
 int numa_place_resolve(int node);
 
-/* Binds [addr, addr+len) to node: pages faulted in later come from it. */
+/* Binds [addr, addr+len) to node: pages faulted in later come from it. 0 or
+ * -errno (0 without NUMA support: there is one node). */
 int numa_place_bind(void *addr, size_t len, int node);
 
 /* The node the page at addr sits on (it must be present), or -errno. */

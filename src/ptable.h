@@ -18,6 +18,7 @@ struct ptable {
 void ptable_init(struct ptable *t);
 void ptable_destroy(struct ptable *t);
 
+/* The entry of vpn, 0 when empty. */
 uint64_t ptable_get(const struct ptable *t, uint64_t vpn);
 
 /* 0 or -ENOMEM (setting 0 never fails). */

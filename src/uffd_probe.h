@@ -21,10 +21,12 @@ int uffd_probe(struct uffd_caps *caps);
 /*
  * A new userfaultfd (O_CLOEXEC | O_NONBLOCK and flags), from the system call
  * or, failing that, from /dev/userfaultfd. Its API handshake is not done yet.
+ * The fd, or -errno (-EPERM: neither is allowed to this process).
  */
 int uffd_create(int flags);
 
-/* Runs the UFFDIO_API handshake asking for features; fills what was granted. */
+/* Runs the UFFDIO_API handshake asking for features; fills what was granted
+ * (either pointer may be NULL). 0 or -errno. */
 int uffd_handshake(int fd, uint64_t features, uint64_t *got_features, uint64_t *ioctls);
 
 /* The name of one UFFD_FEATURE_* bit, or NULL. */

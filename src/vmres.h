@@ -10,8 +10,11 @@
  * other mappings, so an address computed from an index stays valid (and a
  * stale access to a given-back part faults instead of reading reused memory).
  */
+/* Each returns 0 or the -errno of its mmap, mprotect or munmap. */
 int vmres_reserve(size_t len, void **out);
+/* Private anonymous read-write memory over [addr, addr+len) of a reservation. */
 int vmres_commit_anon(void *addr, size_t len);
+/* [addr, addr+len) is reserved (PROT_NONE, no memory) again. */
 int vmres_give_back(void *addr, size_t len);
 int vmres_unreserve(void *addr, size_t len);
 

@@ -41,7 +41,7 @@ void clients_exit(struct zdevd *d, struct zmm *mm)
 	log_info("pid %d gone", (int)mm->pid);
 	/* The loop stops polling its uffd, which will never say it is gone
 	 * (the loop frees the note if it has stopped). */
-	zloop_watch_mm(d, mm);
+	loop_watch_mm(d, mm);
 	zmm_drop_all(mm);
 	if (listed)
 		zmm_put(mm);
@@ -187,7 +187,7 @@ struct zmm *clients_claim_fork(struct zdevd *d, pid_t pid, pid_t parent_pid,
 		return NULL;
 	}
 	clients_add(d, child);
-	if (zloop_watch_mm(d, child))
+	if (loop_watch_mm(d, child))
 		clients_exit(d, child);
 	return child;	/* the list's reference is now the caller's */
 }

@@ -41,7 +41,7 @@ struct watch {
 	struct watch *prev, *next;	/* the loop's list of per-client watches */
 };
 
-struct zloop {
+struct loop {
 	struct zdevd *d;
 	struct io_uring ring;
 	int sigfd, wakefd;
@@ -54,20 +54,12 @@ struct zloop {
 
 #define FAULT_RETRIES 2000
 
-uint64_t zdevd_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * A free submission entry, or NULL. An entry taken is submitted with the
  * next batch whatever it holds, so it must always be filled: one left as it
  * was would replay the request last made in its slot.
  */
-static struct io_uring_sqe *get_sqe(struct zloop *l)
+static struct io_uring_sqe *get_sqe(struct loop *l)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
 
@@ -78,7 +70,7 @@ static struct io_uring_sqe *get_sqe(struct zloop *l)
 	return sqe;
 }
 
-static int arm(struct zloop *l, struct watch *w)
+static int arm(struct loop *l, struct watch *w)
 {
 	struct io_uring_sqe *sqe = get_sqe(l);
 
@@ -98,7 +90,7 @@ static int arm(struct zloop *l, struct watch *w)
 	return 0;
 }
 
-static void disarm(struct zloop *l, struct watch *w)
+static void disarm(struct loop *l, struct watch *w)
 {
 	struct io_uring_sqe *sqe;
 
@@ -115,7 +107,7 @@ static void disarm(struct zloop *l, struct watch *w)
 	io_uring_sqe_set_data(sqe, NULL);
 }
 
-static struct watch *watch_new(struct zloop *l, enum watch_kind kind, int fd, struct zmm *mm)
+static struct watch *watch_new(struct loop *l, enum watch_kind kind, int fd, struct zmm *mm)
 {
 	struct watch *w = calloc(1, sizeof(*w));
 
@@ -133,7 +125,7 @@ static struct watch *watch_new(struct zloop *l, enum watch_kind kind, int fd, st
 	return w;
 }
 
-static void watch_free(struct zloop *l, struct watch *w)
+static void watch_free(struct loop *l, struct watch *w)
 {
 	if (w->prev)
 		w->prev->next = w->next;
@@ -148,7 +140,7 @@ static void watch_free(struct zloop *l, struct watch *w)
 	free(w);
 }
 
-static void watch_add_mm(struct zloop *l, struct zmm *mm)
+static void watch_add_mm(struct loop *l, struct zmm *mm)
 {
 	struct watch *w;
 
@@ -172,7 +164,7 @@ static void watch_add_mm(struct zloop *l, struct zmm *mm)
 	}
 }
 
-static int enqueue(struct zloop *l, struct zmm *mm, struct session *s)
+static int enqueue(struct loop *l, struct zmm *mm, struct session *s)
 {
 	struct queued *q = malloc(sizeof(*q));
 	uint64_t one = 1;
@@ -193,12 +185,12 @@ static int enqueue(struct zloop *l, struct zmm *mm, struct session *s)
 	return 0;
 }
 
-int zloop_watch_mm(struct zdevd *d, struct zmm *mm)
+int loop_watch_mm(struct zdevd *d, struct zmm *mm)
 {
 	return enqueue(d->loop, mm, NULL);
 }
 
-void zloop_forget_session(struct zdevd *d, struct session *s)
+void loop_forget_session(struct zdevd *d, struct session *s)
 {
 	/* Without memory for the note the poll stays, on a connection
 	 * shut down for good: its session is freed at shutdown. */
@@ -207,7 +199,7 @@ void zloop_forget_session(struct zdevd *d, struct session *s)
 		log_err("pid %d: out of memory ending its connection", (int)s->pid);
 }
 
-static void drain_queue(struct zloop *l)
+static void drain_queue(struct loop *l)
 {
 	struct queued *q;
 	uint64_t n;
@@ -241,7 +233,7 @@ struct deferred {
 	uint64_t addr, flags, t0;
 };
 
-static void on_fork(struct zloop *l, struct zmm *parent, int ufd)
+static void on_fork(struct loop *l, struct zmm *parent, int ufd)
 {
 	struct zmm *child;
 
@@ -257,7 +249,7 @@ static void on_fork(struct zloop *l, struct zmm *parent, int ufd)
 	clients_add_unclaimed(l->d, parent, child);
 }
 
-static int on_msg(struct zloop *l, struct zmm *mm, const struct uffd_msg *msg,
+static int on_msg(struct loop *l, struct zmm *mm, const struct uffd_msg *msg,
 		  struct deferred *def, int *ndef)
 {
 	uint64_t t0;
@@ -265,7 +257,7 @@ static int on_msg(struct zloop *l, struct zmm *mm, const struct uffd_msg *msg,
 
 	switch (msg->event) {
 	case UFFD_EVENT_PAGEFAULT:
-		t0 = zdevd_now_ns();
+		t0 = lat_now_ns();
 		ret = uffd_dev_fault(mm, msg->arg.pagefault.address, msg->arg.pagefault.flags);
 		if (ret == -EAGAIN && *ndef < 64) {
 			def[(*ndef)++] = (struct deferred){ msg->arg.pagefault.address,
@@ -273,7 +265,7 @@ static int on_msg(struct zloop *l, struct zmm *mm, const struct uffd_msg *msg,
 			return 0;
 		}
 		if (!ret)
-			lat_record(&l->d->fault_lat, zdevd_now_ns() - t0);
+			lat_record(&l->d->fault_lat, lat_now_ns() - t0);
 		return ret;
 	case UFFD_EVENT_FORK:
 		on_fork(l, mm, (int)msg->arg.fork.ufd);
@@ -292,10 +284,10 @@ static int on_msg(struct zloop *l, struct zmm *mm, const struct uffd_msg *msg,
 	}
 }
 
-static void serve_uffd_msgs(struct zloop *l, struct zmm *mm, struct uffd_msg *msgs,
+static void serve_uffd_msgs(struct loop *l, struct zmm *mm, struct uffd_msg *msgs,
 			    struct deferred *def, int *ndefp);
 
-static void serve_uffd(struct zloop *l, struct zmm *mm)
+static void serve_uffd(struct loop *l, struct zmm *mm)
 {
 	struct deferred def[64];
 	struct uffd_msg msgs[16];
@@ -309,7 +301,7 @@ static void serve_uffd(struct zloop *l, struct zmm *mm)
 	atomic_store_explicit(&mm->reading_events, false, memory_order_release);
 }
 
-static void serve_uffd_msgs(struct zloop *l, struct zmm *mm, struct uffd_msg *msgs,
+static void serve_uffd_msgs(struct loop *l, struct zmm *mm, struct uffd_msg *msgs,
 			    struct deferred *def, int *ndefp)
 {
 	int ndef = *ndefp;
@@ -339,7 +331,7 @@ static void serve_uffd_msgs(struct zloop *l, struct zmm *mm, struct uffd_msg *ms
 				continue;
 			}
 			if (!ret)
-				lat_record(&l->d->fault_lat, zdevd_now_ns() - def[i].t0);
+				lat_record(&l->d->fault_lat, lat_now_ns() - def[i].t0);
 			def[i] = def[--ndef];
 		}
 		/* A short read took everything there was: the poll wakes us
@@ -356,7 +348,7 @@ static void serve_uffd_msgs(struct zloop *l, struct zmm *mm, struct uffd_msg *ms
 
 /* ---- the loop ---- */
 
-static void on_listen(struct zdevd *d, struct zloop *l)
+static void on_listen(struct zdevd *d, struct loop *l)
 {
 	for (;;) {
 		int sock = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC);
@@ -385,7 +377,7 @@ static void on_listen(struct zdevd *d, struct zloop *l)
 
 /* The one completion of a pidfd's poll: its process has exited (or the
  * loop is ending). Its uffd's poll, which never says so, is stopped too. */
-static void on_pidfd_cqe(struct zloop *l, struct watch *w, const struct io_uring_cqe *cqe)
+static void on_pidfd_cqe(struct loop *l, struct watch *w, const struct io_uring_cqe *cqe)
 {
 	if (cqe->res >= 0) {
 		if (w->mm->uffd_watch)
@@ -395,9 +387,9 @@ static void on_pidfd_cqe(struct zloop *l, struct watch *w, const struct io_uring
 	watch_free(l, w);
 }
 
-int zloop_create(struct zdevd *d)
+int loop_create(struct zdevd *d)
 {
-	struct zloop *l = calloc(1, sizeof(*l));
+	struct loop *l = calloc(1, sizeof(*l));
 	sigset_t mask;
 	int ret;
 
@@ -434,7 +426,7 @@ err_close:
 	return ret;
 }
 
-static void on_cqe(struct zdevd *d, struct zloop *l, struct io_uring_cqe *cqe)
+static void on_cqe(struct zdevd *d, struct loop *l, struct io_uring_cqe *cqe)
 {
 	struct watch *w = io_uring_cqe_get_data(cqe);
 
@@ -489,9 +481,9 @@ static void on_cqe(struct zdevd *d, struct zloop *l, struct io_uring_cqe *cqe)
 	}
 }
 
-int zloop_run(struct zdevd *d)
+int loop_run(struct zdevd *d)
 {
-	struct zloop *l = d->loop;
+	struct loop *l = d->loop;
 	int ret;
 
 	ret = arm(l, &l->listen_w) ?: arm(l, &l->sig_w) ?: arm(l, &l->wake_w);
@@ -516,9 +508,9 @@ int zloop_run(struct zdevd *d)
 	return 0;
 }
 
-void zloop_destroy(struct zdevd *d)
+void loop_destroy(struct zdevd *d)
 {
-	struct zloop *l = d->loop;
+	struct loop *l = d->loop;
 
 	if (!l)
 		return;
@@ -528,7 +520,7 @@ void zloop_destroy(struct zdevd *d)
 	while (l->queued) {
 		struct queued *q = l->queued;
 
-		/* a session here was freed by session_stop_all() already */
+		/* a session here was freed by workers_stop_all() already */
 		l->queued = q->next;
 		if (q->mm)
 			zmm_put(q->mm);

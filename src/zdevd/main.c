@@ -219,22 +219,22 @@ int main(int argc, char **argv)
 		fprintf(stderr, "zdevd: daemon: %s\n", strerror(errno));
 		return 1;
 	}
-	ret = zloop_create(&d);
+	ret = loop_create(&d);
 	if (ret) {
 		fprintf(stderr, "zdevd: event loop: %s\n", strerror(-ret));
 		return 1;
 	}
 	log_info("serving %u devices of %zu MiB on %s", d.cfg.devs.ndevices, d.cfg.devs.memory >> 20,
 		  d.cfg.socket_path);
-	ret = zloop_run(&d);
+	ret = loop_run(&d);
 	/* Shutdown: no new clients, no request in flight, every page back
 	 * with its owner, then the loop's own references, then the pools. */
 	close(d.listen_fd);
 	unlink(d.cfg.socket_path);
-	session_stop_all(&d);
+	workers_stop_all(&d);
 	clients_evict_all(&d);
 	clients_drop_unclaimed(&d);
-	zloop_destroy(&d);
+	loop_destroy(&d);
 	if (devset_fini(&d.devs))
 		ret = -EBUSY;
 	return ret ? 1 : 0;

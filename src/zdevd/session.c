@@ -168,7 +168,7 @@ static int take_uffd(struct session *s, int fd, uint64_t proof_addr)
 	if (ret)
 		return ret;
 	clients_add(s->d, mm);
-	ret = zloop_watch_mm(s->d, mm);
+	ret = loop_watch_mm(s->d, mm);
 	if (ret) {
 		clients_exit(s->d, mm);
 		mm->uffd = -1;	/* the caller closes fd */

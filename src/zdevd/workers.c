@@ -57,7 +57,7 @@ static void run_session(struct zdevd *d, struct session *s)
 	if (ret < 0) {
 		s->ended = true;
 		pthread_mutex_unlock(&d->sessions_lock);
-		zloop_forget_session(d, s);
+		loop_forget_session(d, s);
 		pthread_mutex_lock(&d->sessions_lock);
 	}
 	pthread_cond_broadcast(&d->sessions_gone);
@@ -140,7 +140,7 @@ void workers_kick(struct session *s)
 	pthread_mutex_unlock(&d->sessions_lock);
 }
 
-void session_stop_all(struct zdevd *d)
+void workers_stop_all(struct zdevd *d)
 {
 	pthread_mutex_lock(&d->sessions_lock);
 	/* A shut-down socket fails a worker's next receive: a request in

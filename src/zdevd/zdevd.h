@@ -56,28 +56,32 @@ struct zdevd {
 	struct lat_hist fault_lat;
 
 	/* the event loop (loop.c) */
-	struct zloop *loop;
+	struct loop *loop;
 	atomic_bool stopping;
 };
 
-/* loop.c: the io_uring loop serving uffds, pidfds, accepts and signals. */
-int zloop_create(struct zdevd *d);
-int zloop_run(struct zdevd *d);		/* until SIGTERM/SIGINT */
-void zloop_destroy(struct zdevd *d);
-/* Adds a client's uffd and pidfd to the loop (from any thread). */
-int zloop_watch_mm(struct zdevd *d, struct zmm *mm);
+/* loop.c: the io_uring loop serving uffds, pidfds, accepts and signals.
+ * create: 0 or -errno; run: until SIGTERM/SIGINT, then 0, or -errno when
+ * the ring failed. */
+int loop_create(struct zdevd *d);
+int loop_run(struct zdevd *d);
+void loop_destroy(struct zdevd *d);
+/* Adds a client's uffd and pidfd to the loop (from any thread), or takes a
+ * dead one's off: 0, or -errno (-ENOMEM) when the loop could not be told. */
+int loop_watch_mm(struct zdevd *d, struct zmm *mm);
 /* The session's connection is over: the loop stops polling it and frees it
  * (from any thread). */
-void zloop_forget_session(struct zdevd *d, struct session *s);
+void loop_forget_session(struct zdevd *d, struct session *s);
 
 /* workers.c: once the loop has stopped, ends every session (its request in
  * flight first), waits for the workers and frees the sessions. */
-void session_stop_all(struct zdevd *d);
+void workers_stop_all(struct zdevd *d);
 
-/* latency.c */
+/* latency.c: the fault latency histogram. */
+uint64_t lat_now_ns(void);	/* CLOCK_MONOTONIC */
 void lat_record(struct lat_hist *h, uint64_t ns);
+/* The latency below which a fraction p of those recorded lie (the middle of
+ * its bucket, never above the largest seen); 0 when none was. */
 uint64_t lat_percentile(struct lat_hist *h, double p);
-
-uint64_t zdevd_now_ns(void);
 
 #endif
