@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "anonymize.h"
 #include "client.h"
 #include "exclusive.h"
 #include "export.h"
@@ -25,7 +26,7 @@ struct zdev {
 	unsigned int device;
 };
 
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static pthread_once_t process_once = PTHREAD_ONCE_INIT;
 
 static void atfork_prepare(void)
 {
@@ -41,9 +42,18 @@ static void atfork_child(void)
 	zclient_atfork_child();
 }
 
-static void install_atfork(void)
+/*
+ * Before the first connection, so before zdevd can ask for exclusive pages or
+ * an anonymous mapping: the fork handlers and the SIGSEGV handler's claimers,
+ * the exclusive map's first (its faults are the frequent ones). The handler
+ * itself goes in on first need. Two claimers fit segv.c's slots, so adding
+ * them cannot fail.
+ */
+static void wire_process(void)
 {
 	pthread_atfork(atfork_prepare, NULL, atfork_child);
+	segv_add_claimer(xmap_fault);
+	segv_add_claimer(anonymize_fault);
 }
 
 static int check_range(const void *addr, size_t npages)
@@ -107,7 +117,7 @@ ZDEV_EXPORT int zdev_open(const char *socket_path, unsigned int device, struct z
 
 	if (!out)
 		return -EINVAL;
-	pthread_once(&atfork_once, install_atfork);
+	pthread_once(&process_once, wire_process);
 	dev = calloc(1, sizeof(*dev));
 	if (!dev)
 		return -ENOMEM;
