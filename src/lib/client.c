@@ -256,6 +256,18 @@ static void zclient_free(struct zclient *c)
 	free(c);
 }
 
+/* Crash survival, once per process: the agent's two RESCUE exchanges take
+ * the connection's next two sequence numbers. */
+static void attach_rescue(struct zclient *c)
+{
+	if (zrescue_attached())
+		return;
+	pthread_mutex_lock(&c->lock);
+	zrescue_attach(c->sock, c->seq + 1, c->daemon_pid, c->ndevices);
+	c->seq += 2;
+	pthread_mutex_unlock(&c->lock);
+}
+
 int zclient_get(const char *path, struct zclient **out)
 {
 	char def[108];
@@ -309,7 +321,7 @@ int zclient_get(const char *path, struct zclient **out)
 		goto out_unlock;
 	}
 	/* Without it the process only loses crash survival. */
-	zrescue_attach(c);
+	attach_rescue(c);
 	current_client = c;
 	*out = c;
 out_unlock:

@@ -15,8 +15,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "client.h"
 #include "page.h"
+#include "proto.h"
 #include "rescue.h"
 #include "rescue_layout.h"
 #include "uffd_compat.h"
@@ -412,7 +412,7 @@ static void give_up_locked(void)
  * socket's peer credentials name whoever called listen(), which a zdevd
  * that turned into a daemon afterwards is not.
  */
-static void attach(int sock, uint64_t seq, pid_t daemon_pid, unsigned int nd)
+void zrescue_attach(int sock, uint64_t seq, pid_t daemon_pid, unsigned int nd)
 {
 	int pidfd, uffd, table;
 	uint64_t pages = 0;
@@ -441,7 +441,7 @@ static void attach(int sock, uint64_t seq, pid_t daemon_pid, unsigned int nd)
 	pthread_mutex_unlock(&rescue_lock);
 }
 
-static bool attached(void)
+bool zrescue_attached(void)
 {
 	bool yes;
 
@@ -451,22 +451,9 @@ static bool attached(void)
 	return yes;
 }
 
-void zrescue_attach(struct zclient *c)
-{
-	uint64_t seq;
-
-	if (attached())
-		return;
-	pthread_mutex_lock(&c->lock);
-	seq = c->seq + 1;
-	c->seq += 2;
-	attach(c->sock, seq, c->daemon_pid, c->ndevices);
-	pthread_mutex_unlock(&c->lock);
-}
-
 void zrescue_attach_forked(int sock, pid_t daemon_pid, unsigned int nd)
 {
-	attach(sock, 100, daemon_pid, nd);
+	zrescue_attach(sock, 100, daemon_pid, nd);
 }
 
 bool zrescue_take_store(unsigned int dev, uint64_t id, int fd)

@@ -16,14 +16,15 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-struct zclient;
-
 /* The uffd the handshake just handed to zdevd: true if kept (the caller must
  * not close it). */
 bool zrescue_keep_uffd(int uffd);
-/* After the handshake: fetches the table (and a fork child's own uffd) and
- * starts the agent, once per process. Caller holds no client lock. */
-void zrescue_attach(struct zclient *c);
+/* Whether this process's agent runs already. */
+bool zrescue_attached(void);
+/* After the handshake: fetches the table (and a fork child's own uffd) over
+ * sock, which the caller has to itself, with requests seq and seq + 1, and
+ * starts the agent. */
+void zrescue_attach(int sock, uint64_t seq, pid_t daemon_pid, unsigned int ndevices);
 /* The same from the fork child's atfork handler, over the connection that
  * claimed its uffd (sock is the caller's until it returns). */
 void zrescue_attach_forked(int sock, pid_t daemon_pid, unsigned int ndevices);
