@@ -11,7 +11,7 @@
 
 #include "anonymize.h"
 #include "client.h"
-#include "exclusive.h"
+#include "xmap.h"
 #include "export.h"
 #include "moved.h"
 #include "page.h"

@@ -21,7 +21,7 @@
 
 #include "anonymize.h"
 #include "client.h"
-#include "exclusive.h"
+#include "xmap.h"
 #include "page.h"
 #include "rescue.h"
 #include "uffd_compat.h"

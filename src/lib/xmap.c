@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "exclusive.h"
+#include "xmap.h"
 #include "moved.h"
 #include "page.h"
 #include "xmap_layout.h"

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-#ifndef ZDEV_LIB_EXCLUSIVE_H
-#define ZDEV_LIB_EXCLUSIVE_H
+#ifndef ZDEV_LIB_XMAP_H
+#define ZDEV_LIB_XMAP_H
 
 /* The client's exclusive-page map (xmap_layout.h) and what acts on it: the
  * daemon's requests, the SIGSEGV handler, device atomics and fork. */
