@@ -22,7 +22,7 @@
 #define HUGE_ALIGN (2ul << 20)
 
 struct zdev {
-	struct zclient *client;
+	struct client *client;
 	unsigned int device;
 };
 
@@ -30,7 +30,7 @@ static pthread_once_t process_once = PTHREAD_ONCE_INIT;
 
 static void atfork_prepare(void)
 {
-	zclient_atfork_prepare();
+	client_atfork_prepare();
 	/* The kernel restores the parent's device-exclusive entries when
 	 * fork copies them; the child then inherits ordinary pages. */
 	xmap_revoke_all();
@@ -39,7 +39,7 @@ static void atfork_prepare(void)
 static void atfork_child(void)
 {
 	xmap_atfork_child();
-	zclient_atfork_child();
+	client_atfork_child();
 }
 
 /*
@@ -82,7 +82,7 @@ static int call_for_reply(struct zdev *dev, union zmsg *req, union zmsg *rep)
 	int ret;
 
 	pthread_mutex_lock(&dev->client->lock);
-	ret = zclient_call(dev->client, req, rep, -1);
+	ret = client_call(dev->client, req, rep, -1);
 	pthread_mutex_unlock(&dev->client->lock);
 	if (ret < 0)
 		return ret;
@@ -121,7 +121,7 @@ ZDEV_EXPORT int zdev_open(const char *socket_path, unsigned int device, struct z
 	dev = calloc(1, sizeof(*dev));
 	if (!dev)
 		return -ENOMEM;
-	ret = zclient_get(socket_path, &dev->client);
+	ret = client_get(socket_path, &dev->client);
 	if (ret)
 		goto err_free;
 	dev->device = device;
@@ -133,7 +133,7 @@ ZDEV_EXPORT int zdev_open(const char *socket_path, unsigned int device, struct z
 	return 0;
 
 err_put:
-	zclient_put(dev->client);
+	client_put(dev->client);
 err_free:
 	free(dev);
 	return ret;
@@ -147,9 +147,9 @@ ZDEV_EXPORT int zdev_close(struct zdev *dev)
 		return -EINVAL;
 	ret = request(dev, ZMSG_CLOSE, NULL, 0, NULL, 0, NULL);
 	/* Without zdevd the rescue gave the pages back already. */
-	if (ret == -ENODEV && zrescue_daemon_lost())
+	if (ret == -ENODEV && rescue_daemon_lost())
 		ret = 0;
-	zclient_put(dev->client);
+	client_put(dev->client);
 	free(dev);
 	return ret;
 }
@@ -239,7 +239,7 @@ static int exclusive_prepare(struct zdev *dev, const void *addr, size_t npages)
 	int ret = xmap_prepare((uintptr_t)addr, npages);
 
 	if (!ret)
-		xmoved_open(dev->client->path);
+		moved_open(dev->client->path);
 	return ret ?: segv_install();
 }
 
@@ -298,7 +298,7 @@ ZDEV_EXPORT int zdev_atomic_add(struct zdev *dev, uint64_t *addr, uint64_t delta
 	 * revoke it until the unpin, after zdevd's add. */
 	xmap_signals_block(&mask);
 	xmap_pin(page, dev->device);
-	ret = zclient_call(dev->client, &req, &rep, -1);
+	ret = client_call(dev->client, &req, &rep, -1);
 	xmap_unpin(page);
 	xmap_signals_restore(&mask);
 	pthread_mutex_unlock(&dev->client->lock);
@@ -334,7 +334,7 @@ ZDEV_EXPORT int zdev_get_stats(struct zdev *dev, struct zdev_stats *st)
 	zmsg_init(&req, ZMSG_STATS, 0);
 	req.req.device = dev->device;
 	pthread_mutex_lock(&dev->client->lock);
-	ret = zclient_call(dev->client, &req, &rep, -1);
+	ret = client_call(dev->client, &req, &rep, -1);
 	pthread_mutex_unlock(&dev->client->lock);
 	if (ret < 0)
 		return ret;

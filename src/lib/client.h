@@ -9,7 +9,7 @@
 #include "proto.h"
 
 /* The process's connection to zdevd; device handles share it. */
-struct zclient {
+struct client {
 	pthread_mutex_t lock;	/* one exchange at a time */
 	int sock;
 	pid_t pid;		/* the process that connected */
@@ -22,15 +22,15 @@ struct zclient {
 };
 
 /* The connection, made on first use (path NULL: the default socket). */
-int zclient_get(const char *path, struct zclient **out);
-void zclient_put(struct zclient *c);
+int client_get(const char *path, struct client **out);
+void client_put(struct client *c);
 
 /* One request and its reply (caller holds c->lock); returns the reply type. */
-int zclient_call(struct zclient *c, union zmsg *req, union zmsg *rep, int fd);
+int client_call(struct client *c, union zmsg *req, union zmsg *rep, int fd);
 /* The same; *rep_fd is the fd the REPLY carried, or -1. */
-int zclient_call_fd(struct zclient *c, union zmsg *req, union zmsg *rep, int fd, int *rep_fd);
+int client_call_fd(struct client *c, union zmsg *req, union zmsg *rep, int fd, int *rep_fd);
 
-void zclient_atfork_prepare(void);
-void zclient_atfork_child(void);
+void client_atfork_prepare(void);
+void client_atfork_child(void);
 
 #endif

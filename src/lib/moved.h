@@ -7,10 +7,10 @@
 
 /* Opens the line to zdevd at path that the SIGSEGV handler asks about moved
  * exclusive pages (once a process). Not from a signal handler. */
-int xmoved_open(const char *path);
+int moved_open(const char *path);
 
 /* Whether zdevd saw page move while exclusive; *prot: its protection.
  * Async-signal-safe. */
-bool xmoved_query(uintptr_t page, unsigned int *prot);
+bool moved_query(uintptr_t page, unsigned int *prot);
 
 #endif

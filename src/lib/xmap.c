@@ -270,11 +270,11 @@ static bool retry_once(uintptr_t page)
 
 /* A fault where the map has no record: perhaps an exclusive page that mremap
  * moved (moved.c); zdevd knows its protection. */
-static bool moved_fault(uintptr_t page)
+static bool revoke_moved(uintptr_t page)
 {
 	unsigned int prot;
 
-	if (!xmoved_query(page, &prot) || !retry_once(page))
+	if (!moved_query(page, &prot) || !retry_once(page))
 		return false;
 	return !mprotect((void *)page, PG_SIZE, (int)prot);
 }
@@ -287,7 +287,7 @@ bool xmap_fault(uintptr_t addr)
 
 	s = sp ? atomic_load_explicit(sp, memory_order_relaxed) : 0;
 	if (!(s & (XS_EXCL | XS_BUSY | XS_REVOKING | XS_WAS)))
-		return moved_fault(page);
+		return revoke_moved(page);
 	if ((s & XS_EXCL) && excl_at(page - PG_SIZE) && excl_at(page + PG_SIZE) &&
 	    atomic_load_explicit(&vma_splits, memory_order_relaxed) >= VMA_BUDGET) {
 		const uintptr_t block = page & ~(BLOCK_PAGES * PG_SIZE - 1);
