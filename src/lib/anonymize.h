@@ -2,6 +2,8 @@
 #ifndef ZDEV_LIB_ANONYMIZE_H
 #define ZDEV_LIB_ANONYMIZE_H
 
+/* Private file mappings made anonymous in place, for zdevd (anonymize.c). */
+
 #include <stdbool.h>
 #include <stdint.h>
 

@@ -9,14 +9,14 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "anonymize.h"
-#include "client.h"
-#include "xmap.h"
-#include "export.h"
-#include "moved.h"
+#include "lib/anonymize.h"
+#include "lib/client.h"
+#include "lib/export.h"
+#include "lib/moved.h"
+#include "lib/rescue.h"
+#include "lib/segv.h"
+#include "lib/xmap.h"
 #include "page.h"
-#include "rescue.h"
-#include "segv.h"
 #include "zdev.h"
 
 #define HUGE_ALIGN (2ul << 20)

@@ -19,11 +19,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "anonymize.h"
-#include "client.h"
-#include "xmap.h"
+#include "lib/anonymize.h"
+#include "lib/client.h"
+#include "lib/rescue.h"
+#include "lib/xmap.h"
 #include "page.h"
-#include "rescue.h"
 #include "uffd_compat.h"
 #include "uffd_probe.h"
 

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-#ifndef ZDEV_CLIENT_H
-#define ZDEV_CLIENT_H
+#ifndef ZDEV_LIB_CLIENT_H
+#define ZDEV_LIB_CLIENT_H
+
+/* The process's connection to zdevd and its request/reply exchanges. */
 
 #include <pthread.h>
 #include <stdint.h>

@@ -22,7 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "moved.h"
+#include "lib/moved.h"
 #include "proto.h"
 
 static _Atomic int line = -1;

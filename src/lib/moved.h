@@ -2,6 +2,9 @@
 #ifndef ZDEV_LIB_MOVED_H
 #define ZDEV_LIB_MOVED_H
 
+/* Exclusive pages that mremap moved, asked about from the SIGSEGV handler
+ * over a line to zdevd of their own (moved.c). */
+
 #include <stdbool.h>
 #include <stdint.h>
 

@@ -1,4 +1,9 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * Crash survival, the client's side (rescue.h): what zdevd hands over is kept
+ * here, and the agent thread that waits for zdevd to die puts the pages only
+ * the device held back in place.
+ */
 #include "config.h"
 
 #include <errno.h>
@@ -15,12 +20,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "lib/rescue.h"
 #include "page.h"
 #include "proto.h"
-#include "rescue.h"
 #include "rescue_layout.h"
 #include "uffd_compat.h"
-
 
 struct held_store {
 	uint64_t id;

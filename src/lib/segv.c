@@ -24,8 +24,8 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#include "export.h"
-#include "segv.h"
+#include "lib/export.h"
+#include "lib/segv.h"
 
 #define MAX_CLAIMERS 4
 

@@ -2,6 +2,9 @@
 #ifndef ZDEV_LIB_SEGV_H
 #define ZDEV_LIB_SEGV_H
 
+/* libzdev's SIGSEGV handler, which offers faults to the claimers the modules
+ * above it register, and the two entry points the preload shim uses. */
+
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>

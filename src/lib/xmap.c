@@ -27,8 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "xmap.h"
-#include "moved.h"
+#include "lib/moved.h"
+#include "lib/xmap.h"
 #include "page.h"
 #include "xmap_layout.h"
 
