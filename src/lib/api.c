@@ -19,8 +19,6 @@
 #include "page.h"
 #include "zdev.h"
 
-#define HUGE_ALIGN (2ul << 20)
-
 struct zdev {
 	struct client *client;
 	unsigned int device;
@@ -159,16 +157,15 @@ ZDEV_EXPORT int zdev_alloc(struct zdev *dev, size_t len, void **addr)
 	size_t size, span;
 	char *p, *aligned;
 
-	if (!dev || !addr || !len || len > SIZE_MAX - HUGE_ALIGN - PG_SIZE)
+	if (!dev || !addr || !len || len > SIZE_MAX - WIN_SIZE - PG_SIZE)
 		return -EINVAL;
-	size = (len + PG_SIZE - 1) & ~(PG_SIZE - 1);
-	/* PMD-aligned when large enough: device THPs and cheap zaps need it. */
-	span = size >= HUGE_ALIGN ? size + HUGE_ALIGN : size;
+	size = pg_up(len);
+	/* Window-aligned when large enough: device THPs and cheap zaps need it. */
+	span = size >= WIN_SIZE ? size + WIN_SIZE : size;
 	p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return -errno;
-	aligned = size >= HUGE_ALIGN
-		? (char *)(((uintptr_t)p + HUGE_ALIGN - 1) & ~(HUGE_ALIGN - 1)) : p;
+	aligned = size >= WIN_SIZE ? (char *)(uintptr_t)win_up((uintptr_t)p) : p;
 	if (aligned > p)
 		munmap(p, (size_t)(aligned - p));
 	if (aligned + size < p + span)
@@ -182,7 +179,7 @@ ZDEV_EXPORT int zdev_free(struct zdev *dev, void *addr, size_t len)
 	if (!dev || !addr || !len || ((uintptr_t)addr & (PG_SIZE - 1)))
 		return -EINVAL;
 	/* The unmap event tells zdevd; its device pages are freed at once. */
-	return munmap(addr, (len + PG_SIZE - 1) & ~(PG_SIZE - 1)) ? -errno : 0;
+	return munmap(addr, pg_up(len)) ? -errno : 0;
 }
 
 ZDEV_EXPORT int zdev_read(struct zdev *dev, const void *addr, size_t npages, void *out,
