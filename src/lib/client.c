@@ -42,9 +42,56 @@ static struct client *current_client;
  * though all of them store the same pid. */
 static _Atomic pid_t forking_pid;
 
-/* Sends a request and waits for its answer, doing the zaps a migration asks
- * for and the exclusive-map changes zdevd asks for in between. Caller holds
- * c->lock. */
+/* A store zdevd hands over, with fd: where our pages will live, kept for a
+ * rescue. Answered STORED; 0 or the send's -errno. */
+static int take_store(struct client *c, union zmsg *m, int fd)
+{
+	if (fd >= 0 && !rescue_take_store(m->store.device, m->store.id, fd))
+		close(fd);
+	m->store.status = 0;
+	m->hdr.type = ZMSG_STORED;
+	return zmsg_send(c->sock, m, -1);
+}
+
+/* The zap a migration asks for. Only we can zap our memory. The kernel holds
+ * us in madvise until zdevd has read the REMOVE event; zdevd never waits on
+ * us for that, so this cannot deadlock. */
+static void zap(struct zmsg_zap *z)
+{
+	rescue_zap_begin();
+	z->status = madvise((void *)(uintptr_t)z->addr, z->len, MADV_DONTNEED) ? -errno : 0;
+	rescue_zap_end();
+}
+
+/*
+ * True when m is a request zdevd makes of us in the middle of an exchange:
+ * then it is done and answered, and *err is the answer's send (0 or
+ * -errno). False for anything else, which ends the exchange.
+ */
+static bool serve_daemon(struct client *c, union zmsg *m, int type, int *err)
+{
+	switch (type) {
+	case ZMSG_XMAP:
+		/* Only we can mprotect ourselves (exclusive access). */
+		xmap_serve(&m->xmap);
+		break;
+	case ZMSG_ANONYMIZE:
+		m->zap.status = anonymize_mapping(m->zap.addr, m->zap.len, m->zap.prot);
+		m->hdr.type = ZMSG_ANONYMIZED;
+		break;
+	case ZMSG_ZAP:
+		zap(&m->zap);
+		m->hdr.type = ZMSG_ZAPPED;
+		break;
+	default:
+		return false;
+	}
+	*err = zmsg_send(c->sock, m, -1);
+	return true;
+}
+
+/* Sends a request and waits for its answer, serving what zdevd asks of us
+ * in between. Caller holds c->lock. */
 int client_call_fd(struct client *c, union zmsg *req, union zmsg *rep, int fd, int *rep_fd)
 {
 	int ret, type;
@@ -64,12 +111,7 @@ int client_call_fd(struct client *c, union zmsg *req, union zmsg *rep, int fd, i
 
 		type = zmsg_recv(c->sock, rep, &rfd);
 		if (type == ZMSG_STORE) {
-			/* Where our pages will live: kept for a rescue. */
-			if (rfd >= 0 && !rescue_take_store(rep->store.device, rep->store.id, rfd))
-				close(rfd);
-			rep->store.status = 0;
-			rep->hdr.type = ZMSG_STORED;
-			ret = zmsg_send(c->sock, rep, -1);
+			ret = take_store(c, rep, rfd);
 			if (ret)
 				return ret;
 			continue;
@@ -80,33 +122,8 @@ int client_call_fd(struct client *c, union zmsg *req, union zmsg *rep, int fd, i
 			close(rfd);
 		if (type < 0)
 			return type;
-		if (type == ZMSG_XMAP) {
-			/* Only we can mprotect ourselves (exclusive access). */
-			xmap_serve(&rep->xmap);
-			ret = zmsg_send(c->sock, rep, -1);
-			if (ret)
-				return ret;
-			continue;
-		}
-		if (type == ZMSG_ANONYMIZE) {
-			rep->zap.status = anonymize_mapping(rep->zap.addr, rep->zap.len, rep->zap.prot);
-			rep->hdr.type = ZMSG_ANONYMIZED;
-			ret = zmsg_send(c->sock, rep, -1);
-			if (ret)
-				return ret;
-			continue;
-		}
-		if (type != ZMSG_ZAP)
+		if (!serve_daemon(c, rep, type, &ret))
 			break;
-		/* Only we can zap our memory. The kernel holds us in madvise
-		 * until zdevd has read the REMOVE event; zdevd never waits on
-		 * us for that, so this cannot deadlock. */
-		rescue_zap_begin();
-		rep->zap.status = madvise((void *)(uintptr_t)rep->zap.addr, rep->zap.len,
-					  MADV_DONTNEED) ? -errno : 0;
-		rescue_zap_end();
-		rep->hdr.type = ZMSG_ZAPPED;
-		ret = zmsg_send(c->sock, rep, -1);
 		if (ret)
 			return ret;
 	}
@@ -114,8 +131,10 @@ int client_call_fd(struct client *c, union zmsg *req, union zmsg *rep, int fd, i
 	if (type == ZMSG_REPLY && req->hdr.type == ZMSG_MIGRATE_TO_DEV)
 		rescue_migration_end();
 	if (rep->hdr.seq != req->hdr.seq) {
-		if (rep_fd && *rep_fd >= 0)
+		if (rep_fd && *rep_fd >= 0) {
 			close(*rep_fd);
+			*rep_fd = -1;
+		}
 		return -EPROTO;
 	}
 	return type;
