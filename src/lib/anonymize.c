@@ -18,9 +18,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "anonymize.h"
+#include "lib/anonymize.h"
+#include "lib/segv.h"
 #include "page.h"
-#include "segv.h"
 
 #define COPY_CHUNK (1ul << 20)
 

@@ -9,27 +9,26 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "client.h"
-#include "exclusive.h"
-#include "export.h"
-#include "moved.h"
+#include "lib/anonymize.h"
+#include "lib/client.h"
+#include "lib/export.h"
+#include "lib/moved.h"
+#include "lib/rescue.h"
+#include "lib/segv.h"
+#include "lib/xmap.h"
 #include "page.h"
-#include "rescue.h"
-#include "segv.h"
 #include "zdev.h"
 
-#define HUGE_ALIGN (2ul << 20)
-
 struct zdev {
-	struct zclient *client;
+	struct client *client;
 	unsigned int device;
 };
 
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static pthread_once_t process_once = PTHREAD_ONCE_INIT;
 
 static void atfork_prepare(void)
 {
-	zclient_atfork_prepare();
+	client_atfork_prepare();
 	/* The kernel restores the parent's device-exclusive entries when
 	 * fork copies them; the child then inherits ordinary pages. */
 	xmap_revoke_all();
@@ -38,12 +37,21 @@ static void atfork_prepare(void)
 static void atfork_child(void)
 {
 	xmap_atfork_child();
-	zclient_atfork_child();
+	client_atfork_child();
 }
 
-static void install_atfork(void)
+/*
+ * Before the first connection, so before zdevd can ask for exclusive pages or
+ * an anonymous mapping: the fork handlers and the SIGSEGV handler's claimers,
+ * the exclusive map's first (its faults are the frequent ones). The handler
+ * itself goes in on first need. Two claimers fit segv.c's slots, so adding
+ * them cannot fail.
+ */
+static void wire_process(void)
 {
 	pthread_atfork(atfork_prepare, NULL, atfork_child);
+	segv_add_claimer(xmap_fault);
+	segv_add_claimer(anonymize_fault);
 }
 
 static int check_range(const void *addr, size_t npages)
@@ -72,7 +80,7 @@ static int call_for_reply(struct zdev *dev, union zmsg *req, union zmsg *rep)
 	int ret;
 
 	pthread_mutex_lock(&dev->client->lock);
-	ret = zclient_call(dev->client, req, rep, -1);
+	ret = client_call(dev->client, req, rep, -1);
 	pthread_mutex_unlock(&dev->client->lock);
 	if (ret < 0)
 		return ret;
@@ -107,11 +115,11 @@ ZDEV_EXPORT int zdev_open(const char *socket_path, unsigned int device, struct z
 
 	if (!out)
 		return -EINVAL;
-	pthread_once(&atfork_once, install_atfork);
+	pthread_once(&process_once, wire_process);
 	dev = calloc(1, sizeof(*dev));
 	if (!dev)
 		return -ENOMEM;
-	ret = zclient_get(socket_path, &dev->client);
+	ret = client_get(socket_path, &dev->client);
 	if (ret)
 		goto err_free;
 	dev->device = device;
@@ -123,7 +131,7 @@ ZDEV_EXPORT int zdev_open(const char *socket_path, unsigned int device, struct z
 	return 0;
 
 err_put:
-	zclient_put(dev->client);
+	client_put(dev->client);
 err_free:
 	free(dev);
 	return ret;
@@ -137,9 +145,9 @@ ZDEV_EXPORT int zdev_close(struct zdev *dev)
 		return -EINVAL;
 	ret = request(dev, ZMSG_CLOSE, NULL, 0, NULL, 0, NULL);
 	/* Without zdevd the rescue gave the pages back already. */
-	if (ret == -ENODEV && zrescue_daemon_lost())
+	if (ret == -ENODEV && rescue_daemon_lost())
 		ret = 0;
-	zclient_put(dev->client);
+	client_put(dev->client);
 	free(dev);
 	return ret;
 }
@@ -149,16 +157,15 @@ ZDEV_EXPORT int zdev_alloc(struct zdev *dev, size_t len, void **addr)
 	size_t size, span;
 	char *p, *aligned;
 
-	if (!dev || !addr || !len || len > SIZE_MAX - HUGE_ALIGN - PG_SIZE)
+	if (!dev || !addr || !len || len > SIZE_MAX - WIN_SIZE - PG_SIZE)
 		return -EINVAL;
-	size = (len + PG_SIZE - 1) & ~(PG_SIZE - 1);
-	/* PMD-aligned when large enough: device THPs and cheap zaps need it. */
-	span = size >= HUGE_ALIGN ? size + HUGE_ALIGN : size;
+	size = pg_up(len);
+	/* Window-aligned when large enough: device THPs and cheap zaps need it. */
+	span = size >= WIN_SIZE ? size + WIN_SIZE : size;
 	p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return -errno;
-	aligned = size >= HUGE_ALIGN
-		? (char *)(((uintptr_t)p + HUGE_ALIGN - 1) & ~(HUGE_ALIGN - 1)) : p;
+	aligned = size >= WIN_SIZE ? (char *)(uintptr_t)win_up((uintptr_t)p) : p;
 	if (aligned > p)
 		munmap(p, (size_t)(aligned - p));
 	if (aligned + size < p + span)
@@ -172,7 +179,7 @@ ZDEV_EXPORT int zdev_free(struct zdev *dev, void *addr, size_t len)
 	if (!dev || !addr || !len || ((uintptr_t)addr & (PG_SIZE - 1)))
 		return -EINVAL;
 	/* The unmap event tells zdevd; its device pages are freed at once. */
-	return munmap(addr, (len + PG_SIZE - 1) & ~(PG_SIZE - 1)) ? -errno : 0;
+	return munmap(addr, pg_up(len)) ? -errno : 0;
 }
 
 ZDEV_EXPORT int zdev_read(struct zdev *dev, const void *addr, size_t npages, void *out,
@@ -229,7 +236,7 @@ static int exclusive_prepare(struct zdev *dev, const void *addr, size_t npages)
 	int ret = xmap_prepare((uintptr_t)addr, npages);
 
 	if (!ret)
-		xmoved_open(dev->client->path);
+		moved_open(dev->client->path);
 	return ret ?: segv_install();
 }
 
@@ -288,7 +295,7 @@ ZDEV_EXPORT int zdev_atomic_add(struct zdev *dev, uint64_t *addr, uint64_t delta
 	 * revoke it until the unpin, after zdevd's add. */
 	xmap_signals_block(&mask);
 	xmap_pin(page, dev->device);
-	ret = zclient_call(dev->client, &req, &rep, -1);
+	ret = client_call(dev->client, &req, &rep, -1);
 	xmap_unpin(page);
 	xmap_signals_restore(&mask);
 	pthread_mutex_unlock(&dev->client->lock);
@@ -324,7 +331,7 @@ ZDEV_EXPORT int zdev_get_stats(struct zdev *dev, struct zdev_stats *st)
 	zmsg_init(&req, ZMSG_STATS, 0);
 	req.req.device = dev->device;
 	pthread_mutex_lock(&dev->client->lock);
-	ret = zclient_call(dev->client, &req, &rep, -1);
+	ret = client_call(dev->client, &req, &rep, -1);
 	pthread_mutex_unlock(&dev->client->lock);
 	if (ret < 0)
 		return ret;

@@ -19,11 +19,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "anonymize.h"
-#include "client.h"
-#include "exclusive.h"
+#include "lib/anonymize.h"
+#include "lib/client.h"
+#include "lib/rescue.h"
+#include "lib/xmap.h"
 #include "page.h"
-#include "rescue.h"
 #include "uffd_compat.h"
 #include "uffd_probe.h"
 
@@ -37,25 +37,72 @@
 #endif
 
 static pthread_mutex_t sessions_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct zclient *current_client;
+static struct client *current_client;
 /* Set in the parent just before fork, by every thread that forks: atomic,
  * though all of them store the same pid. */
 static _Atomic pid_t forking_pid;
 
-/* Sends a request and waits for its answer, doing the zaps a migration asks
- * for and the exclusive-map changes zdevd asks for in between. Caller holds
- * c->lock. */
-int zclient_call_fd(struct zclient *c, union zmsg *req, union zmsg *rep, int fd, int *rep_fd)
+/* A store zdevd hands over, with fd: where our pages will live, kept for a
+ * rescue. Answered STORED; 0 or the send's -errno. */
+static int take_store(struct client *c, union zmsg *m, int fd)
+{
+	if (fd >= 0 && !rescue_take_store(m->store.device, m->store.id, fd))
+		close(fd);
+	m->store.status = 0;
+	m->hdr.type = ZMSG_STORED;
+	return zmsg_send(c->sock, m, -1);
+}
+
+/* The zap a migration asks for. Only we can zap our memory. The kernel holds
+ * us in madvise until zdevd has read the REMOVE event; zdevd never waits on
+ * us for that, so this cannot deadlock. */
+static void zap(struct zmsg_zap *z)
+{
+	rescue_zap_begin();
+	z->status = madvise((void *)(uintptr_t)z->addr, z->len, MADV_DONTNEED) ? -errno : 0;
+	rescue_zap_end();
+}
+
+/*
+ * True when m is a request zdevd makes of us in the middle of an exchange:
+ * then it is done and answered, and *err is the answer's send (0 or
+ * -errno). False for anything else, which ends the exchange.
+ */
+static bool serve_daemon(struct client *c, union zmsg *m, int type, int *err)
+{
+	switch (type) {
+	case ZMSG_XMAP:
+		/* Only we can mprotect ourselves (exclusive access). */
+		xmap_serve(&m->xmap);
+		break;
+	case ZMSG_ANONYMIZE:
+		m->zap.status = anonymize_mapping(m->zap.addr, m->zap.len, m->zap.prot);
+		m->hdr.type = ZMSG_ANONYMIZED;
+		break;
+	case ZMSG_ZAP:
+		zap(&m->zap);
+		m->hdr.type = ZMSG_ZAPPED;
+		break;
+	default:
+		return false;
+	}
+	*err = zmsg_send(c->sock, m, -1);
+	return true;
+}
+
+/* Sends a request and waits for its answer, serving what zdevd asks of us
+ * in between. Caller holds c->lock. */
+int client_call_fd(struct client *c, union zmsg *req, union zmsg *rep, int fd, int *rep_fd)
 {
 	int ret, type;
 
 	if (rep_fd)
 		*rep_fd = -1;
-	if (zrescue_daemon_lost())
+	if (rescue_daemon_lost())
 		return -ENODEV;
 	req->hdr.seq = ++c->seq;
 	if (req->hdr.type == ZMSG_MIGRATE_TO_DEV)
-		zrescue_migration_begin(req->req.addr, req->req.npages * PG_SIZE);
+		rescue_migration_begin(req->req.addr, req->req.npages * PG_SIZE);
 	ret = zmsg_send(c->sock, req, fd);
 	if (ret)
 		return ret;
@@ -64,12 +111,7 @@ int zclient_call_fd(struct zclient *c, union zmsg *req, union zmsg *rep, int fd,
 
 		type = zmsg_recv(c->sock, rep, &rfd);
 		if (type == ZMSG_STORE) {
-			/* Where our pages will live: kept for a rescue. */
-			if (rfd >= 0 && !zrescue_take_store(rep->store.device, rep->store.id, rfd))
-				close(rfd);
-			rep->store.status = 0;
-			rep->hdr.type = ZMSG_STORED;
-			ret = zmsg_send(c->sock, rep, -1);
+			ret = take_store(c, rep, rfd);
 			if (ret)
 				return ret;
 			continue;
@@ -80,50 +122,27 @@ int zclient_call_fd(struct zclient *c, union zmsg *req, union zmsg *rep, int fd,
 			close(rfd);
 		if (type < 0)
 			return type;
-		if (type == ZMSG_XMAP) {
-			/* Only we can mprotect ourselves (exclusive access). */
-			xmap_serve(&rep->xmap);
-			ret = zmsg_send(c->sock, rep, -1);
-			if (ret)
-				return ret;
-			continue;
-		}
-		if (type == ZMSG_ANONYMIZE) {
-			rep->zap.status = anonymize_mapping(rep->zap.addr, rep->zap.len, rep->zap.prot);
-			rep->hdr.type = ZMSG_ANONYMIZED;
-			ret = zmsg_send(c->sock, rep, -1);
-			if (ret)
-				return ret;
-			continue;
-		}
-		if (type != ZMSG_ZAP)
+		if (!serve_daemon(c, rep, type, &ret))
 			break;
-		/* Only we can zap our memory. The kernel holds us in madvise
-		 * until zdevd has read the REMOVE event; zdevd never waits on
-		 * us for that, so this cannot deadlock. */
-		zrescue_zap_begin();
-		rep->zap.status = madvise((void *)(uintptr_t)rep->zap.addr, rep->zap.len,
-					  MADV_DONTNEED) ? -errno : 0;
-		zrescue_zap_end();
-		rep->hdr.type = ZMSG_ZAPPED;
-		ret = zmsg_send(c->sock, rep, -1);
 		if (ret)
 			return ret;
 	}
 	/* Only a reply ends it: if zdevd died, the rescue still needs it. */
 	if (type == ZMSG_REPLY && req->hdr.type == ZMSG_MIGRATE_TO_DEV)
-		zrescue_migration_end();
+		rescue_migration_end();
 	if (rep->hdr.seq != req->hdr.seq) {
-		if (rep_fd && *rep_fd >= 0)
+		if (rep_fd && *rep_fd >= 0) {
 			close(*rep_fd);
+			*rep_fd = -1;
+		}
 		return -EPROTO;
 	}
 	return type;
 }
 
-int zclient_call(struct zclient *c, union zmsg *req, union zmsg *rep, int fd)
+int client_call(struct client *c, union zmsg *req, union zmsg *rep, int fd)
 {
-	return zclient_call_fd(c, req, rep, fd, NULL);
+	return client_call_fd(c, req, rep, fd, NULL);
 }
 
 static int make_uffd(int devnode)
@@ -174,7 +193,7 @@ static int prove_fork(int sock, uint64_t proof_addr)
 	return type == ZMSG_REPLY ? m.reply.status : -EPROTO;
 }
 
-static int hand_over_uffd(struct zclient *c, const struct zmsg_hello_ok *ok, int devnode)
+static int hand_over_uffd(struct client *c, const struct zmsg_hello_ok *ok, int devnode)
 {
 	union zmsg req, rep;
 	void *proof;
@@ -195,21 +214,21 @@ static int hand_over_uffd(struct zclient *c, const struct zmsg_hello_ok *ok, int
 	}
 	zmsg_init(&req, ZMSG_UFFD, 0);
 	req.req.addr = ok->proof_addr;
-	ret = zclient_call(c, &req, &rep, uffd);
+	ret = client_call(c, &req, &rep, uffd);
 	munmap(proof, PG_SIZE);
 	if (ret >= 0)
 		ret = ret == ZMSG_REPLY ? rep.reply.status : -EPROTO;
 	/* Kept: if zdevd dies, ours keeps the registrations (and so the
 	 * device pages' faults) waiting for the rescue instead of reading
 	 * zeros. */
-	if (!ret && zrescue_keep_uffd(uffd))
+	if (!ret && rescue_keep_uffd(uffd))
 		return 0;
 out_close:
 	close(uffd);
 	return ret;
 }
 
-static int handshake(struct zclient *c, bool forked)
+static int handshake(struct client *c, bool forked)
 {
 	union zmsg req, rep;
 	int devnode = -1, type, ret;
@@ -248,7 +267,7 @@ out_close:
 	return ret;
 }
 
-static void zclient_free(struct zclient *c)
+static void client_free(struct client *c)
 {
 	if (c->sock >= 0)
 		close(c->sock);
@@ -256,14 +275,26 @@ static void zclient_free(struct zclient *c)
 	free(c);
 }
 
-int zclient_get(const char *path, struct zclient **out)
+/* Crash survival, once per process: the agent's two RESCUE exchanges take
+ * the connection's next two sequence numbers. */
+static void attach_rescue(struct client *c)
+{
+	if (rescue_attached())
+		return;
+	pthread_mutex_lock(&c->lock);
+	rescue_attach(c->sock, c->seq + 1, c->daemon_pid, c->ndevices);
+	c->seq += 2;
+	pthread_mutex_unlock(&c->lock);
+}
+
+int client_get(const char *path, struct client **out)
 {
 	char def[108];
-	struct zclient *c;
+	struct client *c;
 	bool forked = false;
 	int ret;
 
-	if (zrescue_daemon_lost())
+	if (rescue_daemon_lost())
 		return -ENODEV;
 	pthread_mutex_lock(&sessions_lock);
 	c = current_client;
@@ -272,7 +303,7 @@ int zclient_get(const char *path, struct zclient **out)
 		 * but our uffd came to zdevd with the fork event. */
 		forked = true;
 		current_client = NULL;
-		zclient_free(c);
+		client_free(c);
 		c = NULL;
 	}
 	if (c) {
@@ -305,11 +336,11 @@ int zclient_get(const char *path, struct zclient **out)
 		c->sock = -1;
 	}
 	if (ret) {
-		zclient_free(c);
+		client_free(c);
 		goto out_unlock;
 	}
 	/* Without it the process only loses crash survival. */
-	zrescue_attach(c);
+	attach_rescue(c);
 	current_client = c;
 	*out = c;
 out_unlock:
@@ -317,7 +348,7 @@ out_unlock:
 	return ret;
 }
 
-void zclient_put(struct zclient *c)
+void client_put(struct client *c)
 {
 	bool last;
 
@@ -327,7 +358,7 @@ void zclient_put(struct zclient *c)
 		current_client = NULL;
 	pthread_mutex_unlock(&sessions_lock);
 	if (last)
-		zclient_free(c);
+		client_free(c);
 }
 
 /*
@@ -336,19 +367,19 @@ void zclient_put(struct zclient *c)
  * system calls, only the agent's start allocates: glibc makes malloc and
  * pthread_create usable in a fork child, whatever threads the parent had.
  */
-void zclient_atfork_prepare(void)
+void client_atfork_prepare(void)
 {
 	atomic_store_explicit(&forking_pid, getpid(), memory_order_relaxed);
 }
 
-void zclient_atfork_child(void)
+void client_atfork_child(void)
 {
-	struct zclient *c = current_client;
+	struct client *c = current_client;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	union zmsg m;
 	int fd;
 
-	zrescue_atfork_child();
+	rescue_atfork_child();
 	if (!c)
 		return;
 	/* The parent's connection is the parent's. */
@@ -373,7 +404,7 @@ void zclient_atfork_child(void)
 		if (!zmsg_send(fd, &m, -1) && zmsg_recv(fd, &m, NULL) == ZMSG_HELLO_OK &&
 		    (m.hello_ok.features & ZFEAT_PROVE_FORK) &&
 		    !prove_fork(fd, m.hello_ok.proof_addr) && AGENT_IN_FORK_CHILD)
-			zrescue_attach_forked(fd, m.hello_ok.daemon_pid, m.hello_ok.ndevices);
+			rescue_attach_forked(fd, m.hello_ok.daemon_pid, m.hello_ok.ndevices);
 	}
 	close(fd);
 }

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-#ifndef ZDEV_CLIENT_H
-#define ZDEV_CLIENT_H
+#ifndef ZDEV_LIB_CLIENT_H
+#define ZDEV_LIB_CLIENT_H
+
+/* The process's connection to zdevd and its request/reply exchanges. */
 
 #include <pthread.h>
 #include <stdint.h>
@@ -9,7 +11,7 @@
 #include "proto.h"
 
 /* The process's connection to zdevd; device handles share it. */
-struct zclient {
+struct client {
 	pthread_mutex_t lock;	/* one exchange at a time */
 	int sock;
 	pid_t pid;		/* the process that connected */
@@ -21,16 +23,32 @@ struct zclient {
 	char path[108];
 };
 
-/* The connection, made on first use (path NULL: the default socket). */
-int zclient_get(const char *path, struct zclient **out);
-void zclient_put(struct zclient *c);
+/*
+ * The connection, made on first use (path NULL: the default socket), one
+ * more reference to it in *out. 0; -ENODEV once zdevd has died; -ENOMEM;
+ * else the -errno of the connect or the handshake, or the error status
+ * zdevd answered the handshake with (-EPROTO: an answer of the wrong type).
+ */
+int client_get(const char *path, struct client **out);
+/* Drops a reference from client_get; the last closes the connection. */
+void client_put(struct client *c);
 
-/* One request and its reply (caller holds c->lock); returns the reply type. */
-int zclient_call(struct zclient *c, union zmsg *req, union zmsg *rep, int fd);
-/* The same; *rep_fd is the fd the REPLY carried, or -1. */
-int zclient_call_fd(struct zclient *c, union zmsg *req, union zmsg *rep, int fd, int *rep_fd);
+/*
+ * One request and its reply (caller holds c->lock), serving what zdevd asks
+ * of us in between. The type of the message that ended the exchange
+ * (ZMSG_REPLY, or a request's own answer such as ZMSG_STATS_OK), or -errno:
+ * -ENODEV once zdevd has died, -EPROTO when the answer is not to this
+ * request, else the send's or receive's.
+ */
+int client_call(struct client *c, union zmsg *req, union zmsg *rep, int fd);
+/* The same; *rep_fd is the fd the REPLY carried (the caller's to close), or
+ * -1, also on every error. */
+int client_call_fd(struct client *c, union zmsg *req, union zmsg *rep, int fd, int *rep_fd);
 
-void zclient_atfork_prepare(void);
-void zclient_atfork_child(void);
+/* pthread_atfork prepare: notes the parent's pid for the child's handshake. */
+void client_atfork_prepare(void);
+/* pthread_atfork child: drops the parent's connection and claims the uffd
+ * the fork brought, starting the child's own rescue agent. */
+void client_atfork_child(void);
 
 #endif

@@ -22,14 +22,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "moved.h"
+#include "lib/moved.h"
 #include "proto.h"
 
 static _Atomic int line = -1;
 static _Atomic pid_t line_pid;	/* the process that opened it */
 static atomic_flag line_busy = ATOMIC_FLAG_INIT;
 
-int xmoved_open(const char *path)
+int moved_open(const char *path)
 {
 	union zmsg m;
 	int fd, type, expected = -1;
@@ -61,7 +61,7 @@ int xmoved_open(const char *path)
 	return 0;
 }
 
-bool xmoved_query(uintptr_t page, unsigned int *prot)
+bool moved_query(uintptr_t page, unsigned int *prot)
 {
 	int fd = atomic_load(&line), type;
 	sigset_t all, old;

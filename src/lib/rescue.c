@@ -1,4 +1,9 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * Crash survival, the client's side (rescue.h): what zdevd hands over is kept
+ * here, and the agent thread that waits for zdevd to die puts the pages only
+ * the device held back in place.
+ */
 #include "config.h"
 
 #include <errno.h>
@@ -15,12 +20,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "client.h"
+#include "lib/rescue.h"
 #include "page.h"
-#include "rescue.h"
+#include "proto.h"
 #include "rescue_layout.h"
 #include "uffd_compat.h"
-
 
 struct held_store {
 	uint64_t id;
@@ -57,13 +61,13 @@ static atomic_bool lost;
 static _Atomic uint64_t migrating_start, migrating_end;
 static atomic_bool zap_running;
 
-bool zrescue_daemon_lost(void)
+bool rescue_daemon_lost(void)
 {
 	/* acquire: pairs with the agent's release once the rescue is done. */
 	return atomic_load_explicit(&lost, memory_order_acquire);
 }
 
-bool zrescue_keep_uffd(int uffd)
+bool rescue_keep_uffd(int uffd)
 {
 	bool kept = false;
 
@@ -164,7 +168,7 @@ static int copy_page(int uffd, const struct lost_page *p, int tries)
  * copy of us as we are now, without the pages only the device holds: it gets
  * them too, and then its uffd goes, as ours will.
  */
-static void rescue_fork_child(int child_uffd, const struct lost_page *pages, size_t n)
+static void fill_fork_child(int child_uffd, const struct lost_page *pages, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (!pages[i].done)
@@ -195,7 +199,7 @@ static bool read_events(struct lost_page *pages, size_t n, size_t *left)
 
 			switch (m->event) {
 			case UFFD_EVENT_FORK:
-				rescue_fork_child((int)m->arg.fork.ufd, pages, n);
+				fill_fork_child((int)m->arg.fork.ufd, pages, n);
 				break;
 			case UFFD_EVENT_REMAP:
 				move_range(pages, n, m->arg.remap.from, m->arg.remap.to,
@@ -412,7 +416,7 @@ static void give_up_locked(void)
  * socket's peer credentials name whoever called listen(), which a zdevd
  * that turned into a daemon afterwards is not.
  */
-static void attach(int sock, uint64_t seq, pid_t daemon_pid, unsigned int nd)
+void rescue_attach(int sock, uint64_t seq, pid_t daemon_pid, unsigned int nd)
 {
 	int pidfd, uffd, table;
 	uint64_t pages = 0;
@@ -441,7 +445,7 @@ static void attach(int sock, uint64_t seq, pid_t daemon_pid, unsigned int nd)
 	pthread_mutex_unlock(&rescue_lock);
 }
 
-static bool attached(void)
+bool rescue_attached(void)
 {
 	bool yes;
 
@@ -451,25 +455,12 @@ static bool attached(void)
 	return yes;
 }
 
-void zrescue_attach(struct zclient *c)
+void rescue_attach_forked(int sock, pid_t daemon_pid, unsigned int nd)
 {
-	uint64_t seq;
-
-	if (attached())
-		return;
-	pthread_mutex_lock(&c->lock);
-	seq = c->seq + 1;
-	c->seq += 2;
-	attach(c->sock, seq, c->daemon_pid, c->ndevices);
-	pthread_mutex_unlock(&c->lock);
+	rescue_attach(sock, 100, daemon_pid, nd);
 }
 
-void zrescue_attach_forked(int sock, pid_t daemon_pid, unsigned int nd)
-{
-	attach(sock, 100, daemon_pid, nd);
-}
-
-bool zrescue_take_store(unsigned int dev, uint64_t id, int fd)
+bool rescue_take_store(unsigned int dev, uint64_t id, int fd)
 {
 	bool kept = false;
 
@@ -481,30 +472,30 @@ bool zrescue_take_store(unsigned int dev, uint64_t id, int fd)
 	return kept;
 }
 
-void zrescue_migration_begin(uint64_t addr, uint64_t len)
+void rescue_migration_begin(uint64_t addr, uint64_t len)
 {
 	atomic_store_explicit(&migrating_start, addr, memory_order_relaxed);
 	/* release: the agent that sees the end sees the start. */
 	atomic_store_explicit(&migrating_end, addr + len, memory_order_release);
 }
 
-void zrescue_migration_end(void)
+void rescue_migration_end(void)
 {
 	atomic_store_explicit(&migrating_end, 0, memory_order_release);
 }
 
-void zrescue_zap_begin(void)
+void rescue_zap_begin(void)
 {
 	atomic_store_explicit(&zap_running, true, memory_order_release);
 }
 
-void zrescue_zap_end(void)
+void rescue_zap_end(void)
 {
 	/* release: the agent that sees it done copies into emptied pages. */
 	atomic_store_explicit(&zap_running, false, memory_order_release);
 }
 
-void zrescue_atfork_child(void)
+void rescue_atfork_child(void)
 {
 	/* Another thread of the parent may have held it. */
 	pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;

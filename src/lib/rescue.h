@@ -16,32 +16,37 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-struct zclient;
-
 /* The uffd the handshake just handed to zdevd: true if kept (the caller must
- * not close it). */
-bool zrescue_keep_uffd(int uffd);
-/* After the handshake: fetches the table (and a fork child's own uffd) and
- * starts the agent, once per process. Caller holds no client lock. */
-void zrescue_attach(struct zclient *c);
+ * not close it), false when one is kept already. */
+bool rescue_keep_uffd(int uffd);
+/* True when this process's agent runs already (a fork child's parent's
+ * does not count). */
+bool rescue_attached(void);
+/* After the handshake: fetches the table (and a fork child's own uffd) over
+ * sock, which the caller has to itself, numbering its (at most two)
+ * requests from seq, and starts the agent. Should any step fail, it drops
+ * what it kept: the process only goes without crash survival. */
+void rescue_attach(int sock, uint64_t seq, pid_t daemon_pid, unsigned int ndevices);
 /* The same from the fork child's atfork handler, over the connection that
  * claimed its uffd (sock is the caller's until it returns). */
-void zrescue_attach_forked(int sock, pid_t daemon_pid, unsigned int ndevices);
+void rescue_attach_forked(int sock, pid_t daemon_pid, unsigned int ndevices);
 /* A store zdevd handed over (STORE): true if kept (the caller must not
- * close fd). */
-bool zrescue_take_store(unsigned int dev, uint64_t id, int fd);
+ * close fd); false when no agent runs here to use it, dev is out of range
+ * or memory ran out. */
+bool rescue_take_store(unsigned int dev, uint64_t id, int fd);
 /* A migration to the device of [addr, addr + len) is asked for; its reply
  * came (zdevd handled its zaps' events). */
-void zrescue_migration_begin(uint64_t addr, uint64_t len);
-void zrescue_migration_end(void);
+void rescue_migration_begin(uint64_t addr, uint64_t len);
+void rescue_migration_end(void);
 /* Around the madvise of a zap zdevd asked for. */
-void zrescue_zap_begin(void);
-void zrescue_zap_end(void);
-/* zdevd died and the rescue ran (or runs): no device any more. */
-bool zrescue_daemon_lost(void);
+void rescue_zap_begin(void);
+void rescue_zap_end(void);
+/* True once zdevd has died and the rescue ran (or runs): no device any
+ * more, every request fails with -ENODEV. */
+bool rescue_daemon_lost(void);
 /* In a fork child, first: the parent's uffd and table are not ours (stores
  * are: the pages we share with the parent live there); no agent runs here
  * yet. */
-void zrescue_atfork_child(void);
+void rescue_atfork_child(void);
 
 #endif

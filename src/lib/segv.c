@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libzdev's SIGSEGV handler: a touch of an exclusive page revokes it and the
- * access goes on, a write to a mapping being made anonymous waits for it and
- * goes on; every other SIGSEGV goes to the handler that was there
- * before ours (the program's, a sanitizer's) or, if there was none, kills the
- * process as it would have without zdev.
+ * libzdev's SIGSEGV handler. A fault the kernel reports is offered to the
+ * claimers the modules above registered, in the order they came; one that
+ * claims it has dealt with it and the access goes on. Every other SIGSEGV
+ * goes to the handler that was there before ours (the program's, a
+ * sanitizer's) or, if there was none, kills the process as it would have
+ * without zdev. This file knows nothing of what its claimers do.
  *
- * Ours is installed on first use of exclusive access, after whatever the
- * program or a sanitizer installed at start-up. A program that installs its
+ * Ours is installed on first need (exclusive access, a mapping made
+ * anonymous), after whatever the program or a sanitizer installed at
+ * start-up. A program that installs its
  * own later displaces ours; the preload shim prevents that by routing
  * sigaction(SIGSEGV) through zdevpriv_sigaction(), which keeps the program's
  * handler as the one we chain to. zdevpriv_* are for the shim, not programs.
@@ -22,10 +24,16 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#include "anonymize.h"
-#include "exclusive.h"
-#include "export.h"
-#include "segv.h"
+#include "lib/export.h"
+#include "lib/segv.h"
+
+#define MAX_CLAIMERS 4
+
+/* Written under claim_lock before nclaimers publishes them; the handler reads
+ * them without a lock, which it could not take. Never removed. */
+static segv_claimer claimers[MAX_CLAIMERS];
+static _Atomic unsigned int nclaimers;
+static pthread_mutex_t claim_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /*
  * The handler to chain to, double-buffered so that the signal handler reads
@@ -111,13 +119,44 @@ ZDEV_EXPORT void zdevpriv_segv_chain(int sig, siginfo_t *si, void *uc)
 		p.sa_handler(sig);
 }
 
+int segv_add_claimer(segv_claimer fn)
+{
+	unsigned int n;
+	int ret = 0;
+
+	pthread_mutex_lock(&claim_lock);
+	n = atomic_load_explicit(&nclaimers, memory_order_relaxed);
+	for (unsigned int i = 0; i < n; i++)
+		if (claimers[i] == fn)
+			goto out_unlock;
+	if (n == MAX_CLAIMERS) {
+		ret = -ENOSPC;
+		goto out_unlock;
+	}
+	claimers[n] = fn;
+	/* release: a handler that counts the slot finds it filled. */
+	atomic_store_explicit(&nclaimers, n + 1, memory_order_release);
+out_unlock:
+	pthread_mutex_unlock(&claim_lock);
+	return ret;
+}
+
+static bool claimed(uintptr_t addr)
+{
+	unsigned int n = atomic_load_explicit(&nclaimers, memory_order_acquire);
+
+	for (unsigned int i = 0; i < n; i++)
+		if (claimers[i](addr))
+			return true;
+	return false;
+}
+
 static void on_segv(int sig, siginfo_t *si, void *uc)
 {
 	int saved = errno;
 
 	/* si_code > 0: the kernel's, from a fault at si_addr. */
-	if (si && si->si_code > 0 &&
-	    (xmap_fault((uintptr_t)si->si_addr) || anonymize_fault((uintptr_t)si->si_addr))) {
+	if (si && si->si_code > 0 && claimed((uintptr_t)si->si_addr)) {
 		errno = saved;
 		return;
 	}

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
+/* The library's version at run time, against the one a program was built
+ * with (ZDEV_VERSION_* in zdev.h). */
 #include "config.h"
 
-#include "export.h"
+#include "lib/export.h"
 #include "zdev.h"
 
 ZDEV_EXPORT int zdev_version_major(void)

@@ -27,8 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "exclusive.h"
-#include "moved.h"
+#include "lib/moved.h"
+#include "lib/xmap.h"
 #include "page.h"
 #include "xmap_layout.h"
 
@@ -42,12 +42,11 @@
  * revoked in random order could fragment a large range into one VMA a page
  * and reach vm.max_map_count, after which mprotect fails. We count the VMAs
  * our revocations may have added, and past the budget a fault revokes the
- * whole aligned block around the page instead (whose neighbours then merge):
- * the device loses a little more exclusivity, which the kernel allows too
- * (any invalidation ends it), and the process stays far from the limit.
+ * whole window around the page instead (whose neighbours then merge): the
+ * device loses a little more exclusivity, which the kernel allows too (any
+ * invalidation ends it), and the process stays far from the limit.
  */
 #define VMA_BUDGET 4096
-#define BLOCK_PAGES WIN_PAGES
 
 typedef _Atomic uint16_t xstate;
 
@@ -186,6 +185,39 @@ static void release_claimed(xstate *sp, size_t n, bool forget)
 	wake_all();
 }
 
+struct revoke_walk {
+	uintptr_t addr;
+	bool may_unpin;
+};
+
+/*
+ * run_next_by's test for revoke_range, which claims as it goes: every page
+ * it says yes to is REVOKING, the caller's to release. A run is exclusive
+ * pages with the first one's protection and consecutive states (one leaf),
+ * which one mprotect restores; a page that does not join is given back as
+ * it was, and is asked again as the start of the next run.
+ */
+static bool claims_run(const void *ctx, uint64_t first, uint64_t i)
+{
+	const struct revoke_walk *w = ctx;
+	xstate *sp = state_of(w->addr + i * PG_SIZE), *first_sp;
+	uint16_t s, first_s;
+
+	if (i == first)
+		return sp && claim(sp, w->may_unpin, &s);
+	first_sp = state_of(w->addr + first * PG_SIZE);
+	if (sp != first_sp + (i - first) || !claim(sp, w->may_unpin, &s))
+		return false;
+	/* REVOKING keeps the protection to restore. */
+	first_s = atomic_load_explicit(first_sp, memory_order_relaxed);
+	if ((s & XS_PROT_MASK) != (first_s & XS_PROT_MASK)) {
+		/* Not ours to keep: give it back as it was. */
+		atomic_store_explicit(sp, s, memory_order_release);
+		return false;
+	}
+	return true;
+}
+
 /*
  * Revokes every exclusive page of [addr, addr + npages pages): one mprotect
  * for each run of claimed pages with the same protection, so a range that
@@ -193,35 +225,17 @@ static void release_claimed(xstate *sp, size_t n, bool forget)
  */
 static int revoke_range(uintptr_t addr, size_t npages, bool may_unpin, bool forget)
 {
+	const struct revoke_walk w = { .addr = addr, .may_unpin = may_unpin };
 	int ret = 0;
 
-	for (size_t i = 0; i < npages;) {
-		xstate *sp = state_of(addr + i * PG_SIZE);
-		uint16_t s, prot;
-		size_t j;
+	for (uint64_t from = 0, to = 0; run_next_by(npages, &from, &to, claims_run, &w);) {
+		xstate *sp = state_of(addr + from * PG_SIZE);
+		int prot = atomic_load_explicit(sp, memory_order_relaxed) & XS_PROT_MASK;
 
-		if (!sp || !claim(sp, may_unpin, &s)) {
-			i++;
-			continue;
-		}
-		prot = s & XS_PROT_MASK;
-		/* Extend within the leaf (consecutive states) while the next
-		 * page is exclusive with the same protection. */
-		for (j = i + 1; j < npages && state_of(addr + j * PG_SIZE) == sp + (j - i); j++) {
-			uint16_t t;
-
-			if (!claim(sp + (j - i), may_unpin, &t))
-				break;
-			if ((t & XS_PROT_MASK) != prot) {
-				/* Not ours to keep: give it back as it was. */
-				atomic_store_explicit(sp + (j - i), t, memory_order_release);
-				break;
-			}
-		}
-		if (!forget && mprotect((void *)(addr + i * PG_SIZE), (j - i) * PG_SIZE, prot) && !ret)
+		if (!forget && mprotect((void *)(addr + from * PG_SIZE), (to - from) * PG_SIZE, prot) &&
+		    !ret)
 			ret = -errno;
-		release_claimed(sp, j - i, forget);
-		i = j;
+		release_claimed(sp, to - from, forget);
 	}
 	return ret;
 }
@@ -270,11 +284,11 @@ static bool retry_once(uintptr_t page)
 
 /* A fault where the map has no record: perhaps an exclusive page that mremap
  * moved (moved.c); zdevd knows its protection. */
-static bool moved_fault(uintptr_t page)
+static bool revoke_moved(uintptr_t page)
 {
 	unsigned int prot;
 
-	if (!xmoved_query(page, &prot) || !retry_once(page))
+	if (!moved_query(page, &prot) || !retry_once(page))
 		return false;
 	return !mprotect((void *)page, PG_SIZE, (int)prot);
 }
@@ -287,12 +301,10 @@ bool xmap_fault(uintptr_t addr)
 
 	s = sp ? atomic_load_explicit(sp, memory_order_relaxed) : 0;
 	if (!(s & (XS_EXCL | XS_BUSY | XS_REVOKING | XS_WAS)))
-		return moved_fault(page);
+		return revoke_moved(page);
 	if ((s & XS_EXCL) && excl_at(page - PG_SIZE) && excl_at(page + PG_SIZE) &&
 	    atomic_load_explicit(&vma_splits, memory_order_relaxed) >= VMA_BUDGET) {
-		const uintptr_t block = page & ~(BLOCK_PAGES * PG_SIZE - 1);
-
-		revoke_range(block, BLOCK_PAGES, false, false);
+		revoke_range(win_down(page), WIN_PAGES, false, false);
 		return true;	/* a real fault there comes back as one on WAS */
 	}
 	if (claim(sp, false, &s)) {
@@ -305,7 +317,7 @@ bool xmap_fault(uintptr_t addr)
 			 * the next fault on the page is a real one. */
 			atomic_store_explicit(sp, s, memory_order_release);
 			wake_all();
-			revoke_range(page & ~(BLOCK_PAGES * PG_SIZE - 1), BLOCK_PAGES, false, false);
+			revoke_range(win_down(page), WIN_PAGES, false, false);
 			return true;
 		}
 		release_claimed(sp, 1, false);
@@ -320,11 +332,20 @@ bool xmap_fault(uintptr_t addr)
 	return retry_once(page);
 }
 
+/* run_next_by's test for xmap_revoke_all, over one leaf: the pages fork must
+ * not find exclusive. In flight too: a revocation another thread has begun
+ * must end before the fork, or the child would wait for a thread it lacks. */
+static bool held_or_in_flight(const void *leaf, uint64_t first, uint64_t i)
+{
+	const xstate *states = leaf;
+
+	(void)first;
+	return atomic_load_explicit(&states[i], memory_order_relaxed) &
+	       (XS_EXCL | XS_REVOKING | XS_BUSY);
+}
+
 void xmap_revoke_all(void)
 {
-	/* In flight too: a revocation another thread has begun must end
-	 * before the fork, or the child would wait for a thread it lacks. */
-	const uint16_t busy = XS_EXCL | XS_REVOKING | XS_BUSY;
 	unsigned int n = atomic_load_explicit(&nleaves, memory_order_acquire);
 	sigset_t mask;
 
@@ -333,19 +354,9 @@ void xmap_revoke_all(void)
 		uintptr_t base = (uintptr_t)leaf_index[i] << (XMAP_LEAF_SHIFT + XMAP_PAGE_SHIFT);
 		xstate *leaf = atomic_load_explicit(&dir[leaf_index[i]], memory_order_acquire);
 
-		for (size_t p = 0; p < XMAP_LEAF_PAGES;) {
-			size_t q;
-
-			if (!(atomic_load_explicit(&leaf[p], memory_order_relaxed) & busy)) {
-				p++;
-				continue;
-			}
-			for (q = p + 1; q < XMAP_LEAF_PAGES &&
-			     (atomic_load_explicit(&leaf[q], memory_order_relaxed) & busy); q++)
-				;
-			revoke_range(base + p * PG_SIZE, q - p, false, false);
-			p = q;
-		}
+		for (uint64_t from = 0, to = 0;
+		     run_next_by(XMAP_LEAF_PAGES, &from, &to, held_or_in_flight, leaf);)
+			revoke_range(base + from * PG_SIZE, to - from, false, false);
 	}
 	xmap_signals_restore(&mask);
 }
@@ -434,16 +445,65 @@ static bool settled_held(xstate *sp, unsigned int dev)
 	}
 }
 
+struct grant_walk {
+	uintptr_t addr;
+	unsigned int dev;
+};
+
+/* run_next_by's test for grant: a run of pages that are not dev's yet, all
+ * in leaves. */
+static bool not_devs_yet(const void *ctx, uint64_t first, uint64_t i)
+{
+	const struct grant_walk *w = ctx;
+	xstate *sp = state_of(w->addr + i * PG_SIZE);
+
+	(void)first;
+	return sp && !settled_held(sp, w->dev);
+}
+
+/*
+ * Gives dev [addr, addr + n pages), none of it dev's yet: populates, records
+ * and protects. The pages granted from the start; *err says why not all.
+ */
+static size_t grant_run(uintptr_t addr, size_t n, unsigned int dev, unsigned int prot, bool busy,
+			int *err)
+{
+	size_t ok = populate(addr, n, err);
+
+	/* Recorded pinned until the protection is in place, so that nothing
+	 * revokes a page between the two (fork's sweep in another thread
+	 * would restore it, and our mprotect would then take it away again
+	 * behind the record's back). */
+	for (size_t k = 0; k < ok; k++)
+		record(state_of(addr + k * PG_SIZE), dev, prot, true);
+	/* After the records: a thread that faults from now on finds them. A
+	 * thread that touched the page before did so before the grant:
+	 * mprotect returns only once every CPU has flushed its TLB entries
+	 * (the shootdown interrupts an atomic instruction only between
+	 * instructions), so no CPU access is still in flight when the device
+	 * starts. */
+	if (ok && mprotect((void *)addr, ok * PG_SIZE, PROT_NONE)) {
+		*err = -errno;
+		revoke_range(addr, ok, true, true);
+		return 0;
+	}
+	if (ok && !busy)
+		unpin_range(addr, ok);
+	return ok;
+}
+
 /* A GRANT: the pages done from the start, or the status of the failure. */
 static int grant(uintptr_t addr, size_t npages, unsigned int dev, unsigned int prot, bool busy,
 		 size_t *done)
 {
+	const struct grant_walk w = { .addr = addr, .dev = dev };
 	int ret = 0;
 
 	*done = 0;
-	for (size_t i = 0; i < npages;) {
+	for (uint64_t i = 0; i < npages;) {
 		xstate *sp = state_of(addr + i * PG_SIZE);
-		size_t j, ok;
+		uint64_t from = i, to = i;
+		size_t ok;
 
 		if (!sp)
 			return -EINVAL;	/* xmap_prepare was not called */
@@ -452,33 +512,14 @@ static int grant(uintptr_t addr, size_t npages, unsigned int dev, unsigned int p
 			*done = ++i;
 			continue;
 		}
-		/* A run of pages that are not dev's yet. */
-		for (j = i + 1; j < npages && !settled_held(state_of(addr + j * PG_SIZE), dev); j++)
-			;
-		ok = populate(addr + i * PG_SIZE, j - i, &ret);
-		/* Recorded pinned until the protection is in place, so that
-		 * nothing revokes a page between the two (fork's sweep in
-		 * another thread would restore it, and our mprotect would
-		 * then take it away again behind the record's back). */
-		for (size_t k = i; k < i + ok; k++)
-			record(state_of(addr + k * PG_SIZE), dev, prot, true);
-		/* After the records: a thread that faults from now on finds
-		 * them. A thread that touched the page before did so before
-		 * the grant: mprotect returns only once every CPU has flushed
-		 * its TLB entries (the shootdown interrupts an atomic
-		 * instruction only between instructions), so no CPU access
-		 * is still in flight when the device starts. */
-		if (ok && mprotect((void *)(addr + i * PG_SIZE), ok * PG_SIZE, PROT_NONE)) {
-			ret = -errno;
-			revoke_range(addr + i * PG_SIZE, ok, true, true);
+		/* Page i is not dev's yet, and stays so (only this thread
+		 * grants): the run of such pages starts there. */
+		run_next_by(npages, &from, &to, not_devs_yet, &w);
+		ok = grant_run(addr + from * PG_SIZE, to - from, dev, prot, busy, &ret);
+		*done = from + ok;
+		if (ok < to - from)
 			return ret;
-		}
-		if (ok && !busy)
-			unpin_range(addr + i * PG_SIZE, ok);
-		*done = i + ok;
-		if (ok < j - i)
-			return ret;
-		i = j;
+		i = to;
 	}
 	return 0;
 }
