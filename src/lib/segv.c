@@ -9,8 +9,8 @@
  *
  * Ours is installed on first need (exclusive access, a mapping made
  * anonymous), after whatever the program or a sanitizer installed at
- * start-up. A program that installs its
- * own later displaces ours; the preload shim prevents that by routing
+ * start-up. A program that installs its own later displaces ours; the
+ * preload shim prevents that by routing
  * sigaction(SIGSEGV) through zdevpriv_sigaction(), which keeps the program's
  * handler as the one we chain to. zdevpriv_* are for the shim, not programs.
  */
