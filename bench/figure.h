@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-/* Prints the DESIGN.md section 8 line:
+/* Prints a figure as one line (docs/architecture.md, "Tests and benchmarks"):
  * FIGURE <name> <value> <unit> baseline <value> <unit> ratio <value/baseline> */
 void figure(const char *name, double value, const char *unit, double baseline,
 	    const char *baseline_unit);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The device page pool. The contract is in refpool.h and DESIGN.md section 3;
+ * The device page pool. The contract is in refpool.h and docs/lifecycle.md;
  * this file keeps it with three kinds of lists and two kinds of counters:
  *
  *  free lists   per-CPU slots (no shared cache line on the fast path) and one

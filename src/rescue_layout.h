@@ -3,8 +3,8 @@
 #define ZDEV_RESCUE_LAYOUT_H
 
 /*
- * What a client needs to take its device pages back if zdevd dies (DESIGN
- * §4), shared by zdevd, which writes it, and libzdev, which reads it only
+ * What a client needs to take its device pages back if zdevd dies
+ * (docs/architecture.md, "Surviving zdevd"), shared by zdevd, which writes it, and libzdev, which reads it only
  * once zdevd is gone.
  *
  * Stores: per process and device, a memfd the size of the device's memory.

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Per-client limits (DESIGN.md section 9): device memory, registered bytes
+ * Per-client limits (zdevd(8), docs/errors.md): device memory, registered bytes
  * and open handles. Passing one is an error to that client only: nothing is
  * lost, and another client is served as before.
  */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * zdevd killed outright loses no client data (DESIGN §4, §9): the client
+ * zdevd killed outright loses no client data (docs/architecture.md,
+ * "Surviving zdevd"): the client
  * holds the stores its device pages live in and its own uffd, and libzdev's
  * agent copies every page back once zdevd is gone. Each test runs its own
  * zdevd and kills it with SIGKILL, then checks every byte; processes that

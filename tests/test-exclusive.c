@@ -3,7 +3,8 @@
  * Device-exclusive access: the kernel's hmm-tests exclusive, exclusive_mprotect
  * and exclusive_cow with their assertions (EXCLUSIVE = zdev_make_exclusive
  * followed by the driver's read of the range into the mirror, CHECK_EXCLUSIVE =
- * zdev_check_exclusive), and what DESIGN.md section 6 adds: revocation from
+ * zdev_check_exclusive), and what docs/architecture.md, "Device-exclusive
+ * access", adds: revocation from
  * many threads, the program's own SIGSEGV handler, VMA coalescing, exact
  * device atomics under contention, fork and munmap, and the error cases.
  */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Fuzzing (DESIGN.md section 9): the protocol decoder against mutated
+ * Fuzzing (docs/protocol.md, "Validation"): the protocol decoder against mutated
  * messages, zdevd against mutated datagrams from raw connections, and the
  * whole of libzdev against random sequences of calls checked by a model of
  * the memory they work on: whatever the calls, no byte changes unless a

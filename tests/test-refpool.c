@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The page pool's lifecycle contract (DESIGN.md section 3), one test a point. */
+/* The page pool's lifecycle contract (docs/lifecycle.md), one test a point. */
 #include "config.h"
 
 #include <check.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Conformance beyond the kernel's hmm-tests: what DESIGN.md sections 4, 5
- * and 9 promise of zdev as a daemon serving processes. Writers racing
+ * Conformance beyond the kernel's hmm-tests: what zdev promises as a daemon
+ * serving processes (docs/architecture.md, docs/protocol.md, docs/errors.md). Writers racing
  * migrations lose no write; fork, kills, munmap and mremap leave the pool at
  * its baseline; the kernel itself can read into and out of device-resident
  * buffers; an exhausted pool moves what fits and loses nothing; a foreign
@@ -200,7 +200,7 @@ static uint64_t raw_hello(int fd)
 }
 
 /* After a bad message the daemon answers with an error or closes the
- * connection (DESIGN §9); silence with the connection open is neither. */
+ * connection (docs/protocol.md, "Validation"); silence with the connection open is neither. */
 static void expect_refused(int fd, const char *what)
 {
 	union zmsg m;
