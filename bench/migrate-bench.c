@@ -60,11 +60,11 @@ static double memcpy_gbps(char *src, char *dst)
 
 /*
  * Memory freed more than a moment ago may have gone back to the host, and its
- * next first touch pays a host fault (on a virtual machine, the host gives it
- * back lazily). After the 1 GiB migrations
- * have freed and taken so much, the pages zdevd's CPU gets are cold while the
- * plain side reuses what it just freed: touch and free a whole GiB just
- * before each timed first touch, so both sides start from warm memory.
+ * next first touch pays a host fault (on a virtual machine, the host takes
+ * it back lazily). After the 1 GiB migrations have freed and taken so much,
+ * the pages zdevd's CPU gets are cold while the plain side reuses what it
+ * just freed: touch and free a whole GiB just before each timed first touch,
+ * so both sides start from warm memory.
  */
 static void warm_up(size_t len)
 {
