@@ -23,7 +23,7 @@ floor_of() {
 		echo 4 ;;
 	# The client and the tools stand on the base floor alone: they share
 	# the protocol and the layouts with zdevd, never its code.
-	lib/* | tools/*)
+	lib/* | tools/* | preload/*)
 		echo 4 ;;
 	*)
 		echo "" ;;
@@ -35,6 +35,8 @@ may_include() { # file header
 	case "$1" in
 	zdevd/*) return 0 ;;
 	lib/* | tools/*) [ "$(floor_of "$2")" = 0 ] || [ "${2%%/*}" = "${1%%/*}" ] ;;
+	# The shim stands on libzdev: its API and the calls it exports for the shim.
+	preload/*) [ "$(floor_of "$2")" = 0 ] || [ "${2%%/*}" = preload ] || [ "$2" = lib/segv.h ] ;;
 	*) return 0 ;;
 	esac
 }

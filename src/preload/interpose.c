@@ -1,0 +1,338 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The calls the shim interposes. Memory calls go to the kernel as raw system
+ * calls (no symbol to look up, no allocation), then update the managed
+ * ranges; free and realloc go to the next definition. While a policy moves
+ * pages, every call that can take memory away or move it holds the shim's
+ * address-space lock shared (shim.h). Calls from libzdev and the shim
+ * themselves are passed through: their memory is never the program's.
+ */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "lib/segv.h"
+#include "preload/ranges.h"
+#include "preload/shim.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+static bool is_private_anon(int flags, int fd)
+{
+	return (flags & (MAP_PRIVATE | MAP_SHARED)) == MAP_PRIVATE && ((flags & MAP_ANONYMOUS) || fd < 0);
+}
+
+/* Whether the shim tracks a call made from ra: set up, and the program's. */
+static bool tracked(const void *ra)
+{
+	return shim.ready && !shim_is_ours(ra);
+}
+
+EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	const void *ra = __builtin_return_address(0);
+	const bool fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE);
+	const bool track = tracked(ra);
+	/* MAP_FIXED replaces what was there: a change like munmap. */
+	const bool locked = track && fixed && shim_as_begin();
+	long p;
+
+	p = syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+	shim_as_end(locked);
+	if (p == -1)
+		return MAP_FAILED;
+	if (shim.ready && shim_is_ours(ra) && is_private_anon(flags, fd))
+		ranges_exclude((uint64_t)p, (uint64_t)p + len);
+	else if (track && fixed)
+		ranges_remove((uint64_t)p, (uint64_t)p + len);
+	if (track && is_private_anon(flags, fd) && (prot & PROT_WRITE))
+		ranges_add((uint64_t)p, (uint64_t)p + len, shim.env.min_bytes);
+	return (void *)p;
+}
+
+EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+	__attribute__((alias("mmap")));
+
+EXPORT int munmap(void *addr, size_t len)
+{
+	const bool locked = tracked(__builtin_return_address(0)) && shim_as_begin();
+	long ret;
+
+	ret = syscall(SYS_munmap, addr, len);
+	if (!ret && shim.ready)
+		ranges_remove((uint64_t)(uintptr_t)addr, (uint64_t)(uintptr_t)addr + len);
+	shim_as_end(locked);
+	return (int)ret;
+}
+
+EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+{
+	const bool track = tracked(__builtin_return_address(0));
+	void *new_addr = NULL;
+	bool locked;
+	long p;
+
+	if (flags & MREMAP_FIXED) {
+		va_list ap;
+
+		va_start(ap, flags);
+		new_addr = va_arg(ap, void *);
+		va_end(ap);
+	}
+	locked = track && shim_as_begin();
+	p = syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
+	if (p != -1 && shim.ready)
+		ranges_move((uint64_t)(uintptr_t)old, old_len, (uint64_t)p, new_len,
+			    shim.env.min_bytes);
+	shim_as_end(locked);
+	return p == -1 ? MAP_FAILED : (void *)p;
+}
+
+EXPORT int madvise(void *addr, size_t len, int advice)
+{
+	/* DONTNEED, FREE, REMOVE empty pages the policy may be moving. */
+	const bool locked = tracked(__builtin_return_address(0)) &&
+			    (advice == MADV_DONTNEED || advice == MADV_FREE || advice == MADV_REMOVE) &&
+			    shim_as_begin();
+	long ret;
+
+	ret = syscall(SYS_madvise, addr, len, advice);
+	shim_as_end(locked);
+	return (int)ret;
+}
+
+/* ---- malloc's own unmapping ---- */
+
+static void (*next_free)(void *);
+static void *(*next_realloc)(void *, size_t);
+
+/* glibc's own, before dlsym can answer (dlsym itself frees). */
+extern void __libc_free(void *);
+extern void *__libc_realloc(void *, size_t);
+
+EXPORT void free(void *p)
+{
+	void (*f)(void *) = next_free ? next_free : __libc_free;
+	bool locked;
+
+	/* free may unmap a chunk or trim a heap: a change like munmap. */
+	if (!p || shim_is_ours(__builtin_return_address(0))) {
+		f(p);
+		return;
+	}
+	locked = shim_as_begin();
+	f(p);
+	shim_as_end(locked);
+}
+
+EXPORT void *realloc(void *p, size_t len)
+{
+	void *(*f)(void *, size_t) = next_realloc ? next_realloc : __libc_realloc;
+	bool locked;
+	void *q;
+
+	/* realloc may move a mapped chunk with mremap, which no interposed
+	 * call sees. */
+	if (shim_is_ours(__builtin_return_address(0)))
+		return f(p, len);
+	locked = shim_as_begin();
+	q = f(p, len);
+	shim_as_end(locked);
+	return q;
+}
+
+/* ---- signals ---- */
+
+static int (*next_sigaction)(int, const struct sigaction *, struct sigaction *);
+static int (*next_sigaltstack)(const stack_t *, stack_t *);
+static int (*next_pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+/* The program's SIGSEGV handler is the one libzdev's chains to, never a
+ * replacement for it: exclusive pages revoke through libzdev's. */
+/* The next definition of name: libraries loaded before the shim may call
+ * in before its constructor ran. */
+static void *next(void **slot, const char *name)
+{
+	void *f = atomic_load_explicit((void *_Atomic *)slot, memory_order_relaxed);
+
+	if (!f) {
+		f = dlsym(RTLD_NEXT, name);
+		atomic_store_explicit((void *_Atomic *)slot, f, memory_order_relaxed);
+	}
+	return f;
+}
+
+#define NEXT(fn) ((__typeof__(next_##fn))next((void **)&next_##fn, #fn))
+
+EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	int ret;
+
+	if (sig != SIGSEGV || !shim.ready || shim_is_ours(__builtin_return_address(0)))
+		return NEXT(sigaction)(sig, act, old);
+	ret = zdevpriv_sigaction(sig, act, old);
+	if (ret) {
+		errno = -ret;
+		return -1;
+	}
+	return 0;
+}
+
+EXPORT sighandler_t signal(int sig, sighandler_t handler)
+{
+	struct sigaction act = { .sa_handler = handler, .sa_flags = SA_RESTART }, old;
+
+	sigemptyset(&act.sa_mask);
+	sigaddset(&act.sa_mask, sig);
+	if (sigaction(sig, &act, &old))
+		return SIG_ERR;
+	return old.sa_handler;
+}
+
+/* A signal stack must never be exclusive: the kernel could not push a
+ * signal frame there. */
+EXPORT int sigaltstack(const stack_t *ss, stack_t *old)
+{
+	int ret = NEXT(sigaltstack)(ss, old);
+
+	if (!ret && ss && !(ss->ss_flags & SS_DISABLE) && shim.ready)
+		ranges_exclude((uint64_t)(uintptr_t)ss->ss_sp,
+			       (uint64_t)(uintptr_t)ss->ss_sp + ss->ss_size);
+	return ret;
+}
+
+/* Nor may a thread's stack be: glibc maps it with calls we do not see. */
+EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+	int ret = NEXT(pthread_create)(t, attr, fn, arg);
+	pthread_attr_t a;
+	size_t size;
+	void *stack;
+
+	if (ret || !shim.ready || pthread_getattr_np(*t, &a))
+		return ret;
+	if (!pthread_attr_getstack(&a, &stack, &size))
+		ranges_exclude((uint64_t)(uintptr_t)stack, (uint64_t)(uintptr_t)stack + size);
+	pthread_attr_destroy(&a);
+	return ret;
+}
+
+/* ---- exec: the image that ends says what happened first ---- */
+
+static int (*next_execve)(const char *, char *const[], char *const[]);
+static int (*next_execv)(const char *, char *const[]);
+static int (*next_execvp)(const char *, char *const[]);
+static int (*next_execvpe)(const char *, char *const[], char *const[]);
+static int (*next_fexecve)(int, char *const[], char *const[]);
+
+EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+	shim_flush_stats();
+	return NEXT(execve)(path, argv, envp);
+}
+
+EXPORT int execv(const char *path, char *const argv[])
+{
+	shim_flush_stats();
+	return NEXT(execv)(path, argv);
+}
+
+EXPORT int execvp(const char *file, char *const argv[])
+{
+	shim_flush_stats();
+	return NEXT(execvp)(file, argv);
+}
+
+EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	shim_flush_stats();
+	return NEXT(execvpe)(file, argv, envp);
+}
+
+EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+	shim_flush_stats();
+	return NEXT(fexecve)(fd, argv, envp);
+}
+
+#define EXECL_MAX 4096
+
+/* The arguments of an execl-style call, up to its NULL, into argv: the
+ * environment after it for execle. false when there are too many. */
+static bool collect_args(const char *arg, va_list ap, char **argv, char ***envp)
+{
+	unsigned int n = 0;
+
+	for (argv[n] = (char *)arg; argv[n]; argv[n] = va_arg(ap, char *))
+		if (++n == EXECL_MAX)
+			return false;
+	if (envp)
+		*envp = va_arg(ap, char **);
+	return true;
+}
+
+EXPORT int execl(const char *path, const char *arg, ...)
+{
+	char *argv[EXECL_MAX];
+	va_list ap;
+	bool ok;
+
+	va_start(ap, arg);
+	ok = collect_args(arg, ap, argv, NULL);
+	va_end(ap);
+	if (!ok) {
+		errno = E2BIG;
+		return -1;
+	}
+	return execv(path, argv);
+}
+
+EXPORT int execlp(const char *file, const char *arg, ...)
+{
+	char *argv[EXECL_MAX];
+	va_list ap;
+	bool ok;
+
+	va_start(ap, arg);
+	ok = collect_args(arg, ap, argv, NULL);
+	va_end(ap);
+	if (!ok) {
+		errno = E2BIG;
+		return -1;
+	}
+	return execvp(file, argv);
+}
+
+EXPORT int execle(const char *path, const char *arg, ...)
+{
+	char *argv[EXECL_MAX], **envp;
+	va_list ap;
+	bool ok;
+
+	va_start(ap, arg);
+	ok = collect_args(arg, ap, argv, &envp);
+	va_end(ap);
+	if (!ok) {
+		errno = E2BIG;
+		return -1;
+	}
+	return execve(path, argv, envp);
+}
+
+__attribute__((constructor(101))) static void interpose_init(void)
+{
+	/* dlsym frees through free() itself: __libc_free serves until then. */
+	next_realloc = dlsym(RTLD_NEXT, "realloc");
+	next_free = dlsym(RTLD_NEXT, "free");
+}

@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "page.h"
+#include "preload/policy.h"
+#include "preload/ranges.h"
+#include "preload/shim.h"
+#include "zdev.h"
+
+#define SCAN_NS		100000000ull	/* the maps are read again every 100 ms */
+#define EVICT_BATCH	512		/* pages looked at per range and round */
+
+static pthread_t thread;
+static bool running;
+static atomic_bool stop;
+static uint64_t rng;
+
+/* xorshift64*: the same seed gives the same decisions. */
+static uint64_t next_random(void)
+{
+	rng ^= rng >> 12;
+	rng ^= rng << 25;
+	rng ^= rng >> 27;
+	return rng * 0x2545f4914f6cdd1dull;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* One device operation, with no change of the address space under it. */
+static void device_op(unsigned int op, uint64_t addr, uint64_t npages)
+{
+	struct zdev_result res;
+
+	pthread_rwlock_wrlock(&shim.as_lock);
+	if (op == 0)
+		zdev_migrate_to_device(shim.dev, (void *)(uintptr_t)addr, npages, &res);
+	else if (op == 1)
+		zdev_migrate_to_system(shim.dev, (void *)(uintptr_t)addr, npages, &res);
+	else
+		zdev_make_exclusive(shim.dev, (void *)(uintptr_t)addr, npages, &res);
+	pthread_rwlock_unlock(&shim.as_lock);
+}
+
+/*
+ * stress: a run of managed pages picked at random (bigger ranges more
+ * often) goes to the device, comes back, or becomes exclusive. The run is a
+ * page, a few pages, or a whole 2 MiB window (a device THP where it can be).
+ * Failures are the program's memory changing under us, and are left be.
+ */
+static void stress_step(void)
+{
+	uint64_t start, end, npages, first, n;
+	unsigned int op;
+
+	if (!ranges_pick(next_random(), &start, &end))
+		return;
+	npages = (end - start) / PG_SIZE;
+	switch (next_random() % 4) {
+	case 0: n = WIN_PAGES; break;
+	case 1: n = 64; break;
+	default: n = 1 + next_random() % 16; break;
+	}
+	if (!npages)
+		return;
+	n = n < npages ? n : npages;
+	first = start + next_random() % (npages - n + 1) * PG_SIZE;
+	if (n == WIN_PAGES && win_down(first) >= start)
+		first = win_down(first);
+	op = (unsigned int)(next_random() % 100);
+	op = op < 50 ? 0 : op < 80 || !shim.env.exclusive ? 1 : 2;
+	if (!ranges_excluded(first, first + n * PG_SIZE))
+		device_op(op, first, n);
+}
+
+/* ---- evict ---- */
+
+#define PM_PRESENT	(1ull << 63)
+#define PM_SOFT_DIRTY	(1ull << 55)
+
+/*
+ * evict: a page is idle when it was present and not written since the
+ * soft-dirty bits were last cleared, idle_ms ago; every idle page of the
+ * managed ranges goes to the device, and the bits are cleared again.
+ */
+static void evict_range(int pagemap, uint64_t start, uint64_t end)
+{
+	uint64_t pm[EVICT_BATCH];
+
+	for (uint64_t a = start; a < end && !atomic_load(&stop);) {
+		const uint64_t n = (end - a) / PG_SIZE < EVICT_BATCH ? (end - a) / PG_SIZE
+								     : EVICT_BATCH;
+		ssize_t got = pread(pagemap, pm, n * sizeof(*pm), (off_t)(pg_vpn(a) * sizeof(*pm)));
+		uint64_t s = 0;
+
+		if (got <= 0)
+			return;
+		for (uint64_t i = 0; i <= (uint64_t)got / sizeof(*pm); i++) {
+			bool idle = i < (uint64_t)got / sizeof(*pm) &&
+				    (pm[i] & (PM_PRESENT | PM_SOFT_DIRTY)) == PM_PRESENT;
+
+			if (idle)
+				continue;
+			if (i > s && !ranges_excluded(a + s * PG_SIZE, a + i * PG_SIZE))
+				device_op(0, a + s * PG_SIZE, i - s);
+			s = i + 1;
+		}
+		a += (uint64_t)got / sizeof(*pm) * PG_SIZE;
+	}
+}
+
+static void evict_round(void)
+{
+	int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	int clear = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+	uint64_t start, end, seen = 0;
+
+	if (pagemap >= 0 && clear >= 0) {
+		/* Each managed range once, picked by offset. */
+		while (seen < ranges_bytes() && ranges_pick(seen, &start, &end)) {
+			evict_range(pagemap, start, end);
+			seen += end - start;
+		}
+		/* "4": clear the soft-dirty bits of the whole process. */
+		if (write(clear, "4", 1) != 1)
+			atomic_store(&stop, true);
+	}
+	if (pagemap >= 0)
+		close(pagemap);
+	if (clear >= 0)
+		close(clear);
+}
+
+static void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ull),
+			       .tv_nsec = (long)(ns % 1000000000ull) };
+
+	nanosleep(&ts, NULL);
+}
+
+static void *policy_main(void *arg)
+{
+	const uint64_t tick = shim.env.policy == POLICY_STRESS ? 1000000000ull / shim.env.rate
+							       : shim.env.idle_ms * 1000000ull;
+	uint64_t last_scan = 0;
+	sigset_t all;
+
+	(void)arg;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	if (shim.env.policy == POLICY_EVICT)
+		evict_round();	/* clears the bits: the first idle period starts */
+	while (!atomic_load(&stop)) {
+		sleep_ns(tick);
+		if (now_ns() - last_scan >= SCAN_NS) {
+			ranges_scan(shim.env.min_bytes);
+			last_scan = now_ns();
+		}
+		if (shim.env.policy == POLICY_STRESS)
+			stress_step();
+		else
+			evict_round();
+	}
+	return NULL;
+}
+
+int policy_start(void)
+{
+	int ret;
+
+	rng = shim.env.seed ? shim.env.seed : 1;
+	atomic_store(&stop, false);
+	atomic_store(&shim.moving, true);
+	ret = pthread_create(&thread, NULL, policy_main, NULL);
+	if (ret) {
+		atomic_store(&shim.moving, false);
+		return -ret;
+	}
+	running = true;
+	return 0;
+}
+
+void policy_stop(void)
+{
+	if (!running)
+		return;
+	atomic_store(&stop, true);
+	pthread_join(thread, NULL);
+	running = false;
+	/* No migration in flight and none to come: the program's calls need
+	 * the lock no more. Wait for those that took it. */
+	pthread_rwlock_wrlock(&shim.as_lock);
+	atomic_store(&shim.moving, false);
+	pthread_rwlock_unlock(&shim.as_lock);
+}
+
+void policy_pause(void)
+{
+	if (running)
+		pthread_rwlock_wrlock(&shim.as_lock);
+}
+
+void policy_resume(void)
+{
+	if (running)
+		pthread_rwlock_unlock(&shim.as_lock);
+}
+
+void policy_after_fork_child(void)
+{
+	pthread_rwlock_t fresh = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+
+	if (!running)
+		return;
+	/* The lock was held by the forking thread, which is ours now, but its
+	 * state says a writer holds it: start again. */
+	shim.as_lock = fresh;
+	running = false;
+	rng ^= (uint64_t)getpid() << 32;
+	if (shim.dev)
+		policy_start();
+}
