@@ -13,6 +13,7 @@
 #include "lib/client.h"
 #include "lib/export.h"
 #include "lib/moved.h"
+#include "lib/own.h"
 #include "lib/rescue.h"
 #include "lib/segv.h"
 #include "lib/xmap.h"
@@ -116,7 +117,7 @@ ZDEV_EXPORT int zdev_open(const char *socket_path, unsigned int device, struct z
 	if (!out)
 		return -EINVAL;
 	pthread_once(&process_once, wire_process);
-	dev = calloc(1, sizeof(*dev));
+	dev = own_alloc(sizeof(*dev));
 	if (!dev)
 		return -ENOMEM;
 	ret = client_get(socket_path, &dev->client);
@@ -133,7 +134,7 @@ ZDEV_EXPORT int zdev_open(const char *socket_path, unsigned int device, struct z
 err_put:
 	client_put(dev->client);
 err_free:
-	free(dev);
+	own_free(dev, sizeof(*dev));
 	return ret;
 }
 
@@ -148,7 +149,7 @@ ZDEV_EXPORT int zdev_close(struct zdev *dev)
 	if (ret == -ENODEV && rescue_daemon_lost())
 		ret = 0;
 	client_put(dev->client);
-	free(dev);
+	own_free(dev, sizeof(*dev));
 	return ret;
 }
 

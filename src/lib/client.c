@@ -21,6 +21,7 @@
 
 #include "lib/anonymize.h"
 #include "lib/client.h"
+#include "lib/own.h"
 #include "lib/rescue.h"
 #include "lib/xmap.h"
 #include "page.h"
@@ -272,7 +273,7 @@ static void client_free(struct client *c)
 	if (c->sock >= 0)
 		close(c->sock);
 	pthread_mutex_destroy(&c->lock);
-	free(c);
+	own_free(c, sizeof(*c));
 }
 
 /* Crash survival, once per process: the agent's two RESCUE exchanges take
@@ -319,7 +320,7 @@ int client_get(const char *path, struct client **out)
 		path = def;
 	}
 	ret = -ENOMEM;
-	c = calloc(1, sizeof(*c));
+	c = own_alloc(sizeof(*c));
 	if (!c)
 		goto out_unlock;
 	pthread_mutex_init(&c->lock, NULL);

@@ -20,6 +20,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "lib/own.h"
 #include "lib/rescue.h"
 #include "page.h"
 #include "proto.h"
@@ -116,7 +117,7 @@ static int add_held_store(uint64_t id, int fd)
 {
 	if (nstores == stores_cap) {
 		size_t cap = stores_cap ? 2 * stores_cap : 8;
-		struct held_store *s = realloc(stores, cap * sizeof(*s));
+		struct held_store *s = own_realloc(stores, stores_cap * sizeof(*s), cap * sizeof(*s));
 
 		if (!s)
 			return -ENOMEM;

@@ -200,6 +200,38 @@ EXPORT sighandler_t signal(int sig, sighandler_t handler)
 	return old.sa_handler;
 }
 
+/*
+ * A thread must never block SIGSEGV: an exclusive page revokes through it,
+ * and a fault whose SIGSEGV is blocked kills the process (liblzma's worker
+ * threads, for one, start with every signal blocked). Blocking it has no
+ * meaning for a fault anyway; only a SIGSEGV sent with kill() is let in.
+ */
+static const sigset_t *without_segv(int how, const sigset_t *set, sigset_t *copy)
+{
+	if (!set || how == SIG_UNBLOCK || !sigismember(set, SIGSEGV) || !shim.ready)
+		return set;
+	*copy = *set;
+	sigdelset(copy, SIGSEGV);
+	return copy;
+}
+
+static int (*next_pthread_sigmask)(int, const sigset_t *, sigset_t *);
+static int (*next_sigprocmask)(int, const sigset_t *, sigset_t *);
+
+EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+	sigset_t copy;
+
+	return NEXT(pthread_sigmask)(how, without_segv(how, set, &copy), old);
+}
+
+EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+	sigset_t copy;
+
+	return NEXT(sigprocmask)(how, without_segv(how, set, &copy), old);
+}
+
 /* A signal stack must never be exclusive: the kernel could not push a
  * signal frame there. */
 EXPORT int sigaltstack(const stack_t *ss, stack_t *old)

@@ -160,7 +160,12 @@ static void *policy_main(void *arg)
 	sigset_t all;
 
 	(void)arg;
+	/* The program's handlers never run here. SIGSEGV stays open: this
+	 * thread may touch memory of its own that it made exclusive, and
+	 * libzdev's handler revokes it as on any thread (a blocked SIGSEGV
+	 * from a fault would kill the process). */
 	sigfillset(&all);
+	sigdelset(&all, SIGSEGV);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	if (shim.env.policy == POLICY_EVICT)
 		evict_round();	/* clears the bits: the first idle period starts */

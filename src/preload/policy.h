@@ -4,8 +4,8 @@
 
 /*
  * The policy thread: what the device does with managed memory. It blocks
- * every signal, so the program's handlers never run on it, and it holds
- * the address-space lock exclusive around each migration.
+ * every signal but SIGSEGV, so the program's handlers never run on it, and
+ * it holds the address-space lock exclusive around each migration.
  */
 
 /* Starts the thread for shim.env's policy: 0 or -errno. */

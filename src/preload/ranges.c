@@ -110,13 +110,18 @@ void ranges_remove(uint64_t start, uint64_t end)
 void ranges_move(uint64_t from, uint64_t old_len, uint64_t to, uint64_t new_len,
 		 uint64_t min_bytes)
 {
-	bool was_managed = false;
+	bool was_managed = false, was_excluded = false;
 
 	spin_lock(&lock);
 	for (unsigned int i = 0; i < managed.n && !was_managed; i++)
 		was_managed = from < managed.r[i].end && from + old_len > managed.r[i].start;
+	for (unsigned int i = 0; i < nexcluded && !was_excluded; i++)
+		was_excluded = from < excluded[i].end && from + old_len > excluded[i].start;
 	managed.n = cut(managed.r, managed.n, MANAGED_MAX, from, from + old_len);
-	if (was_managed || new_len >= min_bytes)
+	nexcluded = cut(excluded, nexcluded, EXCLUDED_MAX, from, from + old_len);
+	if (was_excluded && nexcluded < EXCLUDED_MAX)
+		excluded[nexcluded++] = (struct range){ to, to + new_len };
+	if (!was_excluded && (was_managed || new_len >= min_bytes))
 		add_locked(to, to + new_len);
 	spin_unlock(&lock);
 }

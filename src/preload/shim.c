@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "page.h"
 #include "preload/policy.h"
 #include "preload/ranges.h"
 #include "preload/shim.h"
@@ -37,14 +38,20 @@ static int find_ours(struct dl_phdr_info *info, size_t size, void *arg)
 		return 0;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		const uintptr_t start = info->dlpi_addr + ph->p_vaddr;
 
-		if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+		if (ph->p_type != PT_LOAD)
 			continue;
-		ours[*n].start = info->dlpi_addr + ph->p_vaddr;
-		ours[*n].end = ours[*n].start + ph->p_memsz;
-		(*n)++;
-		break;
+		/* Our data, .bss past the file's end included, is never the
+		 * program's to move. */
+		if (ph->p_flags & PF_W)
+			ranges_exclude(start & ~(PG_SIZE - 1), pg_up(start + ph->p_memsz));
+		if ((ph->p_flags & PF_X) && ours[*n].end <= ours[*n].start) {
+			ours[*n].start = start;
+			ours[*n].end = start + ph->p_memsz;
+		}
 	}
+	(*n)++;
 	return 0;
 }
 
