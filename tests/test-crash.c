@@ -638,8 +638,12 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("crash");
+	const char *why = zdevd_unavailable();
+	Suite *s;
 
+	if (why)
+		return check_skip_all("%s", why);
+	s = suite_create("crash");
 	check_add_case(s, "sigkill_keeps_device_pages", sigkill_keeps_device_pages, start_zdevd,
 		       kill_zdevd, 120);
 	check_add_case(s, "sigkill_during_migrations_with_writers",

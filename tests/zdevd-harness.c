@@ -26,16 +26,30 @@ static int try_connect(const char *path)
 	return fd < 0 ? -1 : fd;
 }
 
+const char *zdevd_unavailable(void)
+{
+	static char why[160];
+	struct uffd_caps caps;
+	int ret = uffd_probe(&caps);
+
+	/* Any other error is zdevd's to report, as a failure. */
+	if (ret != -EPERM && ret != -ENOSYS)
+		return NULL;
+	snprintf(why, sizeof(why),
+		 "no userfaultfd for this process (%s; see vm.unprivileged_userfaultfd): "
+		 "zdevd cannot serve it", strerror(-ret));
+	return why;
+}
+
 static void start(struct zdevd_instance *z, const char *const *extra_args, bool pool_debug)
 {
-	const char *top = getenv("top_builddir");
-	struct uffd_caps caps;
+	const char *top = getenv("top_builddir"), *why = zdevd_unavailable();
 	char exe[512];
 	const char *argv[32];
 	int argc = 0, fd;
 
-	if (uffd_probe(&caps)) {
-		printf("SKIP: no userfaultfd for this process; zdevd cannot serve it\n");
+	if (why) {
+		printf("SKIP: %s\n", why);
 		exit(77);
 	}
 	snprintf(exe, sizeof(exe), "%s/zdevd", top ? top : ".");
