@@ -466,8 +466,7 @@ START_TEST(sigkill_after_fork_child_silent)
 #ifdef __SANITIZE_THREAD__
 	/* libzdev's fork handler starts the child's agent; under TSan it
 	 * cannot, and waits for the child's first call. */
-	printf("SKIP sigkill_after_fork_child_silent: ThreadSanitizer cannot start threads in "
-	       "fork children\n");
+	check_skip("ThreadSanitizer cannot start threads in fork children");
 #else
 	fork_then_sigkill(false, 0x8888);
 #endif
