@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "proto.h"
+#include "uffd_compat.h"
 #include "uffd_probe.h"
 #include "zdevd-harness.h"
 
@@ -30,14 +31,29 @@ const char *zdevd_unavailable(void)
 {
 	static char why[160];
 	struct uffd_caps caps;
-	int ret = uffd_probe(&caps);
+	int ret = uffd_probe(&caps), fd;
 
+	if (ret == -EPERM || ret == -ENOSYS) {
+		snprintf(why, sizeof(why),
+			 "no userfaultfd for this process (%s; see vm.unprivileged_userfaultfd): "
+			 "zdevd cannot serve it", strerror(-ret));
+		return why;
+	}
 	/* Any other error is zdevd's to report, as a failure. */
-	if (ret != -EPERM && ret != -ENOSYS)
+	if (ret)
+		return NULL;
+	/* zdevd follows its clients' forks: the kernel grants fork events
+	 * only with CAP_SYS_PTRACE. */
+	fd = uffd_create(caps.syscall_kernel || caps.devnode ? 0 : UFFD_USER_MODE_ONLY);
+	if (fd < 0)
+		return NULL;
+	ret = uffd_handshake(fd, UFFD_FEATURE_EVENT_FORK, NULL, NULL);
+	close(fd);
+	if (ret != -EPERM)
 		return NULL;
 	snprintf(why, sizeof(why),
-		 "no userfaultfd for this process (%s; see vm.unprivileged_userfaultfd): "
-		 "zdevd cannot serve it", strerror(-ret));
+		 "userfaultfd's fork events need CAP_SYS_PTRACE, which this process lacks: "
+		 "zdevd cannot serve it");
 	return why;
 }
 
