@@ -257,7 +257,7 @@ static int on_msg(struct loop *l, struct zmm *mm, const struct uffd_msg *msg,
 
 	switch (msg->event) {
 	case UFFD_EVENT_PAGEFAULT:
-		t0 = lat_now_ns();
+		t0 = lathist_now_ns();
 		ret = uffd_dev_fault(mm, msg->arg.pagefault.address, msg->arg.pagefault.flags);
 		if (ret == -EAGAIN && *ndef < 64) {
 			def[(*ndef)++] = (struct deferred){ msg->arg.pagefault.address,
@@ -265,7 +265,7 @@ static int on_msg(struct loop *l, struct zmm *mm, const struct uffd_msg *msg,
 			return 0;
 		}
 		if (!ret)
-			lat_record(&l->d->fault_lat, lat_now_ns() - t0);
+			lathist_record(&l->d->fault_lat, lathist_now_ns() - t0);
 		return ret;
 	case UFFD_EVENT_FORK:
 		on_fork(l, mm, (int)msg->arg.fork.ufd);
@@ -331,7 +331,7 @@ static void serve_uffd_msgs(struct loop *l, struct zmm *mm, struct uffd_msg *msg
 				continue;
 			}
 			if (!ret)
-				lat_record(&l->d->fault_lat, lat_now_ns() - def[i].t0);
+				lathist_record(&l->d->fault_lat, lathist_now_ns() - def[i].t0);
 			def[i] = def[--ndef];
 		}
 		/* A short read took everything there was: the poll wakes us

@@ -345,6 +345,8 @@ static void fill_stats(struct session *s, unsigned int dev, union zmsg *m)
 
 static void fill_status(struct zdevd *d, union zmsg *m)
 {
+	struct lathist_snap lat;
+
 	m->status_ok.ndevices = d->cfg.devs.ndevices;
 	pthread_mutex_lock(&d->mms_lock);
 	m->status_ok.clients = d->nclients;
@@ -354,9 +356,10 @@ static void fill_status(struct zdevd *d, union zmsg *m)
 	m->status_ok.pages_to_system = atomic_load(&d->devs.totals.pages_to_system);
 	m->status_ok.exclusive_grants = atomic_load(&d->devs.totals.exclusive_grants);
 	m->status_ok.exclusive_revokes = atomic_load(&d->devs.totals.exclusive_revokes);
-	m->status_ok.fault_p50_ns = lat_percentile(&d->fault_lat, 0.50);
-	m->status_ok.fault_p99_ns = lat_percentile(&d->fault_lat, 0.99);
-	m->status_ok.fault_max_ns = atomic_load(&d->fault_lat.max_ns);
+	lathist_read(&d->fault_lat, &lat);
+	m->status_ok.fault_p50_ns = lathist_percentile(&lat, 0.50);
+	m->status_ok.fault_p99_ns = lathist_percentile(&lat, 0.99);
+	m->status_ok.fault_max_ns = lat.max_ns;
 	for (unsigned int i = 0; i < d->cfg.devs.ndevices; i++) {
 		struct refpool_stats ps;
 
