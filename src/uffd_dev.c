@@ -197,6 +197,7 @@ int uffd_dev_fault(struct zmm *mm, uint64_t addr, uint64_t flags)
 		if (!ret) {
 			atomic_fetch_add_explicit(&mm->cnt[dev].cpu_faults, 1, memory_order_relaxed);
 			atomic_fetch_add_explicit(&mm->ds->totals.cpu_faults, 1, memory_order_relaxed);
+			ret = 1;
 		}
 	} else {
 		ret = resolve_zero(mm, addr & ~(PG_SIZE - 1), flags & UFFD_PAGEFAULT_FLAG_WRITE);

@@ -264,9 +264,9 @@ static int on_msg(struct loop *l, struct zmm *mm, const struct uffd_msg *msg,
 							    msg->arg.pagefault.flags, t0 };
 			return 0;
 		}
-		if (!ret)
+		if (ret > 0)
 			lathist_record(&l->d->fault_lat, lathist_now_ns() - t0);
-		return ret;
+		return ret < 0 ? ret : 0;
 	case UFFD_EVENT_FORK:
 		on_fork(l, mm, (int)msg->arg.fork.ufd);
 		return 0;
@@ -330,7 +330,7 @@ static void serve_uffd_msgs(struct loop *l, struct zmm *mm, struct uffd_msg *msg
 				i++;
 				continue;
 			}
-			if (!ret)
+			if (ret > 0)
 				lathist_record(&l->d->fault_lat, lathist_now_ns() - def[i].t0);
 			def[i] = def[--ndef];
 		}
