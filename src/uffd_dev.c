@@ -322,8 +322,7 @@ static bool share_entry(uint64_t vpn, uint64_t *e, void *arg)
 	}
 	refpool_get(ctx->parent->ds->dev[e_dev(child_e)].pool, zmm_entry_page(ctx->parent, child_e));
 	store_note(&ctx->child->stores, e_dev(child_e), e_pfn(child_e), vpn);
-	atomic_fetch_add_explicit(&ctx->child->cnt[e_dev(child_e)].device_pages, 1,
-				  memory_order_relaxed);
+	zmm_add_device_pages(ctx->child, e_dev(child_e), 1);
 	return true;
 }
 
