@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 #include "device.h"
+#include "lathist.h"
 #include "page.h"
 #include "ptable.h"
 #include "store.h"
@@ -109,6 +110,9 @@ struct zmm {
 	uint64_t registered_bytes;
 	uint64_t flags[ZDEV_MAX_DEVICES];
 	struct zmm_counters cnt[ZDEV_MAX_DEVICES];
+	/* The service time of its CPU faults on device pages, every device's
+	 * (their cpu_faults), timed as the daemon's histogram times them. */
+	struct lathist fault_lat;
 	/* exclusive_map.c: where the client keeps its exclusive-page map (0:
 	 * never said), and /proc/PID/mem for device atomics; under lock */
 	uint64_t xmap_dir;

@@ -249,6 +249,16 @@ static void on_fork(struct loop *l, struct zmm *parent, int ufd)
 	clients_add_unclaimed(l->d, parent, child);
 }
 
+/* A CPU fault on a device page served, timed from t0 (the loop took it up):
+ * into the daemon's histogram and the process's. */
+static void fault_served(struct loop *l, struct zmm *mm, uint64_t t0)
+{
+	const uint64_t ns = lathist_now_ns() - t0;
+
+	lathist_record(&l->d->fault_lat, ns);
+	lathist_record(&mm->fault_lat, ns);
+}
+
 static int on_msg(struct loop *l, struct zmm *mm, const struct uffd_msg *msg,
 		  struct deferred *def, int *ndef)
 {
@@ -265,7 +275,7 @@ static int on_msg(struct loop *l, struct zmm *mm, const struct uffd_msg *msg,
 			return 0;
 		}
 		if (ret > 0)
-			lathist_record(&l->d->fault_lat, lathist_now_ns() - t0);
+			fault_served(l, mm, t0);
 		return ret < 0 ? ret : 0;
 	case UFFD_EVENT_FORK:
 		on_fork(l, mm, (int)msg->arg.fork.ufd);
@@ -331,7 +341,7 @@ static void serve_uffd_msgs(struct loop *l, struct zmm *mm, struct uffd_msg *msg
 				continue;
 			}
 			if (ret > 0)
-				lathist_record(&l->d->fault_lat, lathist_now_ns() - def[i].t0);
+				fault_served(l, mm, def[i].t0);
 			def[i] = def[--ndef];
 		}
 		/* A short read took everything there was: the poll wakes us
