@@ -46,6 +46,7 @@ struct zdevd {
 	struct zmm *mms;
 	struct zmm *unclaimed;		/* fork children, oldest first */
 	unsigned int nclients;
+	uint64_t clients_total;		/* processes ever served, fork children too */
 
 	struct lathist fault_lat;
 
