@@ -73,7 +73,7 @@ struct zdev_stats {		/* fields are only ever added at the end */
 	uint64_t pool_pages_used;  /* pages with a non-zero refcount */
 	uint64_t pool_limit_pages; /* the device's memory limit */
 	/* version 2 */
-	uint64_t peak_device_pages; /* the most pages of this process in this device's memory at once */
+	uint64_t peak_device_pages; /* the most device_pages ever was */
 	/* this process's CPU faults on device pages over every device, not this
 	 * one alone: how long their service took */
 	uint64_t fault_p50_ns;
