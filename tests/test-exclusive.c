@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "check-run.h"
+#include "lib/zdevpriv.h"
 #include "zdev.h"
 #include "hmm-common.h"
 
@@ -309,9 +310,6 @@ START_TEST(program_segv_handler)
 	buffer_free(b);
 }
 END_TEST
-
-/* libzdev's entry point for the preload shim (not in zdev.h). */
-int zdevpriv_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 
 START_TEST(sigaction_through_libzdev)
 {

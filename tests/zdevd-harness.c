@@ -164,6 +164,8 @@ int zdevd_pool_status(struct zdevd_instance *z, unsigned int device, struct zdev
 	st->total = m.status_ok.dev[device].pool_pages_total;
 	st->used = m.status_ok.dev[device].pool_pages_used;
 	st->limit = m.status_ok.dev[device].pool_limit_pages;
+	st->peak = m.status_ok.dev[device].peak_pages_used;
 	st->clients = m.status_ok.clients;
+	st->clients_total = m.status_ok.clients_total;
 	return 0;
 }

@@ -31,7 +31,9 @@ int zdevd_stop(struct zdevd_instance *z);
 /* zdevctl-style status of the running daemon, from a fresh connection. */
 struct zdevd_pool_status {
 	unsigned long long total, used, limit;
+	unsigned long long peak;		/* the most pages used seen */
 	unsigned int clients;
+	unsigned long long clients_total;	/* client processes ever */
 };
 int zdevd_pool_status(struct zdevd_instance *z, unsigned int device, struct zdevd_pool_status *st);
 
