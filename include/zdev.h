@@ -56,7 +56,7 @@ struct zdev_result {
 /* zdev_set_flags(): the next large device allocation fails (once). */
 #define ZDEV_FLAG_FAIL_ALLOC	(1ull << 0)
 
-#define ZDEV_STATS_VERSION	1
+#define ZDEV_STATS_VERSION	2
 struct zdev_stats {		/* fields are only ever added at the end */
 	uint32_t version;	/* ZDEV_STATS_VERSION of the library that filled it */
 	uint32_t size;		/* bytes filled */
@@ -72,6 +72,13 @@ struct zdev_stats {		/* fields are only ever added at the end */
 	uint64_t pool_pages_total; /* pages in the chunks the device has now */
 	uint64_t pool_pages_used;  /* pages with a non-zero refcount */
 	uint64_t pool_limit_pages; /* the device's memory limit */
+	/* version 2 */
+	uint64_t peak_device_pages; /* the most device_pages ever was */
+	/* this process's CPU faults on device pages over every device, not this
+	 * one alone: how long their service took */
+	uint64_t fault_p50_ns;
+	uint64_t fault_p99_ns;
+	uint64_t fault_max_ns;
 };
 
 int zdev_open(const char *socket_path, unsigned int device, struct zdev **out);

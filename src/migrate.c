@@ -595,7 +595,7 @@ static int migration_finalize(struct migration *m, uint64_t *cpages)
 	}
 	pthread_mutex_unlock(&mm->lock);
 	atomic_fetch_add_explicit(&mm->cnt[m->dev].pages_to_device, migrated, memory_order_relaxed);
-	atomic_fetch_add_explicit(&mm->cnt[m->dev].device_pages, migrated, memory_order_relaxed);
+	zmm_add_device_pages(mm, m->dev, migrated);
 	atomic_fetch_add_explicit(&mm->ds->totals.pages_to_device, migrated, memory_order_relaxed);
 	if (m->selected) {
 		unprotect_system_pages(mm, m->addr, m->npages);

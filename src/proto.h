@@ -51,7 +51,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ZDEV_PROTO_VERSION 2
+#include "lathist.h"
+
+#define ZDEV_PROTO_VERSION 3
 #define ZDEV_PROTO_MAGIC 0x7a646576u	/* "zdev" */
 #define ZDEV_MAX_DEVICES 8
 
@@ -221,6 +223,13 @@ struct zmsg_stats_ok {
 	uint64_t pool_pages_total;
 	uint64_t pool_pages_used;
 	uint64_t pool_limit_pages;
+	uint64_t peak_device_pages;	/* the most device_pages ever was */
+	/* The process's CPU faults on device pages, every device's: their
+	 * service time, bucket i holding [2^i, 2^(i+1)) ns (lathist.h). */
+	uint64_t fault_p50_ns;
+	uint64_t fault_p99_ns;
+	uint64_t fault_max_ns;
+	uint64_t fault_hist[LATHIST_BUCKETS];
 };
 
 struct zmsg_status_device {
@@ -229,6 +238,7 @@ struct zmsg_status_device {
 	uint64_t pool_limit_pages;
 	uint32_t chunks;
 	uint32_t pad;
+	uint64_t peak_pages_used;	/* the most pool_pages_used was seen to be */
 };
 
 struct zmsg_status_ok {
@@ -246,6 +256,7 @@ struct zmsg_status_ok {
 	struct zmsg_status_device dev[ZDEV_MAX_DEVICES];
 	uint64_t exclusive_grants;
 	uint64_t exclusive_revokes;
+	uint64_t clients_total;		/* client processes ever, fork children too */
 };
 
 union zmsg {

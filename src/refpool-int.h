@@ -122,6 +122,7 @@ struct refpool {
 
 	pthread_mutex_t grow_lock;	/* chunk creation and the kill */
 	atomic_bool dying;
+	_Atomic uint64_t pages_peak;	/* refpool_stats.pages_peak */
 
 	_Atomic uint64_t violations;
 	pthread_mutex_t violation_lock;

@@ -313,6 +313,48 @@ out_unlock:
 	return ret;
 }
 
+/* The pages handed out of chunk c and not freed: exact when the pool is
+ * quiet, a snapshot otherwise. The caller holds grow_lock, which the kill
+ * takes to unpublish a chunk before freeing it. */
+static uint64_t chunk_pages_used(struct refpool *pool, struct refpool_chunk *c)
+{
+	int64_t used = 0;
+
+	/* relaxed: slot counts are read without their locks, for a report. */
+	for (uint32_t s = 0; s < pool->nslots; s++)
+		used += atomic_load_explicit(&c->pcpu[s].pages, memory_order_relaxed);
+	return used > 0 ? (uint64_t)used : 0;
+}
+
+static void peak_raise(struct refpool *pool, uint64_t used)
+{
+	/* relaxed: a figure for reports, ordered with nothing else. */
+	uint64_t peak = atomic_load_explicit(&pool->pages_peak, memory_order_relaxed);
+
+	while (used > peak &&
+	       !atomic_compare_exchange_weak_explicit(&pool->pages_peak, &peak, used,
+						      memory_order_relaxed, memory_order_relaxed))
+		;
+}
+
+/* Counts pages_used into the peak, after an allocation of many pages: a
+ * pass over every slot of every chunk, too dear for each single page. */
+static void peak_sample(struct refpool *pool)
+{
+	uint64_t used = 0;
+
+	pthread_mutex_lock(&pool->grow_lock);
+	for (uint32_t i = 0; i < pool->max_chunks; i++) {
+		struct refpool_chunk *c = atomic_load_explicit(&pool->chunks[i],
+							       memory_order_relaxed);
+
+		if (c)
+			used += chunk_pages_used(pool, c);
+	}
+	pthread_mutex_unlock(&pool->grow_lock);
+	peak_raise(pool, used);
+}
+
 int refpool_alloc(struct refpool *pool, struct refpool_page **out)
 {
 	int ret;
@@ -386,11 +428,13 @@ int refpool_alloc_block(struct refpool *pool, struct refpool_page **first)
 
 	for (;;) {
 		if (alloc_block_from_chunks(pool, first))
-			return 0;
+			break;
 		ret = pool_grow(pool, GROW_BLOCK);
 		if (ret)
 			return ret;
 	}
+	peak_sample(pool);
+	return 0;
 }
 
 /* ---- owners ---- */
@@ -776,16 +820,24 @@ int refpool_alloc_owned_many(struct refpool *pool, struct refpool_owner *owner, 
 			break;
 		got++;
 	}
-	return got ? (int)got : ret;
+	if (!got)
+		return ret;
+	peak_sample(pool);
+	return (int)got;
 }
 
 int refpool_alloc_block_owned(struct refpool *pool, struct refpool_owner *owner,
 			      struct refpool_page **first)
 {
+	int ret;
+
 	if (owner->pool != pool)
 		return -EINVAL;
 	/* An owner never keeps a whole free block: it is released when whole. */
-	return owner_adopt(pool, owner, REFPOOL_BLOCK_PAGES, first);
+	ret = owner_adopt(pool, owner, REFPOOL_BLOCK_PAGES, first);
+	if (!ret)
+		peak_sample(pool);
+	return ret;
 }
 
 void refpool_get(struct refpool *pool, struct refpool_page *page)
@@ -1293,6 +1345,7 @@ int refpool_create(const struct refpool_config *cfg, struct refpool **out)
 	pthread_mutex_init(&pool->grow_lock, NULL);
 	pthread_mutex_init(&pool->violation_lock, NULL);
 	atomic_init(&pool->dying, false);
+	atomic_init(&pool->pages_peak, 0);
 	*out = pool;
 	return 0;
 
@@ -1346,18 +1399,15 @@ void refpool_get_stats(struct refpool *pool, struct refpool_stats *st)
 	for (uint32_t i = 0; i < pool->max_chunks; i++) {
 		struct refpool_chunk *c = atomic_load_explicit(&pool->chunks[i],
 							       memory_order_relaxed);
-		int64_t used = 0;
 
 		if (!c)
 			continue;
-		/* Slot counts are read without their locks: exact when the
-		 * pool is quiet, a snapshot otherwise. */
-		for (uint32_t s = 0; s < pool->nslots; s++)
-			used += atomic_load_explicit(&c->pcpu[s].pages, memory_order_relaxed);
 		st->chunks++;
 		st->pages_total += pool->chunk_pages;
-		st->pages_used += used > 0 ? (uint64_t)used : 0;
+		st->pages_used += chunk_pages_used(pool, c);
 		st->meta_bytes += chunk_meta;
 	}
 	pthread_mutex_unlock(&pool->grow_lock);
+	peak_raise(pool, st->pages_used);
+	st->pages_peak = atomic_load_explicit(&pool->pages_peak, memory_order_relaxed);
 }

@@ -126,6 +126,10 @@ struct refpool_config {
 struct refpool_stats {
 	uint64_t pages_total;		/* pages in live chunks */
 	uint64_t pages_used;		/* pages handed out and not yet freed */
+	/* The most pages_used was seen to be: counted after every block or
+	 * batch allocation and every stats read. A single-page allocation, the
+	 * fast path, counts at the next of those. */
+	uint64_t pages_peak;
 	uint64_t limit_pages;
 	uint64_t meta_bytes;		/* page metadata and chunk records of live chunks */
 	uint32_t chunks;

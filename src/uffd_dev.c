@@ -197,6 +197,7 @@ int uffd_dev_fault(struct zmm *mm, uint64_t addr, uint64_t flags)
 		if (!ret) {
 			atomic_fetch_add_explicit(&mm->cnt[dev].cpu_faults, 1, memory_order_relaxed);
 			atomic_fetch_add_explicit(&mm->ds->totals.cpu_faults, 1, memory_order_relaxed);
+			ret = 1;
 		}
 	} else {
 		ret = resolve_zero(mm, addr & ~(PG_SIZE - 1), flags & UFFD_PAGEFAULT_FLAG_WRITE);
@@ -321,8 +322,7 @@ static bool share_entry(uint64_t vpn, uint64_t *e, void *arg)
 	}
 	refpool_get(ctx->parent->ds->dev[e_dev(child_e)].pool, zmm_entry_page(ctx->parent, child_e));
 	store_note(&ctx->child->stores, e_dev(child_e), e_pfn(child_e), vpn);
-	atomic_fetch_add_explicit(&ctx->child->cnt[e_dev(child_e)].device_pages, 1,
-				  memory_order_relaxed);
+	zmm_add_device_pages(ctx->child, e_dev(child_e), 1);
 	return true;
 }
 

@@ -51,9 +51,10 @@ int uffd_dev_bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t e, bool in
 void uffd_dev_fill_holes(struct zmm *mm, uint64_t addr, uint64_t npages);
 
 /* Event loop side. */
-/* A MISSING or WP fault at addr (flags: the uffd_msg's): 0 once resolved or
- * left to a migration that will wake it, -EAGAIN while events are pending
- * (retry after reading them), or another -errno. */
+/* A MISSING or WP fault at addr (flags: the uffd_msg's): 1 once a device page
+ * came back for it (a CPU fault, counted in cpu_faults), 0 once resolved
+ * otherwise or left to a migration that will wake it, -EAGAIN while events
+ * are pending (retry after reading them), or another -errno. */
 int uffd_dev_fault(struct zmm *mm, uint64_t addr, uint64_t flags);
 /* munmap (unmap) or MADV_DONTNEED/REMOVE of [start, end). */
 void uffd_dev_on_remove(struct zmm *mm, uint64_t start, uint64_t end, bool unmap);

@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 #include "device.h"
+#include "lathist.h"
 #include "page.h"
 #include "ptable.h"
 #include "store.h"
@@ -72,6 +73,7 @@ struct zmm_counters {
 	_Atomic uint64_t pages_to_device;
 	_Atomic uint64_t pages_to_system;
 	_Atomic uint64_t device_pages;
+	_Atomic uint64_t peak_device_pages;	/* the most device_pages ever was */
 	_Atomic uint64_t exclusive_grants;
 	_Atomic uint64_t exclusive_revokes;
 };
@@ -108,6 +110,9 @@ struct zmm {
 	uint64_t registered_bytes;
 	uint64_t flags[ZDEV_MAX_DEVICES];
 	struct zmm_counters cnt[ZDEV_MAX_DEVICES];
+	/* The service time of its CPU faults on device pages, every device's
+	 * (their cpu_faults), timed as the daemon's histogram times them. */
+	struct lathist fault_lat;
 	/* exclusive_map.c: where the client keeps its exclusive-page map (0:
 	 * never said), and /proc/PID/mem for device atomics; under lock */
 	uint64_t xmap_dir;
@@ -138,6 +143,9 @@ void zmm_wait_events(struct zmm *mm);
 /* zmm_pages.c: the device pages the table holds. Every vpn is a page number,
  * every range [first, end) of them; _locked: the caller holds mm->lock. */
 
+/* n more pages of mm's are in device dev's memory: device_pages, and its
+ * peak (no lock needed). */
+void zmm_add_device_pages(struct zmm *mm, unsigned int dev, uint64_t n);
 /* The device page entry e holds. */
 struct refpool_page *zmm_entry_page(struct zmm *mm, uint64_t e);
 /* The device THP of window w is no longer one: its pages stay where they

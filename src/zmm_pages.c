@@ -17,6 +17,22 @@ struct refpool_page *zmm_entry_page(struct zmm *mm, uint64_t e)
 	return refpool_pfn_to_page(mm->ds->dev[e_dev(e)].pool, e_pfn(e));
 }
 
+void zmm_add_device_pages(struct zmm *mm, unsigned int dev, uint64_t n)
+{
+	struct zmm_counters *c = &mm->cnt[dev];
+	/* relaxed: counters for reports, ordered with nothing else. The sum
+	 * right after our add is a value device_pages had, whatever the
+	 * subtractions racing with it. */
+	const uint64_t now = atomic_fetch_add_explicit(&c->device_pages, n,
+						       memory_order_relaxed) + n;
+	uint64_t peak = atomic_load_explicit(&c->peak_device_pages, memory_order_relaxed);
+
+	while (now > peak &&
+	       !atomic_compare_exchange_weak_explicit(&c->peak_device_pages, &peak, now,
+						      memory_order_relaxed, memory_order_relaxed))
+		;
+}
+
 void zmm_split_window_locked(struct zmm *mm, uint64_t w)
 {
 	for (uint64_t i = 0; i < WIN_PAGES; i++) {

@@ -467,8 +467,7 @@ START_TEST(sigkill_after_fork_child_silent)
 #ifdef __SANITIZE_THREAD__
 	/* libzdev's fork handler starts the child's agent; under TSan it
 	 * cannot, and waits for the child's first call. */
-	printf("SKIP sigkill_after_fork_child_silent: ThreadSanitizer cannot start threads in "
-	       "fork children\n");
+	check_skip("ThreadSanitizer cannot start threads in fork children");
 #else
 	fork_then_sigkill(false, 0x8888);
 #endif
@@ -639,8 +638,12 @@ END_TEST
 
 int main(void)
 {
-	Suite *s = suite_create("crash");
+	const char *why = zdevd_unavailable();
+	Suite *s;
 
+	if (why)
+		return check_skip_all("%s", why);
+	s = suite_create("crash");
 	check_add_case(s, "sigkill_keeps_device_pages", sigkill_keeps_device_pages, start_zdevd,
 		       kill_zdevd, 120);
 	check_add_case(s, "sigkill_during_migrations_with_writers",

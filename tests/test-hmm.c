@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check-run.h"
+#include "kernel-thp.h"
 #include "zdev.h"
 #include "hmm-common.h"
 
@@ -98,16 +100,16 @@ static unsigned long free_default_hugepages(void)
 
 /*
  * A buffer of 2 MiB (rounded up to the default hugetlb page size) mapped
- * MAP_HUGETLB, with mirror_per_page bytes of mirror a page; or NULL, with a
- * SKIP line for test, when this machine has no huge page to give.
+ * MAP_HUGETLB, with mirror_per_page bytes of mirror a page; or NULL, the
+ * test skipped, when this machine has no huge page to give.
  */
-static struct hmm_buffer *hugetlb_buffer_map(const char *test, unsigned long mirror_per_page)
+static struct hmm_buffer *hugetlb_buffer_map(unsigned long mirror_per_page)
 {
 	unsigned long hsize = default_hugepage_size(), size = align_up(TWOMEG, hsize);
 	struct hmm_buffer *b;
 
 	if (!free_default_hugepages()) {
-		printf("SKIP: %s: no free hugetlb pages of %lu kB\n", test, hsize >> 10);
+		check_skip("no free hugetlb pages of %lu kB", hsize >> 10);
 		return NULL;
 	}
 	b = buffer_new((size >> page_shift) * mirror_per_page);
@@ -117,7 +119,7 @@ static struct hmm_buffer *hugetlb_buffer_map(const char *test, unsigned long mir
 		/* as the kernel test: no huge page after all, nothing to check */
 		b->ptr = NULL;
 		buffer_free(b);
-		printf("SKIP: %s: a huge page could not be allocated\n", test);
+		check_skip("a hugetlb page of %lu kB could not be allocated", hsize >> 10);
 		return NULL;
 	}
 	b->size = size;
@@ -432,7 +434,7 @@ END_TEST
 
 START_TEST(anon_write_hugetlbfs)
 {
-	struct hmm_buffer *b = hugetlb_buffer_map("anon_write_hugetlbfs", page_size);
+	struct hmm_buffer *b = hugetlb_buffer_map(page_size);
 	unsigned long size, npages;
 
 	if (!b)
@@ -694,7 +696,15 @@ START_TEST(migrate_anon_huge_fault)
 
 	ck_assert_ptr_nonnull(pm);
 	FILL_INT(r.b->ptr, r.size / sizeof(int), i);
-	ck_assert_int_eq(madvise(r.b->ptr, r.size, MADV_COLLAPSE), 0);
+	if (!kernel_thp_present(r.b->ptr, r.size))
+		madvise(r.b->ptr, r.size, MADV_COLLAPSE);
+	if (!kernel_thp_present(r.b->ptr, r.size)) {
+		check_skip("the kernel gave no THP to a MADV_HUGEPAGE range (%s)",
+			   kernel_thp_settings());
+		free(pm);
+		thp_range_free(&r);
+		return;
+	}
 	ASSERT_MIGRATED(dev, r.b, r.npages);
 	ASSERT_EACH_INT(r.b->mirror, r.size / sizeof(int), i);
 
@@ -883,7 +893,7 @@ END_TEST
 START_TEST(compound)
 {
 	/* a snapshot fills a byte a page */
-	struct hmm_buffer *b = hugetlb_buffer_map("compound", 1);
+	struct hmm_buffer *b = hugetlb_buffer_map(1);
 	const uint8_t *snapshot;
 	uint8_t level = ZDEV_PROT_PMD;
 	unsigned long size, npages;

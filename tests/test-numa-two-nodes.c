@@ -48,11 +48,9 @@ int main(void)
 	TCase *tc;
 	int failed;
 
-	if (numa_place_nodes() < 2) {
-		printf("SKIP: this machine has %d NUMA node(s); placing two devices on two nodes needs 2\n",
-		       numa_place_nodes());
-		return 77;
-	}
+	if (numa_place_nodes() < 2)
+		return check_skip_all("this machine has %d NUMA node(s); placing two devices on "
+				      "two nodes needs 2", numa_place_nodes());
 	s = suite_create("numa-two-nodes");
 	tc = tcase_create("placement");
 	tcase_add_test(tc, test_each_pool_on_its_node);

@@ -871,6 +871,48 @@ START_TEST(test_alloc_owned_many)
 }
 END_TEST
 
+/* The peak is the most pages in use at once: a batch or a block counts as
+ * it is taken, single pages when the stats are read, and the peak stays
+ * when the pages go back. */
+START_TEST(test_peak_is_the_most_pages_used)
+{
+	static int tag_a;
+	static struct refpool_page *pages[1100];
+	struct pool_probe probe = { 0 };
+	struct refpool *pool = make_pool(&probe, CHUNK_2M, 4 * CHUNK_2M);
+	struct refpool_owner *a = new_owner(pool, &tag_a);
+	struct refpool_page *block, *owned;
+	struct refpool_stats st;
+
+	ck_assert_uint_eq(stats_of(pool).pages_peak, 0);
+	ck_assert_int_eq(refpool_alloc_owned_many(pool, a, 300, pages), 300);
+	for (int i = 0; i < 300; i++)
+		refpool_put(pool, pages[i]);
+	st = stats_of(pool);
+	ck_assert_uint_eq(st.pages_used, 0);
+	ck_assert_uint_eq(st.pages_peak, 300);
+
+	ck_assert_int_eq(refpool_alloc_block(pool, &block), 0);
+	ck_assert_int_eq(refpool_alloc_block_owned(pool, a, &owned), 0);
+	refpool_put_block(pool, block);
+	refpool_put_block(pool, owned);
+	ck_assert_uint_eq(stats_of(pool).pages_peak, 2 * REFPOOL_BLOCK_PAGES);
+
+	for (int i = 0; i < 1100; i++)
+		ck_assert_int_eq(refpool_alloc(pool, &pages[i]), 0);
+	st = stats_of(pool);
+	ck_assert_uint_eq(st.pages_used, 1100);
+	ck_assert_uint_eq(st.pages_peak, 1100);
+	for (int i = 0; i < 1100; i++)
+		refpool_put(pool, pages[i]);
+	st = stats_of(pool);
+	ck_assert_uint_eq(st.pages_used, 0);
+	ck_assert_uint_eq(st.pages_peak, 1100);
+	refpool_owner_put(a);
+	kill_cleanly(pool, &probe);
+}
+END_TEST
+
 /* owner_gone once the creator put the owner and its last block went. */
 START_TEST(test_owner_goes_after_put_and_last_release)
 {
@@ -1314,6 +1356,7 @@ static Suite *refpool_suite(void)
 	tcase_add_test(owners, test_last_free_page_releases_the_block);
 	tcase_add_test(owners, test_put_run_releases_by_block);
 	tcase_add_test(owners, test_alloc_owned_many);
+	tcase_add_test(owners, test_peak_is_the_most_pages_used);
 	tcase_add_test(owners, test_owner_goes_after_put_and_last_release);
 	tcase_add_test(owners, test_owned_block_is_whole_and_released_by_its_puts);
 	tcase_add_test(owners, test_owned_alloc_needs_a_whole_free_block);

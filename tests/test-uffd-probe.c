@@ -93,11 +93,9 @@ int main(void)
 	int failed, ret;
 
 	ret = uffd_probe(&caps);
-	if (ret == -EPERM || ret == -ENOSYS) {
-		printf("SKIP: no userfaultfd for this process (%s); see vm.unprivileged_userfaultfd\n",
-		       strerror(-ret));
-		return 77;
-	}
+	if (ret == -EPERM || ret == -ENOSYS)
+		return check_skip_all("no userfaultfd for this process (%s); see "
+				      "vm.unprivileged_userfaultfd", strerror(-ret));
 	if (ret) {
 		printf("uffd_probe: %s\n", strerror(-ret));
 		return EXIT_FAILURE;

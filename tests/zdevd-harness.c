@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "proto.h"
+#include "uffd_compat.h"
 #include "uffd_probe.h"
 #include "zdevd-harness.h"
 
@@ -26,16 +27,45 @@ static int try_connect(const char *path)
 	return fd < 0 ? -1 : fd;
 }
 
+const char *zdevd_unavailable(void)
+{
+	static char why[160];
+	struct uffd_caps caps;
+	int ret = uffd_probe(&caps), fd;
+
+	if (ret == -EPERM || ret == -ENOSYS) {
+		snprintf(why, sizeof(why),
+			 "no userfaultfd for this process (%s; see vm.unprivileged_userfaultfd): "
+			 "zdevd cannot serve it", strerror(-ret));
+		return why;
+	}
+	/* Any other error is zdevd's to report, as a failure. */
+	if (ret)
+		return NULL;
+	/* zdevd follows its clients' forks: the kernel grants fork events
+	 * only with CAP_SYS_PTRACE. */
+	fd = uffd_create(caps.syscall_kernel || caps.devnode ? 0 : UFFD_USER_MODE_ONLY);
+	if (fd < 0)
+		return NULL;
+	ret = uffd_handshake(fd, UFFD_FEATURE_EVENT_FORK, NULL, NULL);
+	close(fd);
+	if (ret != -EPERM)
+		return NULL;
+	snprintf(why, sizeof(why),
+		 "userfaultfd's fork events need CAP_SYS_PTRACE, which this process lacks: "
+		 "zdevd cannot serve it");
+	return why;
+}
+
 static void start(struct zdevd_instance *z, const char *const *extra_args, bool pool_debug)
 {
-	const char *top = getenv("top_builddir");
-	struct uffd_caps caps;
+	const char *top = getenv("top_builddir"), *why = zdevd_unavailable();
 	char exe[512];
 	const char *argv[32];
 	int argc = 0, fd;
 
-	if (uffd_probe(&caps)) {
-		printf("SKIP: no userfaultfd for this process; zdevd cannot serve it\n");
+	if (why) {
+		printf("SKIP: %s\n", why);
 		exit(77);
 	}
 	snprintf(exe, sizeof(exe), "%s/zdevd", top ? top : ".");
@@ -134,6 +164,8 @@ int zdevd_pool_status(struct zdevd_instance *z, unsigned int device, struct zdev
 	st->total = m.status_ok.dev[device].pool_pages_total;
 	st->used = m.status_ok.dev[device].pool_pages_used;
 	st->limit = m.status_ok.dev[device].pool_limit_pages;
+	st->peak = m.status_ok.dev[device].peak_pages_used;
 	st->clients = m.status_ok.clients;
+	st->clients_total = m.status_ok.clients_total;
 	return 0;
 }

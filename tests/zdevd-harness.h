@@ -9,7 +9,8 @@
  * given extra arguments (NULL-terminated, may be NULL), ready when this
  * returns; $ZDEV_SOCKET points at it, so zdev_open(NULL, ...) finds it.
  * Exits the program with 77 (skip, with the reason printed) when this machine
- * cannot run zdevd at all (no userfaultfd for us).
+ * cannot run zdevd at all (no userfaultfd for us): a test program asks
+ * zdevd_unavailable() first, to report its skip in TAP.
  */
 struct zdevd_instance {
 	pid_t pid;
@@ -21,6 +22,8 @@ void zdevd_start(struct zdevd_instance *z, const char *const *extra_args);
 /* The same without the pool's debug checks (on in tests): what benchmarks
  * measure is zdevd as it runs for its users. */
 void zdevd_start_plain(struct zdevd_instance *z, const char *const *extra_args);
+/* Why this machine cannot run zdevd for us, or NULL if it can. */
+const char *zdevd_unavailable(void);
 /* SIGTERM and wait (SIGKILL after 30 s): returns zdevd's exit status, 0 when
  * it evicted everything cleanly, 128 + N if signal N ended it. */
 int zdevd_stop(struct zdevd_instance *z);
@@ -28,7 +31,9 @@ int zdevd_stop(struct zdevd_instance *z);
 /* zdevctl-style status of the running daemon, from a fresh connection. */
 struct zdevd_pool_status {
 	unsigned long long total, used, limit;
+	unsigned long long peak;		/* the most pages used seen */
 	unsigned int clients;
+	unsigned long long clients_total;	/* client processes ever */
 };
 int zdevd_pool_status(struct zdevd_instance *z, unsigned int device, struct zdevd_pool_status *st);
 

@@ -17,6 +17,7 @@
 #include "lib/rescue.h"
 #include "lib/segv.h"
 #include "lib/xmap.h"
+#include "lib/zdevpriv.h"
 #include "page.h"
 #include "zdev.h"
 
@@ -319,25 +320,37 @@ ZDEV_EXPORT int zdev_set_flags(struct zdev *dev, uint64_t flags)
 	return request(dev, ZMSG_SET_FLAGS, NULL, 0, NULL, flags, NULL);
 }
 
+/* STATS of dev into rep: 0 or -errno. */
+static int call_stats(struct zdev *dev, union zmsg *rep)
+{
+	union zmsg req;
+	int ret;
+
+	zmsg_init(&req, ZMSG_STATS, 0);
+	req.req.device = dev->device;
+	pthread_mutex_lock(&dev->client->lock);
+	ret = client_call(dev->client, &req, rep, -1);
+	pthread_mutex_unlock(&dev->client->lock);
+	if (ret < 0)
+		return ret;
+	if (ret != ZMSG_STATS_OK)
+		return ret == ZMSG_REPLY ? rep->reply.status : -EPROTO;
+	return 0;
+}
+
 ZDEV_EXPORT int zdev_get_stats(struct zdev *dev, struct zdev_stats *st)
 {
 	struct zdev_stats full;
-	union zmsg req, rep;
+	union zmsg rep;
 	size_t fill;
 	int ret;
 
 	if (!dev || !st || st->size < offsetof(struct zdev_stats, cpu_faults))
 		return -EINVAL;
 	fill = st->size < sizeof(full) ? st->size : sizeof(full);
-	zmsg_init(&req, ZMSG_STATS, 0);
-	req.req.device = dev->device;
-	pthread_mutex_lock(&dev->client->lock);
-	ret = client_call(dev->client, &req, &rep, -1);
-	pthread_mutex_unlock(&dev->client->lock);
-	if (ret < 0)
+	ret = call_stats(dev, &rep);
+	if (ret)
 		return ret;
-	if (ret != ZMSG_STATS_OK)
-		return ret == ZMSG_REPLY ? rep.reply.status : -EPROTO;
 	full = (struct zdev_stats){
 		.version = ZDEV_STATS_VERSION,
 		.size = sizeof(full),
@@ -351,6 +364,10 @@ ZDEV_EXPORT int zdev_get_stats(struct zdev *dev, struct zdev_stats *st)
 		.pool_pages_total = rep.stats_ok.pool_pages_total,
 		.pool_pages_used = rep.stats_ok.pool_pages_used,
 		.pool_limit_pages = rep.stats_ok.pool_limit_pages,
+		.peak_device_pages = rep.stats_ok.peak_device_pages,
+		.fault_p50_ns = rep.stats_ok.fault_p50_ns,
+		.fault_p99_ns = rep.stats_ok.fault_p99_ns,
+		.fault_max_ns = rep.stats_ok.fault_max_ns,
 	};
 	/* A program built with an older header has a smaller struct: fill
 	 * only what it has room for, and say how much that was. */
@@ -358,4 +375,24 @@ ZDEV_EXPORT int zdev_get_stats(struct zdev *dev, struct zdev_stats *st)
 		full.size = (uint32_t)fill;
 	memcpy(st, &full, fill);
 	return 0;
+}
+
+ZDEV_EXPORT int zdevpriv_fault_hist(struct zdev *dev, uint64_t *buckets, unsigned int n,
+				    uint64_t *max_ns)
+{
+	union zmsg rep;
+	int ret;
+
+	if (!dev || (!buckets && n))
+		return -EINVAL;
+	ret = call_stats(dev, &rep);
+	if (ret)
+		return ret;
+	if (n > LATHIST_BUCKETS)
+		n = LATHIST_BUCKETS;
+	if (n)
+		memcpy(buckets, rep.stats_ok.fault_hist, n * sizeof(*buckets));
+	if (max_ns)
+		*max_ns = rep.stats_ok.fault_max_ns;
+	return (int)n;
 }

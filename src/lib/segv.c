@@ -26,6 +26,7 @@
 
 #include "lib/export.h"
 #include "lib/segv.h"
+#include "lib/zdevpriv.h"
 
 #define MAX_CLAIMERS 4
 

@@ -3,9 +3,9 @@
 #define ZDEV_LIB_SEGV_H
 
 /* libzdev's SIGSEGV handler, which offers faults to the claimers the modules
- * above it register, and the two entry points the preload shim uses. */
+ * above it register; the entry points the preload shim uses are in
+ * zdevpriv.h. */
 
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -26,16 +26,5 @@ int segv_add_claimer(segv_claimer fn);
  * 0, or the -errno of the sigaction that failed (every later call returns
  * it too). */
 int segv_install(void);
-
-/*
- * For the preload shim only (exported, not in zdev.h):
- * zdevpriv_sigaction is sigaction(2) with -errno returns; for SIGSEGV, once
- * libzdev's handler is in, it reads and sets the handler libzdev chains to
- * instead of displacing libzdev's. zdevpriv_segv_chain delivers a SIGSEGV to
- * that handler as the kernel would have (SA_SIGINFO, SA_RESETHAND, the
- * handler's mask, SIG_DFL killing, SIG_IGN).
- */
-int zdevpriv_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
-void zdevpriv_segv_chain(int sig, siginfo_t *si, void *uc);
 
 #endif

@@ -38,43 +38,58 @@ static int query(const char *path, struct zmsg_status_ok *out)
 static void print_status(const struct zmsg_status_ok *s, bool json)
 {
 	if (json) {
-		printf("{\"clients\":%u,\"devices\":[", s->clients);
+		printf("{\"clients\":%u,\"clients_total\":%llu,\"devices\":[", s->clients,
+		       (unsigned long long)s->clients_total);
 		for (unsigned int i = 0; i < s->ndevices; i++) {
 			const struct zmsg_status_device *d = &s->dev[i];
 
 			printf("%s{\"device\":%u,\"pool\":{\"total_pages\":%llu,\"used_pages\":%llu,"
-			       "\"free_pages\":%llu,\"limit_pages\":%llu,\"chunks\":%u}}",
+			       "\"free_pages\":%llu,\"limit_pages\":%llu,\"chunks\":%u,"
+			       "\"peak_used_pages\":%llu}}",
 			       i ? "," : "", i, (unsigned long long)d->pool_pages_total,
 			       (unsigned long long)d->pool_pages_used,
 			       (unsigned long long)(d->pool_pages_total - d->pool_pages_used),
-			       (unsigned long long)d->pool_limit_pages, d->chunks);
+			       (unsigned long long)d->pool_limit_pages, d->chunks,
+			       (unsigned long long)d->peak_pages_used);
 		}
 		printf("]}\n");
 		return;
 	}
-	printf("clients: %u\n", s->clients);
+	printf("clients: %u (%llu served in all)\n", s->clients,
+	       (unsigned long long)s->clients_total);
 	for (unsigned int i = 0; i < s->ndevices; i++) {
 		const struct zmsg_status_device *d = &s->dev[i];
 
-		printf("device %u: pool %llu pages (%u chunks), %llu used, %llu free, limit %llu\n", i,
+		printf("device %u: pool %llu pages (%u chunks), %llu used, %llu free, limit %llu, "
+		       "peak %llu used\n", i,
 		       (unsigned long long)d->pool_pages_total, d->chunks,
 		       (unsigned long long)d->pool_pages_used,
 		       (unsigned long long)(d->pool_pages_total - d->pool_pages_used),
-		       (unsigned long long)d->pool_limit_pages);
+		       (unsigned long long)d->pool_limit_pages,
+		       (unsigned long long)d->peak_pages_used);
 	}
+}
+
+static void print_stats_json(const struct zmsg_status_ok *s)
+{
+	printf("{\"cpu_faults\":%llu,\"pages_to_device\":%llu,\"pages_to_system\":%llu,"
+	       "\"exclusive_grants\":%llu,\"exclusive_revokes\":%llu,"
+	       "\"fault_latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
+	       "\"clients_total\":%llu,\"peak_used_pages\":[",
+	       (unsigned long long)s->cpu_faults, (unsigned long long)s->pages_to_device,
+	       (unsigned long long)s->pages_to_system, (unsigned long long)s->exclusive_grants,
+	       (unsigned long long)s->exclusive_revokes, s->fault_p50_ns / 1e3,
+	       s->fault_p99_ns / 1e3, s->fault_max_ns / 1e3,
+	       (unsigned long long)s->clients_total);
+	for (unsigned int i = 0; i < s->ndevices; i++)
+		printf("%s%llu", i ? "," : "", (unsigned long long)s->dev[i].peak_pages_used);
+	printf("]}\n");
 }
 
 static void print_stats(const struct zmsg_status_ok *s, bool json)
 {
 	if (json) {
-		printf("{\"cpu_faults\":%llu,\"pages_to_device\":%llu,\"pages_to_system\":%llu,"
-		       "\"exclusive_grants\":%llu,\"exclusive_revokes\":%llu,"
-		       "\"fault_latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f}}\n",
-		       (unsigned long long)s->cpu_faults, (unsigned long long)s->pages_to_device,
-		       (unsigned long long)s->pages_to_system,
-		       (unsigned long long)s->exclusive_grants,
-		       (unsigned long long)s->exclusive_revokes, s->fault_p50_ns / 1e3,
-		       s->fault_p99_ns / 1e3, s->fault_max_ns / 1e3);
+		print_stats_json(s);
 		return;
 	}
 	printf("cpu faults served: %llu\npages to device: %llu\npages to system: %llu\n"
@@ -84,6 +99,10 @@ static void print_stats(const struct zmsg_status_ok *s, bool json)
 	       (unsigned long long)s->pages_to_system, (unsigned long long)s->exclusive_grants,
 	       (unsigned long long)s->exclusive_revokes, s->fault_p50_ns / 1e3,
 	       s->fault_p99_ns / 1e3, s->fault_max_ns / 1e3);
+	printf("client processes served: %llu\n", (unsigned long long)s->clients_total);
+	for (unsigned int i = 0; i < s->ndevices; i++)
+		printf("device %u: peak pages used: %llu\n", i,
+		       (unsigned long long)s->dev[i].peak_pages_used);
 }
 
 int main(int argc, char **argv)

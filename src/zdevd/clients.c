@@ -11,14 +11,20 @@
 #include "zdevd/proof.h"
 #include "zmm.h"
 
-void clients_add(struct zdevd *d, struct zmm *mm)
+static void list_add(struct zdevd *d, struct zmm *mm, bool is_new)
 {
 	zmm_get(mm);
 	pthread_mutex_lock(&d->mms_lock);
 	mm->next = d->mms;
 	d->mms = mm;
 	d->nclients++;
+	d->clients_total += is_new;
 	pthread_mutex_unlock(&d->mms_lock);
+}
+
+void clients_add(struct zdevd *d, struct zmm *mm)
+{
+	list_add(d, mm, true);
 }
 
 void clients_exit(struct zdevd *d, struct zmm *mm)
@@ -83,6 +89,8 @@ void clients_add_unclaimed(struct zdevd *d, struct zmm *parent, struct zmm *chil
 	for (p = &d->unclaimed; *p; p = &(*p)->next_unclaimed)
 		;
 	*p = child;
+	/* Served from now on, whether or not it ever says hello. */
+	d->clients_total++;
 	pthread_mutex_unlock(&d->mms_lock);
 }
 
@@ -186,7 +194,7 @@ struct zmm *clients_claim_fork(struct zdevd *d, pid_t pid, pid_t parent_pid,
 		zmm_put(child);
 		return NULL;
 	}
-	clients_add(d, child);
+	list_add(d, child, false);	/* counted when its fork was */
 	if (loop_watch_mm(d, child))
 		clients_exit(d, child);
 	return child;	/* the list's reference is now the caller's */

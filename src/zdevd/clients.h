@@ -16,7 +16,7 @@
 
 struct zmm;
 
-/* Adds mm to the list, which takes a reference of its own. */
+/* Adds a new client's mm to the list, which takes a reference of its own. */
 void clients_add(struct zdevd *d, struct zmm *mm);
 /* The process is gone: off the list and the loop, its device pages freed
  * (pools back at their baseline without waiting for the last reference).
@@ -30,7 +30,8 @@ struct zmm *clients_find(struct zdevd *d, pid_t pid);
 struct zmm *clients_find_live(struct zdevd *d, pid_t pid);
 
 /* A fork event brought child's uffd: it waits, unclaimed, until the child
- * says who it is (the list holds the first reference). */
+ * says who it is (the list holds the first reference). It counts as a client
+ * from now on. */
 void clients_add_unclaimed(struct zdevd *d, struct zmm *parent, struct zmm *child);
 /* Whether a fork child of parent_pid waits to be claimed; the loop is given
  * a moment to handle a fork event it has read. */

@@ -249,6 +249,16 @@ static void on_fork(struct loop *l, struct zmm *parent, int ufd)
 	clients_add_unclaimed(l->d, parent, child);
 }
 
+/* A CPU fault on a device page served, timed from t0 (the loop took it up):
+ * into the daemon's histogram and the process's. */
+static void fault_served(struct loop *l, struct zmm *mm, uint64_t t0)
+{
+	const uint64_t ns = lathist_now_ns() - t0;
+
+	lathist_record(&l->d->fault_lat, ns);
+	lathist_record(&mm->fault_lat, ns);
+}
+
 static int on_msg(struct loop *l, struct zmm *mm, const struct uffd_msg *msg,
 		  struct deferred *def, int *ndef)
 {
@@ -257,16 +267,16 @@ static int on_msg(struct loop *l, struct zmm *mm, const struct uffd_msg *msg,
 
 	switch (msg->event) {
 	case UFFD_EVENT_PAGEFAULT:
-		t0 = lat_now_ns();
+		t0 = lathist_now_ns();
 		ret = uffd_dev_fault(mm, msg->arg.pagefault.address, msg->arg.pagefault.flags);
 		if (ret == -EAGAIN && *ndef < 64) {
 			def[(*ndef)++] = (struct deferred){ msg->arg.pagefault.address,
 							    msg->arg.pagefault.flags, t0 };
 			return 0;
 		}
-		if (!ret)
-			lat_record(&l->d->fault_lat, lat_now_ns() - t0);
-		return ret;
+		if (ret > 0)
+			fault_served(l, mm, t0);
+		return ret < 0 ? ret : 0;
 	case UFFD_EVENT_FORK:
 		on_fork(l, mm, (int)msg->arg.fork.ufd);
 		return 0;
@@ -330,8 +340,8 @@ static void serve_uffd_msgs(struct loop *l, struct zmm *mm, struct uffd_msg *msg
 				i++;
 				continue;
 			}
-			if (!ret)
-				lat_record(&l->d->fault_lat, lat_now_ns() - def[i].t0);
+			if (ret > 0)
+				fault_served(l, mm, def[i].t0);
 			def[i] = def[--ndef];
 		}
 		/* A short read took everything there was: the poll wakes us

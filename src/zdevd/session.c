@@ -328,6 +328,7 @@ static void fill_stats(struct session *s, unsigned int dev, union zmsg *m)
 {
 	struct zmm_counters *c = &s->mm->cnt[dev];
 	struct refpool_stats ps;
+	struct lathist_snap lat;
 
 	excl_sync_all(s->mm);	/* count the revocations made so far */
 	refpool_get_stats(s->d->devs.dev[dev].pool, &ps);
@@ -341,22 +342,32 @@ static void fill_stats(struct session *s, unsigned int dev, union zmsg *m)
 	m->stats_ok.pool_pages_total = ps.pages_total;
 	m->stats_ok.pool_pages_used = ps.pages_used;
 	m->stats_ok.pool_limit_pages = ps.limit_pages;
+	m->stats_ok.peak_device_pages = atomic_load(&c->peak_device_pages);
+	lathist_read(&s->mm->fault_lat, &lat);
+	m->stats_ok.fault_p50_ns = lathist_percentile(&lat, 0.50);
+	m->stats_ok.fault_p99_ns = lathist_percentile(&lat, 0.99);
+	m->stats_ok.fault_max_ns = lat.max_ns;
+	memcpy(m->stats_ok.fault_hist, lat.bucket, sizeof(lat.bucket));
 }
 
 static void fill_status(struct zdevd *d, union zmsg *m)
 {
+	struct lathist_snap lat;
+
 	m->status_ok.ndevices = d->cfg.devs.ndevices;
 	pthread_mutex_lock(&d->mms_lock);
 	m->status_ok.clients = d->nclients;
+	m->status_ok.clients_total = d->clients_total;
 	pthread_mutex_unlock(&d->mms_lock);
 	m->status_ok.cpu_faults = atomic_load(&d->devs.totals.cpu_faults);
 	m->status_ok.pages_to_device = atomic_load(&d->devs.totals.pages_to_device);
 	m->status_ok.pages_to_system = atomic_load(&d->devs.totals.pages_to_system);
 	m->status_ok.exclusive_grants = atomic_load(&d->devs.totals.exclusive_grants);
 	m->status_ok.exclusive_revokes = atomic_load(&d->devs.totals.exclusive_revokes);
-	m->status_ok.fault_p50_ns = lat_percentile(&d->fault_lat, 0.50);
-	m->status_ok.fault_p99_ns = lat_percentile(&d->fault_lat, 0.99);
-	m->status_ok.fault_max_ns = atomic_load(&d->fault_lat.max_ns);
+	lathist_read(&d->fault_lat, &lat);
+	m->status_ok.fault_p50_ns = lathist_percentile(&lat, 0.50);
+	m->status_ok.fault_p99_ns = lathist_percentile(&lat, 0.99);
+	m->status_ok.fault_max_ns = lat.max_ns;
 	for (unsigned int i = 0; i < d->cfg.devs.ndevices; i++) {
 		struct refpool_stats ps;
 
@@ -365,6 +376,7 @@ static void fill_status(struct zdevd *d, union zmsg *m)
 		m->status_ok.dev[i].pool_pages_used = ps.pages_used;
 		m->status_ok.dev[i].pool_limit_pages = ps.limit_pages;
 		m->status_ok.dev[i].chunks = ps.chunks;
+		m->status_ok.dev[i].peak_pages_used = ps.pages_peak;
 	}
 }
 

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include "devset.h"
+#include "lathist.h"
 #include "proto.h"
 
 struct session;
@@ -24,13 +25,6 @@ struct zdevd_config {
 	unsigned int client_handles;	/* device handles a client may hold (0: no limit) */
 	bool foreground;
 	bool verbose;
-};
-
-/* Fault latency histogram: bucket i holds latencies in [2^i, 2^(i+1)) ns. */
-#define LAT_BUCKETS 40
-struct lat_hist {
-	_Atomic uint64_t bucket[LAT_BUCKETS];
-	_Atomic uint64_t max_ns;
 };
 
 struct zdevd {
@@ -52,8 +46,9 @@ struct zdevd {
 	struct zmm *mms;
 	struct zmm *unclaimed;		/* fork children, oldest first */
 	unsigned int nclients;
+	uint64_t clients_total;		/* processes ever served, fork children too */
 
-	struct lat_hist fault_lat;
+	struct lathist fault_lat;
 
 	/* the event loop (loop.c) */
 	struct loop *loop;
@@ -76,12 +71,5 @@ void loop_forget_session(struct zdevd *d, struct session *s);
 /* workers.c: once the loop has stopped, ends every session (its request in
  * flight first), waits for the workers and frees the sessions. */
 void workers_stop_all(struct zdevd *d);
-
-/* latency.c: the fault latency histogram. */
-uint64_t lat_now_ns(void);	/* CLOCK_MONOTONIC */
-void lat_record(struct lat_hist *h, uint64_t ns);
-/* The latency below which a fraction p of those recorded lie (the middle of
- * its bucket, never above the largest seen); 0 when none was. */
-uint64_t lat_percentile(struct lat_hist *h, double p);
 
 #endif
