@@ -1,0 +1,411 @@
+/* SPDX-License-Identifier: MIT */
+/* zdev-run: runs a program with the zdev shim against a zdevd, its own or a
+ * running one, and sums up what the program's processes saw. See
+ * zdev-run(1). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proto.h"
+#include "tools/zdev-run.h"
+
+static const char usage[] =
+	"usage: zdev-run [--policy none|evict|stress] [--devices N] [--memory SIZE] [--seed S]\n"
+	"                [--stats-json FILE] [--socket PATH] [--quiet] [--] PROGRAM [ARGS...]\n";
+
+struct run_opts {
+	const char *policy;
+	unsigned int ndevices;
+	const char *memory;
+	bool daemon_opts;		/* --devices or --memory given */
+	bool seed_set;
+	uint64_t seed;
+	const char *stats_json;
+	const char *socket;		/* a running zdevd's, or NULL */
+	bool quiet;
+	char **argv;			/* the program and its arguments */
+};
+
+volatile sig_atomic_t run_hurry;
+static volatile sig_atomic_t program_pid;
+
+/* The signals zdev-run handles, and the dispositions and mask it started
+ * with, which the program gets as they were. */
+static const int handled[] = { SIGINT, SIGQUIT, SIGTERM, SIGHUP };
+#define NHANDLED (sizeof(handled) / sizeof(handled[0]))
+static struct sigaction saved_act[NHANDLED];
+static sigset_t saved_mask;
+
+static void note_signal(int sig)
+{
+	run_hurry = sig;
+}
+
+static void forward_signal(int sig)
+{
+	pid_t pid = program_pid;
+
+	if (pid > 0)
+		kill(pid, sig);
+}
+
+static void save_signals(void)
+{
+	for (size_t i = 0; i < NHANDLED; i++)
+		sigaction(handled[i], NULL, &saved_act[i]);
+	sigprocmask(SIG_SETMASK, NULL, &saved_mask);
+}
+
+/*
+ * While the program runs, zdev-run ignores SIGINT and SIGQUIT, as
+ * system(3) does: the terminal sends them to the program too, which shares
+ * zdev-run's process group; SIGTERM and SIGHUP, which may be meant for
+ * zdev-run alone, are passed on. Otherwise each of them makes zdev-run
+ * finish early. A signal zdev-run started with ignored stays ignored.
+ */
+static void catch_signals(bool program_runs)
+{
+	for (size_t i = 0; i < NHANDLED; i++) {
+		struct sigaction sa = { .sa_flags = SA_RESTART };
+		int sig = handled[i];
+
+		if (saved_act[i].sa_handler == SIG_IGN)
+			continue;
+		if (!program_runs)
+			sa.sa_handler = note_signal;
+		else if (sig == SIGINT || sig == SIGQUIT)
+			sa.sa_handler = SIG_IGN;
+		else
+			sa.sa_handler = forward_signal;
+		sigemptyset(&sa.sa_mask);
+		sigaction(sig, &sa, NULL);
+	}
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* A SIZE as zdevd takes it: a number with K, M or G, or none. */
+static bool valid_size(const char *s)
+{
+	size_t digits = strspn(s, "0123456789");
+
+	return digits && digits < 20 &&
+	       (!s[digits] || (strchr("KkMmGg", s[digits]) && !s[digits + 1]));
+}
+
+static bool valid_policy(const char *p)
+{
+	return !strcmp(p, "none") || !strcmp(p, "evict") || !strcmp(p, "stress");
+}
+
+/* What the options leave to the environment; a seed for a stress run that
+ * has none, so that the summary can name the one run to repeat. */
+static int env_defaults(struct run_opts *o)
+{
+	const char *v;
+
+	if (!o->policy)
+		o->policy = (v = getenv("ZDEV_POLICY")) && *v ? v : "none";
+	if (!valid_policy(o->policy)) {
+		log_err("policy '%s': none, evict or stress", o->policy);
+		return -EINVAL;
+	}
+	if (!o->seed_set && (v = getenv("ZDEV_SEED")) && *v) {
+		if (parse_u64(v, &o->seed)) {
+			log_err("ZDEV_SEED=%s: not a number", v);
+			return -EINVAL;
+		}
+		o->seed_set = true;
+	}
+	if (!o->seed_set && !strcmp(o->policy, "stress")) {
+		if (getrandom(&o->seed, sizeof(o->seed), 0) != sizeof(o->seed))
+			o->seed = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
+		o->seed_set = true;
+	}
+	if (!o->socket && (v = getenv("ZDEV_SOCKET")) && *v)
+		o->socket = v;
+	return 0;
+}
+
+/* 0; 1 after --help; -EINVAL with a message on a bad command line. */
+static int parse_opts(int argc, char **argv, struct run_opts *o)
+{
+	static const struct option opts[] = {
+		{ "policy", required_argument, NULL, 'p' },
+		{ "devices", required_argument, NULL, 'd' },
+		{ "memory", required_argument, NULL, 'm' },
+		{ "seed", required_argument, NULL, 's' },
+		{ "stats-json", required_argument, NULL, 'j' },
+		{ "socket", required_argument, NULL, 'S' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t n;
+	int c;
+
+	*o = (struct run_opts){ .ndevices = 2, .memory = "1G" };
+	/* "+": the first word that is no option is the program; what follows
+	 * is its own. */
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p': o->policy = optarg; break;
+		case 'j': o->stats_json = optarg; break;
+		case 'S': o->socket = optarg; break;
+		case 'q': o->quiet = true; break;
+		case 'h': fputs(usage, stdout); return 1;
+		case 'd':
+			if (parse_u64(optarg, &n) || n < 1 || n > ZDEV_MAX_DEVICES) {
+				log_err("--devices takes 1 to %d", ZDEV_MAX_DEVICES);
+				return -EINVAL;
+			}
+			o->ndevices = (unsigned int)n;
+			o->daemon_opts = true;
+			break;
+		case 'm':
+			if (!valid_size(optarg)) {
+				log_err("--memory '%s': a number with K, M or G", optarg);
+				return -EINVAL;
+			}
+			o->memory = optarg;
+			o->daemon_opts = true;
+			break;
+		case 's':
+			if (parse_u64(optarg, &o->seed)) {
+				log_err("--seed '%s': a number below 2^64", optarg);
+				return -EINVAL;
+			}
+			o->seed_set = true;
+			break;
+		default: fputs(usage, stderr); return -EINVAL;
+		}
+	}
+	if (optind >= argc) {
+		fputs(usage, stderr);
+		return -EINVAL;
+	}
+	o->argv = argv + optind;
+	return env_defaults(o);
+}
+
+/* The environment the shim reads, in zdev-run's own: only the program is
+ * started after this. 0 or -errno. */
+static int set_program_env(const struct run_opts *o, const char *shim, const char *dir)
+{
+	const char *old = getenv("LD_PRELOAD");
+	char stats[PATH_MAX + sizeof("/" RUN_STATS_NAME)], seed[24], *preload;
+	int ret = 0;
+
+	if (old && *old)
+		ret = asprintf(&preload, "%s:%s", shim, old) < 0 ? -ENOMEM : 0;
+	else
+		ret = (preload = strdup(shim)) ? 0 : -ENOMEM;
+	if (ret)
+		return ret;
+	snprintf(stats, sizeof(stats), "%s/" RUN_STATS_NAME, dir);
+	snprintf(seed, sizeof(seed), "%llu", (unsigned long long)o->seed);
+	if (setenv("LD_PRELOAD", preload, 1) || setenv("ZDEV_SOCKET", o->socket, 1) ||
+	    setenv("ZDEV_POLICY", o->policy, 1) || setenv("ZDEV_STATS_DIR", stats, 1) ||
+	    (o->seed_set && setenv("ZDEV_SEED", seed, 1)))
+		ret = -errno;
+	free(preload);
+	return ret;
+}
+
+/* The child's side of the fork: never returns. */
+static void exec_program(char **argv, int err_fd)
+{
+	int err;
+
+	for (size_t i = 0; i < NHANDLED; i++)
+		sigaction(handled[i], &saved_act[i], NULL);
+	sigprocmask(SIG_SETMASK, &saved_mask, NULL);
+	execvp(argv[0], argv);
+	err = errno;
+	if (write(err_fd, &err, sizeof(err)) != sizeof(err))
+		_exit(RUN_EXIT_FAIL);
+	_exit(err == ENOENT ? RUN_EXIT_NOTFOUND : RUN_EXIT_NOEXEC);
+}
+
+/* Waits for the program to end. Its status as a shell gives it: the exit
+ * status, or 128 + N when signal N killed it. */
+static int wait_program(pid_t pid)
+{
+	siginfo_t si;
+	int status;
+
+	/* Not reaped yet: until program_pid is cleared, a signal forwarded
+	 * late still names the program, not a process that took its pid. */
+	while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) && errno == EINTR)
+		;
+	program_pid = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+}
+
+/* Runs the program to its end in zdev-run's process group. Its status, or
+ * RUN_EXIT_* with a message when it could not be run (*ran false). */
+static int run_program(char **argv, bool *ran)
+{
+	int pipefd[2], err = 0, status;
+	sigset_t fwd;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe2(pipefd, O_CLOEXEC)) {
+		log_err("pipe: %s", strerror(errno));
+		return RUN_EXIT_FAIL;
+	}
+	/* A signal to pass on waits until there is a pid to pass it to. */
+	sigemptyset(&fwd);
+	sigaddset(&fwd, SIGTERM);
+	sigaddset(&fwd, SIGHUP);
+	sigprocmask(SIG_BLOCK, &fwd, NULL);
+	catch_signals(true);
+	pid = fork();
+	if (!pid) {
+		close(pipefd[0]);
+		exec_program(argv, pipefd[1]);
+	}
+	program_pid = pid > 0 ? pid : 0;
+	sigprocmask(SIG_SETMASK, &saved_mask, NULL);
+	close(pipefd[1]);
+	if (pid < 0) {
+		log_err("fork: %s", strerror(errno));
+		status = RUN_EXIT_FAIL;
+		goto out_close;
+	}
+	/* The summary may find standard error closed: not a reason to die. */
+	signal(SIGPIPE, SIG_IGN);
+	while ((n = read(pipefd[0], &err, sizeof(err))) < 0 && errno == EINTR)
+		;
+	status = wait_program(pid);
+	*ran = n != sizeof(err);
+	if (!*ran)
+		log_err("%s: %s", argv[0], strerror(err));
+out_close:
+	close(pipefd[0]);
+	catch_signals(false);
+	return status;
+}
+
+/* Merges the statistics, removes dir, and reports. */
+static void finish(const struct run_opts *o, const struct run_zdevd *z, const char *dir,
+		   int status, bool ran)
+{
+	struct run_result r = {
+		.exit_status = status, .program = o->argv[0], .policy = o->policy,
+		.seed_set = o->seed_set, .seed = o->seed, .zdevd = z->stopped ? z : NULL,
+	};
+	struct run_stats st = { 0 };
+	char stats[PATH_MAX + sizeof("/" RUN_STATS_NAME)];
+	int ret;
+
+	snprintf(stats, sizeof(stats), "%s/" RUN_STATS_NAME, dir);
+	ret = run_stats_load_dir(&st, stats);
+	if (ret)
+		log_warn("%s: %s: statistics incomplete", stats, strerror(-ret));
+	run_remove_dir(dir);
+	if (ran && !o->quiet)
+		run_report_print(&st, &r);
+	if (o->stats_json)
+		run_report_json(o->stats_json, &st, &r);
+	run_stats_free(&st);
+}
+
+/* Dies of sig as it would have without its handler, so that a shell sees
+ * why. */
+static void die_of(int sig)
+{
+	signal(sig, SIG_DFL);
+	sigprocmask(SIG_SETMASK, &saved_mask, NULL);
+	raise(sig);
+	exit(128 + sig);
+}
+
+/* What is needed before anything starts. 0, or -errno with a message. */
+static int prepare(const struct run_opts *o, char *shim, char *zdevd)
+{
+	int ret;
+
+	ret = run_find_shim(shim, PATH_MAX);
+	if (ret || !o->socket)
+		return ret ?: run_find_zdevd(zdevd, PATH_MAX);
+	ret = run_zdevd_check(o->socket);
+	if (ret)
+		log_err("no zdevd accepts connections on %s (%s); without ZDEV_SOCKET and --socket, "
+			"zdev-run starts a zdevd of its own", o->socket, strerror(-ret));
+	else if (o->daemon_opts)
+		log_warn("--devices and --memory are for a zdevd of zdev-run's own: "
+			 "the one on %s serves as it is", o->socket);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	char dir[PATH_MAX], shim[PATH_MAX], zdevd[PATH_MAX];
+	struct run_zdevd z = { 0 };
+	struct run_opts o;
+	int status = RUN_EXIT_FAIL;
+	bool ran = false;
+	int ret;
+
+	save_signals();
+	ret = parse_opts(argc, argv, &o);
+	if (ret)
+		return ret > 0 ? 0 : RUN_EXIT_FAIL;
+	if (prepare(&o, shim, zdevd))
+		return RUN_EXIT_FAIL;
+	catch_signals(false);
+	if (run_make_dir(dir, sizeof(dir)))
+		return RUN_EXIT_FAIL;
+	if (!o.socket) {
+		if (run_zdevd_start(&z, zdevd, dir, o.ndevices, o.memory))
+			goto out_remove_dir;
+		o.socket = z.socket;
+	}
+	if (run_hurry)
+		goto out_stop_zdevd;
+	ret = set_program_env(&o, shim, dir);
+	if (ret)
+		log_err("environment: %s", strerror(-ret));
+	else
+		status = run_program(o.argv, &ran);
+out_stop_zdevd:
+	run_zdevd_stop(&z);
+	finish(&o, &z, dir, status, ran);
+	if (run_hurry && !ran)
+		die_of(run_hurry);
+	return status;
+out_remove_dir:
+	run_remove_dir(dir);
+	if (run_hurry)
+		die_of(run_hurry);
+	return status;
+}

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef ZDEV_TOOLS_ZDEV_RUN_H
+#define ZDEV_TOOLS_ZDEV_RUN_H
+
+/* zdev-run: runs a program with the shim preloaded against a zdevd, its own
+ * or a running one, and sums up what the program's processes saw. See
+ * zdev-run(1). */
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include "tools/run_stats.h"
+
+/* zdev-run's own failures; 126 and 127 as a shell says of a program it
+ * could not execute, or could not find. */
+#define RUN_EXIT_FAIL		125
+#define RUN_EXIT_NOEXEC		126
+#define RUN_EXIT_NOTFOUND	127
+
+/* The socket's name in the directory zdev-run makes, and the stats
+ * directory's. */
+#define RUN_SOCKET_NAME		"zdevd.sock"
+#define RUN_STATS_NAME		"stats"
+
+/* The signal that asked zdev-run to finish while no program ran, or 0:
+ * zdevd is not waited for then. Set from signal handlers. */
+extern volatile sig_atomic_t run_hurry;
+
+/* ---- zdev-run-paths.c ---- */
+
+/* The zdevd to start: $ZDEVD, else the one beside zdev-run (in a build tree
+ * too), else the installed one, else the first on PATH. 0 with its path in
+ * buf, or -ENOENT with a message on standard error. */
+int run_find_zdevd(char *buf, size_t len);
+
+/* The shim: $ZDEV_PRELOAD, else the build tree's .libs/libzdev-preload.so
+ * beside zdev-run, else the installed one. 0 with its absolute path in buf,
+ * or -errno with a message on standard error. */
+int run_find_shim(char *buf, size_t len);
+
+/* Makes a private directory (mode 0700) under $XDG_RUNTIME_DIR or /tmp, short
+ * enough for a socket in it, with the stats directory inside. 0 with its
+ * path in buf, or -errno with a message on standard error. */
+int run_make_dir(char *buf, size_t len);
+
+/* Removes what run_make_dir() made and what was left in it: the socket and
+ * the files of the stats directory. Warns of what it could not remove. */
+void run_remove_dir(const char *dir);
+
+/* ---- zdev-run-zdevd.c ---- */
+
+/* The private zdevd. */
+struct run_zdevd {
+	pid_t pid;			/* running, or 0 */
+	char socket[108];
+	bool stopped;			/* it ran and is gone: ru is its usage */
+	struct rusage ru;
+};
+
+/* 0 if a zdevd accepts connections on socket, else the -errno of the
+ * connect. */
+int run_zdevd_check(const char *socket);
+
+/* Starts zdevd (the binary exe) on a socket in dir with ndevices devices of
+ * memory each, and waits until it accepts connections. 0, or -errno with a
+ * message on standard error: -EPERM when this user may not create a
+ * userfaultfd (zdevd would serve nothing), -ENOSYS when the kernel has none,
+ * -ECHILD when zdevd exited, -ETIMEDOUT when it did not become ready in time
+ * and -EINTR when run_hurry was set meanwhile (it is killed then). */
+int run_zdevd_start(struct run_zdevd *z, const char *exe, const char *dir, unsigned int ndevices,
+		    const char *memory);
+
+/* Stops the private zdevd: SIGTERM, then SIGKILL if it has not exited in
+ * time (at once if run_hurry is set). Warns if it had exited already or
+ * exited with a failure. */
+void run_zdevd_stop(struct run_zdevd *z);
+
+/* ---- zdev-run-report.c ---- */
+
+/* What the summary and the JSON say besides the merged statistics. */
+struct run_result {
+	int exit_status;		/* zdev-run's: the program's, or 128 + signal */
+	const char *program;
+	const char *policy;
+	bool seed_set;
+	uint64_t seed;
+	const struct run_zdevd *zdevd;	/* the private zdevd, or NULL */
+};
+
+/* The summary, a few lines on standard error. */
+void run_report_print(const struct run_stats *s, const struct run_result *r);
+
+/* Writes one JSON object to path. 0, or -errno with a message on standard
+ * error. */
+int run_report_json(const char *path, const struct run_stats *s, const struct run_result *r);
+
+#endif
