@@ -36,7 +36,7 @@ may_include() { # file header
 	zdevd/*) return 0 ;;
 	lib/* | tools/*) [ "$(floor_of "$2")" = 0 ] || [ "${2%%/*}" = "${1%%/*}" ] ;;
 	# The shim stands on libzdev: its API and the calls it exports for the shim.
-	preload/*) [ "$(floor_of "$2")" = 0 ] || [ "${2%%/*}" = preload ] || [ "$2" = lib/segv.h ] ;;
+	preload/*) [ "$(floor_of "$2")" = 0 ] || [ "${2%%/*}" = preload ] || [ "$2" = lib/zdevpriv.h ] ;;
 	*) return 0 ;;
 	esac
 }

@@ -22,9 +22,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "lib/segv.h"
+#include "lib/zdevpriv.h"
 #include "preload/ranges.h"
 #include "preload/shim.h"
+#include "preload/state.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -36,7 +37,7 @@ static bool is_private_anon(int flags, int fd)
 /* Whether the shim tracks a call made from ra: set up, and the program's. */
 static bool tracked(const void *ra)
 {
-	return shim.ready && !shim_is_ours(ra);
+	return shim.ready && !state_is_ours(ra);
 }
 
 EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
@@ -45,14 +46,14 @@ EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off
 	const bool fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE);
 	const bool track = tracked(ra);
 	/* MAP_FIXED replaces what was there: a change like munmap. */
-	const bool locked = track && fixed && shim_as_begin();
+	const bool locked = track && fixed && state_as_begin();
 	long p;
 
 	p = syscall(SYS_mmap, addr, len, prot, flags, fd, off);
-	shim_as_end(locked);
+	state_as_end(locked);
 	if (p == -1)
 		return MAP_FAILED;
-	if (shim.ready && shim_is_ours(ra) && is_private_anon(flags, fd))
+	if (shim.ready && state_is_ours(ra) && is_private_anon(flags, fd))
 		ranges_exclude((uint64_t)p, (uint64_t)p + len);
 	else if (track && fixed)
 		ranges_remove((uint64_t)p, (uint64_t)p + len);
@@ -66,13 +67,13 @@ EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t o
 
 EXPORT int munmap(void *addr, size_t len)
 {
-	const bool locked = tracked(__builtin_return_address(0)) && shim_as_begin();
+	const bool locked = tracked(__builtin_return_address(0)) && state_as_begin();
 	long ret;
 
 	ret = syscall(SYS_munmap, addr, len);
 	if (!ret && shim.ready)
 		ranges_remove((uint64_t)(uintptr_t)addr, (uint64_t)(uintptr_t)addr + len);
-	shim_as_end(locked);
+	state_as_end(locked);
 	return (int)ret;
 }
 
@@ -90,12 +91,12 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 		new_addr = va_arg(ap, void *);
 		va_end(ap);
 	}
-	locked = track && shim_as_begin();
+	locked = track && state_as_begin();
 	p = syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
 	if (p != -1 && shim.ready)
 		ranges_move((uint64_t)(uintptr_t)old, old_len, (uint64_t)p, new_len,
 			    shim.env.min_bytes);
-	shim_as_end(locked);
+	state_as_end(locked);
 	return p == -1 ? MAP_FAILED : (void *)p;
 }
 
@@ -104,11 +105,11 @@ EXPORT int madvise(void *addr, size_t len, int advice)
 	/* DONTNEED, FREE, REMOVE empty pages the policy may be moving. */
 	const bool locked = tracked(__builtin_return_address(0)) &&
 			    (advice == MADV_DONTNEED || advice == MADV_FREE || advice == MADV_REMOVE) &&
-			    shim_as_begin();
+			    state_as_begin();
 	long ret;
 
 	ret = syscall(SYS_madvise, addr, len, advice);
-	shim_as_end(locked);
+	state_as_end(locked);
 	return (int)ret;
 }
 
@@ -127,13 +128,13 @@ EXPORT void free(void *p)
 	bool locked;
 
 	/* free may unmap a chunk or trim a heap: a change like munmap. */
-	if (!p || shim_is_ours(__builtin_return_address(0))) {
+	if (!p || state_is_ours(__builtin_return_address(0))) {
 		f(p);
 		return;
 	}
-	locked = shim_as_begin();
+	locked = state_as_begin();
 	f(p);
-	shim_as_end(locked);
+	state_as_end(locked);
 }
 
 EXPORT void *realloc(void *p, size_t len)
@@ -144,11 +145,11 @@ EXPORT void *realloc(void *p, size_t len)
 
 	/* realloc may move a mapped chunk with mremap, which no interposed
 	 * call sees. */
-	if (shim_is_ours(__builtin_return_address(0)))
+	if (state_is_ours(__builtin_return_address(0)))
 		return f(p, len);
-	locked = shim_as_begin();
+	locked = state_as_begin();
 	q = f(p, len);
-	shim_as_end(locked);
+	state_as_end(locked);
 	return q;
 }
 
@@ -179,7 +180,7 @@ EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old
 {
 	int ret;
 
-	if (sig != SIGSEGV || !shim.ready || shim_is_ours(__builtin_return_address(0)))
+	if (sig != SIGSEGV || !shim.ready || state_is_ours(__builtin_return_address(0)))
 		return NEXT(sigaction)(sig, act, old);
 	ret = zdevpriv_sigaction(sig, act, old);
 	if (ret) {

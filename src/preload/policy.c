@@ -12,7 +12,7 @@
 #include "page.h"
 #include "preload/policy.h"
 #include "preload/ranges.h"
-#include "preload/shim.h"
+#include "preload/state.h"
 #include "zdev.h"
 
 #define SCAN_NS		100000000ull	/* the maps are read again every 100 ms */

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,72 +11,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "page.h"
 #include "preload/policy.h"
 #include "preload/ranges.h"
 #include "preload/shim.h"
+#include "preload/state.h"
 #include "preload/stats.h"
 #include "proto.h"
 #include "zdev.h"
 
-struct shim shim = { .as_lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP };
-
-/* The text of libzdev and of the shim itself. */
-static struct {
-	uintptr_t start, end;
-} ours[2];
 static atomic_bool stats_written;
-
-static int find_ours(struct dl_phdr_info *info, size_t size, void *arg)
-{
-	const char *name = info->dlpi_name;
-	unsigned int *n = arg;
-
-	(void)size;
-	if (*n >= 2 || !name || (!strstr(name, "libzdev.so") && !strstr(name, "libzdev-preload.so")))
-		return 0;
-	for (int i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-		const uintptr_t start = info->dlpi_addr + ph->p_vaddr;
-
-		if (ph->p_type != PT_LOAD)
-			continue;
-		/* Our data, .bss past the file's end included, is never the
-		 * program's to move. */
-		if (ph->p_flags & PF_W)
-			ranges_exclude(start & ~(PG_SIZE - 1), pg_up(start + ph->p_memsz));
-		if ((ph->p_flags & PF_X) && ours[*n].end <= ours[*n].start) {
-			ours[*n].start = start;
-			ours[*n].end = start + ph->p_memsz;
-		}
-	}
-	(*n)++;
-	return 0;
-}
-
-bool shim_is_ours(const void *ra)
-{
-	const uintptr_t a = (uintptr_t)ra;
-
-	for (unsigned int i = 0; i < 2; i++)
-		if (a >= ours[i].start && a < ours[i].end)
-			return true;
-	return false;
-}
-
-bool shim_as_begin(void)
-{
-	if (!atomic_load_explicit(&shim.moving, memory_order_relaxed))
-		return false;
-	pthread_rwlock_rdlock(&shim.as_lock);
-	return true;
-}
-
-void shim_as_end(bool locked)
-{
-	if (locked)
-		pthread_rwlock_unlock(&shim.as_lock);
-}
 
 /* Without a device: says so once, or ends the program if it must have one. */
 static void no_device(const char *path, int err)
@@ -119,10 +61,6 @@ static void at_fork_child(void)
 	policy_after_fork_child();
 }
 
-/* The program may close stderr before our exit handler runs (gnulib's
- * close_stdout does): the stats go to a copy taken at start-up. */
-int shim_stderr = -1;
-
 static void at_exit(void)
 {
 	policy_stop();
@@ -159,7 +97,6 @@ static void connect_device(void)
 __attribute__((constructor)) static void shim_init(void)
 {
 	const char *bad;
-	unsigned int n = 0;
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -168,7 +105,7 @@ __attribute__((constructor)) static void shim_init(void)
 	shim_stderr = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
 	if (bad)
 		fprintf(stderr, "zdev: %s: not understood, the default is used\n", bad);
-	dl_iterate_phdr(find_ours, &n);
+	state_find_ours();
 	connect_device();
 	ranges_scan(shim.env.min_bytes);
 	shim.ready = true;

@@ -6,17 +6,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/zdevpriv.h"
 #include "page.h"
 #include "preload/ranges.h"
-#include "preload/shim.h"
+#include "preload/state.h"
 #include "preload/stats.h"
 #include "zdev.h"
 
-#define HIST_BUCKETS 40
-
-/* libzdev's, once it has it: the process's CPU fault latencies. */
-extern int zdevpriv_fault_hist(struct zdev *dev, uint64_t *buckets, unsigned int n,
-			       uint64_t *max_ns) __attribute__((weak));
+#define HIST_BUCKETS LATHIST_BUCKETS
 
 struct summary {
 	struct zdev_stats st;
@@ -50,7 +47,7 @@ static void gather(struct zdev *dev, struct summary *s)
 	s->st.size = sizeof(s->st);
 	if (!dev || zdev_get_stats(dev, &s->st))
 		memset(&s->st, 0, sizeof(s->st));
-	if (dev && zdevpriv_fault_hist && zdevpriv_fault_hist(dev, s->hist, HIST_BUCKETS, &s->max_ns) < 0)
+	if (dev && zdevpriv_fault_hist(dev, s->hist, HIST_BUCKETS, &s->max_ns) < 0)
 		memset(s->hist, 0, sizeof(s->hist));
 	s->p50_ns = percentile(s, 0.50);
 	s->p99_ns = percentile(s, 0.99);
@@ -67,7 +64,7 @@ static void write_json(FILE *f, const struct env *e, const struct summary *s)
 		(unsigned long long)s->st.cpu_faults, (unsigned long long)s->st.device_faults,
 		(unsigned long long)s->st.pages_to_device, (unsigned long long)s->st.pages_to_system,
 		(unsigned long long)s->st.exclusive_grants,
-		(unsigned long long)s->st.exclusive_revokes, (unsigned long long)s->st.device_pages,
+		(unsigned long long)s->st.exclusive_revokes, (unsigned long long)s->st.peak_device_pages,
 		(unsigned long long)ranges_peak_bytes(), (unsigned long long)s->max_ns,
 		(unsigned long long)s->p50_ns, (unsigned long long)s->p99_ns);
 	for (unsigned int i = 0; i < HIST_BUCKETS; i++)
