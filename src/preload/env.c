@@ -94,10 +94,10 @@ static uint64_t made_up_seed(void)
 
 void env_read(struct env *e, const char **bad)
 {
-	uint64_t idle = 1000, rate = 200, device = 0, excl = 1;
+	uint64_t idle = 1000, rate = 200, device = 0, excl = 0;
 	const char *v;
 
-	*e = (struct env){ .policy = POLICY_NONE, .min_bytes = 1ul << 20, .exclusive = true };
+	*e = (struct env){ .policy = POLICY_NONE, .min_bytes = 1ul << 20 };
 	*bad = NULL;
 	if ((v = env_get("ZDEV_SOCKET")))
 		copy_value(e->socket, sizeof(e->socket), v);

@@ -225,17 +225,25 @@ void policy_resume(void)
 		pthread_rwlock_unlock(&shim.as_lock);
 }
 
-void policy_after_fork_child(void)
+static bool restart_in_child;
+
+void policy_forget_in_child(void)
 {
 	pthread_rwlock_t fresh = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
 
-	if (!running)
-		return;
-	/* The lock was held by the forking thread, which is ours now, but its
-	 * state says a writer holds it: start again. */
-	shim.as_lock = fresh;
+	/* The forking thread held the lock for writing and is ours now, but
+	 * the thread that ran the policy is not: nothing moves until it runs
+	 * again, and the lock starts afresh. */
+	restart_in_child = running;
 	running = false;
+	atomic_store(&shim.moving, false);
+	shim.as_lock = fresh;
+}
+
+void policy_restart_in_child(void)
+{
+	if (!restart_in_child || !shim.dev)
+		return;
 	rng ^= (uint64_t)getpid() << 32;
-	if (shim.dev)
-		policy_start();
+	policy_start();
 }

@@ -15,7 +15,9 @@ void policy_stop(void);
 /* Around fork: no migration is in flight while the process is copied. */
 void policy_pause(void);
 void policy_resume(void);
-/* In a fork child: the lock is fresh and the thread runs again. */
-void policy_after_fork_child(void);
+/* In a fork child, before anything else: no policy runs and the lock is
+ * fresh; after libzdev's own handlers: the policy runs again. */
+void policy_forget_in_child(void);
+void policy_restart_in_child(void);
 
 #endif

@@ -55,10 +55,18 @@ static void at_fork_parent(void)
 	policy_resume();
 }
 
-static void at_fork_child(void)
+/* First of the child's handlers: libzdev's, which run next, may take
+ * memory, and must not meet the lock the parent's fork held. */
+static void at_fork_child_first(void)
 {
 	atomic_store(&stats_written, false);
-	policy_after_fork_child();
+	policy_forget_in_child();
+}
+
+/* Last: the policy starts again once libzdev has made the child a client. */
+static void at_fork_child_last(void)
+{
+	policy_restart_in_child();
 }
 
 static void at_exit(void)
@@ -106,10 +114,11 @@ __attribute__((constructor)) static void shim_init(void)
 	if (bad)
 		fprintf(stderr, "zdev: %s: not understood, the default is used\n", bad);
 	state_find_ours();
+	pthread_atfork(NULL, NULL, at_fork_child_first);
 	connect_device();
 	ranges_scan(shim.env.min_bytes);
 	shim.ready = true;
-	pthread_atfork(at_fork_prepare, at_fork_parent, at_fork_child);
+	pthread_atfork(at_fork_prepare, at_fork_parent, at_fork_child_last);
 	atexit(at_exit);
 	if (shim.dev && shim.env.policy != POLICY_NONE)
 		policy_start();

@@ -57,8 +57,9 @@ bool state_as_begin(void)
 {
 	if (!atomic_load_explicit(&shim.moving, memory_order_relaxed))
 		return false;
-	pthread_rwlock_rdlock(&shim.as_lock);
-	return true;
+	/* EDEADLK: this thread holds it for writing already (the policy's
+	 * own calls, fork's preparation): the change is excluded as it is. */
+	return pthread_rwlock_rdlock(&shim.as_lock) == 0;
 }
 
 void state_as_end(bool locked)
