@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lathist.h"
 #include "lib/zdevpriv.h"
 #include "page.h"
 #include "preload/ranges.h"
@@ -13,32 +14,11 @@
 #include "preload/stats.h"
 #include "zdev.h"
 
-#define HIST_BUCKETS LATHIST_BUCKETS
-
 struct summary {
 	struct zdev_stats st;
-	uint64_t hist[HIST_BUCKETS];
-	uint64_t max_ns;
+	struct lathist_snap lat;
 	uint64_t p50_ns, p99_ns;
 };
-
-/* The middle of the bucket where a fraction p of the faults is reached,
- * never above the largest seen. */
-static uint64_t percentile(const struct summary *s, double p)
-{
-	uint64_t total = 0, seen = 0;
-
-	for (unsigned int i = 0; i < HIST_BUCKETS; i++)
-		total += s->hist[i];
-	if (!total)
-		return 0;
-	for (unsigned int i = 0; i < HIST_BUCKETS; i++) {
-		seen += s->hist[i];
-		if ((double)seen >= p * (double)total)
-			return (3ull << i) / 2 < s->max_ns ? (3ull << i) / 2 : s->max_ns;
-	}
-	return s->max_ns;
-}
 
 static void gather(struct zdev *dev, struct summary *s)
 {
@@ -47,10 +27,10 @@ static void gather(struct zdev *dev, struct summary *s)
 	s->st.size = sizeof(s->st);
 	if (!dev || zdev_get_stats(dev, &s->st))
 		memset(&s->st, 0, sizeof(s->st));
-	if (dev && zdevpriv_fault_hist(dev, s->hist, HIST_BUCKETS, &s->max_ns) < 0)
-		memset(s->hist, 0, sizeof(s->hist));
-	s->p50_ns = percentile(s, 0.50);
-	s->p99_ns = percentile(s, 0.99);
+	if (dev && zdevpriv_fault_hist(dev, s->lat.bucket, LATHIST_BUCKETS, &s->lat.max_ns) < 0)
+		memset(&s->lat, 0, sizeof(s->lat));
+	s->p50_ns = lathist_percentile(&s->lat, 0.50);
+	s->p99_ns = lathist_percentile(&s->lat, 0.99);
 }
 
 static void write_json(FILE *f, const struct env *e, const struct summary *s)
@@ -65,10 +45,10 @@ static void write_json(FILE *f, const struct env *e, const struct summary *s)
 		(unsigned long long)s->st.pages_to_device, (unsigned long long)s->st.pages_to_system,
 		(unsigned long long)s->st.exclusive_grants,
 		(unsigned long long)s->st.exclusive_revokes, (unsigned long long)s->st.peak_device_pages,
-		(unsigned long long)ranges_peak_bytes(), (unsigned long long)s->max_ns,
+		(unsigned long long)ranges_peak_bytes(), (unsigned long long)s->lat.max_ns,
 		(unsigned long long)s->p50_ns, (unsigned long long)s->p99_ns);
-	for (unsigned int i = 0; i < HIST_BUCKETS; i++)
-		fprintf(f, "%s%llu", i ? "," : "", (unsigned long long)s->hist[i]);
+	for (unsigned int i = 0; i < LATHIST_BUCKETS; i++)
+		fprintf(f, "%s%llu", i ? "," : "", (unsigned long long)s->lat.bucket[i]);
 	fputs("]}\n", f);
 }
 
@@ -92,7 +72,7 @@ static void write_text(FILE *f, const struct env *e, const struct summary *s)
 		(unsigned long long)s->st.pages_to_system, mib(s->st.pages_to_system),
 		(unsigned long long)s->st.exclusive_grants,
 		(unsigned long long)s->st.exclusive_revokes, (double)s->p50_ns / 1e3,
-		(double)s->p99_ns / 1e3, (double)s->max_ns / 1e3,
+		(double)s->p99_ns / 1e3, (double)s->lat.max_ns / 1e3,
 		(double)ranges_peak_bytes() / (1 << 20));
 }
 
