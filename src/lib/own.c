@@ -13,10 +13,24 @@
 #define PR_SET_VMA_ANON_NAME	0
 #endif
 
+/*
+ * Each allocation takes at least this much address space (no memory until
+ * touched): a small mapping would land in whatever hole the program left in
+ * its own memory, where the program (the kernel's hmm-tests among them)
+ * expects to find nothing mapped.
+ */
+#define OWN_MIN_SPAN	(1ul << 20)
+
+static size_t span_of(size_t len)
+{
+	return len < OWN_MIN_SPAN ? OWN_MIN_SPAN : pg_up(len);
+}
+
 void *own_alloc(size_t len)
 {
-	const size_t span = pg_up(len);
-	void *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	const size_t span = span_of(len);
+	void *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		       -1, 0);
 
 	if (p == MAP_FAILED)
 		return NULL;
@@ -28,7 +42,7 @@ void *own_alloc(size_t len)
 void own_free(void *p, size_t len)
 {
 	if (p)
-		munmap(p, pg_up(len));
+		munmap(p, span_of(len));
 }
 
 void *own_realloc(void *p, size_t len, size_t new_len)
