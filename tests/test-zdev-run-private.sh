@@ -54,7 +54,9 @@ run() { # tag end zdev-run-args...
 	shift 2
 	"$zr" "$@" -- sh -c '
 		echo "$ZDEV_SOCKET" >"$1.sock"; echo "$ZDEV_STATS_DIR" >"$1.stats"
-		"$2" --socket "$ZDEV_SOCKET" status >"$1.status" 2>&1
+		# zdevctl may be built with a sanitizer, whose runtime must come
+		# before any preloaded library: it runs without the shim.
+		env -u LD_PRELOAD "$2" --socket "$ZDEV_SOCKET" status >"$1.status" 2>&1
 		for stat in /proc/[0-9]*/stat; do
 			read -r line <"$stat" 2>/dev/null || continue
 			case $line in *" (zdevd) "*) set -- "$1" "$2" ${line##*) }
