@@ -127,8 +127,10 @@ EXPORT void free(void *p)
 	void (*f)(void *) = next_free ? next_free : __libc_free;
 	bool locked;
 
-	/* free may unmap a chunk or trim a heap: a change like munmap. */
-	if (!p || state_is_ours(__builtin_return_address(0))) {
+	/* free may unmap a chunk or trim a heap: a change like munmap. While
+	 * nothing moves, nothing more than the call itself. */
+	if (!p || !atomic_load_explicit(&shim.moving, memory_order_relaxed) ||
+	    state_is_ours(__builtin_return_address(0))) {
 		f(p);
 		return;
 	}
@@ -145,7 +147,8 @@ EXPORT void *realloc(void *p, size_t len)
 
 	/* realloc may move a mapped chunk with mremap, which no interposed
 	 * call sees. */
-	if (state_is_ours(__builtin_return_address(0)))
+	if (!atomic_load_explicit(&shim.moving, memory_order_relaxed) ||
+	    state_is_ours(__builtin_return_address(0)))
 		return f(p, len);
 	locked = state_as_begin();
 	q = f(p, len);
@@ -315,52 +318,53 @@ static bool collect_args(const char *arg, va_list ap, char **argv, char ***envp)
 	return true;
 }
 
-EXPORT int execl(const char *path, const char *arg, ...)
-{
-	char *argv[EXECL_MAX];
-	va_list ap;
-	bool ok;
+enum exec_kind { EXEC_PATH, EXEC_SEARCH, EXEC_ENV };
 
-	va_start(ap, arg);
-	ok = collect_args(arg, ap, argv, NULL);
-	va_end(ap);
-	if (!ok) {
+/* execl, execlp and execle: their arguments into an argv, then the v form. */
+static int exec_list(enum exec_kind kind, const char *path, const char *arg, va_list ap)
+{
+	char *argv[EXECL_MAX], **envp = NULL;
+
+	if (!collect_args(arg, ap, argv, kind == EXEC_ENV ? &envp : NULL)) {
 		errno = E2BIG;
 		return -1;
 	}
-	return execv(path, argv);
+	if (kind == EXEC_SEARCH)
+		return execvp(path, argv);
+	return kind == EXEC_ENV ? execve(path, argv, envp) : execv(path, argv);
+}
+
+EXPORT int execl(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, arg);
+	ret = exec_list(EXEC_PATH, path, arg, ap);
+	va_end(ap);
+	return ret;
 }
 
 EXPORT int execlp(const char *file, const char *arg, ...)
 {
-	char *argv[EXECL_MAX];
 	va_list ap;
-	bool ok;
+	int ret;
 
 	va_start(ap, arg);
-	ok = collect_args(arg, ap, argv, NULL);
+	ret = exec_list(EXEC_SEARCH, file, arg, ap);
 	va_end(ap);
-	if (!ok) {
-		errno = E2BIG;
-		return -1;
-	}
-	return execvp(file, argv);
+	return ret;
 }
 
 EXPORT int execle(const char *path, const char *arg, ...)
 {
-	char *argv[EXECL_MAX], **envp;
 	va_list ap;
-	bool ok;
+	int ret;
 
 	va_start(ap, arg);
-	ok = collect_args(arg, ap, argv, &envp);
+	ret = exec_list(EXEC_ENV, path, arg, ap);
 	va_end(ap);
-	if (!ok) {
-		errno = E2BIG;
-		return -1;
-	}
-	return execve(path, argv, envp);
+	return ret;
 }
 
 __attribute__((constructor(101))) static void interpose_init(void)
