@@ -53,7 +53,10 @@ EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off
 	state_as_end(locked);
 	if (p == -1)
 		return MAP_FAILED;
-	if (shim.ready && state_is_ours(ra) && is_private_anon(flags, fd))
+	/* Ours from the first call on: libzdev maps its memory while it sets
+	 * up, before the shim is ready, and on kernels without anonymous VMA
+	 * names nothing else tells that memory from the program's. */
+	if (state_is_ours(ra) && is_private_anon(flags, fd))
 		ranges_exclude((uint64_t)p, (uint64_t)p + len);
 	else if (track && fixed)
 		ranges_remove((uint64_t)p, (uint64_t)p + len);
@@ -242,7 +245,7 @@ EXPORT int sigaltstack(const stack_t *ss, stack_t *old)
 {
 	int ret = NEXT(sigaltstack)(ss, old);
 
-	if (!ret && ss && !(ss->ss_flags & SS_DISABLE) && shim.ready)
+	if (!ret && ss && !(ss->ss_flags & SS_DISABLE))
 		ranges_exclude((uint64_t)(uintptr_t)ss->ss_sp,
 			       (uint64_t)(uintptr_t)ss->ss_sp + ss->ss_size);
 	return ret;
@@ -256,7 +259,8 @@ EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(
 	size_t size;
 	void *stack;
 
-	if (ret || !shim.ready || pthread_getattr_np(*t, &a))
+	/* Before the shim is ready too: libzdev starts its agent then. */
+	if (ret || pthread_getattr_np(*t, &a))
 		return ret;
 	if (!pthread_attr_getstack(&a, &stack, &size))
 		ranges_exclude((uint64_t)(uintptr_t)stack, (uint64_t)(uintptr_t)stack + size);
