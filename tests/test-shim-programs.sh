@@ -75,9 +75,7 @@ sqlite3	rm -f t.db && sqlite3 t.db 'PRAGMA cache_size=-100000; CREATE TABLE t(a,
 gcc	gcc -O2 -o prog prog.c && ./prog
 git	git -C repo log --stat && git -C repo fsck --full 2>&1
 pipeline	seq 1 200000 | awk '{ print $1 * 7 % 1000 }' | sort -n | uniq -c | sh -c 'wc -l; tail -3'
-read	python3 -c 'import hashlib; b = bytearray(8 << 20); h = hashlib.md5(); f = open("text", "rb"); n = f.readinto(b)
-while n: h.update(b[:n]); n = f.readinto(b)
-print(h.hexdigest())'
+read	python3 -c 'import hashlib; b = bytearray(8 << 20); h = hashlib.md5(); f = open("text", "rb"); [h.update(b[:n]) for n in iter(lambda: f.readinto(b), 0)]; print(h.hexdigest())'
 realloc	python3 -c 'b = bytearray(); [b.extend(bytes([i % 251]) * 65536) for i in range(600)]; print(len(b), sum(b[::4096]))'
 exit-status	sh -c 'head -c 1000000 text | wc -c; exit 3'
 LIST

@@ -71,8 +71,9 @@ struct zmm *clients_find_live(struct zdevd *d, pid_t pid)
 {
 	struct zmm *mm = clients_find(d, pid);
 
-	if (mm && zmm_pid_reused(mm)) {
-		/* A process gone, whose exit the loop has not seen yet. */
+	if (mm && (zmm_pid_reused(mm) || proof_mm_gone(mm->uffd))) {
+		/* A process gone, whose exit the loop has not seen yet, or
+		 * one that exec'd: its old image's memory went with it. */
 		clients_exit(d, mm);
 		zmm_put(mm);
 		mm = NULL;

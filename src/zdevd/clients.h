@@ -26,7 +26,8 @@ void clients_exit(struct zdevd *d, struct zmm *mm);
 struct zmm *clients_find(struct zdevd *d, pid_t pid);
 /* The same, if the mm still serves the process pid names now (a process
  * that closed every handle and opens one again keeps its one uffd); an mm
- * of an earlier process with that pid is made to exit. */
+ * of an earlier process with that pid, or of its image before an exec, is
+ * made to exit. */
 struct zmm *clients_find_live(struct zdevd *d, pid_t pid);
 
 /* A fork event brought child's uffd: it waits, unclaimed, until the child

@@ -51,3 +51,10 @@ out_unregister:
 	ioctl(uffd, UFFDIO_UNREGISTER, &reg.range);
 	return ret;
 }
+
+bool proof_mm_gone(int uffd)
+{
+	struct uffdio_zeropage zero = { .range = { .start = proof_pick_addr(), .len = PG_SIZE } };
+
+	return ioctl(uffd, UFFDIO_ZEROPAGE, &zero) && errno == ESRCH;
+}

@@ -2,6 +2,7 @@
 #ifndef ZDEV_PROOF_H
 #define ZDEV_PROOF_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -17,5 +18,14 @@ uint64_t proof_pick_addr(void);
  * proven, -EPERM when not, other -errno on failure.
  */
 int proof_check(int uffd, pid_t pid, uint64_t addr);
+
+/*
+ * Whether the address space uffd was made for is gone while its process may
+ * live on: the process exec'd (same pid, same start time, a new mm). Asks
+ * the kernel to fill a page at a random address where nothing is mapped:
+ * an mm that lives answers ENOENT and nothing changes; one that is gone,
+ * ESRCH.
+ */
+bool proof_mm_gone(int uffd);
 
 #endif
