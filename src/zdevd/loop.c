@@ -52,7 +52,9 @@ struct loop {
 	struct queued { struct zmm *mm; struct session *s; struct queued *next; } *queued;
 };
 
-#define FAULT_RETRIES 2000
+/* Rounds of reading events and retrying refused faults before the loop
+ * moves on to other clients (see serve_uffd_msgs). */
+#define FAULT_RETRIES 256
 
 /*
  * A free submission entry, or NULL. An entry taken is submitted with the
@@ -352,8 +354,21 @@ static void serve_uffd_msgs(struct loop *l, struct zmm *mm, struct uffd_msg *msg
 			sched_yield();
 		*ndefp = ndef;
 	}
-	log_warn("pid %d: %d faults still refused; they are retried when it faults again",
-		  (int)mm->pid, ndef);
+	/*
+	 * Still refused: the thread changing the address space has not sent
+	 * its event yet (munmap and mremap raise mmap_changing while they hold
+	 * the mmap lock, and queue the event only after). Waking the faulting
+	 * threads makes them fault again, which brings the fault back to us
+	 * once the event is in; a fault dropped here would wait forever.
+	 */
+	for (int i = 0; i < ndef; i++) {
+		const uint64_t page = def[i].addr & ~(PG_SIZE - 1);
+
+		uffd_dev_wake(mm, page, page + PG_SIZE);
+	}
+	log_dbg("pid %d: %d faults refused while its address space changes: woken to retry",
+		(int)mm->pid, ndef);
+	*ndefp = 0;
 }
 
 /* ---- the loop ---- */
