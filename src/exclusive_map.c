@@ -164,7 +164,7 @@ static void sync_locked(struct zmm *mm, const struct xview *v)
 		uint64_t e = ptable_get(&mm->pt, vpn0 + i), keep = e;
 
 		/* A moved page's protection is the program's again. */
-		if ((e & E_EXCL) && !vma_none(v->vma[i]))
+		if ((e & E_HELD_EXCL) == E_EXCL && !vma_none(v->vma[i]))
 			keep &= ~(E_EXCL | E_PFN_MASK);
 		if (!(e & E_ATOMIC_ALL)) {
 			if (keep != e)
@@ -390,7 +390,7 @@ static int grant(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npage
 
 		if (e & E_ATOMIC(dev))
 			continue;
-		if (e & E_EXCL)
+		if ((e & E_HELD_EXCL) == E_EXCL)
 			e &= ~(E_EXCL | E_PFN_MASK);	/* the map knows it again */
 		ptable_set(&mm->pt, vpn0 + i, e | E_ATOMIC(dev) | E_MIRROR(dev) | E_MIRROR_W(dev));
 		atomic_fetch_add_explicit(&mm->cnt[dev].exclusive_grants, 1, memory_order_relaxed);
@@ -687,7 +687,10 @@ void excl_on_remap(struct zmm *mm, uint64_t from, uint64_t to, uint64_t len)
 
 		if (!(st[i] & (XS_EXCL | XS_REVOKING)))
 			continue;
-		e = ptable_get(&mm->pt, vto + i) & ~E_PFN_MASK;
+		e = ptable_get(&mm->pt, vto + i);
+		if (e & E_DEVPRIV)
+			continue;	/* never both: a held page is unmapped */
+		e &= ~E_PFN_MASK;
 		ptable_set(&mm->pt, vto + i, e | E_EXCL | (st[i] & XS_PROT_MASK));
 	}
 	pthread_mutex_unlock(&mm->lock);

@@ -174,6 +174,7 @@ struct migration {
 	uint8_t *copied;		/* in device memory, named in the rescue table */
 	uint64_t selected;
 	bool registered;		/* write protection may be on */
+	bool held_exclusive;		/* pages end as E_HELD_EXCL */
 	bool out_of_memory;		/* the pool or the client's limit ran out */
 };
 
@@ -584,7 +585,8 @@ static int migration_finalize(struct migration *m, uint64_t *cpages)
 			continue;
 		}
 		if (m->pages[i]) {
-			ptable_set(&mm->pt, vpn, device_entry(m, i));
+			ptable_set(&mm->pt, vpn,
+				   device_entry(m, i) | (m->held_exclusive ? E_HELD_EXCL : 0));
 			m->pages[i] = NULL;
 			migrated++;
 		} else if (m->sel[i] && (e & E_BUSY)) {
@@ -594,9 +596,18 @@ static int migration_finalize(struct migration *m, uint64_t *cpages)
 			on_dev++;
 	}
 	pthread_mutex_unlock(&mm->lock);
-	atomic_fetch_add_explicit(&mm->cnt[m->dev].pages_to_device, migrated, memory_order_relaxed);
+	if (m->held_exclusive) {
+		atomic_fetch_add_explicit(&mm->cnt[m->dev].exclusive_grants, migrated,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&mm->ds->totals.exclusive_grants, migrated,
+					  memory_order_relaxed);
+	} else {
+		atomic_fetch_add_explicit(&mm->cnt[m->dev].pages_to_device, migrated,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&mm->ds->totals.pages_to_device, migrated,
+					  memory_order_relaxed);
+	}
 	zmm_add_device_pages(mm, m->dev, migrated);
-	atomic_fetch_add_explicit(&mm->ds->totals.pages_to_device, migrated, memory_order_relaxed);
 	if (m->selected) {
 		unprotect_system_pages(mm, m->addr, m->npages);
 		uffd_dev_wake(mm, m->addr, m->end);
@@ -644,14 +655,16 @@ static void migration_free(struct migration *m)
 	vmas_free(&m->vmas);
 }
 
-int migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
-		      const struct migrate_client *client, void *ctx, uint64_t *cpages)
+static int migrate(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
+		   const struct migrate_client *client, void *ctx, bool held_exclusive,
+		   uint64_t *cpages)
 {
 	struct migration m = {
 		.mm = mm, .dev = dev, .pool = mm->ds->dev[dev].pool,
 		.client = client, .ctx = ctx,
 		.addr = addr, .npages = npages, .end = addr + npages * PG_SIZE,
 		.lo = win_down(addr), .hi = win_up(addr + npages * PG_SIZE),
+		.held_exclusive = held_exclusive,
 	};
 	int ret;
 
@@ -675,4 +688,17 @@ int migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t 
 out_free:
 	migration_free(&m);
 	return ret;
+}
+
+int migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
+		      const struct migrate_client *client, void *ctx, uint64_t *cpages)
+{
+	return migrate(mm, dev, addr, npages, client, ctx, false, cpages);
+}
+
+int migrate_to_device_held_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr,
+				     uint64_t npages, const struct migrate_client *client,
+				     void *ctx, uint64_t *cpages)
+{
+	return migrate(mm, dev, addr, npages, client, ctx, true, cpages);
 }

@@ -40,6 +40,18 @@ struct migrate_client {
 int migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
 		      const struct migrate_client *client, void *ctx, uint64_t *cpages);
 
+/*
+ * Device-exclusive access held unmapped (EXCLUSIVE_HELD): the pages move as
+ * migrate_to_device moves them and end as E_HELD_EXCL, counted as exclusive
+ * grants; a CPU access brings a page back as it does a device-private one,
+ * and counts as a revocation. Unlike the client's PROT_NONE hold, the
+ * kernel's own accesses to the page (a read(2) into it) revoke it too, as
+ * they do in the kernel. Returns as migrate_to_device.
+ */
+int migrate_to_device_held_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr,
+				     uint64_t npages, const struct migrate_client *client,
+				     void *ctx, uint64_t *cpages);
+
 /* Brings dev's pages of [addr, addr + npages pages) back to system memory:
  * *cpages = the pages brought back. 0, -ENOMEM, or the -errno of a copy that
  * failed (the pages it did not reach stay on the device). */

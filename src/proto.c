@@ -45,6 +45,7 @@ static const struct {
 	[ZMSG_ANONYMIZED] = { "anonymized", sizeof(struct zmsg_zap) },
 	[ZMSG_STORE] = { "store", sizeof(struct zmsg_store) },
 	[ZMSG_STORED] = { "stored", sizeof(struct zmsg_store) },
+	[ZMSG_EXCLUSIVE_HELD] = { "exclusive-held", sizeof(struct zmsg_req) },
 };
 
 void zmsg_init(union zmsg *m, enum zmsg_type type, uint64_t seq)

@@ -53,7 +53,7 @@
 
 #include "lathist.h"
 
-#define ZDEV_PROTO_VERSION 3
+#define ZDEV_PROTO_VERSION 4
 #define ZDEV_PROTO_MAGIC 0x7a646576u	/* "zdev" */
 #define ZDEV_MAX_DEVICES 8
 
@@ -88,6 +88,7 @@ enum zmsg_type {
 	ZMSG_ANONYMIZED,
 	ZMSG_STORE,
 	ZMSG_STORED,
+	ZMSG_EXCLUSIVE_HELD,
 	ZMSG_TYPE_END,
 };
 
@@ -137,7 +138,8 @@ struct zmsg_hello_ok {
  * CLOSE, MIGRATE_*, READ, WRITE, SNAPSHOT, RELEASE, SET_FLAGS (arg = flags),
  * FORKED (arg = child pid), STATS, STATUS; EXCLUSIVE and CHECK_EXCLUSIVE
  * (arg = the client's exclusive-page map directory), ATOMIC_ADD (addr = the
- * counter, npages = 1, arg = delta, buf = the map directory). */
+ * counter, npages = 1, arg = delta, buf = the map directory),
+ * EXCLUSIVE_HELD (the shim's exclusive access, held with the pages unmapped). */
 struct zmsg_req {
 	struct zmsg_hdr hdr;
 	uint32_t device;

@@ -194,11 +194,17 @@ int uffd_dev_fault(struct zmm *mm, uint64_t addr, uint64_t flags)
 		unsigned int dev = e_dev(e);
 
 		ret = uffd_dev_bring_back_locked(mm, vpn, e, true);
-		if (!ret) {
+		if (!ret && (e & E_HELD_EXCL) == E_HELD_EXCL) {
+			/* The kernel's MMU_NOTIFY_EXCLUSIVE revocation. */
+			atomic_fetch_add_explicit(&mm->cnt[dev].exclusive_revokes, 1,
+						  memory_order_relaxed);
+			atomic_fetch_add_explicit(&mm->ds->totals.exclusive_revokes, 1,
+						  memory_order_relaxed);
+		} else if (!ret) {
 			atomic_fetch_add_explicit(&mm->cnt[dev].cpu_faults, 1, memory_order_relaxed);
 			atomic_fetch_add_explicit(&mm->ds->totals.cpu_faults, 1, memory_order_relaxed);
-			ret = 1;
 		}
+		ret = ret ?: 1;
 	} else {
 		ret = resolve_zero(mm, addr & ~(PG_SIZE - 1), flags & UFFD_PAGEFAULT_FLAG_WRITE);
 	}

@@ -46,6 +46,10 @@
  * it: the client's map does not know it at its new address. The pfn bits
  * hold the protection to give back (see exclusive_map.c). */
 #define E_EXCL		(1ull << 39)
+/* E_EXCL on a device-private page means something else: device-exclusive
+ * access held with the page unmapped, its data in device memory until a CPU
+ * access (the kernel's own, a read(2) into it, too) revokes it. */
+#define E_HELD_EXCL	(E_DEVPRIV | E_EXCL)
 
 /* Every device has its place in an entry. */
 _Static_assert((uint64_t)(ZDEV_MAX_DEVICES - 1) << E_DEV_SHIFT <= E_DEV_MASK,

@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/zdevpriv.h"
 #include "page.h"
 #include "proto.h"
 #include "uffd_probe.h"
@@ -675,6 +676,118 @@ START_TEST(kernel_mode_read)
 }
 END_TEST
 
+/* ---- exclusive access held unmapped (the shim's stress policy) ---- */
+
+#define HELD_PAGES 32
+
+static struct zdev_stats stats_of(struct zdev *d)
+{
+	struct zdev_stats st = { .size = sizeof(st) };
+
+	ck_assert_int_eq(zdev_get_stats(d, &st), 0);
+	return st;
+}
+
+/* The kernel revokes a device-exclusive page for its own access too: a
+ * read(2) into a held page, a write(2) out of one, and a CPU touch each
+ * bring the data back, and nothing fails with EFAULT. */
+START_TEST(held_exclusive_revoked_by_syscall)
+{
+	const size_t half = HELD_PAGES / 2 * PG_SIZE;
+	uint64_t *buf = map_pages(HELD_PAGES), *file_data = malloc(half);
+	struct zdev_result res = { 0 };
+	struct zdev_stats before, after;
+	struct zdev *d;
+	int in = tmp_file(), out = tmp_file();
+	ssize_t n;
+
+	ck_assert_ptr_nonnull(file_data);
+	fill_pattern(file_data, HELD_PAGES / 2, 11);
+	ck_assert_int_eq(pwrite(in, file_data, half, 0), (ssize_t)half);
+	ck_assert_int_eq(zdev_open(NULL, 0, &d), 0);
+	fill_pattern(buf, HELD_PAGES, 12);
+	before = stats_of(d);
+	ck_assert_int_eq(zdevpriv_make_exclusive_held(d, buf, HELD_PAGES, &res), 0);
+	ck_assert_uint_eq(res.cpages, HELD_PAGES);
+	after = stats_of(d);
+	ck_assert_uint_eq(after.exclusive_grants - before.exclusive_grants, HELD_PAGES);
+	ck_assert_uint_eq(after.pages_to_device, before.pages_to_device);
+
+	/* The first half: read(2) into it. */
+	n = pread(in, buf, half, 0);
+	ck_assert_msg(n == (ssize_t)half, "read(2) into held pages: %zd (%s)", n,
+		      n < 0 ? strerror(errno) : "short");
+	ck_assert_int_eq(memcmp(buf, file_data, half), 0);
+	/* The second half: write(2) out of it, then a CPU check. */
+	n = pwrite(out, (char *)buf + half, half, 0);
+	ck_assert_msg(n == (ssize_t)half, "write(2) from held pages: %zd (%s)", n,
+		      n < 0 ? strerror(errno) : "short");
+	ck_assert_int_eq(pread(out, file_data, half, 0), (ssize_t)half);
+	ck_assert_int_eq(memcmp(file_data, (char *)buf + half, half), 0);
+	for (size_t w = 0; w < half / sizeof(uint64_t); w++)
+		ck_assert_uint_eq(buf[HELD_PAGES / 2 * WORDS_PER_PAGE + w],
+				  pattern(12, HELD_PAGES / 2 * WORDS_PER_PAGE + w));
+
+	after = stats_of(d);
+	ck_assert_uint_eq(after.exclusive_revokes - before.exclusive_revokes, HELD_PAGES);
+	ck_assert_uint_eq(after.cpu_faults, before.cpu_faults);
+	ck_assert_uint_eq(after.device_pages, 0);
+
+	ck_assert_int_eq(zdev_close(d), 0);
+	close(in);
+	close(out);
+	munmap(buf, HELD_PAGES * PG_SIZE);
+	free(file_data);
+}
+END_TEST
+
+/* ---- a client that execs ---- */
+
+#define EXEC_PAGES 16
+
+/* The image after the exec: a client again under the same pid, whose
+ * migrations work on its own new memory. Exit status 0 when they do. */
+static int exec_image_main(void)
+{
+	uint64_t *buf = mmap(NULL, EXEC_PAGES * PG_SIZE, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct zdev_result res = { 0 };
+	struct zdev *d;
+
+	if (buf == MAP_FAILED || zdev_open(NULL, 0, &d))
+		return 2;
+	fill_pattern(buf, EXEC_PAGES, 21);
+	if (zdev_migrate_to_device(d, buf, EXEC_PAGES, &res) || res.cpages != EXEC_PAGES)
+		return 3;
+	if (check_pattern(buf, 0, EXEC_PAGES, 21) >= 0)
+		return 4;
+	return zdev_close(d) ? 5 : 0;
+}
+
+START_TEST(exec_makes_a_new_client)
+{
+	pid_t pid = fork();
+
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		uint64_t *buf = mmap(NULL, EXEC_PAGES * PG_SIZE, PROT_READ | PROT_WRITE,
+				     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		struct zdev_result res = { 0 };
+		struct zdev *d;
+
+		CHILD_CHECK(buf != MAP_FAILED, 10);
+		CHILD_CHECK(zdev_open(NULL, 0, &d) == 0, 11);
+		fill_pattern(buf, EXEC_PAGES, 20);
+		CHILD_CHECK(zdev_migrate_to_device(d, buf, EXEC_PAGES, &res) == 0, 12);
+		/* Device pages left behind, and a handle never closed: the
+		 * old image's all the same. */
+		execl("/proc/self/exe", "test-zdev-extra", "--exec-image", (char *)NULL);
+		_exit(13);
+	}
+	wait_child_ok(pid, "the exec'd client");
+}
+END_TEST
+
 /* ---- an exhausted pool ---- */
 
 #define EXHAUST_PAGES 2048	/* twice the 4 MiB device */
@@ -1231,6 +1344,8 @@ static Suite *extra_suite(void)
 
 	ADD_TEST(s, writers_race_migrations);
 	ADD_TEST(s, kernel_mode_read);
+	ADD_TEST(s, held_exclusive_revoked_by_syscall);
+	ADD_TEST(s, exec_makes_a_new_client);
 	ADD_TEST(s, pool_exhaustion);
 	ADD_TEST(s, fork_pool_back_to_baseline);
 	ADD_TEST(s, sigkill_clients);
@@ -1242,7 +1357,9 @@ static Suite *extra_suite(void)
 	return s;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc == 2 && !strcmp(argv[1], "--exec-image"))
+		return exec_image_main();
 	return run_suite_with_zdevd(&zd, NULL, extra_suite());
 }

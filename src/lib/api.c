@@ -265,6 +265,14 @@ ZDEV_EXPORT int zdev_make_exclusive(struct zdev *dev, void *addr, size_t npages,
 	return rep.reply.status;
 }
 
+ZDEV_EXPORT int zdevpriv_make_exclusive_held(struct zdev *dev, void *addr, size_t npages,
+					    struct zdev_result *res)
+{
+	int ret = check_range(addr, npages);
+
+	return ret ?: request(dev, ZMSG_EXCLUSIVE_HELD, addr, npages, NULL, 0, res);
+}
+
 ZDEV_EXPORT int zdev_check_exclusive(struct zdev *dev, const void *addr, size_t npages)
 {
 	int ret = check_range(addr, npages);

@@ -13,6 +13,7 @@
 #include "lathist.h"
 
 struct zdev;
+struct zdev_result;
 
 /*
  * zdevpriv_sigaction is sigaction(2) with -errno returns; for SIGSEGV, once
@@ -33,5 +34,16 @@ void zdevpriv_segv_chain(int sig, siginfo_t *si, void *uc);
  * no buckets to fill n of, else those of zdev_get_stats().
  */
 int zdevpriv_fault_hist(struct zdev *dev, uint64_t *buckets, unsigned int n, uint64_t *max_ns);
+
+/*
+ * Device-exclusive access for the shim's stress policy, held with the pages
+ * unmapped: zdevd keeps their data while the device holds them, and any CPU
+ * access brings a page back and revokes the hold, the kernel's own access
+ * (a read(2) into the page) as well, where zdev_make_exclusive's PROT_NONE
+ * hold would fail such a call with EFAULT. Results and errors are those of
+ * zdev_migrate_to_device (res->cpages: the pages held).
+ */
+int zdevpriv_make_exclusive_held(struct zdev *dev, void *addr, size_t npages,
+				 struct zdev_result *res);
 
 #endif

@@ -94,7 +94,7 @@ static uint64_t made_up_seed(void)
 
 void env_read(struct env *e, const char **bad)
 {
-	uint64_t idle = 1000, rate = 200, device = 0, excl = 0;
+	uint64_t idle = 1000, rate = 200, device = 0, excl = 1;
 	const char *v;
 
 	*e = (struct env){ .policy = POLICY_NONE, .min_bytes = 1ul << 20 };

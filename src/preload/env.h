@@ -24,7 +24,7 @@ struct env {
 	uint64_t min_bytes;		/* ZDEV_MIN_BYTES: smaller mappings are left alone */
 	unsigned int idle_ms;		/* ZDEV_IDLE_MS */
 	unsigned int rate;		/* ZDEV_RATE: stress operations a second */
-	bool exclusive;			/* ZDEV_STRESS_EXCLUSIVE: stress grants exclusive access too */
+	bool exclusive;			/* ZDEV_STRESS_EXCLUSIVE: stress grants exclusive access too (default) */
 	uint64_t seed;			/* ZDEV_SEED, or one made up at start-up */
 	bool seed_given;
 	unsigned int device;		/* ZDEV_DEVICE */

@@ -13,6 +13,7 @@
 #include "preload/policy.h"
 #include "preload/ranges.h"
 #include "preload/state.h"
+#include "lib/zdevpriv.h"
 #include "zdev.h"
 
 #define SCAN_NS		100000000ull	/* the maps are read again every 100 ms */
@@ -51,7 +52,9 @@ static void device_op(unsigned int op, uint64_t addr, uint64_t npages)
 	else if (op == 1)
 		zdev_migrate_to_system(shim.dev, (void *)(uintptr_t)addr, npages, &res);
 	else
-		zdev_make_exclusive(shim.dev, (void *)(uintptr_t)addr, npages, &res);
+		/* Held unmapped, not PROT_NONE: a system call on the page
+		 * revokes it instead of failing with EFAULT. */
+		zdevpriv_make_exclusive_held(shim.dev, (void *)(uintptr_t)addr, npages, &res);
 	pthread_rwlock_unlock(&shim.as_lock);
 }
 

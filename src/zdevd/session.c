@@ -444,7 +444,8 @@ static int request_atomic_add(struct session *s, const struct zmsg_req *r)
 	return zmsg_send(s->sock, &m, -1);
 }
 
-static int request_migrate_to_device(struct session *s, const struct zmsg_req *r,
+/* MIGRATE_TO_DEV, and EXCLUSIVE_HELD (held: the pages end held exclusive). */
+static int request_migrate_to_device(struct session *s, const struct zmsg_req *r, bool held,
 				     uint64_t *cpages, uint64_t *faults)
 {
 	int ret = check_range(r->addr, r->npages);
@@ -452,7 +453,10 @@ static int request_migrate_to_device(struct session *s, const struct zmsg_req *r
 	if (!ret)
 		ret = excl_before_access(s->mm, r->device, ZMSG_MIGRATE_TO_DEV, r->addr, r->npages,
 					 0, session_xmap, s, cpages, faults);
-	if (!ret)
+	if (!ret && held)
+		ret = migrate_to_device_held_exclusive(s->mm, r->device, r->addr, r->npages,
+						       &session_client, s, cpages);
+	else if (!ret)
 		ret = migrate_to_device(s->mm, r->device, r->addr, r->npages, &session_client, s,
 					cpages);
 	return ret;
@@ -504,7 +508,7 @@ static int on_device_request(struct session *s, const struct zmsg_req *r, int ty
 						     : 0;
 		break;
 	case ZMSG_MIGRATE_TO_DEV:
-		ret = request_migrate_to_device(s, r, &cpages, &faults);
+		ret = request_migrate_to_device(s, r, false, &cpages, &faults);
 		break;
 	case ZMSG_MIGRATE_TO_SYS:
 		ret = check_range(r->addr, r->npages);
@@ -522,6 +526,9 @@ static int on_device_request(struct session *s, const struct zmsg_req *r, int ty
 			ret = excl_make_exclusive(s->mm, r->device, r->addr, r->npages, r->arg,
 						  session_xmap, s, &cpages);
 		/* Pages before a failure stay exclusive: say how many. */
+		return reply_pages(s, r->hdr.seq, ret, cpages, 0);
+	case ZMSG_EXCLUSIVE_HELD:
+		ret = request_migrate_to_device(s, r, true, &cpages, &faults);
 		return reply_pages(s, r->hdr.seq, ret, cpages, 0);
 	case ZMSG_CHECK_EXCLUSIVE:
 		ret = check_range(r->addr, r->npages);
@@ -586,6 +593,7 @@ static int on_message(struct session *s, union zmsg *m, int type, int fd)
 	case ZMSG_READ: case ZMSG_WRITE: case ZMSG_SNAPSHOT: case ZMSG_RELEASE:
 	case ZMSG_SET_FLAGS: case ZMSG_STATS: case ZMSG_STATUS: case ZMSG_EXCLUSIVE:
 	case ZMSG_CHECK_EXCLUSIVE: case ZMSG_ATOMIC_ADD: case ZMSG_XMOVED: case ZMSG_RESCUE:
+	case ZMSG_EXCLUSIVE_HELD:
 		if (fd >= 0)
 			close(fd);
 		if (!s->hello && type != ZMSG_STATUS)
