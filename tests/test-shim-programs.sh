@@ -2,7 +2,8 @@
 # Real, unmodified programs under zdev-run and the shim, with every policy:
 # their standard output, the files they write and their exit status must be
 # byte for byte what they are without zdev; under stress the statistics must
-# show pages that went to the device and CPU faults that brought them back,
+# show pages that went to the device, CPU faults that brought them back and
+# exclusive grants,
 # and under evict pages that went, so a shim that does nothing fails.
 # Needs userfaultfd (a private zdevd): skipped (77) where zdevd cannot start.
 set -u
@@ -78,7 +79,12 @@ pipeline	seq 1 200000 | awk '{ print $1 * 7 % 1000 }' | sort -n | uniq -c | sh -
 read	python3 -c 'import hashlib; b = bytearray(8 << 20); h = hashlib.md5(); f = open("text", "rb"); [h.update(b[:n]) for n in iter(lambda: f.readinto(b), 0)]; print(h.hexdigest())'
 realloc	python3 -c 'b = bytearray(); [b.extend(bytes([i % 251]) * 65536) for i in range(600)]; print(len(b), sum(b[::4096]))'
 exit-status	sh -c 'head -c 1000000 text | wc -c; exit 3'
+segv	"$SEGV_PROG"
 LIST
+# A runtime with a SIGSEGV handler of its own, where one is installed.
+command -v node >/dev/null 2>&1 &&
+	printf 'node\t%s\n' "node -e 'const a = []; for (let i = 0; i < 600000; i++) a.push({ k: i, v: String(i * 7) }); a.sort((x, y) => x.v < y.v ? -1 : 1); console.log(a.length, a[4242].v, JSON.stringify(a).length)'" >>"$tmp/programs"
+export SEGV_PROG="$top/tests/segv-prog"
 
 moved_stress=0
 moved_evict=0
@@ -100,16 +106,19 @@ while IFS='	' read -r name cmd; do
 		[ -s "$tmp/stats.json" ] || { fail "$name, $policy: no statistics"; continue; }
 		to_dev=$(json pages_to_device "$tmp/stats.json")
 		faults=$(json cpu_faults "$tmp/stats.json")
+		grants=$(json exclusive_grants "$tmp/stats.json")
 		case $policy in
 		none) [ "$to_dev" = 0 ] || fail "$name, none: $to_dev pages moved" ;;
-		stress) [ "$to_dev" -gt 0 ] && [ "$faults" -gt 0 ] && moved_stress=$((moved_stress + 1)) ;;
+		stress) [ "$to_dev" -gt 0 ] && [ "$faults" -gt 0 ] && [ "$grants" -gt 0 ] &&
+			moved_stress=$((moved_stress + 1)) ;;
 		evict) [ "$to_dev" -gt 0 ] && moved_evict=$((moved_evict + 1)) ;;
 		esac
-		echo "$name, $policy: same output, status $status, $to_dev pages to the device, $faults CPU faults"
+		echo "$name, $policy: same output, status $status, $to_dev pages to the device, $faults CPU faults, $grants exclusive grants"
 	done
 done <"$tmp/programs"
 # Every program long enough to meet the policy shows it; the shortest may
 # end before a page is picked.
-[ $moved_stress -ge 8 ] || fail "stress moved pages and faulted them back in only $moved_stress programs"
+[ $moved_stress -ge 8 ] ||
+	fail "stress moved pages, faulted them back in and made some exclusive in only $moved_stress programs"
 [ $moved_evict -ge 4 ] || fail "evict moved pages in only $moved_evict programs"
 exit $failed
