@@ -185,6 +185,10 @@ static void probe_uffd(struct zdevd *d)
 		return;
 	}
 	d->devs.uffd_features = caps.features & wanted;
+	if (!caps.event_fork) {
+		d->devs.uffd_features &= ~(uint64_t)UFFD_FEATURE_EVENT_FORK;
+		log_info("no fork events (they need CAP_SYS_PTRACE): clients bring their device pages home before they fork");
+	}
 	fd = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
 	d->devnode_ok = fd >= 0;
 	if (fd >= 0)
