@@ -113,7 +113,7 @@ static int wait_readable(int fd, int timeout_ms)
 {
 	const int64_t deadline = now_ms() + timeout_ms;
 	struct pollfd p = { .fd = fd, .events = POLLIN };
-	sigset_t hurry, open;
+	sigset_t hurry, unblocked;
 	int ret;
 
 	sigemptyset(&hurry);
@@ -121,7 +121,7 @@ static int wait_readable(int fd, int timeout_ms)
 	sigaddset(&hurry, SIGQUIT);
 	sigaddset(&hurry, SIGTERM);
 	sigaddset(&hurry, SIGHUP);
-	sigprocmask(SIG_BLOCK, &hurry, &open);
+	sigprocmask(SIG_BLOCK, &hurry, &unblocked);
 	for (;;) {
 		int64_t left = deadline - now_ms();
 		struct timespec ts = { .tv_sec = left > 0 ? left / 1000 : 0,
@@ -131,13 +131,13 @@ static int wait_readable(int fd, int timeout_ms)
 			ret = -EINTR;
 			break;
 		}
-		ret = ppoll(&p, 1, &ts, &open);
+		ret = ppoll(&p, 1, &ts, &unblocked);
 		if (ret >= 0 || errno != EINTR) {
 			ret = ret < 0 ? -errno : ret;
 			break;
 		}
 	}
-	sigprocmask(SIG_SETMASK, &open, NULL);
+	sigprocmask(SIG_SETMASK, &unblocked, NULL);
 	return ret;
 }
 
@@ -164,6 +164,8 @@ static int wait_ready(struct run_zdevd *z, const char *exe, int ready)
 		log_err("%s did not accept connections on %s within %d s: killed", exe, z->socket,
 			READY_TIMEOUT_MS / 1000);
 		ret = -ETIMEDOUT;
+	} else if (ret < 0 && ret != -EINTR) {
+		log_err("waiting for %s: %s", exe, strerror(-ret));
 	}
 	if (ret < 0)
 		goto out_kill;
