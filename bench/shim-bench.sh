@@ -16,7 +16,9 @@
 # reverse order of the round before, so that neither side always runs on a
 # cache the other warmed; the first round runs natively last, so that a cost
 # of a cold start falls on zdev. ZDEV_BENCH_ROUNDS rounds (5); with
-# ZDEV_BENCH_PROGRAMS (names, separated by spaces), only those programs. The
+# ZDEV_BENCH_PROGRAMS (names, separated by spaces), only those programs, and
+# with ZDEV_BENCH_POLICIES (of none, stress and evict), only those policies:
+# evict can take minutes where natively a program takes seconds. The
 # output, exit status and written file of every run must be the native ones.
 set -u
 top=$(cd "${top_builddir:-.}" && pwd)
@@ -24,12 +26,19 @@ zr=$top/zdev-run
 shim=$top/.libs/libzdev-preload.so
 walltime=$top/bench/walltime
 rounds=${ZDEV_BENCH_ROUNDS:-5}
+policies=${ZDEV_BENCH_POLICIES:-none stress evict}
 for f in "$zr" "$top/zdevd" "$shim" "$walltime" "$top/tests/segv-prog"; do
 	[ -e "$f" ] || { echo "shim-bench: $f is not built"; exit 1; }
 done
 case $rounds in
 '' | *[!0-9]* | 0) echo "shim-bench: ZDEV_BENCH_ROUNDS=$rounds: a number of rounds, 1 or more"; exit 1 ;;
 esac
+for policy in $policies; do
+	case $policy in
+	none | stress | evict) ;;
+	*) echo "shim-bench: ZDEV_BENCH_POLICIES: '$policy' is none, stress or evict"; exit 1 ;;
+	esac
+done
 # A shim built with a sanitizer needs its runtime loaded first, which an
 # uninstrumented program does not have.
 if ldd "$shim" | grep -q -e libasan -e libtsan -e libubsan; then
@@ -95,7 +104,7 @@ run_one() { # name policy compare command
 # Each policy's run of the round against the native one.
 check_round() { # name
 	n=$tmp/run.native
-	for policy in none stress evict; do
+	for policy in $policies; do
 		o=$tmp/run.$policy
 		cmp -s "$o.status" "$n.status" && cmp -s "$o.out" "$n.out" &&
 			shim_same_taken "$o.file" "$n.file" && continue
@@ -107,8 +116,8 @@ check_round() { # name
 
 bench_program() { # name input compare command
 	shim_prepare "$tmp/work" "$2"
-	forward="none stress evict native"	# the first round: native last
-	backward="native evict stress none"
+	forward="$policies native"	# the first round: native last
+	backward="native $(echo $policies | awk '{ for (i = NF; i > 0; i--) printf "%s ", $i }')"
 	order=$forward
 	r=1
 	while [ $r -le "$rounds" ]; do
@@ -120,10 +129,15 @@ bench_program() { # name input compare command
 		r=$((r + 1))
 	done
 	t=$tmp/times/$1
-	figure "shim_$1" median "$t.none" "$t.native"
-	figure "shim_$1_cold" first "$t.none" "$t.native"
-	figure "shim_$1_stress" median "$t.stress" "$t.native"
-	figure "shim_$1_evict" median "$t.evict" "$t.native"
+	for policy in $policies; do
+		case $policy in
+		none)
+			figure "shim_$1" median "$t.none" "$t.native"
+			figure "shim_$1_cold" first "$t.none" "$t.native"
+			;;
+		*) figure "shim_$1_$policy" median "$t.$policy" "$t.native" ;;
+		esac
+	done
 }
 
 shim_programs >"$tmp/programs"
