@@ -18,7 +18,9 @@
 #include "uffd_compat.h"
 #include "uffd_probe.h"
 #include "zdevd/clients.h"
+#include "zdevd/detach.h"
 #include "zdevd/options.h"
+#include "zdevd/pidfile.h"
 #include "zdevd/session.h"
 
 static int make_parent_dir(const char *path)
@@ -112,37 +114,74 @@ static void notify_ready(struct zdevd *d)
 	d->cfg.ready_fd = -1;
 }
 
+/*
+ * zdevd goes live: out of the terminal's session when it detaches, its pid
+ * in the pidfile, then (detached) its output off the terminal and the
+ * waiting starter released. 0, or -errno after a message on stderr, which
+ * is still the starter's.
+ */
+static int go_live(struct zdevd *d, int pidfile_fd)
+{
+	int ret;
+
+	if (!d->cfg.foreground) {
+		ret = detach_leave_session();
+		if (ret)
+			return ret;
+	}
+	if (pidfile_fd >= 0) {
+		ret = pidfile_write(pidfile_fd, d->cfg.pidfile, getpid());
+		if (ret)
+			return ret;
+	}
+	return d->cfg.foreground ? 0 : detach_finish();
+}
+
+/*
+ * Everything that can fail at start runs before zdevd detaches (the
+ * starter waits for it, see detach.h): the pidfile, the pools, the socket,
+ * the event loop, whose ring also belongs to the process that made it.
+ */
 int main(int argc, char **argv)
 {
 	struct zdevd d = { .listen_fd = -1 };
-	int ret;
+	int pidfile_fd = -1, ret;
 
 	if (options_parse(argc, argv, &d.cfg))
-		return 2;
+		return ZDEVD_EXIT_USAGE;
 	if (d.cfg.verbose)
 		log_set_level(LOGL_DEBUG);
 	signal(SIGPIPE, SIG_IGN);
+	/* zdevd has no configuration file to read again, and syslog or
+	 * standard error need no reopening: SIGHUP means nothing to it. */
+	signal(SIGHUP, SIG_IGN);
+	if (!d.cfg.foreground && detach_start())
+		return ZDEVD_EXIT_FAILURE;
+	if (d.cfg.pidfile[0]) {
+		pidfile_fd = pidfile_claim(d.cfg.pidfile);
+		if (pidfile_fd < 0)
+			return ZDEVD_EXIT_FAILURE;
+	}
 	pthread_mutex_init(&d.mms_lock, NULL);
 	pthread_mutex_init(&d.sessions_lock, NULL);
 	pthread_cond_init(&d.sessions_gone, NULL);
 	pthread_cond_init(&d.work, NULL);
 	probe_uffd(&d);
 	if (devset_init(&d.devs, &d.cfg.devs))
-		return 1;
+		goto out_remove_pidfile;
 	ret = open_socket(&d);
 	if (ret) {
-		fprintf(stderr, "zdevd: %s: %s\n", d.cfg.socket_path, strerror(-ret));
-		return 1;
-	}
-	if (!d.cfg.foreground && daemon(0, 1)) {
-		fprintf(stderr, "zdevd: daemon: %s\n", strerror(errno));
-		return 1;
+		fprintf(stderr, "zdevd: %s: %s\n", d.cfg.socket_path,
+			ret == -EADDRINUSE ? "a zdevd already serves on it" : strerror(-ret));
+		goto out_fini_devs;
 	}
 	ret = loop_create(&d);
 	if (ret) {
 		fprintf(stderr, "zdevd: event loop: %s\n", strerror(-ret));
-		return 1;
+		goto out_close_socket;
 	}
+	if (go_live(&d, pidfile_fd))
+		goto out_destroy_loop;
 	log_info("serving %u devices of %zu MiB on %s", d.cfg.devs.ndevices, d.cfg.devs.memory >> 20,
 		  d.cfg.socket_path);
 	notify_ready(&d);
@@ -157,5 +196,19 @@ int main(int argc, char **argv)
 	loop_destroy(&d);
 	if (devset_fini(&d.devs))
 		ret = -EBUSY;
-	return ret ? 1 : 0;
+	if (pidfile_fd >= 0)
+		pidfile_remove(pidfile_fd, d.cfg.pidfile);
+	return ret ? ZDEVD_EXIT_FAILURE : 0;
+
+out_destroy_loop:
+	loop_destroy(&d);
+out_close_socket:
+	close(d.listen_fd);
+	unlink(d.cfg.socket_path);
+out_fini_devs:
+	devset_fini(&d.devs);
+out_remove_pidfile:
+	if (pidfile_fd >= 0)
+		pidfile_remove(pidfile_fd, d.cfg.pidfile);
+	return ZDEVD_EXIT_FAILURE;
 }
