@@ -11,7 +11,7 @@
 
 #include "check-run.h"
 #include "units.h"
-#include "zdevd/limits.h"
+#include "zdevd_limits.h"
 
 static const struct size_rule any = { .zero_ok = true };
 static const struct size_rule nonzero = { 0 };

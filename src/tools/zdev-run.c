@@ -21,7 +21,7 @@
 #include "proto.h"
 #include "tools/zdev-run.h"
 #include "units.h"
-#include "zdevd/limits.h"
+#include "zdevd_limits.h"
 
 static const char usage[] =
 	"usage: zdev-run [--policy none|evict|stress] [--devices N] [--memory SIZE] [--seed S]\n"

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "units.h"
-#include "zdevd/limits.h"
+#include "zdevd_limits.h"
 #include "zdevd/options.h"
 
 static const char usage[] =
