@@ -46,9 +46,10 @@ wait_gone() {
 unset ZDEV_SOCKET
 small="--devices 1 --memory 2M"
 
-# -- bad sizes and counts: 2, and "zdevd: --OPTION: 'VALUE': why"
+# -- bad sizes and counts: 2, and "zdevd: --OPTION: 'VALUE': why" (a zdevd
+# that took one would serve: timeout ends it)
 while read -r option value why; do
-	"$zdevd" --foreground --socket "$tmp/bad.sock" $small "--$option" "$value" \
+	timeout 10 "$zdevd" --foreground --socket "$tmp/bad.sock" $small "--$option" "$value" \
 		>"$tmp/bad.out" 2>"$tmp/bad.err"
 	expect_status "--$option '$value'" 2 $?
 	grep -qF -- "zdevd: --$option: '$value': $why" "$tmp/bad.err" ||
@@ -78,17 +79,17 @@ devices 9 must be 1 to 8
 devices -1 not a count
 ready-fd -1 not a count
 EOF
-"$zdevd" --foreground --socket "$tmp/bad.sock" --memory '' 2>"$tmp/bad.err"
+timeout 10 "$zdevd" --foreground --socket "$tmp/bad.sock" --memory '' 2>"$tmp/bad.err"
 expect_status "--memory ''" 2 $?
 grep -qF "zdevd: --memory: '': not a size" "$tmp/bad.err" || fail "--memory '': $(cat "$tmp/bad.err")"
-"$zdevd" --foreground --socket "$tmp/bad.sock" --memory 10M --chunk 4M 2>"$tmp/bad.err"
+timeout 10 "$zdevd" --foreground --socket "$tmp/bad.sock" --memory 10M --chunk 4M 2>"$tmp/bad.err"
 expect_status "--memory 10M --chunk 4M" 2 $?
 grep -qF "zdevd: --chunk: '4M': must divide --memory (10M)" "$tmp/bad.err" ||
 	fail "--chunk 4M of 10M: $(cat "$tmp/bad.err")"
-"$zdevd" --foreground --socket "$tmp/bad.sock" stray 2>"$tmp/bad.err"
+timeout 10 "$zdevd" --foreground --socket "$tmp/bad.sock" stray 2>"$tmp/bad.err"
 expect_status "a stray argument" 2 $?
 grep -qF "'stray'" "$tmp/bad.err" || fail "a stray argument: $(cat "$tmp/bad.err")"
-"$zdevd" --no-such-option 2>/dev/null
+timeout 10 "$zdevd" --no-such-option 2>/dev/null
 expect_status "an unknown option" 2 $?
 
 # -- --version and --help: stdout, 0
@@ -153,7 +154,7 @@ fi
 expect_status "a second zdevd on the socket" 1 $?
 grep -qF "zdevd: $sock: a zdevd already serves on it" "$tmp/second.err" ||
 	fail "a second zdevd on the socket: $(cat "$tmp/second.err")"
-"$zdevd" --foreground --socket "$sock" $small 2>/dev/null
+timeout 10 "$zdevd" --foreground --socket "$sock" $small 2>/dev/null
 expect_status "a second zdevd on the socket, in the foreground" 1 $?
 
 # -- a second zdevd with the same pidfile: refused, the file left alone
