@@ -6,9 +6,9 @@
 # its --pidfile, refuses a second zdevd on its socket or its pidfile,
 # ignores SIGHUP, and removes both files on SIGTERM. Skipped (77) where
 # zdevd cannot start at all.
+# $small holds several words on purpose; cleanup runs from the trap.
+# shellcheck disable=SC2086,SC2317
 set -u
-# $small holds several words on purpose.
-# shellcheck disable=SC2086
 top=${top_builddir:-.}
 zdevd=$top/zdevd
 zdevctl=$top/zdevctl
