@@ -4,11 +4,14 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <syslog.h>
 
 #include "log.h"
 
 static _Atomic int log_threshold = LOGL_WARN;
+static _Atomic bool log_syslog;
 
 static const char *const level_names[] = {
 	[LOGL_ERROR] = "error",
@@ -16,6 +19,19 @@ static const char *const level_names[] = {
 	[LOGL_INFO] = "info",
 	[LOGL_DEBUG] = "debug",
 };
+
+static const int syslog_priorities[] = {
+	[LOGL_ERROR] = LOG_ERR,
+	[LOGL_WARN] = LOG_WARNING,
+	[LOGL_INFO] = LOG_INFO,
+	[LOGL_DEBUG] = LOG_DEBUG,
+};
+
+void log_to_syslog(const char *ident)
+{
+	openlog(ident, LOG_PID, LOG_DAEMON);
+	atomic_store_explicit(&log_syslog, true, memory_order_release);
+}
 
 void log_set_level(enum log_level level)
 {
@@ -36,6 +52,13 @@ void log_msg(enum log_level level, const char *fmt, ...)
 
 	if ((int)level > atomic_load_explicit(&log_threshold, memory_order_relaxed))
 		return;
+	if (atomic_load_explicit(&log_syslog, memory_order_acquire)) {
+		va_start(ap, fmt);
+		vsyslog(syslog_priorities[level], fmt, ap);
+		va_end(ap);
+		errno = saved_errno;
+		return;
+	}
 	n = snprintf(line, sizeof(line), "%s: %s: ", program_invocation_short_name,
 		     level_names[level]);
 	va_start(ap, fmt);

@@ -13,7 +13,12 @@ enum log_level {
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 
-/* Writes one line to stderr, prefixed with the program name and the level. */
+/* From now on, messages go to syslog (facility LOG_DAEMON, tagged with
+ * ident and the pid) instead of stderr: for a daemon that has detached. */
+void log_to_syslog(const char *ident);
+
+/* Writes one line to stderr, prefixed with the program name and the level,
+ * or to syslog after log_to_syslog(). */
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

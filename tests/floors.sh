@@ -10,7 +10,7 @@ src="${srcdir:-.}/src"
 floor_of() {
 	case "$1" in
 	page.h | log.[ch] | proto.[ch] | uffd_compat.h | uffd_probe.[ch] | spinlock.h | \
-		rescue_layout.h | xmap_layout.h | lathist.[ch] | zdev.h)
+		rescue_layout.h | xmap_layout.h | lathist.[ch] | zdev.h | units.[ch] | zdevd_limits.h)
 		echo 0 ;;
 	refpool.[ch] | refpool-int.h | refpool_debug.c | memtype_private.c | devmem.[ch] | \
 		numa_place.[ch] | vmres.[ch])

@@ -20,10 +20,13 @@
 #include "log.h"
 #include "proto.h"
 #include "tools/zdev-run.h"
+#include "units.h"
+#include "zdevd_limits.h"
 
 static const char usage[] =
 	"usage: zdev-run [--policy none|evict|stress] [--devices N] [--memory SIZE] [--seed S]\n"
-	"                [--stats-json FILE] [--socket PATH] [--quiet] [--] PROGRAM [ARGS...]\n";
+	"                [--stats-json FILE] [--socket PATH] [--quiet] [--] PROGRAM [ARGS...]\n"
+	"       zdev-run --version | --help\n";
 
 struct run_opts {
 	const char *policy;
@@ -94,28 +97,43 @@ static void catch_signals(bool program_runs)
 	}
 }
 
-static int parse_u64(const char *s, uint64_t *out)
+/* "zdev-run: error: NAME: 'ARG': why" */
+static int complain(const char *name, const char *arg, const char *why)
 {
-	unsigned long long v;
-	char *end;
+	log_err("%s: '%s': %s", name, arg, why);
+	return -EINVAL;
+}
 
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return -EINVAL;
-	*out = v;
+static int parse_seed(const char *name, const char *arg, uint64_t *out)
+{
+	char why[UNITS_WHY_MAX];
+
+	if (units_parse_count(arg, 0, UINT64_MAX, out, why, sizeof(why)))
+		return complain(name, arg, why);
 	return 0;
 }
 
-/* A SIZE as zdevd takes it: a number with K, M or G, or none. */
-static bool valid_size(const char *s)
+/* --devices and --memory, by the rules of the zdevd they are passed to. */
+static int parse_devices(const char *arg, unsigned int *out)
 {
-	size_t digits = strspn(s, "0123456789");
+	char why[UNITS_WHY_MAX];
+	uint64_t n;
 
-	return digits && digits < 20 &&
-	       (!s[digits] || (strchr("KkMmGg", s[digits]) && !s[digits + 1]));
+	if (units_parse_count(arg, 1, ZDEV_MAX_DEVICES, &n, why, sizeof(why)))
+		return complain("--devices", arg, why);
+	*out = (unsigned int)n;
+	return 0;
+}
+
+static int check_memory(const char *arg)
+{
+	static const struct size_rule rule = ZDEVD_MEMORY_RULE;
+	char why[UNITS_WHY_MAX];
+	size_t bytes;
+
+	if (units_parse_size(arg, &rule, &bytes, why, sizeof(why)))
+		return complain("--memory", arg, why);
+	return 0;
 }
 
 static bool valid_policy(const char *p)
@@ -136,10 +154,8 @@ static int env_defaults(struct run_opts *o)
 		return -EINVAL;
 	}
 	if (!o->seed_set && (v = getenv("ZDEV_SEED")) && *v) {
-		if (parse_u64(v, &o->seed)) {
-			log_err("ZDEV_SEED=%s: not a number", v);
+		if (parse_seed("ZDEV_SEED", v, &o->seed))
 			return -EINVAL;
-		}
 		o->seed_set = true;
 	}
 	if (!o->seed_set && !strcmp(o->policy, "stress")) {
@@ -152,7 +168,7 @@ static int env_defaults(struct run_opts *o)
 	return 0;
 }
 
-/* 0; 1 after --help; -EINVAL with a message on a bad command line. */
+/* 0; 1 after --help or --version; -EINVAL with a message on a bad command line. */
 static int parse_opts(int argc, char **argv, struct run_opts *o)
 {
 	static const struct option opts[] = {
@@ -163,13 +179,13 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 		{ "stats-json", required_argument, NULL, 'j' },
 		{ "socket", required_argument, NULL, 'S' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	uint64_t n;
 	int c;
 
-	*o = (struct run_opts){ .ndevices = 2, .memory = "1G" };
+	*o = (struct run_opts){ .ndevices = ZDEVD_DEVICES_DEFAULT, .memory = "1G" };
 	/* "+": the first word that is no option is the program; what follows
 	 * is its own. */
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -179,27 +195,21 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 		case 'S': o->socket = optarg; break;
 		case 'q': o->quiet = true; break;
 		case 'h': fputs(usage, stdout); return 1;
+		case 'V': printf("zdev-run (zdev) %s\n", PACKAGE_VERSION); return 1;
 		case 'd':
-			if (parse_u64(optarg, &n) || n < 1 || n > ZDEV_MAX_DEVICES) {
-				log_err("--devices takes 1 to %d", ZDEV_MAX_DEVICES);
+			if (parse_devices(optarg, &o->ndevices))
 				return -EINVAL;
-			}
-			o->ndevices = (unsigned int)n;
 			o->daemon_opts = true;
 			break;
 		case 'm':
-			if (!valid_size(optarg)) {
-				log_err("--memory '%s': a number with K, M or G", optarg);
+			if (check_memory(optarg))
 				return -EINVAL;
-			}
 			o->memory = optarg;
 			o->daemon_opts = true;
 			break;
 		case 's':
-			if (parse_u64(optarg, &o->seed)) {
-				log_err("--seed '%s': a number below 2^64", optarg);
+			if (parse_seed("--seed", optarg, &o->seed))
 				return -EINVAL;
-			}
 			o->seed_set = true;
 			break;
 		default: fputs(usage, stderr); return -EINVAL;

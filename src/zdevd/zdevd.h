@@ -5,6 +5,7 @@
 /* zdevd's shared state: the devices, the client processes, the sessions, the
  * event loop. */
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -21,6 +22,7 @@ struct zmm;
 
 struct zdevd_config {
 	char socket_path[108];
+	char pidfile[PATH_MAX];		/* --pidfile, or "" */
 	struct devset_config devs;
 	unsigned int client_handles;	/* device handles a client may hold (0: no limit) */
 	bool foreground;
