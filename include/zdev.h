@@ -19,7 +19,7 @@ extern "C" {
 #endif
 
 #define ZDEV_VERSION_MAJOR 0
-#define ZDEV_VERSION_MINOR 1
+#define ZDEV_VERSION_MINOR 2
 
 /* True when the headers a program was built with are at least major.minor. */
 #define ZDEV_CHECK_VERSION(major, minor) \
@@ -109,6 +109,12 @@ int zdev_atomic_add(struct zdev *dev, uint64_t *addr, uint64_t delta, uint64_t *
 int zdev_release(struct zdev *dev);
 int zdev_set_flags(struct zdev *dev, uint64_t flags);
 int zdev_get_stats(struct zdev *dev, struct zdev_stats *st);
+
+/* What the running kernel and zdevd give this process (zdev_get_features(3)):
+ * without privilege, neither. Since 0.2. */
+#define ZDEV_FEATURE_KERNEL_FAULTS (1ull << 0) /* system calls reach device pages */
+#define ZDEV_FEATURE_FORK_SHARED   (1ull << 1) /* a fork child shares device pages */
+int zdev_get_features(struct zdev *dev, uint64_t *features);
 
 #ifdef __cplusplus
 }

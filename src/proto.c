@@ -46,6 +46,7 @@ static const struct {
 	[ZMSG_STORE] = { "store", sizeof(struct zmsg_store) },
 	[ZMSG_STORED] = { "stored", sizeof(struct zmsg_store) },
 	[ZMSG_EXCLUSIVE_HELD] = { "exclusive-held", sizeof(struct zmsg_req) },
+	[ZMSG_FORK_PREPARE] = { "fork-prepare", sizeof(struct zmsg_req) },
 };
 
 void zmsg_init(union zmsg *m, enum zmsg_type type, uint64_t seq)

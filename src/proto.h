@@ -45,6 +45,9 @@
  *            which only zdevd held)
  *   STORE (+ fd) -> STORED      in the middle of a MIGRATE_TO_DEV, before any
  *            page goes into a new store of the client's, zdevd hands it over
+ *   FORK_PREPARE -> REPLY       without fork events (HELLO_OK lacks
+ *            ZFEAT_FORK_EVENTS), from the atfork prepare handler: every
+ *            device page of the process comes home before it forks
  */
 
 #include <stdbool.h>
@@ -53,7 +56,7 @@
 
 #include "lathist.h"
 
-#define ZDEV_PROTO_VERSION 4
+#define ZDEV_PROTO_VERSION 5
 #define ZDEV_PROTO_MAGIC 0x7a646576u	/* "zdev" */
 #define ZDEV_MAX_DEVICES 8
 
@@ -89,6 +92,7 @@ enum zmsg_type {
 	ZMSG_STORE,
 	ZMSG_STORED,
 	ZMSG_EXCLUSIVE_HELD,
+	ZMSG_FORK_PREPARE,
 	ZMSG_TYPE_END,
 };
 
@@ -120,6 +124,9 @@ struct zmsg_hello {
 #define ZFEAT_PROVE_FORK (1u << 2)	/* a fork child: the UFFD step carries no
 					 * fd, the proof page tells which fork
 					 * event's uffd is this process's */
+#define ZFEAT_FORK_EVENTS (1u << 3)	/* zdevd gets the process's fork events:
+					 * a fork child shares its device pages;
+					 * without, the client sends FORK_PREPARE */
 
 struct zmsg_hello_ok {
 	struct zmsg_hdr hdr;
@@ -248,7 +255,8 @@ struct zmsg_status_ok {
 	int32_t status;
 	uint32_t ndevices;
 	uint32_t clients;
-	uint32_t pad;
+	uint32_t features;	/* ZFEAT_KERNEL_FAULTS and ZFEAT_FORK_EVENTS:
+				 * what zdevd can give every client */
 	uint64_t cpu_faults;
 	uint64_t pages_to_device;
 	uint64_t pages_to_system;

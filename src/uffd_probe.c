@@ -62,6 +62,21 @@ static bool uffd_works(int fd)
 	return true;
 }
 
+/* The kernel lists EVENT_FORK among its features to everyone but refuses the
+ * handshake asking for it with EPERM to a caller without CAP_SYS_PTRACE: only
+ * asking tells. A uffd takes one handshake, so this one is a fresh uffd. */
+static bool event_fork_granted(const struct uffd_caps *caps)
+{
+	int fd = uffd_syscall(caps->syscall_kernel ? 0 : UFFD_USER_MODE_ONLY);
+	bool granted;
+
+	if (fd < 0)
+		return false;
+	granted = !uffd_handshake(fd, UFFD_FEATURE_EVENT_FORK, NULL, NULL);
+	close(fd);
+	return granted;
+}
+
 int uffd_probe(struct uffd_caps *caps)
 {
 	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
@@ -85,6 +100,7 @@ int uffd_probe(struct uffd_caps *caps)
 	caps->api = api.api;
 	caps->features = api.features;
 	caps->ioctls = api.ioctls;
+	caps->event_fork = (api.features & UFFD_FEATURE_EVENT_FORK) && event_fork_granted(caps);
 	return 0;
 }
 

@@ -10,6 +10,8 @@ struct uffd_caps {
 	bool syscall_user;	/* userfaultfd(UFFD_USER_MODE_ONLY) works */
 	bool syscall_kernel;	/* userfaultfd() without it works: kernel-mode faults too */
 	bool devnode;		/* /dev/userfaultfd opens and hands out uffds */
+	bool event_fork;	/* UFFD_FEATURE_EVENT_FORK is granted to us
+				 * (the kernel asks for CAP_SYS_PTRACE) */
 	uint64_t api;		/* UFFD_API the kernel answered with */
 	uint64_t features;	/* UFFD_FEATURE_* the kernel supports */
 	uint64_t ioctls;	/* 1 << _UFFDIO_* available on a uffd */

@@ -4,7 +4,8 @@
  *
  *   zdev-run-helper --foreground --socket PATH [zdevd's other options]
  *	A stand-in zdevd: accepts connections on PATH until SIGTERM or SIGINT,
- *	then removes it and exits 0. With STANDIN_ZDEVD_LOG it appends its
+ *	then removes it and exits 0; with --ready-fd FD, writes a newline to
+ *	FD and closes it once PATH accepts connections, as zdevd does. With STANDIN_ZDEVD_LOG it appends its
  *	arguments there; with STANDIN_ZDEVD_FAIL=1 it exits 1 at once, as a
  *	zdevd that cannot start.
  *
@@ -54,16 +55,19 @@ static int standin_zdevd(int argc, char **argv)
 	struct sigaction act = { .sa_handler = on_stop };
 	const char *fail = getenv("STANDIN_ZDEVD_FAIL");
 	const char *path = NULL;
-	int fd;
+	int fd, ready = -1;
 
 	log_args(argc, argv);
 	if (fail && !strcmp(fail, "1")) {
 		fprintf(stderr, "standin-zdevd: failing at start, as asked\n");
 		return 1;
 	}
-	for (int i = 1; i + 1 < argc; i++)
+	for (int i = 1; i + 1 < argc; i++) {
 		if (!strcmp(argv[i], "--socket"))
 			path = argv[i + 1];
+		else if (!strcmp(argv[i], "--ready-fd"))
+			ready = atoi(argv[i + 1]);
+	}
 	if (!path || strlen(path) >= sizeof(sa.sun_path)) {
 		fprintf(stderr, "standin-zdevd: no --socket\n");
 		return 2;
@@ -74,6 +78,10 @@ static int standin_zdevd(int argc, char **argv)
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 64)) {
 		perror("standin-zdevd");
+		return 1;
+	}
+	if (ready >= 0 && (write(ready, "\n", 1) != 1 || close(ready))) {
+		perror("standin-zdevd: --ready-fd");
 		return 1;
 	}
 	while (!stop) {

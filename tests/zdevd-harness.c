@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -31,7 +34,7 @@ const char *zdevd_unavailable(void)
 {
 	static char why[160];
 	struct uffd_caps caps;
-	int ret = uffd_probe(&caps), fd;
+	int ret = uffd_probe(&caps);
 
 	if (ret == -EPERM || ret == -ENOSYS) {
 		snprintf(why, sizeof(why),
@@ -39,25 +42,40 @@ const char *zdevd_unavailable(void)
 			 "zdevd cannot serve it", strerror(-ret));
 		return why;
 	}
-	/* Any other error is zdevd's to report, as a failure. */
-	if (ret)
-		return NULL;
-	/* zdevd follows its clients' forks: the kernel grants fork events
-	 * only with CAP_SYS_PTRACE. */
-	fd = uffd_create(caps.syscall_kernel || caps.devnode ? 0 : UFFD_USER_MODE_ONLY);
-	if (fd < 0)
-		return NULL;
-	ret = uffd_handshake(fd, UFFD_FEATURE_EVENT_FORK, NULL, NULL);
-	close(fd);
-	if (ret != -EPERM)
-		return NULL;
-	snprintf(why, sizeof(why),
-		 "userfaultfd's fork events need CAP_SYS_PTRACE, which this process lacks: "
-		 "zdevd cannot serve it");
-	return why;
+	/* Any other error is zdevd's to report, as a failure. Without fork
+	 * events or kernel-mode faults zdevd still serves us: the cases that
+	 * need them skip (zdev_get_features). */
+	return NULL;
 }
 
-static void start(struct zdevd_instance *z, const char *const *extra_args, bool pool_debug)
+/*
+ * Root keeps every capability of its bounding set across execv: without
+ * CAP_SYS_PTRACE in it, zdevd gets no fork events, as an ordinary user's
+ * does. The test process lets go of it as well, for the kernel lets a
+ * process read another's memory only if it holds every capability the
+ * other has. An ordinary user has nothing to drop.
+ */
+static void drop_ptrace_capability(void)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2];
+	const unsigned int word = CAP_SYS_PTRACE / 32, bit = 1u << (CAP_SYS_PTRACE % 32);
+
+	if (prctl(PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0) && errno != EPERM)
+		perror("PR_CAPBSET_DROP");
+	if (syscall(SYS_capget, &hdr, data)) {
+		perror("capget");
+		return;
+	}
+	data[word].effective &= ~bit;
+	data[word].permitted &= ~bit;
+	data[word].inheritable &= ~bit;
+	if (syscall(SYS_capset, &hdr, data))
+		perror("capset");
+}
+
+static void start(struct zdevd_instance *z, const char *const *extra_args, bool pool_debug,
+		  bool without_ptrace)
 {
 	const char *top = getenv("top_builddir"), *why = zdevd_unavailable();
 	char exe[512];
@@ -84,6 +102,8 @@ static void start(struct zdevd_instance *z, const char *const *extra_args, bool 
 	for (int i = 0; extra_args && extra_args[i] && argc < 30; i++)
 		argv[argc++] = extra_args[i];
 	argv[argc] = NULL;
+	if (without_ptrace)
+		drop_ptrace_capability();
 	z->pid = fork();
 	if (z->pid == 0) {
 		execv(exe, (char *const *)argv);
@@ -112,12 +132,17 @@ static void start(struct zdevd_instance *z, const char *const *extra_args, bool 
 
 void zdevd_start(struct zdevd_instance *z, const char *const *extra_args)
 {
-	start(z, extra_args, true);
+	start(z, extra_args, true, false);
+}
+
+void zdevd_start_without_ptrace(struct zdevd_instance *z, const char *const *extra_args)
+{
+	start(z, extra_args, true, true);
 }
 
 void zdevd_start_plain(struct zdevd_instance *z, const char *const *extra_args)
 {
-	start(z, extra_args, false);
+	start(z, extra_args, false, false);
 }
 
 int zdevd_stop(struct zdevd_instance *z)

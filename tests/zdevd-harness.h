@@ -19,6 +19,9 @@ struct zdevd_instance {
 };
 
 void zdevd_start(struct zdevd_instance *z, const char *const *extra_args);
+/* The same without CAP_SYS_PTRACE, so without fork events even as root: the
+ * mode an ordinary user's zdevd runs in. */
+void zdevd_start_without_ptrace(struct zdevd_instance *z, const char *const *extra_args);
 /* The same without the pool's debug checks (on in tests): what benchmarks
  * measure is zdevd as it runs for its users. */
 void zdevd_start_plain(struct zdevd_instance *z, const char *const *extra_args);

@@ -36,6 +36,11 @@ static void atfork_prepare(void)
 	xmap_revoke_all();
 }
 
+static void atfork_parent(void)
+{
+	client_atfork_parent();
+}
+
 static void atfork_child(void)
 {
 	xmap_atfork_child();
@@ -51,7 +56,7 @@ static void atfork_child(void)
  */
 static void wire_process(void)
 {
-	pthread_atfork(atfork_prepare, NULL, atfork_child);
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	segv_add_claimer(xmap_fault);
 	segv_add_claimer(anonymize_fault);
 }
@@ -343,6 +348,20 @@ static int call_stats(struct zdev *dev, union zmsg *rep)
 		return ret;
 	if (ret != ZMSG_STATS_OK)
 		return ret == ZMSG_REPLY ? rep->reply.status : -EPROTO;
+	return 0;
+}
+
+ZDEV_EXPORT int zdev_get_features(struct zdev *dev, uint64_t *features)
+{
+	if (!dev || !features)
+		return -EINVAL;
+	if (rescue_daemon_lost())
+		return -ENODEV;
+	*features = 0;
+	if (client_kernel_faults())
+		*features |= ZDEV_FEATURE_KERNEL_FAULTS;
+	if (dev->client->features & ZFEAT_FORK_EVENTS)
+		*features |= ZDEV_FEATURE_FORK_SHARED;
 	return 0;
 }
 

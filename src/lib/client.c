@@ -42,6 +42,15 @@ static struct client *current_client;
 /* Set in the parent just before fork, by every thread that forks: atomic,
  * though all of them store the same pid. */
 static _Atomic pid_t forking_pid;
+/* Forks under way in this process whose parent zdevd gets no fork event:
+ * from the prepare handler's FORK_PREPARE until the fork returns, nothing
+ * may go to a device (see client_atfork_prepare). */
+static atomic_int forks_without_event;
+/* This thread's fork raised it (pthread_atfork runs in the forking thread). */
+static __thread bool fork_counted;
+/* Our uffd serves kernel-mode faults: it was made without
+ * UFFD_USER_MODE_ONLY. A fork child with a fork event inherits the kind. */
+static atomic_bool uffd_kernel_faults;
 
 /* A store zdevd hands over, with fd: where our pages will live, kept for a
  * rescue. Answered STORED; 0 or the send's -errno. */
@@ -93,16 +102,31 @@ static bool serve_daemon(struct client *c, union zmsg *m, int type, int *err)
 
 /* Sends a request and waits for its answer, serving what zdevd asks of us
  * in between. Caller holds c->lock. */
+static bool moves_to_device(int type)
+{
+	return type == ZMSG_MIGRATE_TO_DEV || type == ZMSG_EXCLUSIVE_HELD;
+}
+
 int client_call_fd(struct client *c, union zmsg *req, union zmsg *rep, int fd, int *rep_fd)
 {
+	const int req_type = req->hdr.type;
 	int ret, type;
 
 	if (rep_fd)
 		*rep_fd = -1;
 	if (rescue_daemon_lost())
 		return -ENODEV;
+	/* Read under c->lock, which the fork's prepare handler takes after
+	 * raising the count: a migration either ended before its
+	 * FORK_PREPARE or sees the count. It then fails as one that found
+	 * every page busy does. */
+	if (moves_to_device(req_type) && atomic_load(&forks_without_event)) {
+		zmsg_init(rep, ZMSG_REPLY, req->hdr.seq);
+		rep->reply.status = -ENOENT;
+		return ZMSG_REPLY;
+	}
 	req->hdr.seq = ++c->seq;
-	if (req->hdr.type == ZMSG_MIGRATE_TO_DEV)
+	if (moves_to_device(req_type))
 		rescue_migration_begin(req->req.addr, req->req.npages * PG_SIZE);
 	ret = zmsg_send(c->sock, req, fd);
 	if (ret)
@@ -129,7 +153,7 @@ int client_call_fd(struct client *c, union zmsg *req, union zmsg *rep, int fd, i
 			return ret;
 	}
 	/* Only a reply ends it: if zdevd died, the rescue still needs it. */
-	if (type == ZMSG_REPLY && req->hdr.type == ZMSG_MIGRATE_TO_DEV)
+	if (type == ZMSG_REPLY && moves_to_device(req_type))
 		rescue_migration_end();
 	if (rep->hdr.seq != req->hdr.seq) {
 		if (rep_fd && *rep_fd >= 0) {
@@ -148,16 +172,15 @@ int client_call(struct client *c, union zmsg *req, union zmsg *rep, int fd)
 
 static int make_uffd(int devnode)
 {
-	int fd;
+	int fd = -1;
 
-	if (devnode >= 0) {
+	if (devnode >= 0)
 		fd = ioctl(devnode, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
-		if (fd >= 0)
-			return fd;
-	}
 	/* Without the node, a uffd that serves kernel-mode faults needs
 	 * privilege; a user-mode-only one always works. */
-	fd = uffd_create(0);
+	if (fd < 0)
+		fd = uffd_create(0);
+	atomic_store(&uffd_kernel_faults, fd >= 0);
 	if (fd < 0)
 		fd = uffd_create(UFFD_USER_MODE_ONLY);
 	return fd;
@@ -301,8 +324,9 @@ int client_get(const char *path, struct client **out)
 	c = current_client;
 	if (c && c->pid != getpid()) {
 		/* We are a fork child: the parent's connection is not ours,
-		 * but our uffd came to zdevd with the fork event. */
-		forked = true;
+		 * but our uffd came to zdevd with the fork event, if zdevd
+		 * gets them; else we are a new client. */
+		forked = c->features & ZFEAT_FORK_EVENTS;
 		current_client = NULL;
 		client_free(c);
 		c = NULL;
@@ -370,7 +394,44 @@ void client_put(struct client *c)
  */
 void client_atfork_prepare(void)
 {
+	struct client *c;
+	union zmsg req, rep;
+
 	atomic_store_explicit(&forking_pid, getpid(), memory_order_relaxed);
+	pthread_mutex_lock(&sessions_lock);
+	c = current_client;
+	if (!c || c->pid != getpid() || (c->features & ZFEAT_FORK_EVENTS)) {
+		pthread_mutex_unlock(&sessions_lock);
+		return;
+	}
+	c->refs++;
+	pthread_mutex_unlock(&sessions_lock);
+	/*
+	 * zdevd will get no fork event: the child's copy of every mapping
+	 * loses its registration, and a page left on the device would read as
+	 * zeros there. Nothing goes out from now on (client_call_fd), and
+	 * every page comes home. A failure leaves nothing to do: zdevd is
+	 * gone, and the rescue brings the pages home.
+	 */
+	atomic_fetch_add(&forks_without_event, 1);
+	fork_counted = true;
+	zmsg_init(&req, ZMSG_FORK_PREPARE, 0);
+	pthread_mutex_lock(&c->lock);
+	client_call(c, &req, &rep, -1);
+	pthread_mutex_unlock(&c->lock);
+	client_put(c);
+}
+
+void client_atfork_parent(void)
+{
+	if (fork_counted)
+		atomic_fetch_sub(&forks_without_event, 1);
+	fork_counted = false;
+}
+
+bool client_kernel_faults(void)
+{
+	return atomic_load(&uffd_kernel_faults);
 }
 
 void client_atfork_child(void)
@@ -381,11 +442,16 @@ void client_atfork_child(void)
 	int fd;
 
 	rescue_atfork_child();
+	/* The forks of other threads of the parent stay theirs. */
+	atomic_store(&forks_without_event, 0);
+	fork_counted = false;
 	if (!c)
 		return;
 	/* The parent's connection is the parent's. */
 	close(c->sock);
 	c->sock = -1;
+	if (!(c->features & ZFEAT_FORK_EVENTS))
+		return;	/* no uffd of ours at zdevd to claim */
 	memcpy(sa.sun_path, c->path, sizeof(sa.sun_path));
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)

@@ -5,6 +5,7 @@
 /* The process's connection to zdevd and its request/reply exchanges. */
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -45,10 +46,16 @@ int client_call(struct client *c, union zmsg *req, union zmsg *rep, int fd);
  * -1, also on every error. */
 int client_call_fd(struct client *c, union zmsg *req, union zmsg *rep, int fd, int *rep_fd);
 
-/* pthread_atfork prepare: notes the parent's pid for the child's handshake. */
+/* pthread_atfork prepare: notes the parent's pid for the child's handshake;
+ * without fork events, brings every device page home and keeps pages from
+ * going out until client_atfork_parent (or the child's handler). */
 void client_atfork_prepare(void);
+void client_atfork_parent(void);
 /* pthread_atfork child: drops the parent's connection and claims the uffd
  * the fork brought, starting the child's own rescue agent. */
 void client_atfork_child(void);
+
+/* The process's uffd serves kernel-mode faults (false before it has one). */
+bool client_kernel_faults(void);
 
 #endif

@@ -23,6 +23,12 @@ static pthread_t thread;
 static bool running;
 static atomic_bool stop;
 static uint64_t rng;
+/* The thread waits out its tick on wake, so that policy_stop() ends the
+ * wait at once: a process's exit waits for no idle period. Initialized
+ * afresh by policy_start(), in a fork child too, where the parent's thread
+ * may have left them mid-wait. */
+static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake;
 
 /* xorshift64*: the same seed gives the same decisions. */
 static uint64_t next_random(void)
@@ -147,12 +153,46 @@ static void evict_round(void)
 		close(clear);
 }
 
-static void sleep_ns(uint64_t ns)
+/* Waits ns, or until policy_stop(): true when the thread is to stop. */
+static bool wait_tick(uint64_t ns)
 {
-	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ull),
-			       .tv_nsec = (long)(ns % 1000000000ull) };
+	struct timespec until;
+	bool stopping;
+	int ret = 0;
 
-	nanosleep(&ts, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	ns += (uint64_t)until.tv_nsec;
+	until.tv_sec += (time_t)(ns / 1000000000ull);
+	until.tv_nsec = (long)(ns % 1000000000ull);
+	pthread_mutex_lock(&wake_lock);
+	/* stop is set under wake_lock, so that the signal cannot come between
+	 * the test and the wait. A wait that ends otherwise than by the
+	 * signal (ETIMEDOUT, or an error) ends the tick. */
+	while (!atomic_load(&stop) && !ret)
+		ret = pthread_cond_timedwait(&wake, &wake_lock, &until);
+	stopping = atomic_load(&stop);
+	pthread_mutex_unlock(&wake_lock);
+	return stopping;
+}
+
+/* The wait's clock is CLOCK_MONOTONIC: a change of the wall clock neither
+ * stretches nor skips a tick. 0 or -errno. */
+static int wake_init(void)
+{
+	pthread_condattr_t attr;
+	int ret;
+
+	ret = pthread_condattr_init(&attr);
+	if (ret)
+		return -ret;
+	ret = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	if (!ret)
+		ret = pthread_cond_init(&wake, &attr);
+	pthread_condattr_destroy(&attr);
+	if (ret)
+		return -ret;
+	pthread_mutex_init(&wake_lock, NULL);
+	return 0;
 }
 
 static void *policy_main(void *arg)
@@ -172,8 +212,7 @@ static void *policy_main(void *arg)
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	if (shim.env.policy == POLICY_EVICT)
 		evict_round();	/* clears the bits: the first idle period starts */
-	while (!atomic_load(&stop)) {
-		sleep_ns(tick);
+	while (!wait_tick(tick)) {
 		if (now_ns() - last_scan >= SCAN_NS) {
 			ranges_scan(shim.env.min_bytes);
 			last_scan = now_ns();
@@ -192,6 +231,9 @@ int policy_start(void)
 
 	rng = shim.env.seed ? shim.env.seed : 1;
 	atomic_store(&stop, false);
+	ret = wake_init();
+	if (ret)
+		return ret;
 	atomic_store(&shim.moving, true);
 	ret = pthread_create(&thread, NULL, policy_main, NULL);
 	if (ret) {
@@ -206,7 +248,10 @@ void policy_stop(void)
 {
 	if (!running)
 		return;
+	pthread_mutex_lock(&wake_lock);
 	atomic_store(&stop, true);
+	pthread_cond_signal(&wake);
+	pthread_mutex_unlock(&wake_lock);
 	pthread_join(thread, NULL);
 	running = false;
 	/* No migration in flight and none to come: the program's calls need

@@ -4,10 +4,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -18,6 +20,7 @@
 #include "tools/zdev-run.h"
 #include "uffd_probe.h"
 
+/* Only without pidfd_open (Linux before 5.3): how often the stop looks. */
 #define POLL_MS			10
 #define READY_TIMEOUT_MS	10000
 /* zdevd evicts every page back to its owner before it exits. */
@@ -33,9 +36,13 @@ int run_zdevd_check(const char *socket)
 	return 0;
 }
 
+/* zdevd's ready descriptor (--ready-fd), the write end of a pipe: the first
+ * after standard error, the only descriptor zdevd gets besides those. */
+#define READY_FD		3
+
 /* The child's side of the fork: never returns. */
 static void exec_zdevd(const char *exe, const char *socket, unsigned int ndevices,
-		       const char *memory, pid_t parent)
+		       const char *memory, pid_t parent, int ready)
 {
 	char devices[16];
 	sigset_t none;
@@ -53,6 +60,15 @@ static void exec_zdevd(const char *exe, const char *socket, unsigned int ndevice
 	signal(SIGPIPE, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* First, while no descriptor below it has moved: it may be one of
+	 * 0 to 2 if zdev-run was started with them closed. dup2() clears
+	 * O_CLOEXEC, which it does not do for a descriptor onto itself. */
+	if (ready == READY_FD) {
+		if (fcntl(READY_FD, F_SETFD, 0))
+			_exit(RUN_EXIT_FAIL);
+	} else if (dup2(ready, READY_FD) < 0) {
+		_exit(RUN_EXIT_FAIL);
+	}
 	fd = open("/dev/null", O_RDONLY);
 	if (fd >= 0 && fd != STDIN_FILENO) {
 		dup2(fd, STDIN_FILENO);
@@ -61,11 +77,11 @@ static void exec_zdevd(const char *exe, const char *socket, unsigned int ndevice
 	/* Standard output is the program's alone. */
 	dup2(STDERR_FILENO, STDOUT_FILENO);
 #ifdef SYS_close_range
-	syscall(SYS_close_range, 3, ~0u, 0);
+	syscall(SYS_close_range, READY_FD + 1, ~0u, 0);
 #endif
 	snprintf(devices, sizeof(devices), "%u", ndevices);
-	execl(exe, exe, "--foreground", "--socket", socket, "--devices", devices, "--memory", memory,
-	      (char *)NULL);
+	execl(exe, exe, "--ready-fd", "3", "--foreground", "--socket", socket, "--devices", devices,
+	      "--memory", memory, (char *)NULL);
 	log_err("%s: %s", exe, strerror(errno));
 	_exit(RUN_EXIT_FAIL);
 }
@@ -79,35 +95,96 @@ static void describe_status(char *buf, size_t len, int status)
 		snprintf(buf, len, "exit status %d", WEXITSTATUS(status));
 }
 
-static int wait_ready(struct run_zdevd *z, const char *exe)
+static int64_t now_ms(void)
 {
-	char what[64];
-	int status;
+	struct timespec ts;
 
-	int ret = -ETIMEDOUT;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
-	for (int waited = 0; waited < READY_TIMEOUT_MS; waited += POLL_MS) {
-		if (!run_zdevd_check(z->socket))
-			return 0;
-		if (wait4(z->pid, &status, WNOHANG, &z->ru) == z->pid) {
-			z->pid = 0;
-			describe_status(what, sizeof(what), status);
-			log_err("%s exited at start (%s); its message, if any, is above", exe, what);
-			return -ECHILD;
-		}
+/*
+ * Waits until fd is readable (or hung up), for at most timeout_ms. 1 when it
+ * is, 0 at the timeout, -EINTR when run_hurry is set, -errno on failure.
+ * The signals that set run_hurry are blocked but while ppoll() waits, so
+ * that one that comes just before the wait still ends it.
+ */
+static int wait_readable(int fd, int timeout_ms)
+{
+	const int64_t deadline = now_ms() + timeout_ms;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	sigset_t hurry, unblocked;
+	int ret;
+
+	sigemptyset(&hurry);
+	sigaddset(&hurry, SIGINT);
+	sigaddset(&hurry, SIGQUIT);
+	sigaddset(&hurry, SIGTERM);
+	sigaddset(&hurry, SIGHUP);
+	sigprocmask(SIG_BLOCK, &hurry, &unblocked);
+	for (;;) {
+		int64_t left = deadline - now_ms();
+		struct timespec ts = { .tv_sec = left > 0 ? left / 1000 : 0,
+				       .tv_nsec = left > 0 ? left % 1000 * 1000000 : 0 };
+
 		if (run_hurry) {
 			ret = -EINTR;
-			goto out_kill;
+			break;
 		}
-		usleep(POLL_MS * 1000);
+		ret = ppoll(&p, 1, &ts, &unblocked);
+		if (ret >= 0 || errno != EINTR) {
+			ret = ret < 0 ? -errno : ret;
+			break;
+		}
 	}
-	log_err("%s did not accept connections on %s within %d s: killed", exe, z->socket,
-		READY_TIMEOUT_MS / 1000);
-out_kill:
+	sigprocmask(SIG_SETMASK, &unblocked, NULL);
+	return ret;
+}
+
+static void kill_now(struct run_zdevd *z)
+{
+	int status;
+
 	kill(z->pid, SIGKILL);
 	while (waitpid(z->pid, &status, 0) < 0 && errno == EINTR)
 		;
 	z->pid = 0;
+}
+
+/* Reads zdevd's word on the ready pipe: a newline once it serves, EOF if
+ * it exited first. */
+static int wait_ready(struct run_zdevd *z, const char *exe, int ready)
+{
+	char what[64], c;
+	int status, ret;
+	ssize_t n;
+
+	ret = wait_readable(ready, READY_TIMEOUT_MS);
+	if (ret == 0) {
+		log_err("%s did not accept connections on %s within %d s: killed", exe, z->socket,
+			READY_TIMEOUT_MS / 1000);
+		ret = -ETIMEDOUT;
+	} else if (ret < 0 && ret != -EINTR) {
+		log_err("waiting for %s: %s", exe, strerror(-ret));
+	}
+	if (ret < 0)
+		goto out_kill;
+	while ((n = read(ready, &c, 1)) < 0 && errno == EINTR)
+		;
+	if (n == 1)
+		return 0;
+	/* EOF: it exited, or closed the descriptor without a word and will
+	 * never give it. An exiting process has its exit status before it
+	 * closes its descriptors, which SIGKILL does not change then. */
+	kill(z->pid, SIGKILL);
+	while (wait4(z->pid, &status, 0, &z->ru) < 0 && errno == EINTR)
+		;
+	z->pid = 0;
+	describe_status(what, sizeof(what), status);
+	log_err("%s exited at start (%s); its message, if any, is above", exe, what);
+	return -ECHILD;
+out_kill:
+	kill_now(z);
 	return ret;
 }
 
@@ -131,7 +208,7 @@ int run_zdevd_start(struct run_zdevd *z, const char *exe, const char *dir, unsig
 		    const char *memory)
 {
 	pid_t parent = getpid();
-	int ret;
+	int ready[2], ret;
 
 	ret = check_uffd();
 	if (ret)
@@ -141,33 +218,84 @@ int run_zdevd_start(struct run_zdevd *z, const char *exe, const char *dir, unsig
 		log_err("%s: too long for a socket", dir);
 		return -ENAMETOOLONG;
 	}
+	if (pipe2(ready, O_CLOEXEC)) {
+		ret = -errno;
+		log_err("pipe: %s", strerror(-ret));
+		return ret;
+	}
 	z->pid = fork();
 	if (z->pid < 0) {
 		ret = -errno;
 		z->pid = 0;
 		log_err("fork: %s", strerror(-ret));
-		return ret;
+		goto out_close_pipe;
 	}
 	if (!z->pid)
-		exec_zdevd(exe, z->socket, ndevices, memory, parent);
-	return wait_ready(z, exe);
+		exec_zdevd(exe, z->socket, ndevices, memory, parent, ready[1]);
+	/* zdevd's is now the only write end: its exit is EOF. */
+	close(ready[1]);
+	ready[1] = -1;
+	ret = wait_ready(z, exe, ready[0]);
+out_close_pipe:
+	close(ready[0]);
+	if (ready[1] >= 0)
+		close(ready[1]);
+	return ret;
+}
+
+/* Without pidfd_open: looks every POLL_MS. 1 when zdevd exited (reaped into
+ * *status), 0 at the timeout or when run_hurry is set. */
+static int reap_polling(struct run_zdevd *z, int *status)
+{
+	for (int waited = 0;; waited += POLL_MS) {
+		pid_t r = wait4(z->pid, status, WNOHANG, &z->ru);
+
+		if (r == z->pid || (r < 0 && errno != EINTR))
+			return 1;
+		if (waited >= STOP_TIMEOUT_MS || run_hurry)
+			return 0;
+		usleep(POLL_MS * 1000);
+	}
+}
+
+/* zdevd's exit, without a sleep: its pidfd becomes readable when it exits.
+ * As reap_polling(), or -ENOSYS (or another -errno) when there is no pidfd
+ * to wait on. */
+static int reap_pidfd(struct run_zdevd *z, int *status)
+{
+#ifdef SYS_pidfd_open
+	int pidfd = (int)syscall(SYS_pidfd_open, z->pid, 0), ret;
+
+	if (pidfd < 0)
+		return -errno;
+	ret = wait_readable(pidfd, STOP_TIMEOUT_MS);
+	close(pidfd);
+	/* A ppoll() that failed leaves it to polling. */
+	if (ret < 0 && ret != -EINTR)
+		return ret;
+	if (ret <= 0)
+		return 0;
+	while (wait4(z->pid, status, 0, &z->ru) < 0 && errno == EINTR)
+		;
+	return 1;
+#else
+	(void)z;
+	(void)status;
+	return -ENOSYS;
+#endif
 }
 
 /* Waits for zdevd to exit, up to STOP_TIMEOUT_MS or until run_hurry; then
  * kills it. Its wait status. */
 static int reap(struct run_zdevd *z)
 {
-	int status = 0;
+	int status = 0, ret;
 
-	for (int waited = 0;; waited += POLL_MS) {
-		pid_t r = wait4(z->pid, &status, WNOHANG, &z->ru);
-
-		if (r == z->pid || (r < 0 && errno != EINTR))
-			return status;
-		if (waited >= STOP_TIMEOUT_MS || run_hurry)
-			break;
-		usleep(POLL_MS * 1000);
-	}
+	ret = reap_pidfd(z, &status);
+	if (ret < 0)
+		ret = reap_polling(z, &status);
+	if (ret > 0)
+		return status;
 	if (!run_hurry)
 		log_warn("zdevd did not exit within %d s of SIGTERM: killed", STOP_TIMEOUT_MS / 1000);
 	kill(z->pid, SIGKILL);

@@ -38,8 +38,11 @@ static int query(const char *path, struct zmsg_status_ok *out)
 static void print_status(const struct zmsg_status_ok *s, bool json)
 {
 	if (json) {
-		printf("{\"clients\":%u,\"clients_total\":%llu,\"devices\":[", s->clients,
-		       (unsigned long long)s->clients_total);
+		printf("{\"clients\":%u,\"clients_total\":%llu,\"kernel_faults\":%s,"
+		       "\"fork_events\":%s,\"devices\":[", s->clients,
+		       (unsigned long long)s->clients_total,
+		       s->features & ZFEAT_KERNEL_FAULTS ? "true" : "false",
+		       s->features & ZFEAT_FORK_EVENTS ? "true" : "false");
 		for (unsigned int i = 0; i < s->ndevices; i++) {
 			const struct zmsg_status_device *d = &s->dev[i];
 
@@ -68,6 +71,10 @@ static void print_status(const struct zmsg_status_ok *s, bool json)
 		       (unsigned long long)d->pool_limit_pages,
 		       (unsigned long long)d->peak_pages_used);
 	}
+	/* What every client gets; zdev_get_features(3) says what each means. */
+	printf("kernel-mode faults: %s\nfork events: %s\n",
+	       s->features & ZFEAT_KERNEL_FAULTS ? "yes" : "no (system calls on device pages fail with EFAULT)",
+	       s->features & ZFEAT_FORK_EVENTS ? "yes" : "no (device pages come home before a fork)");
 }
 
 static void print_stats_json(const struct zmsg_status_ok *s)

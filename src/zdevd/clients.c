@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "migrate.h"
+#include "uffd_compat.h"
 #include "zdevd/clients.h"
 #include "zdevd/proof.h"
 #include "zmm.h"
@@ -108,9 +109,12 @@ static bool has_unclaimed(struct zdevd *d, pid_t parent_pid)
 
 bool clients_fork_pending(struct zdevd *d, pid_t parent_pid)
 {
-	struct zmm *parent = clients_find(d, parent_pid);
+	struct zmm *parent;
 	bool expect_event;
 
+	if (!(d->devs.uffd_features & UFFD_FEATURE_EVENT_FORK))
+		return false;
+	parent = clients_find(d, parent_pid);
 	/* Without registered memory the parent's fork raised no event. A
 	 * parent already gone may have had one: look for a while either way. */
 	expect_event = !parent || atomic_load(&parent->registered);

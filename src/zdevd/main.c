@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,7 @@
 static const char usage[] =
 	"usage: zdevd [--socket PATH] [--devices N] [--memory SIZE] [--chunk SIZE]\n"
 	"             [--client-memory SIZE] [--client-registered SIZE] [--client-handles N]\n"
-	"             [--pool-debug] [--foreground] [--verbose]\n";
+	"             [--pool-debug] [--foreground] [--ready-fd FD] [--verbose]\n";
 
 static int parse_size(const char *s, size_t *out)
 {
@@ -48,6 +49,28 @@ static int parse_size(const char *s, size_t *out)
 	return 0;
 }
 
+/* --ready-fd: a descriptor zdevd was started with. Setting FD_CLOEXEC
+ * checks that it is open, so a wrong number fails at start, not when
+ * zdevd is ready. 0 or -EINVAL with a message. */
+static int parse_ready_fd(const char *s, int *out)
+{
+	char *end;
+	long fd;
+
+	errno = 0;
+	fd = strtol(s, &end, 10);
+	if (errno || end == s || *end || fd < 0 || fd > INT_MAX) {
+		fprintf(stderr, "zdevd: --ready-fd takes a file descriptor\n");
+		return -EINVAL;
+	}
+	if (fcntl((int)fd, F_SETFD, FD_CLOEXEC)) {
+		fprintf(stderr, "zdevd: --ready-fd %ld: %s\n", fd, strerror(errno));
+		return -EINVAL;
+	}
+	*out = (int)fd;
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct zdevd_config *cfg)
 {
 	static const struct option opts[] = {
@@ -61,6 +84,7 @@ static int parse_args(int argc, char **argv, struct zdevd_config *cfg)
 		{ "client-memory", required_argument, NULL, 'M' },
 		{ "client-registered", required_argument, NULL, 'R' },
 		{ "client-handles", required_argument, NULL, 'H' },
+		{ "ready-fd", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -71,10 +95,11 @@ static int parse_args(int argc, char **argv, struct zdevd_config *cfg)
 		.devs = { .ndevices = 2, .memory = 1ul << 30, .chunk = 256ul << 20,
 			  .client_registered = 1ul << 40 },
 		.client_handles = 256,
+		.ready_fd = -1,
 	};
 	if (proto_default_socket(cfg->socket_path, sizeof(cfg->socket_path)))
 		return -ENAMETOOLONG;
-	while ((c = getopt_long(argc, argv, "s:d:m:c:fvDhM:R:H:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:d:m:c:fvDhM:R:H:r:", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			if (snprintf(cfg->socket_path, sizeof(cfg->socket_path), "%s", optarg) >=
@@ -107,6 +132,10 @@ static int parse_args(int argc, char **argv, struct zdevd_config *cfg)
 				fprintf(stderr, "zdevd: bad size '%s' (a number with K, M or G)\n", optarg);
 				return -EINVAL;
 			}
+			break;
+		case 'r':
+			if (parse_ready_fd(optarg, &cfg->ready_fd))
+				return -EINVAL;
 			break;
 		case 'f': cfg->foreground = true; break;
 		case 'v': cfg->verbose = true; break;
@@ -185,12 +214,34 @@ static void probe_uffd(struct zdevd *d)
 		return;
 	}
 	d->devs.uffd_features = caps.features & wanted;
+	if (!caps.event_fork) {
+		d->devs.uffd_features &= ~(uint64_t)UFFD_FEATURE_EVENT_FORK;
+		log_info("no fork events (they need CAP_SYS_PTRACE): clients bring their device pages home before they fork");
+	}
 	fd = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
 	d->devnode_ok = fd >= 0;
 	if (fd >= 0)
 		close(fd);
 	else
 		log_info("no /dev/userfaultfd: clients get user-mode-only uffds");
+}
+
+/* Tells whoever started zdevd that its socket accepts connections and the
+ * loop is about to serve them: a newline on the ready descriptor, which is
+ * then closed. A starter that reads EOF instead knows zdevd exited first. */
+static void notify_ready(struct zdevd *d)
+{
+	ssize_t n;
+
+	if (d->cfg.ready_fd < 0)
+		return;
+	while ((n = write(d->cfg.ready_fd, "\n", 1)) < 0 && errno == EINTR)
+		;
+	/* Nobody reading is no reason not to serve. */
+	if (n != 1)
+		log_warn("--ready-fd %d: %s", d->cfg.ready_fd, n < 0 ? strerror(errno) : "short write");
+	close(d->cfg.ready_fd);
+	d->cfg.ready_fd = -1;
 }
 
 int main(int argc, char **argv)
@@ -226,6 +277,7 @@ int main(int argc, char **argv)
 	}
 	log_info("serving %u devices of %zu MiB on %s", d.cfg.devs.ndevices, d.cfg.devs.memory >> 20,
 		  d.cfg.socket_path);
+	notify_ready(&d);
 	ret = loop_run(&d);
 	/* Shutdown: no new clients, no request in flight, every page back
 	 * with its owner, then the loop's own references, then the pools. */

@@ -74,6 +74,18 @@ static int check_range(uint64_t addr, uint64_t npages)
 
 /* ---- handshake ---- */
 
+/* What every client of this zdevd gets, whatever its own privileges. */
+static uint32_t daemon_features(const struct zdevd *d)
+{
+	uint32_t f = 0;
+
+	if (d->devnode_ok)
+		f |= ZFEAT_KERNEL_FAULTS;
+	if (d->devs.uffd_features & UFFD_FEATURE_EVENT_FORK)
+		f |= ZFEAT_FORK_EVENTS;
+	return f;
+}
+
 static int on_hello(struct session *s, const struct zmsg_hello *h)
 {
 	union zmsg m;
@@ -83,6 +95,7 @@ static int on_hello(struct session *s, const struct zmsg_hello *h)
 	m.hello_ok.version = ZDEV_PROTO_VERSION;
 	m.hello_ok.ndevices = s->d->devs.ndevices;
 	m.hello_ok.daemon_pid = getpid();
+	m.hello_ok.features = daemon_features(s->d) & ZFEAT_FORK_EVENTS;
 	if (h->version != ZDEV_PROTO_VERSION)
 		m.hello_ok.status = -EPROTO;
 	else if (h->pid != s->pid)
@@ -357,6 +370,7 @@ static void fill_status(struct zdevd *d, union zmsg *m)
 	m->status_ok.ndevices = d->cfg.devs.ndevices;
 	pthread_mutex_lock(&d->mms_lock);
 	m->status_ok.clients = d->nclients;
+	m->status_ok.features = daemon_features(d);
 	m->status_ok.clients_total = d->clients_total;
 	pthread_mutex_unlock(&d->mms_lock);
 	m->status_ok.cpu_faults = atomic_load(&d->devs.totals.cpu_faults);
@@ -553,6 +567,22 @@ static int on_device_request(struct session *s, const struct zmsg_req *r, int ty
 	return reply_pages(s, r->hdr.seq, ret, ret && ret != -ENOENT ? 0 : cpages, faults);
 }
 
+/*
+ * FORK_PREPARE: the process is about to fork and zdevd will get no fork
+ * event, so the child's copy of every mapping loses its registration, and a
+ * page left on the device would read as zeros there. Every page comes home
+ * first; the client sends no request that moves pages out until it forked.
+ */
+static int request_fork_prepare(struct session *s, const struct zmsg_req *r)
+{
+	uint64_t cpages = 0;
+	int ret;
+
+	zmm_wait_events(s->mm);
+	ret = migrate_evict(s->mm, -1, &cpages);
+	return reply_pages(s, r->hdr.seq, ret, cpages, 0);
+}
+
 static int on_request(struct session *s, union zmsg *m, int type)
 {
 	const struct zmsg_req *r = &m->req;
@@ -567,6 +597,8 @@ static int on_request(struct session *s, union zmsg *m, int type)
 		return reply_status(s, r->hdr.seq, -ENOTCONN);
 	if (type == ZMSG_XMOVED)
 		return request_xmoved(s, r);
+	if (type == ZMSG_FORK_PREPARE)
+		return request_fork_prepare(s, r);
 	if (r->device >= s->d->devs.ndevices)
 		return reply_status(s, r->hdr.seq, -ENODEV);
 	if (type != ZMSG_OPEN && !(s->mm->open_devices & (1ull << r->device)))
@@ -593,7 +625,7 @@ static int on_message(struct session *s, union zmsg *m, int type, int fd)
 	case ZMSG_READ: case ZMSG_WRITE: case ZMSG_SNAPSHOT: case ZMSG_RELEASE:
 	case ZMSG_SET_FLAGS: case ZMSG_STATS: case ZMSG_STATUS: case ZMSG_EXCLUSIVE:
 	case ZMSG_CHECK_EXCLUSIVE: case ZMSG_ATOMIC_ADD: case ZMSG_XMOVED: case ZMSG_RESCUE:
-	case ZMSG_EXCLUSIVE_HELD:
+	case ZMSG_EXCLUSIVE_HELD: case ZMSG_FORK_PREPARE:
 		if (fd >= 0)
 			close(fd);
 		if (!s->hello && type != ZMSG_STATUS)

@@ -25,6 +25,7 @@ struct zdevd_config {
 	unsigned int client_handles;	/* device handles a client may hold (0: no limit) */
 	bool foreground;
 	bool verbose;
+	int ready_fd;			/* told when zdevd serves (--ready-fd), or -1 */
 };
 
 struct zdevd {
