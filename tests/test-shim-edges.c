@@ -562,19 +562,6 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-/*
- * GCC's AddressSanitizer runtime leaves a fork child deadlocked when it
- * starts a thread (libzdev starts its agent there) after another thread
- * of the parent was in mmap at the fork: that happens without zdev too, so
- * under it the thread below changes its mapping with mremap and munmap
- * alone, which take the shim's ranges lock all the same.
- */
-#ifdef __SANITIZE_ADDRESS__
-#define MAPPER_MMAPS	false
-#else
-#define MAPPER_MMAPS	true
-#endif
-
 /* Maps, grows, shrinks and unmaps without end: the shim's ranges change
  * at every fork. */
 static void *mapper_main(void *arg)
@@ -583,20 +570,17 @@ static void *mapper_main(void *arg)
 
 	(void)arg;
 	while (!atomic_load(&writers_stop)) {
-		char *grown = mremap(m, 2 * MIB, 4 * MIB, MREMAP_MAYMOVE);
+		char *grown = mremap(m, 2 * MIB, 4 * MIB, MREMAP_MAYMOVE), *fresh;
 
 		if (grown == MAP_FAILED)
 			continue;
 		grown[3 * MIB] = 1;
 		m = mremap(grown, 4 * MIB, 2 * MIB, 0);
-		if (MAPPER_MMAPS) {
-			char *fresh = mmap(NULL, 2 * MIB, PROT_READ | PROT_WRITE,
-					   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-			if (fresh != MAP_FAILED) {
-				fresh[0] = 1;
-				munmap(fresh, 2 * MIB);
-			}
+		fresh = mmap(NULL, 2 * MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			     -1, 0);
+		if (fresh != MAP_FAILED) {
+			fresh[0] = 1;
+			munmap(fresh, 2 * MIB);
 		}
 	}
 	munmap(m, 2 * MIB);
