@@ -382,37 +382,71 @@ out_unlock:
 	return ret;
 }
 
+/* The part of v to register for [start, end): the whole mapping when whole,
+ * else the 2 MiB windows around the range. false when none of it is. */
+static bool register_span(const struct vma *v, uint64_t start, uint64_t end, bool whole,
+			  uint64_t *s, uint64_t *e)
+{
+	const uint64_t ws = win_down(start), we = win_up(end);
+
+	if (!(v->flags & VMA_ANON))
+		return false;
+	if (whole) {
+		*s = v->start;
+		*e = v->end;
+		return v->start < end && v->end > start;
+	}
+	*s = v->start > ws ? v->start : ws;
+	*e = v->end < we ? v->end : we;
+	return *s < *e;
+}
+
+/* Charges the registration of [start, end) whole or by windows. */
+static int charge_spans(struct zmm *mm, const struct vma_list *vmas, uint64_t start, uint64_t end,
+			bool whole)
+{
+	uint64_t span = 0, lo = UINT64_MAX, hi = 0, s, e;
+
+	for (size_t i = 0; i < vmas->n; i++) {
+		if (!register_span(&vmas->v[i], start, end, whole, &s, &e))
+			continue;
+		span += e - s;
+		lo = s < lo ? s : lo;
+		hi = e > hi ? e : hi;
+	}
+	return span ? charge_registration(mm, lo, hi, span) : 0;
+}
+
+/*
+ * Every private anonymous mapping the range lies in is registered whole: a
+ * registration that covered part of a mapping would split it in two VMAs,
+ * and the program's mremap, which grows or moves only a range that one VMA
+ * holds, would fail with EFAULT where it works without zdev. Neighbouring
+ * mappings that only the range's 2 MiB windows reach meet no device and are
+ * left alone. Only when the whole mappings would pass the client's limit on
+ * registered bytes are the windows around the range registered instead.
+ */
 int uffd_dev_register(struct zmm *mm, const struct vma_list *vmas, uint64_t start, uint64_t end)
 {
-	const uint64_t win = 1ull << WIN_SHIFT;
-	const uint64_t ws = start & ~(win - 1), we = (end + win - 1) & ~(win - 1);
-	uint64_t span = 0;
+	bool whole = true;
+	uint64_t s, e;
 	int ret;
 
-	for (size_t i = 0; i < vmas->n; i++) {
-		const struct vma *v = &vmas->v[i];
-		uint64_t s = v->start > ws ? v->start : ws, e = v->end < we ? v->end : we;
-
-		if (s < e && (v->flags & VMA_ANON))
-			span += e - s;
+	ret = charge_spans(mm, vmas, start, end, true);
+	if (ret == -EDQUOT) {
+		whole = false;
+		ret = charge_spans(mm, vmas, start, end, false);
 	}
-	ret = charge_registration(mm, ws, we, span);
 	if (ret)
 		return ret;
-
-	/* Whole windows of each private anonymous mapping the range touches:
-	 * neighbouring registrations stay merged into one VMA, and memory that
-	 * never meets a device is never registered, so touching it costs
-	 * nothing. Registering again with the same uffd changes nothing, so
-	 * nothing is cached that munmap or mremap could make stale. */
+	/* Registering again with the same uffd changes nothing, so nothing
+	 * is cached that munmap or mremap could make stale. */
 	for (size_t i = 0; i < vmas->n; i++) {
-		const struct vma *v = &vmas->v[i];
 		struct uffdio_register reg = {
 			.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
 		};
-		uint64_t s = v->start > ws ? v->start : ws, e = v->end < we ? v->end : we;
 
-		if (s >= e || !(v->flags & VMA_ANON))
+		if (!register_span(&vmas->v[i], start, end, whole, &s, &e))
 			continue;
 		reg.range.start = s;
 		reg.range.len = e - s;

@@ -146,6 +146,22 @@ bool ranges_excluded(uint64_t start, uint64_t end)
 	return hit;
 }
 
+void ranges_fork_prepare(void)
+{
+	spin_lock(&lock);
+}
+
+void ranges_fork_parent(void)
+{
+	spin_unlock(&lock);
+}
+
+void ranges_fork_child(void)
+{
+	/* The forking thread, the child's only one, held it. */
+	spin_unlock(&lock);
+}
+
 /* ---- the scan ---- */
 
 /*

@@ -24,6 +24,11 @@ void ranges_exclude(uint64_t start, uint64_t end);
 /* Whether [start, end) overlaps an excluded range. */
 bool ranges_excluded(uint64_t start, uint64_t end);
 
+/* pthread_atfork handlers: the lock is held across fork. */
+void ranges_fork_prepare(void);
+void ranges_fork_parent(void);
+void ranges_fork_child(void);
+
 /* Rebuilds the managed table from /proc/self/maps: 0 or -errno (the table
  * is left as it was). */
 int ranges_scan(uint64_t min_bytes);

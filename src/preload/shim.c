@@ -56,16 +56,40 @@ static void at_fork_parent(void)
 }
 
 /* First of the child's handlers: libzdev's, which run next, may take
- * memory, and must not meet the lock the parent's fork held. */
+ * memory, and must not meet the locks the parent's fork held. */
 static void at_fork_child_first(void)
 {
+	ranges_fork_child();
 	atomic_store(&stats_written, false);
 	policy_forget_in_child();
 }
 
-/* Last: the policy starts again once libzdev has made the child a client. */
+/*
+ * The handle the parent opened speaks on the parent's connection, which
+ * libzdev closed in the child: the child's policy and statistics need one
+ * of the child's own, or every migration the child asks for fails and its
+ * statistics are the parent's. libzdev's child handler has had zdevd pair
+ * the child with its uffd, so this opens a device on the child's own
+ * connection. The parent's handle is left as it is: closing it would speak
+ * on a connection that is not ours.
+ */
+static void reopen_device_in_child(void)
+{
+	struct zdev *dev;
+
+	if (!shim.dev)
+		return;
+	if (zdev_open(shim.env.socket[0] ? shim.env.socket : NULL, shim.env.device, &dev)) {
+		shim.dev = NULL;
+		return;
+	}
+	shim.dev = dev;
+}
+
+/* Last: the policy starts again once the child has a handle of its own. */
 static void at_fork_child_last(void)
 {
+	reopen_device_in_child();
 	policy_restart_in_child();
 }
 
@@ -114,7 +138,17 @@ __attribute__((constructor)) static void shim_init(void)
 	if (bad)
 		fprintf(stderr, "zdev: %s: not understood, the default is used\n", bad);
 	state_find_ours();
-	pthread_atfork(NULL, NULL, at_fork_child_first);
+	/*
+	 * Before libzdev registers its own (in connect_device): prepare
+	 * handlers run in the reverse order of registration, so the ranges'
+	 * lock is taken after libzdev's prepare handler has run, and child
+	 * and parent handlers run in order, so it is free again before
+	 * libzdev's run. libzdev's handlers may map memory (its child handler
+	 * maps the fork proof page), and an interposed mmap takes that lock.
+	 * Held across fork, it is never inherited locked by a thread the
+	 * child does not have, nor the table half changed.
+	 */
+	pthread_atfork(ranges_fork_prepare, ranges_fork_parent, at_fork_child_first);
 	connect_device();
 	ranges_scan(shim.env.min_bytes);
 	shim.ready = true;

@@ -39,7 +39,7 @@ extern struct shim shim;
 extern int shim_stderr;
 
 /* Finds libzdev and the shim in the process: their code, and their data,
- * which is excluded from the managed ranges. */
+ * which is excluded from the managed ranges, as is a sanitizer's shadow. */
 void state_find_ours(void);
 /* Whether the return address ra lies in libzdev or the shim, whose own
  * mappings and signal handling are never the program's. */

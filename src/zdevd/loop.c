@@ -325,13 +325,28 @@ static void serve_uffd_msgs(struct loop *l, struct zmm *mm, struct uffd_msg *msg
 			log_warn("pid %d: reading its uffd: %m", (int)mm->pid);
 			return;
 		}
-		for (ssize_t i = 0; i < n / (ssize_t)sizeof(msgs[0]); i++) {
-			int ret = on_msg(l, mm, &msgs[i], def, &ndef);
+		/*
+		 * The events first, then the faults, though a read returns the
+		 * faults first. The kernel takes an event as delivered once
+		 * read: fork and mremap go on, and stop refusing our copies
+		 * with EAGAIN, before on_msg has seen the event. A fault served
+		 * first would act on the address space as it was: a device
+		 * page brought home in the parent after fork copied its page
+		 * tables would be left out of the child's share, which then
+		 * reads zeros there.
+		 */
+		for (int faults = 0; faults < 2; faults++) {
+			for (ssize_t i = 0; i < n / (ssize_t)sizeof(msgs[0]); i++) {
+				int ret;
 
-			if (ret && ret != -EAGAIN)
-				log_warn("pid %d: fault at %#llx: %s", (int)mm->pid,
-					  (unsigned long long)msgs[i].arg.pagefault.address,
-					  strerror(-ret));
+				if ((msgs[i].event == UFFD_EVENT_PAGEFAULT) != faults)
+					continue;
+				ret = on_msg(l, mm, &msgs[i], def, &ndef);
+				if (ret && ret != -EAGAIN)
+					log_warn("pid %d: fault at %#llx: %s", (int)mm->pid,
+						  (unsigned long long)msgs[i].arg.pagefault.address,
+						  strerror(-ret));
+			}
 		}
 		/* Faults refused while events were pending: the events are
 		 * read now, so the retry goes through. */
