@@ -35,9 +35,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
+#include "client_mem.h"
 #include "exclusive_map.h"
 #include "page.h"
 #include "uffd_dev.h"
@@ -57,16 +57,6 @@ struct xview {
 	uint16_t *st;		/* per page */
 };
 
-static int remote_read(pid_t pid, void *local, uint64_t remote, size_t len)
-{
-	struct iovec l = { local, len }, r = { (void *)(uintptr_t)remote, len };
-	ssize_t n = process_vm_readv(pid, &l, 1, &r, 1, 0);
-
-	if (n < 0)
-		return -errno;
-	return (size_t)n == len ? 0 : -EFAULT;
-}
-
 /* The client's map over the range; pages outside every leaf read as 0. */
 static int read_states(struct zmm *mm, uint64_t vpn, uint64_t n, uint16_t *st)
 {
@@ -82,7 +72,7 @@ static int read_states(struct zmm *mm, uint64_t vpn, uint64_t n, uint16_t *st)
 	leaves = calloc(last - first + 1, sizeof(*leaves));
 	if (!leaves)
 		return -ENOMEM;
-	ret = remote_read(mm->pid, leaves, mm->xmap_dir + first * sizeof(uint64_t),
+	ret = client_mem_read(mm, leaves, mm->xmap_dir + first * sizeof(uint64_t),
 			  (last - first + 1) * sizeof(uint64_t));
 	for (uint64_t l = first; !ret && l <= last; l++) {
 		uint64_t lo = l << XMAP_LEAF_SHIFT, hi = lo + XMAP_LEAF_PAGES;
@@ -91,7 +81,7 @@ static int read_states(struct zmm *mm, uint64_t vpn, uint64_t n, uint16_t *st)
 			continue;
 		lo = lo > vpn ? lo : vpn;
 		hi = hi < vpn + n ? hi : vpn + n;
-		ret = remote_read(mm->pid, st + (lo - vpn),
+		ret = client_mem_read(mm, st + (lo - vpn),
 				  leaves[l - first] + (lo & (XMAP_LEAF_PAGES - 1)) * sizeof(*st),
 				  (hi - lo) * sizeof(*st));
 	}
@@ -481,17 +471,7 @@ static int mem_rw(struct zmm *mm, bool write, void *buf, uint64_t addr, size_t l
 	 * memory, where /proc/PID/mem fails rather than wait for a uffd. */
 	uffd_dev_fill_holes(mm, addr & ~(PG_SIZE - 1),
 			    ((addr + len + PG_SIZE - 1) & ~(PG_SIZE - 1)) / PG_SIZE - addr / PG_SIZE);
-	for (size_t done = 0; done < len;) {
-		ssize_t n = write ? pwrite(fd, (char *)buf + done, len - done, (off_t)(addr + done))
-				  : pread(fd, (char *)buf + done, len - done, (off_t)(addr + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EFAULT;
-		done += (size_t)n;
-	}
-	return 0;
+	return client_mem_access(mm, fd, write, buf, addr, len);
 }
 
 int excl_atomic_add(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t delta,
@@ -534,23 +514,15 @@ int excl_atomic_add(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t de
 /* The device reads its atomic mapping of the whole range into buf. */
 static int read_held(struct zmm *mm, uint64_t addr, uint64_t npages, uint64_t buf)
 {
-	struct iovec l, r;
 	uint8_t *bounce;
-	ssize_t n;
 	int ret;
 
 	bounce = malloc(npages * PG_SIZE);
 	if (!bounce)
 		return -ENOMEM;
 	ret = mem_rw(mm, false, bounce, addr, npages * PG_SIZE);
-	if (ret)
-		goto out_free;
-	l = (struct iovec){ bounce, npages * PG_SIZE };
-	r = (struct iovec){ (void *)(uintptr_t)buf, npages * PG_SIZE };
-	n = process_vm_writev(mm->pid, &l, 1, &r, 1, 0);
-	if (n < 0 || (size_t)n != npages * PG_SIZE)
-		ret = n < 0 ? -errno : -EFAULT;
-out_free:
+	if (!ret)
+		ret = client_mem_write(mm, bounce, buf, npages * PG_SIZE);
 	free(bounce);
 	return ret;
 }
@@ -640,14 +612,9 @@ static int snapshot_window(struct zmm *mm, uint64_t addr, uint64_t npages, uint6
 	/* The kernel's snapshot does not fault, and a device-exclusive entry
 	 * is not present to it: NONE, whichever device holds the page (our
 	 * PROT_NONE would have read as ERROR). */
-	for (uint64_t i = 0; i < npages && !ret; i++) {
-		struct iovec l = { (void *)&none, 1 }, r = { (void *)(uintptr_t)(buf + i), 1 };
-
-		if (!(v.st[i] & XS_EXCL) || !vma_none(v.vma[i]))
-			continue;
-		if (process_vm_writev(mm->pid, &l, 1, &r, 1, 0) != 1)
-			ret = -EFAULT;
-	}
+	for (uint64_t i = 0; i < npages && !ret; i++)
+		if ((v.st[i] & XS_EXCL) && vma_none(v.vma[i]))
+			ret = client_mem_write(mm, &none, buf + i, 1);
 	view_free(&v);
 	return ret;
 }

@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/uio.h>
 
+#include "client_mem.h"
 #include "mirror.h"
 #include "page.h"
 #include "uffd_compat.h"
@@ -39,18 +39,6 @@ static int check_access(const struct vma_list *vmas, uint64_t addr, uint64_t npa
 			if (!(vmas_find(vmas, addr + i * PG_SIZE)->flags & VMA_WRITE))
 				return -EPERM;
 	return 0;
-}
-
-/* Copies between the client and a local buffer, one iovec per contiguous run. */
-static int client_copy(pid_t pid, bool to_client, void *local, uint64_t remote, size_t len)
-{
-	struct iovec l = { local, len }, r = { (void *)(uintptr_t)remote, len };
-	ssize_t n = to_client ? process_vm_writev(pid, &l, 1, &r, 1, 0)
-			      : process_vm_readv(pid, &l, 1, &r, 1, 0);
-
-	if (n < 0)
-		return -errno;
-	return (size_t)n == len ? 0 : -EFAULT;
 }
 
 /* Whether a fork shares the device page of entry e (its count is above the
@@ -130,8 +118,8 @@ static int access_system_pages(struct access *a)
 	uffd_dev_fill_holes(a->mm, a->addr, a->npages);
 	for (uint64_t s = 0, e = 0;
 	     !ret && run_next_by(a->npages, &s, &e, in_system_memory, a->local);)
-		ret = client_copy(a->mm->pid, a->write, a->bounce + s * PG_SIZE,
-				  a->addr + s * PG_SIZE, (e - s) * PG_SIZE);
+		ret = client_mem_access(a->mm, -1, a->write, a->bounce + s * PG_SIZE,
+					a->addr + s * PG_SIZE, (e - s) * PG_SIZE);
 	return ret;
 }
 
@@ -180,13 +168,13 @@ int mirror_access(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npag
 	/* A write takes the data from the client first: reading the client's
 	 * buffer may fault, so never under mm->lock. */
 	if (write)
-		ret = client_copy(mm->pid, false, a.bounce, buf, npages * PG_SIZE);
+		ret = client_mem_read(mm, a.bounce, buf, npages * PG_SIZE);
 	if (!ret)
 		ret = access_device_pages(&a);
 	if (!ret)
 		ret = access_system_pages(&a);
 	if (!ret && !write)
-		ret = client_copy(mm->pid, true, a.bounce, buf, npages * PG_SIZE);
+		ret = client_mem_write(mm, a.bounce, buf, npages * PG_SIZE);
 	if (ret)
 		goto out_free;
 	mirror_map(&a);
@@ -249,7 +237,7 @@ int mirror_snapshot(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t np
 				  (pmd[i] ? ZDEV_PROT_PMD : 0);
 	}
 	pthread_mutex_unlock(&mm->lock);
-	ret = client_copy(mm->pid, true, prot, buf, npages);
+	ret = client_mem_write(mm, prot, buf, npages);
 	if (!ret)
 		*cpages = npages;
 out_free:

@@ -176,6 +176,21 @@ static int resolve_zero(struct zmm *mm, uint64_t addr, bool write)
 	return ret == -ENOENT || ret == -ESRCH ? 0 : ret;
 }
 
+/* A device page a CPU access brought back: a CPU fault, or for a page held
+ * exclusive, the kernel's MMU_NOTIFY_EXCLUSIVE revocation. */
+static void count_bring_back(struct zmm *mm, uint64_t e)
+{
+	const unsigned int dev = e_dev(e);
+
+	if ((e & E_HELD_EXCL) == E_HELD_EXCL) {
+		atomic_fetch_add_explicit(&mm->cnt[dev].exclusive_revokes, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&mm->ds->totals.exclusive_revokes, 1, memory_order_relaxed);
+	} else {
+		atomic_fetch_add_explicit(&mm->cnt[dev].cpu_faults, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&mm->ds->totals.cpu_faults, 1, memory_order_relaxed);
+	}
+}
+
 int uffd_dev_fault(struct zmm *mm, uint64_t addr, uint64_t flags)
 {
 	const uint64_t vpn = pg_vpn(addr);
@@ -191,25 +206,72 @@ int uffd_dev_fault(struct zmm *mm, uint64_t addr, uint64_t flags)
 		return 0;
 	}
 	if (e & E_DEVPRIV) {
-		unsigned int dev = e_dev(e);
-
 		ret = uffd_dev_bring_back_locked(mm, vpn, e, true);
-		if (!ret && (e & E_HELD_EXCL) == E_HELD_EXCL) {
-			/* The kernel's MMU_NOTIFY_EXCLUSIVE revocation. */
-			atomic_fetch_add_explicit(&mm->cnt[dev].exclusive_revokes, 1,
-						  memory_order_relaxed);
-			atomic_fetch_add_explicit(&mm->ds->totals.exclusive_revokes, 1,
-						  memory_order_relaxed);
-		} else if (!ret) {
-			atomic_fetch_add_explicit(&mm->cnt[dev].cpu_faults, 1, memory_order_relaxed);
-			atomic_fetch_add_explicit(&mm->ds->totals.cpu_faults, 1, memory_order_relaxed);
-		}
+		if (!ret)
+			count_bring_back(mm, e);
 		ret = ret ?: 1;
 	} else {
 		ret = resolve_zero(mm, addr & ~(PG_SIZE - 1), flags & UFFD_PAGEFAULT_FLAG_WRITE);
 	}
 	pthread_mutex_unlock(&mm->lock);
 	return ret;
+}
+
+/*
+ * Zeros for [addr, its window's end) as far as no device page lies in it, or
+ * for the page at addr alone where the run leaves the registered mapping;
+ * for a write to a present page, its write protection dropped (a stale
+ * marker). Caller holds mm->lock. 0, -EAGAIN while events are pending, or
+ * -EFAULT when the page is not one of ours that is merely missing.
+ */
+static int resolve_for_access_locked(struct zmm *mm, uint64_t addr, bool write)
+{
+	uint64_t n = plain_run_locked(mm, pg_vpn(addr));
+	int ret;
+
+	for (;;) {
+		struct uffdio_zeropage zero = { .range = { .start = addr, .len = n * PG_SIZE } };
+
+		ret = uffd_dev_ioctl(mm, UFFDIO_ZEROPAGE, &zero, true);
+		if (ret && zero.zeropage > 0)
+			ret = 0;
+		if ((ret == -EINVAL || ret == -ENOENT) && n > 1) {
+			n = 1;
+			continue;
+		}
+		break;
+	}
+	if (ret == -EEXIST && write) {
+		/* No migration owns the page (the caller looked), so a
+		 * write-protect marker on it is stale. */
+		struct uffdio_writeprotect wp = { .range = { .start = addr, .len = PG_SIZE } };
+
+		ret = uffd_dev_ioctl(mm, UFFDIO_WRITEPROTECT, &wp, true);
+	}
+	return ret == -EAGAIN ? ret : ret ? -EFAULT : 0;
+}
+
+int uffd_dev_resolve_for_access(struct zmm *mm, uint64_t addr, bool write)
+{
+	const uint64_t page = addr & ~(PG_SIZE - 1), vpn = pg_vpn(page);
+	uint64_t e;
+	int ret;
+
+	pthread_mutex_lock(&mm->lock);
+	e = ptable_get(&mm->pt, vpn);
+	if (e & E_BUSY) {
+		ret = -EAGAIN;
+	} else if (e & E_DEVPRIV) {
+		/* What the CPU fault this access would have raised does: the
+		 * page comes home, never zeros in its place. */
+		ret = uffd_dev_bring_back_locked(mm, vpn, e, true);
+		if (!ret)
+			count_bring_back(mm, e);
+	} else {
+		ret = resolve_for_access_locked(mm, page, write);
+	}
+	pthread_mutex_unlock(&mm->lock);
+	return ret == -EAGAIN ? ret : ret ? -EFAULT : 1;
 }
 
 void uffd_dev_fill_holes(struct zmm *mm, uint64_t addr, uint64_t npages)

@@ -50,6 +50,19 @@ int uffd_dev_bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t e, bool in
  * fail (/proc/PID/mem cannot wait for a uffd). Best effort. */
 void uffd_dev_fill_holes(struct zmm *mm, uint64_t addr, uint64_t npages);
 
+/*
+ * zdevd's own access to the client's memory (process_vm_readv/writev,
+ * /proc/PID/mem) failed at addr. A uffd made with UFFD_USER_MODE_ONLY fails
+ * such kernel-mode accesses to a missing page with EFAULT instead of
+ * raising a fault for zdevd, so this resolves what that fault would have: a
+ * device-private page comes home (counted as the CPU fault it stands for),
+ * never-touched pages get zeros, a stale write-protect marker goes. 1 when
+ * the access may be tried again, -EAGAIN when a migration owns the page or
+ * events are pending (try again shortly), -EFAULT when the page is not
+ * merely missing (a hole, a protection, memory not registered).
+ */
+int uffd_dev_resolve_for_access(struct zmm *mm, uint64_t addr, bool write);
+
 /* Event loop side. */
 /* A MISSING or WP fault at addr (flags: the uffd_msg's): 1 once a device page
  * came back for it (a CPU fault, counted in cpu_faults), 0 once resolved

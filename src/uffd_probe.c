@@ -36,9 +36,12 @@ int uffd_create(int flags)
 {
 	int fd = uffd_syscall(flags);
 
-	if (fd == -EPERM)
-		fd = uffd_devnode(flags);
-	return fd;
+	if (fd != -EPERM)
+		return fd;
+	fd = uffd_devnode(flags);
+	/* A node we may not open (EACCES) or that is not there: neither way
+	 * is allowed to us. */
+	return fd == -EACCES || fd == -ENOENT ? -EPERM : fd;
 }
 
 int uffd_handshake(int fd, uint64_t features, uint64_t *got_features, uint64_t *ioctls)
@@ -101,6 +104,9 @@ int uffd_probe(struct uffd_caps *caps)
 	caps->features = api.features;
 	caps->ioctls = api.ioctls;
 	caps->event_fork = (api.features & UFFD_FEATURE_EVENT_FORK) && event_fork_granted(caps);
+	/* Only what a handshake of ours can get. */
+	if (!caps->event_fork)
+		caps->features &= ~(uint64_t)UFFD_FEATURE_EVENT_FORK;
 	return 0;
 }
 

@@ -13,7 +13,9 @@ struct uffd_caps {
 	bool event_fork;	/* UFFD_FEATURE_EVENT_FORK is granted to us
 				 * (the kernel asks for CAP_SYS_PTRACE) */
 	uint64_t api;		/* UFFD_API the kernel answered with */
-	uint64_t features;	/* UFFD_FEATURE_* the kernel supports */
+	uint64_t features;	/* UFFD_FEATURE_* a handshake of ours gets: what
+				 * the kernel supports, but EVENT_FORK only if
+				 * granted */
 	uint64_t ioctls;	/* 1 << _UFFDIO_* available on a uffd */
 };
 

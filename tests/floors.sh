@@ -17,7 +17,7 @@ floor_of() {
 		echo 1 ;;
 	device.h | devset.[ch] | zmm.[ch] | zmm_pages.c | ptable.[ch] | vmas.[ch] | store.[ch] | parallel.[ch])
 		echo 2 ;;
-	uffd_dev.[ch] | migrate.[ch] | migrate_back.c | mirror.[ch] | exclusive_map.[ch])
+	uffd_dev.[ch] | client_mem.[ch] | migrate.[ch] | migrate_back.c | mirror.[ch] | exclusive_map.[ch])
 		echo 3 ;;
 	zdevd/*)
 		echo 4 ;;

@@ -31,6 +31,7 @@
 #include "proto.h"
 #include "zdev.h"
 #include "zdevd-harness.h"
+#include "zdevd-check.h"
 
 #define HUGE (2ul << 20)
 
@@ -458,6 +459,8 @@ static void fork_then_sigkill(bool child_calls, uint64_t tag)
 
 START_TEST(sigkill_after_fork)
 {
+	/* The child counts the device pages it shares with its parent. */
+	SKIP_WITHOUT_FEATURE(ZDEV_FEATURE_FORK_SHARED);
 	fork_then_sigkill(true, 0x4444);
 }
 END_TEST
@@ -587,6 +590,8 @@ START_TEST(fork_child_sees_no_later_pages)
 	pid_t pid;
 	char c;
 
+	/* The child's stores are those it shares with its parent. */
+	SKIP_WITHOUT_FEATURE(ZDEV_FEATURE_FORK_SHARED);
 	ck_assert_int_eq(zdev_open(NULL, 0, &dev), 0);
 	ck_assert_int_eq(zdev_alloc(dev, len, (void **)&before), 0);
 	ck_assert_int_eq(zdev_alloc(dev, len, (void **)&after), 0);

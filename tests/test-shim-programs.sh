@@ -35,6 +35,13 @@ if [ $? = 125 ]; then
 	exit 77
 fi
 
+. "$(dirname "$0")/moving-policy.sh"
+why=$(moving_policy_unavailable "$zr")
+if [ -n "$why" ]; then
+	echo "SKIP: evict and stress move nothing for this user, which this test is about: $why"
+	exit 77
+fi
+
 failed=0
 fail() {
 	echo "FAIL: $*"

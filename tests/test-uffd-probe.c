@@ -23,7 +23,24 @@ START_TEST(test_probe_answers_with_the_api)
 	/* MISSING faults and copy are as old as userfaultfd itself. */
 	ck_assert(caps.ioctls & (1ull << _UFFDIO_REGISTER));
 	ck_assert(caps.ioctls & (1ull << _UFFDIO_API));
-	ck_assert_uint_ne(caps.features & UFFD_FEATURE_EVENT_FORK, 0);
+	/* Fork events are as old, but granted only with CAP_SYS_PTRACE. */
+	ck_assert_int_eq(!!(caps.features & UFFD_FEATURE_EVENT_FORK), caps.event_fork);
+}
+END_TEST
+
+/* The probe's event_fork says what a handshake asking for the feature gets. */
+START_TEST(test_event_fork_is_reported_as_granted)
+{
+	int fd = uffd_create(caps.syscall_kernel || caps.devnode ? 0 : UFFD_USER_MODE_ONLY);
+	int ret;
+
+	ck_assert_int_ge(fd, 0);
+	ret = uffd_handshake(fd, UFFD_FEATURE_EVENT_FORK, NULL, NULL);
+	close(fd);
+	if (caps.event_fork)
+		ck_assert_int_eq(ret, 0);
+	else
+		ck_assert_int_eq(ret, -EPERM);
 }
 END_TEST
 
@@ -100,9 +117,10 @@ int main(void)
 		printf("uffd_probe: %s\n", strerror(-ret));
 		return EXIT_FAILURE;
 	}
-	printf("userfaultfd: syscall %s, /dev/userfaultfd %s, features 0x%llx:",
+	printf("userfaultfd: syscall %s, /dev/userfaultfd %s, fork events %s, features 0x%llx:",
 	       caps.syscall_kernel ? "kernel+user" : caps.syscall_user ? "user-only" : "no",
-	       caps.devnode ? "yes" : "no", (unsigned long long)caps.features);
+	       caps.devnode ? "yes" : "no", caps.event_fork ? "granted" : "refused",
+	       (unsigned long long)caps.features);
 	for (int i = 0; i < 64; i++)
 		if (caps.features & (1ull << i))
 			printf(" %s", uffd_feature_name(1ull << i) ? uffd_feature_name(1ull << i) : "?");
@@ -111,6 +129,7 @@ int main(void)
 	tc = tcase_create("probe");
 	tcase_add_test(tc, test_probe_answers_with_the_api);
 	tcase_add_test(tc, test_reported_features_can_be_enabled);
+	tcase_add_test(tc, test_event_fork_is_reported_as_granted);
 	tcase_add_test(tc, test_move_matches_its_feature_bit);
 	tcase_add_test(tc, test_feature_names);
 	suite_add_tcase(s, tc);

@@ -34,6 +34,7 @@
 #include "lib/zdevpriv.h"
 #include "page.h"
 #include "proto.h"
+#include "uffd_compat.h"
 #include "uffd_probe.h"
 #include "zdev.h"
 #include "zdevd-harness.h"
@@ -638,12 +639,17 @@ END_TEST
 START_TEST(kernel_mode_read)
 {
 	const size_t size = KREAD_PAGES * PG_SIZE;
-	uint64_t *file_data = malloc(size), *buf = map_pages(KREAD_PAGES);
+	uint64_t *file_data, *buf;
 	struct zdev_result res = { 0 };
 	struct zdev *d;
-	int fd = tmp_file(), out = tmp_file();
+	int fd, out;
 	ssize_t n;
 
+	SKIP_WITHOUT_FEATURE(ZDEV_FEATURE_KERNEL_FAULTS);
+	file_data = malloc(size);
+	buf = map_pages(KREAD_PAGES);
+	fd = tmp_file();
+	out = tmp_file();
 	ck_assert_ptr_nonnull(file_data);
 	fill_pattern(file_data, KREAD_PAGES, 7);
 	ck_assert_int_eq(pwrite(fd, file_data, size, 0), (ssize_t)size);
@@ -694,13 +700,18 @@ static struct zdev_stats stats_of(struct zdev *d)
 START_TEST(held_exclusive_revoked_by_syscall)
 {
 	const size_t half = HELD_PAGES / 2 * PG_SIZE;
-	uint64_t *buf = map_pages(HELD_PAGES), *file_data = malloc(half);
+	uint64_t *buf, *file_data;
 	struct zdev_result res = { 0 };
 	struct zdev_stats before, after;
 	struct zdev *d;
-	int in = tmp_file(), out = tmp_file();
+	int in, out;
 	ssize_t n;
 
+	SKIP_WITHOUT_FEATURE(ZDEV_FEATURE_KERNEL_FAULTS);
+	buf = map_pages(HELD_PAGES);
+	file_data = malloc(half);
+	in = tmp_file();
+	out = tmp_file();
 	ck_assert_ptr_nonnull(file_data);
 	fill_pattern(file_data, HELD_PAGES / 2, 11);
 	ck_assert_int_eq(pwrite(in, file_data, half, 0), (ssize_t)half);
@@ -891,6 +902,15 @@ END_TEST
 
 /* ---- a foreign userfaultfd ---- */
 
+/* A uffd of the kind zdevd's clients make: one that serves kernel-mode
+ * faults where this process may have it, else a user-mode-only one. */
+static int any_uffd(void)
+{
+	int fd = uffd_create(0);
+
+	return fd < 0 ? uffd_create(UFFD_USER_MODE_ONLY) : fd;
+}
+
 /* True when a VMA of this process is registered with a userfaultfd. */
 static bool any_uffd_vma(void)
 {
@@ -930,7 +950,7 @@ START_TEST(foreign_uffd_refused)
 		close(sv[0]);
 		CHILD_CHECK(canary != MAP_FAILED, 2);
 		memset(canary, 0xC3, 4 * PG_SIZE);
-		u = uffd_create(0);
+		u = any_uffd();
 		CHILD_CHECK(u >= 0, 3);
 		zmsg_init(&m, ZMSG_REPLY, 0);
 		CHILD_CHECK(zmsg_send(sv[1], &m, u) == 0, 4);
@@ -1133,7 +1153,7 @@ static void raw_client_bad_requests(void)
 	page = mmap((void *)(uintptr_t)proof, PG_SIZE, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 	CHILD_CHECK(page == (void *)(uintptr_t)proof, 6);
-	u = uffd_create(0);
+	u = any_uffd();
 	CHILD_CHECK(u >= 0, 7);
 	zmsg_init(&m, ZMSG_UFFD, 2);
 	m.req.addr = proof;

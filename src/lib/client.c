@@ -181,6 +181,7 @@ static int make_uffd(int devnode)
 	if (fd < 0)
 		fd = uffd_create(0);
 	atomic_store(&uffd_kernel_faults, fd >= 0);
+	xmap_populate_by_touch(fd < 0);
 	if (fd < 0)
 		fd = uffd_create(UFFD_USER_MODE_ONLY);
 	return fd;

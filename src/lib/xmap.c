@@ -67,6 +67,9 @@ static _Atomic uint32_t waiters;
 static _Atomic uint64_t revoke_gen;
 /* VMAs our single-page revocations may have added (see VMA_BUDGET). */
 static _Atomic long vma_splits;
+/* Our uffd serves user-mode faults only: pages are populated by touches
+ * (see populate). */
+static atomic_bool populate_by_touch;
 
 uint64_t xmap_dir_addr(void)
 {
@@ -408,6 +411,20 @@ static bool record(xstate *sp, unsigned int dev, unsigned int prot, bool busy)
 	}
 }
 
+void xmap_populate_by_touch(bool on)
+{
+	atomic_store_explicit(&populate_by_touch, on, memory_order_relaxed);
+}
+
+/* A write access from user mode to every page of [addr, addr + n pages)
+ * that changes nothing: an atomic add of 0, so that a CPU thread's store to
+ * the same word in between is never lost. */
+static void touch_writable(uintptr_t addr, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		__atomic_fetch_add((volatile uint64_t *)(addr + i * PG_SIZE), 0, __ATOMIC_RELAXED);
+}
+
 /* Populates [addr, addr + n pages) writable; the pages that made it. */
 static size_t populate(uintptr_t addr, size_t n, int *err)
 {
@@ -415,6 +432,15 @@ static size_t populate(uintptr_t addr, size_t n, int *err)
 	 * back through our uffd: what GUP with FOLL_WRITE does. */
 	if (!madvise((void *)addr, n * PG_SIZE, MADV_POPULATE_WRITE))
 		return n;
+	/* MADV_POPULATE_WRITE faults from kernel mode, which a uffd made
+	 * with UFFD_USER_MODE_ONLY fails with EFAULT instead of asking zdevd
+	 * (for never-touched pages and device-private ones alike). zdevd
+	 * checked that the range is writable anonymous memory, so touching
+	 * it raises only the faults zdevd serves. */
+	if (errno == EFAULT && atomic_load_explicit(&populate_by_touch, memory_order_relaxed)) {
+		touch_writable(addr, n);
+		return n;
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (madvise((void *)(addr + i * PG_SIZE), PG_SIZE, MADV_POPULATE_WRITE)) {
 			*err = errno == ENOMEM ? -EFAULT : -errno;

@@ -24,6 +24,11 @@ void xmap_signals_restore(const sigset_t *old);
  * -errno of a leaf's mmap. Not from a signal handler. */
 int xmap_prepare(uintptr_t addr, size_t npages);
 
+/* on: the process's uffd serves user-mode faults only (UFFD_USER_MODE_ONLY),
+ * so a grant populates its pages by touching them, not with
+ * MADV_POPULATE_WRITE, whose kernel-mode faults would fail. */
+void xmap_populate_by_touch(bool on);
+
 /*
  * Does what zdevd's XMAP asks and fills in the answer: status 0, or -EINVAL
  * for a range that is not page-aligned, wraps or has no leaves, or an

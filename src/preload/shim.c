@@ -106,8 +106,52 @@ void shim_flush_stats(void)
 	stats_write(&shim.env, shim.dev);
 }
 
+/* The mark the processes of one zdev-run leave in its statistics
+ * directory once one of them said why its policy moves nothing (see
+ * observe_only); zdev-run's summary looks for it by this name. */
+#define FALLBACK_MARK "policy-none"
+
+/* True for the first process of the program to ask: the processes zdev-run
+ * runs share its statistics directory; one without it asks alone. */
+static bool first_to_say(void)
+{
+	char path[sizeof(shim.env.stats_dir) + sizeof("/" FALLBACK_MARK)];
+	int fd;
+
+	if (!shim.env.stats_dir[0])
+		return true;
+	snprintf(path, sizeof(path), "%s/" FALLBACK_MARK, shim.env.stats_dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return errno != EEXIST;
+	close(fd);
+	return true;
+}
+
+/*
+ * Without kernel-mode faults (the process's uffd is user-mode only), a
+ * system call of the program that reads or writes a page on the device
+ * fails with EFAULT instead of faulting it home: a policy that moves pages
+ * would change what the program does. It observes instead (policy none),
+ * as a process that is no client.
+ */
+static void observe_only(void)
+{
+	const char *asked = env_policy_name(shim.env.policy);
+
+	zdev_close(shim.dev);
+	shim.dev = NULL;
+	shim.env.policy = POLICY_NONE;
+	if (first_to_say())
+		fprintf(stderr, "zdev: ZDEV_POLICY=%s needs kernel-mode faults, which zdevd cannot "
+			"give this process (its userfaultfd is user-mode only): a system call "
+			"on a page on the device would fail with EFAULT; nothing moves "
+			"(policy none)\n", asked);
+}
+
 static void connect_device(void)
 {
+	uint64_t features = 0;
 	char path[108];
 	int ret;
 
@@ -123,7 +167,11 @@ static void connect_device(void)
 	if (ret) {
 		shim.dev = NULL;
 		no_device(path, -ret);
+		return;
 	}
+	if (shim.dev && (zdev_get_features(shim.dev, &features) ||
+			 !(features & ZDEV_FEATURE_KERNEL_FAULTS)))
+		observe_only();
 }
 
 __attribute__((constructor)) static void shim_init(void)

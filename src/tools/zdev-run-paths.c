@@ -212,6 +212,14 @@ static void empty_dir(const char *dir)
 	closedir(d);
 }
 
+bool run_policy_fell_back(const char *stats_dir)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/" RUN_POLICY_NONE_MARK, stats_dir);
+	return !access(path, F_OK);
+}
+
 void run_remove_dir(const char *dir)
 {
 	char path[PATH_MAX];

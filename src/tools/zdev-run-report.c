@@ -94,6 +94,8 @@ static void print_outcome(const struct run_stats *s, const struct run_result *r)
 {
 	fprintf(stderr, PREFIX "%s: %zu process%s, exit status %d, policy %s", r->program,
 		s->processes, s->processes == 1 ? "" : "es", r->exit_status, r->policy);
+	if (r->fell_back)
+		fputs(" (in effect none: no kernel-mode faults)", stderr);
 	if (r->seed_set && !strcmp(r->policy, "stress"))
 		fprintf(stderr, ", seed %llu (--seed %llu repeats it)", (unsigned long long)r->seed,
 			(unsigned long long)r->seed);
@@ -174,8 +176,9 @@ int run_report_json(const char *path, const struct run_stats *s, const struct ru
 		return ret;
 	}
 	/* The policy is one of zdev-run's own names: nothing to escape. */
-	fprintf(f, "{\"processes\":%zu,\"exit_status\":%d,\"policy\":\"%s\",\"seed\":", s->processes,
-		r->exit_status, r->policy);
+	fprintf(f, "{\"processes\":%zu,\"exit_status\":%d,\"policy\":\"%s\","
+		"\"policy_in_effect\":\"%s\",\"seed\":", s->processes, r->exit_status, r->policy,
+		r->fell_back ? "none" : r->policy);
 	if (r->seed_set)
 		fprintf(f, "%llu,", (unsigned long long)r->seed);
 	else

@@ -338,6 +338,9 @@ static void finish(const struct run_opts *o, const struct run_zdevd *z, const ch
 	int ret;
 
 	snprintf(stats, sizeof(stats), "%s/" RUN_STATS_NAME, dir);
+	/* The shim's mark that the program's processes had no kernel-mode
+	 * faults and moved nothing (zdev-preload(7)). */
+	r.fell_back = run_policy_fell_back(stats);
 	ret = run_stats_load_dir(&st, stats);
 	if (ret)
 		log_warn("%s: %s: statistics incomplete", stats, strerror(-ret));

@@ -25,6 +25,8 @@
  * directory's. */
 #define RUN_SOCKET_NAME		"zdevd.sock"
 #define RUN_STATS_NAME		"stats"
+/* In it, the shim's mark that a process's policy fell back to none. */
+#define RUN_POLICY_NONE_MARK	"policy-none"
 
 /* The signal that asked zdev-run to finish while no program ran, or 0:
  * zdevd is not waited for then. Set from signal handlers. */
@@ -46,6 +48,10 @@ int run_find_shim(char *buf, size_t len);
  * enough for a socket in it, with the stats directory inside. 0 with its
  * path in buf, or -errno with a message on standard error. */
 int run_make_dir(char *buf, size_t len);
+
+/* Whether a process of the program left the shim's mark in stats_dir: it
+ * had no kernel-mode faults, and its policy moved nothing. */
+bool run_policy_fell_back(const char *stats_dir);
 
 /* Removes what run_make_dir() made and what was left in it: the socket and
  * the files of the stats directory. Warns of what it could not remove. */
@@ -86,6 +92,7 @@ struct run_result {
 	int exit_status;		/* zdev-run's: the program's, or 128 + signal */
 	const char *program;
 	const char *policy;
+	bool fell_back;			/* the shim ran none instead (run_policy_fell_back) */
 	bool seed_set;
 	uint64_t seed;
 	const struct run_zdevd *zdevd;	/* the private zdevd, or NULL */

@@ -93,7 +93,8 @@ static void probe_uffd(struct zdevd *d)
 	if (fd >= 0)
 		close(fd);
 	else
-		log_info("no /dev/userfaultfd: clients get user-mode-only uffds");
+		log_info("no /dev/userfaultfd: clients without CAP_SYS_PTRACE get user-mode-only "
+			 "uffds, and system calls on their device pages fail with EFAULT");
 }
 
 /* Tells whoever started zdevd that its socket accepts connections and the
