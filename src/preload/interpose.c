@@ -116,6 +116,25 @@ EXPORT int madvise(void *addr, size_t len, int advice)
 	return (int)ret;
 }
 
+EXPORT int mprotect(void *addr, size_t len, int prot)
+{
+	/* A migration reads and write-protects the pages it moves: their
+	 * protection must not change under it. */
+	const bool track = tracked(__builtin_return_address(0));
+	const bool locked = track && state_as_begin();
+	long ret;
+
+	ret = syscall(SYS_mprotect, addr, len, prot);
+	/* The shim manages writable memory only: read-only pages leave the
+	 * policy's choice now rather than at the next scan of the maps.
+	 * Pages made writable again wait for that scan, which knows whether
+	 * the mapping is anonymous. */
+	if (!ret && track && !(prot & PROT_WRITE))
+		ranges_remove((uint64_t)(uintptr_t)addr, (uint64_t)(uintptr_t)addr + len);
+	state_as_end(locked);
+	return (int)ret;
+}
+
 /* ---- malloc's own unmapping ---- */
 
 static void (*next_free)(void *);
