@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")"
 
-packages="build-essential autoconf automake libtool pkg-config liburing-dev libnuma-dev check liburcu-dev
+packages="build-essential autoconf automake libtool pkg-config liburing-dev libnuma-dev check liburcu-dev libsystemd-dev
 	python3 perl sqlite3 xz-utils git gawk"
 missing=""
 for p in $packages; do

@@ -20,6 +20,8 @@
 #include "uffd_compat.h"
 #include "uffd_probe.h"
 #include "zdevd/clients.h"
+#include "zdevd/listen.h"
+#include "zdevd/notify.h"
 #include "zdevd/session.h"
 
 static const char usage[] =
@@ -153,54 +155,6 @@ static int parse_args(int argc, char **argv, struct zdevd_config *cfg)
 	return 0;
 }
 
-static int make_parent_dir(const char *path)
-{
-	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	char *slash;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (!slash || slash == dir)
-		return 0;
-	*slash = '\0';
-	if (mkdir(dir, 0700) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
-static int open_socket(struct zdevd *d)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, ret;
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", d->cfg.socket_path);
-	ret = make_parent_dir(sa.sun_path);
-	if (ret)
-		return ret;
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	/* A socket file nobody listens on is a leftover of a dead zdevd. */
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-		close(fd);
-		return -EADDRINUSE;
-	}
-	unlink(sa.sun_path);
-	/* 0600 from the start: no window where another user could connect. */
-	mode_t old = umask(0177);
-
-	ret = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ? -errno : 0;
-	umask(old);
-	if (!ret && listen(fd, 128))
-		ret = -errno;
-	if (ret) {
-		close(fd);
-		return ret;
-	}
-	d->listen_fd = fd;
-	return 0;
-}
-
 static void probe_uffd(struct zdevd *d)
 {
 	const uint64_t wanted = UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP |
@@ -226,24 +180,6 @@ static void probe_uffd(struct zdevd *d)
 		log_info("no /dev/userfaultfd: clients get user-mode-only uffds");
 }
 
-/* Tells whoever started zdevd that its socket accepts connections and the
- * loop is about to serve them: a newline on the ready descriptor, which is
- * then closed. A starter that reads EOF instead knows zdevd exited first. */
-static void notify_ready(struct zdevd *d)
-{
-	ssize_t n;
-
-	if (d->cfg.ready_fd < 0)
-		return;
-	while ((n = write(d->cfg.ready_fd, "\n", 1)) < 0 && errno == EINTR)
-		;
-	/* Nobody reading is no reason not to serve. */
-	if (n != 1)
-		log_warn("--ready-fd %d: %s", d->cfg.ready_fd, n < 0 ? strerror(errno) : "short write");
-	close(d->cfg.ready_fd);
-	d->cfg.ready_fd = -1;
-}
-
 int main(int argc, char **argv)
 {
 	struct zdevd d = { .listen_fd = -1 };
@@ -261,11 +197,8 @@ int main(int argc, char **argv)
 	probe_uffd(&d);
 	if (devset_init(&d.devs, &d.cfg.devs))
 		return 1;
-	ret = open_socket(&d);
-	if (ret) {
-		fprintf(stderr, "zdevd: %s: %s\n", d.cfg.socket_path, strerror(-ret));
+	if (listen_open(&d))
 		return 1;
-	}
 	if (!d.cfg.foreground && daemon(0, 1)) {
 		fprintf(stderr, "zdevd: daemon: %s\n", strerror(errno));
 		return 1;
@@ -281,8 +214,8 @@ int main(int argc, char **argv)
 	ret = loop_run(&d);
 	/* Shutdown: no new clients, no request in flight, every page back
 	 * with its owner, then the loop's own references, then the pools. */
-	close(d.listen_fd);
-	unlink(d.cfg.socket_path);
+	notify_stopping();
+	listen_close(&d);
 	workers_stop_all(&d);
 	clients_evict_all(&d);
 	clients_drop_unclaimed(&d);
