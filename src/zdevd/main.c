@@ -21,6 +21,7 @@
 #include "zdevd/listen.h"
 #include "zdevd/notify.h"
 #include "zdevd/options.h"
+#include "zdevd/peer.h"
 #include "zdevd/session.h"
 
 static void probe_uffd(struct zdevd *d)
@@ -63,6 +64,7 @@ int main(int argc, char **argv)
 	pthread_cond_init(&d.sessions_gone, NULL);
 	pthread_cond_init(&d.work, NULL);
 	probe_uffd(&d);
+	peer_check_capabilities(&d);
 	if (devset_init(&d.devs, &d.cfg.devs))
 		return 1;
 	if (listen_open(&d))

@@ -11,11 +11,13 @@
 #include <string.h>
 
 #include "zdevd/options.h"
+#include "zdevd/peer.h"
 
 static const char usage[] =
 	"usage: zdevd [--socket PATH] [--devices N] [--memory SIZE] [--chunk SIZE]\n"
 	"             [--client-memory SIZE] [--client-registered SIZE] [--client-handles N]\n"
-	"             [--pool-debug] [--foreground] [--ready-fd FD] [--verbose]\n";
+	"             [--pool-debug] [--foreground] [--ready-fd FD] [--verbose]\n"
+	"             [--group GROUP]\n";
 
 static int parse_size(const char *s, size_t *out)
 {
@@ -75,6 +77,7 @@ int options_parse(int argc, char **argv, struct zdevd_config *cfg)
 		{ "client-registered", required_argument, NULL, 'R' },
 		{ "client-handles", required_argument, NULL, 'H' },
 		{ "ready-fd", required_argument, NULL, 'r' },
+		{ "group", required_argument, NULL, 'g' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -89,7 +92,7 @@ int options_parse(int argc, char **argv, struct zdevd_config *cfg)
 	};
 	if (proto_default_socket(cfg->socket_path, sizeof(cfg->socket_path)))
 		return -ENAMETOOLONG;
-	while ((c = getopt_long(argc, argv, "s:d:m:c:fvDhM:R:H:r:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:d:m:c:fvDhM:R:H:r:g:", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			if (snprintf(cfg->socket_path, sizeof(cfg->socket_path), "%s", optarg) >=
@@ -122,6 +125,11 @@ int options_parse(int argc, char **argv, struct zdevd_config *cfg)
 				fprintf(stderr, "zdevd: bad size '%s' (a number with K, M or G)\n", optarg);
 				return -EINVAL;
 			}
+			break;
+		case 'g':
+			if (peer_parse_group(optarg, &cfg->group))
+				return -EINVAL;
+			cfg->have_group = true;
 			break;
 		case 'r':
 			if (parse_ready_fd(optarg, &cfg->ready_fd))
