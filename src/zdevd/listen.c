@@ -118,15 +118,19 @@ static void name_passed_socket(struct zdevd *d, int fd)
  * Socket activation: systemd (or systemd-socket-activate) created and bound
  * the socket, set its owner and mode, and started zdevd with it, so zdevd
  * neither creates nor removes it. 1 when a socket was passed and taken, 0
- * when none was, or -errno.
+ * when none was, or -errno after a message.
  */
 static int take_passed_socket(struct zdevd *d)
 {
 	/* Unsets LISTEN_FDS and LISTEN_PID: they are for zdevd alone. */
 	int n = sd_listen_fds(1), fd = SD_LISTEN_FDS_START, flags, ret;
 
-	if (n <= 0)
+	if (n < 0) {
+		fprintf(stderr, "zdevd: LISTEN_FDS: %s\n", strerror(-n));
 		return n;
+	}
+	if (n == 0)
+		return 0;
 	if (n > 1) {
 		fprintf(stderr, "zdevd: %d sockets passed, one expected\n", n);
 		return -EINVAL;
@@ -139,8 +143,11 @@ static int take_passed_socket(struct zdevd *d)
 	/* The loop accepts until EAGAIN: a blocking socket would hang it. */
 	flags = fcntl(fd, F_GETFL);
 	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) ||
-	    fcntl(fd, F_SETFD, FD_CLOEXEC))
-		return -errno;
+	    fcntl(fd, F_SETFD, FD_CLOEXEC)) {
+		ret = -errno;
+		fprintf(stderr, "zdevd: the passed socket: %s\n", strerror(-ret));
+		return ret;
+	}
 	name_passed_socket(d, fd);
 	d->listen_fd = fd;
 	d->listen_created = false;
@@ -151,10 +158,9 @@ int listen_open(struct zdevd *d)
 {
 	int ret = take_passed_socket(d);
 
-	if (ret > 0)
-		return 0;
-	if (ret == 0)
-		ret = create_socket(d);
+	if (ret)
+		return ret > 0 ? 0 : ret;
+	ret = create_socket(d);
 	if (ret)
 		fprintf(stderr, "zdevd: %s: %s\n", d->cfg.socket_path, strerror(-ret));
 	return ret;
