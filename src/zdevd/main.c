@@ -19,57 +19,12 @@
 #include "uffd_probe.h"
 #include "zdevd/clients.h"
 #include "zdevd/detach.h"
+#include "zdevd/listen.h"
+#include "zdevd/notify.h"
 #include "zdevd/options.h"
+#include "zdevd/peer.h"
 #include "zdevd/pidfile.h"
 #include "zdevd/session.h"
-
-static int make_parent_dir(const char *path)
-{
-	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	char *slash;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (!slash || slash == dir)
-		return 0;
-	*slash = '\0';
-	if (mkdir(dir, 0700) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
-static int open_socket(struct zdevd *d)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, ret;
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", d->cfg.socket_path);
-	ret = make_parent_dir(sa.sun_path);
-	if (ret)
-		return ret;
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	/* A socket file nobody listens on is a leftover of a dead zdevd. */
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-		close(fd);
-		return -EADDRINUSE;
-	}
-	unlink(sa.sun_path);
-	/* 0600 from the start: no window where another user could connect. */
-	mode_t old = umask(0177);
-
-	ret = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ? -errno : 0;
-	umask(old);
-	if (!ret && listen(fd, 128))
-		ret = -errno;
-	if (ret) {
-		close(fd);
-		return ret;
-	}
-	d->listen_fd = fd;
-	return 0;
-}
 
 static void probe_uffd(struct zdevd *d)
 {
@@ -95,24 +50,6 @@ static void probe_uffd(struct zdevd *d)
 	else
 		log_info("no /dev/userfaultfd: clients without CAP_SYS_PTRACE get user-mode-only "
 			 "uffds, and system calls on their device pages fail with EFAULT");
-}
-
-/* Tells whoever started zdevd that its socket accepts connections and the
- * loop is about to serve them: a newline on the ready descriptor, which is
- * then closed. A starter that reads EOF instead knows zdevd exited first. */
-static void notify_ready(struct zdevd *d)
-{
-	ssize_t n;
-
-	if (d->cfg.ready_fd < 0)
-		return;
-	while ((n = write(d->cfg.ready_fd, "\n", 1)) < 0 && errno == EINTR)
-		;
-	/* Nobody reading is no reason not to serve. */
-	if (n != 1)
-		log_warn("--ready-fd %d: %s", d->cfg.ready_fd, n < 0 ? strerror(errno) : "short write");
-	close(d->cfg.ready_fd);
-	d->cfg.ready_fd = -1;
 }
 
 /*
@@ -156,6 +93,10 @@ int main(int argc, char **argv)
 	/* zdevd has no configuration file to read again, and syslog or
 	 * standard error need no reopening: SIGHUP means nothing to it. */
 	signal(SIGHUP, SIG_IGN);
+	/* Before the fork: a passed socket is only for the pid systemd
+	 * started. */
+	if (listen_take_passed(&d) < 0)
+		return ZDEVD_EXIT_FAILURE;
 	if (!d.cfg.foreground && detach_start())
 		return ZDEVD_EXIT_FAILURE;
 	if (d.cfg.pidfile[0]) {
@@ -168,14 +109,11 @@ int main(int argc, char **argv)
 	pthread_cond_init(&d.sessions_gone, NULL);
 	pthread_cond_init(&d.work, NULL);
 	probe_uffd(&d);
+	peer_check_capabilities(&d);
 	if (devset_init(&d.devs, &d.cfg.devs))
 		goto out_remove_pidfile;
-	ret = open_socket(&d);
-	if (ret) {
-		fprintf(stderr, "zdevd: %s: %s\n", d.cfg.socket_path,
-			ret == -EADDRINUSE ? "a zdevd already serves on it" : strerror(-ret));
+	if (listen_open(&d))
 		goto out_fini_devs;
-	}
 	ret = loop_create(&d);
 	if (ret) {
 		fprintf(stderr, "zdevd: event loop: %s\n", strerror(-ret));
@@ -189,8 +127,8 @@ int main(int argc, char **argv)
 	ret = loop_run(&d);
 	/* Shutdown: no new clients, no request in flight, every page back
 	 * with its owner, then the loop's own references, then the pools. */
-	close(d.listen_fd);
-	unlink(d.cfg.socket_path);
+	notify_stopping();
+	listen_close(&d);
 	workers_stop_all(&d);
 	clients_evict_all(&d);
 	clients_drop_unclaimed(&d);
@@ -204,8 +142,7 @@ int main(int argc, char **argv)
 out_destroy_loop:
 	loop_destroy(&d);
 out_close_socket:
-	close(d.listen_fd);
-	unlink(d.cfg.socket_path);
+	listen_close(&d);
 out_fini_devs:
 	devset_fini(&d.devs);
 out_remove_pidfile:

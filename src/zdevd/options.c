@@ -14,12 +14,13 @@
 #include "units.h"
 #include "zdevd_limits.h"
 #include "zdevd/options.h"
+#include "zdevd/peer.h"
 
 static const char usage[] =
 	"usage: zdevd [--socket PATH] [--devices N] [--memory SIZE] [--chunk SIZE]\n"
 	"             [--client-memory SIZE] [--client-registered SIZE] [--client-handles N]\n"
-	"             [--pool-debug] [--foreground] [--pidfile FILE] [--ready-fd FD] [--verbose]\n"
-	"             [--version] [--help]\n";
+	"             [--group GROUP] [--pool-debug] [--foreground] [--pidfile FILE]\n"
+	"             [--ready-fd FD] [--verbose] [--version] [--help]\n";
 
 /* "zdevd: --OPTION: 'ARG': why" */
 static int complain(const char *option, const char *arg, const char *why)
@@ -47,6 +48,26 @@ static int parse_count(const char *option, const char *arg, uint64_t min, uint64
 	if (units_parse_count(arg, min, max, &v, why, sizeof(why)))
 		return complain(option, arg, why);
 	*out = (unsigned int)v;
+	return 0;
+}
+
+/* --group: a group's name, or else its number. 0 or -EINVAL with a
+ * message. */
+static int parse_group(const char *arg, gid_t *out)
+{
+	char why[UNITS_WHY_MAX];
+	uint64_t gid;
+	int ret;
+
+	ret = peer_group_by_name(arg, out);
+	if (ret != -ENOENT)
+		return ret ? complain("group", arg, strerror(-ret)) : 0;
+	/* (gid_t)-1 is no group: chown() takes it as "leave the group". */
+	if (!arg[0] || arg[0] < '0' || arg[0] > '9')
+		return complain("group", arg, "no such group");
+	if (units_parse_count(arg, 0, (gid_t)-2, &gid, why, sizeof(why)))
+		return complain("group", arg, why);
+	*out = (gid_t)gid;
 	return 0;
 }
 
@@ -143,6 +164,7 @@ int options_parse(int argc, char **argv, struct zdevd_config *cfg)
 		{ "client-handles", required_argument, NULL, 'H' },
 		{ "ready-fd", required_argument, NULL, 'r' },
 		{ "pidfile", required_argument, NULL, 'p' },
+		{ "group", required_argument, NULL, 'g' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -164,7 +186,7 @@ int options_parse(int argc, char **argv, struct zdevd_config *cfg)
 		fprintf(stderr, "zdevd: the default socket path is too long\n");
 		return -ENAMETOOLONG;
 	}
-	while (!ret && (c = getopt_long(argc, argv, "s:d:m:c:fvDhM:R:H:r:", opts, NULL)) != -1) {
+	while (!ret && (c = getopt_long(argc, argv, "s:d:m:c:fvDhM:R:H:r:g:", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			ret = copy_path("socket", optarg, cfg->socket_path, sizeof(cfg->socket_path));
@@ -194,6 +216,10 @@ int options_parse(int argc, char **argv, struct zdevd_config *cfg)
 		case 'R':
 			ret = parse_size("client-registered", optarg, &client_registered_rule,
 					 &cfg->devs.client_registered);
+			break;
+		case 'g':
+			ret = parse_group(optarg, &cfg->group);
+			cfg->have_group = !ret;
 			break;
 		case 'r': ret = parse_ready_fd(optarg, &cfg->ready_fd); break;
 		case 'f': cfg->foreground = true; break;

@@ -28,6 +28,7 @@
 #include "uffd_probe.h"
 #include "zdev.h"
 #include "zdevd/clients.h"
+#include "zdevd/peer.h"
 #include "zdevd/proof.h"
 #include "zdevd/session.h"
 #include "zmm.h"
@@ -607,10 +608,38 @@ static int on_request(struct session *s, union zmsg *m, int type)
 	return on_device_request(s, r, type);
 }
 
+/*
+ * A peer zdevd does not serve: its HELLO, or zdevctl's STATUS, is answered
+ * -EACCES, which is what zdev_open() returns, and the connection closed.
+ * Answering rather than closing at once spares the peer a kernel race: a
+ * socket closed with a message unread reports ECONNRESET to the other end
+ * ahead of anything sent before the close.
+ */
+static int on_refused(struct session *s, const union zmsg *m, int type, int fd)
+{
+	union zmsg out;
+
+	if (fd >= 0)
+		close(fd);
+	if (type == ZMSG_HELLO) {
+		zmsg_init(&out, ZMSG_HELLO_OK, m->hdr.seq);
+		out.hello_ok.version = ZDEV_PROTO_VERSION;
+		out.hello_ok.status = -EACCES;
+	} else if (type == ZMSG_STATUS) {
+		zmsg_init(&out, ZMSG_STATUS_OK, m->hdr.seq);
+		out.status_ok.status = -EACCES;
+	} else {
+		return -EACCES;
+	}
+	return zmsg_send(s->sock, &out, -1) ?: -EACCES;
+}
+
 static int on_message(struct session *s, union zmsg *m, int type, int fd)
 {
 	int ret;
 
+	if (s->refused)
+		return on_refused(s, m, type, fd);
 	switch (type) {
 	case ZMSG_HELLO:
 		return s->hello ? -EPROTO : on_hello(s, &m->hello);
@@ -653,15 +682,18 @@ int session_serve(struct session *s)
 			return type;
 		if (type < 0) {
 			/* Malformed: say so once and drop the client, whose
-			 * memory stays as it is. */
-			log_warn("pid %d: bad message (%s): closing its connection", (int)s->pid,
-				  strerror(-type));
+			 * memory stays as it is. A refused peer was logged
+			 * when it came. */
+			if (!s->refused)
+				log_warn("pid %d: bad message (%s): closing its connection",
+					 (int)s->pid, strerror(-type));
 			return type;
 		}
 		ret = on_message(s, &m, type, fd);
 		if (ret) {
-			log_warn("pid %d: %s: %s: closing its connection", (int)s->pid,
-				  zmsg_type_name(type), strerror(-ret));
+			if (!s->refused)
+				log_warn("pid %d: %s: %s: closing its connection", (int)s->pid,
+					 zmsg_type_name(type), strerror(-ret));
 			return ret;
 		}
 	}
@@ -675,13 +707,10 @@ struct session *session_new(struct zdevd *d, int sock)
 
 	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len))
 		return NULL;
-	if (cred.uid != geteuid()) {
-		log_warn("refusing pid %d: uid %u is not ours", (int)cred.pid, cred.uid);
-		return NULL;
-	}
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
+	s->refused = !peer_admitted(d, sock, &cred);
 	s->d = d;
 	s->sock = sock;
 	s->pid = cred.pid;

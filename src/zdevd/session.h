@@ -24,6 +24,7 @@ struct session {
 	uint64_t proof_addr;
 	pid_t fork_parent;		/* a fork child to pair with its uffd */
 	bool hello;
+	bool refused;			/* not a user zdevd serves (peer.c) */
 	struct zmm *mm;
 
 	/* scheduling, under d->sessions_lock */
@@ -36,8 +37,9 @@ struct session {
 };
 
 /* session.c */
-/* A session for an accepted connection, on zdevd's list; NULL when refused
- * (another user) or out of memory: the caller closes sock. */
+/* A session for an accepted connection, on zdevd's list; NULL when out of
+ * memory: the caller closes sock. A peer zdevd does not serve gets a
+ * session all the same, whose every request is answered -EACCES. */
 struct session *session_new(struct zdevd *d, int sock);
 /* Serves the messages waiting now: 0 when none is left, or the -errno that
  * ended the connection. */

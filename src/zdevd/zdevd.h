@@ -28,12 +28,15 @@ struct zdevd_config {
 	bool foreground;
 	bool verbose;
 	int ready_fd;			/* told when zdevd serves (--ready-fd), or -1 */
+	bool have_group;		/* --group: its members may connect too */
+	gid_t group;
 };
 
 struct zdevd {
 	struct zdevd_config cfg;
 	struct devset devs;
 	int listen_fd;
+	bool listen_created;	/* zdevd made the socket file (not systemd) */
 	int devnode_ok;		/* /dev/userfaultfd can be handed to clients */
 
 	pthread_mutex_t sessions_lock;	/* the sessions and the workers */
