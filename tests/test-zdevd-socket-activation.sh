@@ -2,8 +2,9 @@
 # zdevd socket-activated as systemd does it (systemd-socket-activate): the
 # socket exists before zdevd runs, zdevd starts on the first connection,
 # takes the passed socket and serves the client, tells NOTIFY_SOCKET READY=1,
-# then STOPPING=1 on SIGTERM, and leaves the socket file to its creator. A
-# passed socket of the wrong type is refused at start. Needs
+# then STOPPING=1 on SIGTERM, and leaves the socket file to its creator, in
+# the foreground and in the background. A passed socket of the wrong type is
+# refused at start. Needs
 # systemd-socket-activate and python3 (setup.sh installs them), and
 # userfaultfd: skipped (77) where the client cannot be served.
 set -u
@@ -106,6 +107,33 @@ status=$?
 wait_for "$(grep -c STOPPING=1 "$tmp/notify.log")" -gt 0 || fail "no STOPPING=1: $(cat "$tmp/notify.log")"
 # systemd created the socket file and removes it, not zdevd.
 [ -S "$sock" ] || fail "zdevd removed the socket file it was passed"
+
+# In the background too: the started zdevd takes the socket before it forks
+# (sd_listen_fds() answers only LISTEN_PID), the child serves it, and the
+# starter exits 0. A child that made a socket of its own instead would leave
+# the client waiting: timeout.
+bg=$tmp/bg.sock
+systemd-socket-activate --seqpacket -l "$bg" -E XDG_RUNTIME_DIR \
+	"$top/zdevd" --pidfile "$tmp/bg.pid" 2>"$tmp/bg.err" &
+bpid=$!
+pids="$pids $bpid"
+wait_for -S "$bg" || fail "systemd-socket-activate did not create $bg"
+ZDEV_SOCKET=$bg timeout 30 "$client" >"$tmp/bg.out" 2>&1 ||
+	fail "a client of zdevd in the background: $(cat "$tmp/bg.out") $(cat "$tmp/bg.err")"
+wait_for ! -d /proc/$bpid || kill -KILL $bpid
+wait $bpid
+status=$?
+[ $status = 0 ] || fail "the starter of zdevd in the background exited $status: $(cat "$tmp/bg.err")"
+[ -e "$XDG_RUNTIME_DIR/zdev/zdevd.sock" ] && fail "zdevd in the background made a socket of its own"
+if wait_for -s "$tmp/bg.pid"; then
+	child=$(cat "$tmp/bg.pid")
+	pids="$pids $child"
+	kill -TERM "$child"
+	wait_for ! -d "/proc/$child" || fail "zdevd in the background did not stop on SIGTERM"
+	[ -S "$bg" ] || fail "zdevd in the background removed the socket file it was passed"
+else
+	fail "zdevd in the background wrote no pidfile"
+fi
 
 # A passed socket zdevd cannot serve (a stream socket) stops it at start.
 stream=$tmp/stream.sock
