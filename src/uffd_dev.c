@@ -198,11 +198,11 @@ int uffd_dev_fault(struct zmm *mm, uint64_t addr, uint64_t flags)
 			/* The kernel's MMU_NOTIFY_EXCLUSIVE revocation. */
 			atomic_fetch_add_explicit(&mm->cnt[dev].exclusive_revokes, 1,
 						  memory_order_relaxed);
-			atomic_fetch_add_explicit(&mm->ds->totals.exclusive_revokes, 1,
+			atomic_fetch_add_explicit(&mm->ds->dev[dev].totals.exclusive_revokes, 1,
 						  memory_order_relaxed);
 		} else if (!ret) {
 			atomic_fetch_add_explicit(&mm->cnt[dev].cpu_faults, 1, memory_order_relaxed);
-			atomic_fetch_add_explicit(&mm->ds->totals.cpu_faults, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&mm->ds->dev[dev].totals.cpu_faults, 1, memory_order_relaxed);
 		}
 		ret = ret ?: 1;
 	} else {
