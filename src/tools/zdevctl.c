@@ -66,8 +66,8 @@ static int no_answer(const char *path, bool from_option, int err)
 		break;
 	case -EACCES:
 	case -EPERM:
-		fprintf(stderr, "zdevctl: %s (%s): %s: the socket is another user's\n", path,
-			socket_origin(from_option), strerror(-err));
+		fprintf(stderr, "zdevctl: %s (%s): %s: the zdevd there does not serve this user\n",
+			path, socket_origin(from_option), strerror(-err));
 		break;
 	case -ECONNRESET:
 	case -EPIPE:
