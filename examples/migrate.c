@@ -6,6 +6,7 @@
  *   zdevd --foreground --socket /tmp/zdev.sock &
  *   ZDEV_SOCKET=/tmp/zdev.sock ./migrate
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +18,9 @@ int main(void)
 {
 	struct zdev_result res = { 0 };
 	struct zdev_stats st = { .size = sizeof(st) };
+	const size_t nints = NPAGES * 4096 / sizeof(int);
 	struct zdev *dev;
-	uint64_t sum = 0;
+	uint64_t sum = 0, expected = 0;
 	int *buf, ret;
 
 	ret = zdev_open(NULL, 0, &dev);
@@ -29,28 +31,34 @@ int main(void)
 	ret = zdev_alloc(dev, NPAGES * 4096, (void **)&buf);
 	if (ret)
 		goto out_err;
-	for (size_t i = 0; i < NPAGES * 1024; i++)
+	for (size_t i = 0; i < nints; i++)
 		buf[i] = (int)i;
+	printf("migrate: wrote %d pages (%d MiB) of memory from the CPU\n", NPAGES, NPAGES / 256);
 
 	ret = zdev_migrate_to_device(dev, buf, NPAGES, &res);
 	if (ret)
 		goto out_err;
-	printf("migrated %llu pages to device 0\n", (unsigned long long)res.cpages);
+	printf("migrate: moved %llu pages to device 0: only the device has their data now\n",
+	       (unsigned long long)res.cpages);
 
 	/* Read the first quarter from the CPU: each page faults back. */
-	for (size_t i = 0; i < NPAGES * 1024 / 4; i++)
+	for (size_t i = 0; i < nints / 4; i++) {
 		sum += (uint64_t)buf[i];
-	printf("CPU read a quarter back, sum %llu\n", (unsigned long long)sum);
+		expected += i;
+	}
+	printf("migrate: read the first quarter from the CPU: each page faulted back, data %s\n",
+	       sum == expected ? "intact" : "WRONG");
 
 	ret = zdev_get_stats(dev, &st);
 	if (ret)
 		goto out_err;
-	printf("cpu faults %llu, pages to device %llu, to system %llu, still on device %llu\n",
+	printf("migrate: zdevd served %llu CPU faults; pages to the device %llu, back to system "
+	       "memory %llu, still on the device %llu\n",
 	       (unsigned long long)st.cpu_faults, (unsigned long long)st.pages_to_device,
 	       (unsigned long long)st.pages_to_system, (unsigned long long)st.device_pages);
 	zdev_free(dev, buf, NPAGES * 4096);
 	zdev_close(dev);
-	return 0;
+	return sum == expected ? 0 : 1;
 
 out_err:
 	fprintf(stderr, "zdev: %s\n", strerror(-ret));

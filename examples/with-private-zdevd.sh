@@ -19,8 +19,8 @@ until "$bindir/zdevctl" --socket "$sock" status >/dev/null 2>&1; do
 done
 status=0
 ZDEV_SOCKET=$sock "$@" || status=$?
-echo "--- zdevctl status"
+echo "--- zdevctl status: zdevd's devices now that the program has exited (its pages are back)"
 "$bindir/zdevctl" --socket "$sock" status
-echo "--- zdevctl stats"
+echo "--- zdevctl stats: what zdevd did, in all and on each device"
 "$bindir/zdevctl" --socket "$sock" stats
 exit $status

@@ -5,8 +5,8 @@
 /*
  * The emulated devices, and what their operations share across clients:
  * each device's pool and node, the limits every client has on each device,
- * the uffd features every client uffd was made with, and the totals over
- * all clients. zdevd fills it at start (devset.h) and every client's zmm
+ * the uffd features every client uffd was made with, and each device's
+ * totals over all clients. zdevd fills it at start (devset.h) and every client's zmm
  * points at it.
  */
 
@@ -18,24 +18,26 @@
 #include "proto.h"
 #include "refpool.h"
 
+/* Over every client since the start. */
+struct device_totals {
+	_Atomic uint64_t cpu_faults;
+	_Atomic uint64_t device_faults;
+	_Atomic uint64_t pages_to_device;
+	_Atomic uint64_t pages_to_system;
+	_Atomic uint64_t exclusive_grants;
+	_Atomic uint64_t exclusive_revokes;
+};
+
 struct device {
 	unsigned int index;
 	int node;
 	struct refpool *pool;
+	struct device_totals totals;
 	/* store.c: the pfns the device's memory has, and the id of the store
 	 * last mapped under each block (0: none) */
 	uint64_t dev_pages;
 	uint64_t nblocks;
 	_Atomic uint64_t *block_store;
-};
-
-/* Over every client since the start. */
-struct devset_totals {
-	_Atomic uint64_t cpu_faults;
-	_Atomic uint64_t pages_to_device;
-	_Atomic uint64_t pages_to_system;
-	_Atomic uint64_t exclusive_grants;
-	_Atomic uint64_t exclusive_revokes;
 };
 
 struct devset_config {
@@ -56,7 +58,7 @@ struct devset {
 	size_t client_registered;
 	uint64_t uffd_features;		/* every client uffd has these */
 	_Atomic uint64_t next_store_id;	/* store.c */
-	struct devset_totals totals;
+	uint64_t started_ns;		/* CLOCK_MONOTONIC when the devices were made */
 };
 
 #endif

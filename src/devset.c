@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "devset.h"
+#include "lathist.h"
 #include "log.h"
 #include "numa_place.h"
 #include "page.h"
@@ -57,6 +58,7 @@ int devset_init(struct devset *ds, const struct devset_config *cfg)
 {
 	int ret;
 
+	ds->started_ns = lathist_now_ns();
 	ds->client_memory = cfg->client_memory;
 	ds->client_registered = cfg->client_registered;
 	for (ds->ndevices = 0; ds->ndevices < cfg->ndevices; ds->ndevices++) {

@@ -169,7 +169,7 @@ static void sync_locked(struct zmm *mm, const struct xview *v)
 			keep &= ~(E_ATOMIC(d) | E_MIRROR(d) | E_MIRROR_W(d));
 			atomic_fetch_add_explicit(&mm->cnt[d].exclusive_revokes, 1,
 						  memory_order_relaxed);
-			atomic_fetch_add_explicit(&mm->ds->totals.exclusive_revokes, 1,
+			atomic_fetch_add_explicit(&mm->ds->dev[d].totals.exclusive_revokes, 1,
 						  memory_order_relaxed);
 		}
 		if (keep != e)
@@ -384,7 +384,8 @@ static int grant(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npage
 			e &= ~(E_EXCL | E_PFN_MASK);	/* the map knows it again */
 		ptable_set(&mm->pt, vpn0 + i, e | E_ATOMIC(dev) | E_MIRROR(dev) | E_MIRROR_W(dev));
 		atomic_fetch_add_explicit(&mm->cnt[dev].exclusive_grants, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&mm->ds->totals.exclusive_grants, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&mm->ds->dev[dev].totals.exclusive_grants, 1,
+					  memory_order_relaxed);
 	}
 	pthread_mutex_unlock(&mm->lock);
 	*cpages = k;

@@ -599,12 +599,12 @@ static int migration_finalize(struct migration *m, uint64_t *cpages)
 	if (m->held_exclusive) {
 		atomic_fetch_add_explicit(&mm->cnt[m->dev].exclusive_grants, migrated,
 					  memory_order_relaxed);
-		atomic_fetch_add_explicit(&mm->ds->totals.exclusive_grants, migrated,
+		atomic_fetch_add_explicit(&mm->ds->dev[m->dev].totals.exclusive_grants, migrated,
 					  memory_order_relaxed);
 	} else {
 		atomic_fetch_add_explicit(&mm->cnt[m->dev].pages_to_device, migrated,
 					  memory_order_relaxed);
-		atomic_fetch_add_explicit(&mm->ds->totals.pages_to_device, migrated,
+		atomic_fetch_add_explicit(&mm->ds->dev[m->dev].totals.pages_to_device, migrated,
 					  memory_order_relaxed);
 	}
 	zmm_add_device_pages(mm, m->dev, migrated);

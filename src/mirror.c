@@ -181,6 +181,8 @@ int mirror_access(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npag
 	*cpages = npages;
 	*faults = a.missing ? 1 : 0;
 	atomic_fetch_add_explicit(&mm->cnt[dev].device_faults, *faults, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mm->ds->dev[dev].totals.device_faults, *faults,
+				  memory_order_relaxed);
 out_free:
 	free(a.bounce);
 	free(a.local);

@@ -47,6 +47,10 @@ static const struct {
 	[ZMSG_STORED] = { "stored", sizeof(struct zmsg_store) },
 	[ZMSG_EXCLUSIVE_HELD] = { "exclusive-held", sizeof(struct zmsg_req) },
 	[ZMSG_FORK_PREPARE] = { "fork-prepare", sizeof(struct zmsg_req) },
+	[ZMSG_DEVICE_STATUS] = { "device-status", sizeof(struct zmsg_req) },
+	[ZMSG_DEVICE_STATUS_OK] = { "device-status-ok", sizeof(struct zmsg_device_status_ok) },
+	[ZMSG_CLIENTS] = { "clients", sizeof(struct zmsg_req) },
+	[ZMSG_CLIENTS_OK] = { "clients-ok", sizeof(struct zmsg_clients_ok) },
 };
 
 void zmsg_init(union zmsg *m, enum zmsg_type type, uint64_t seq)

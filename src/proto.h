@@ -29,6 +29,11 @@
  *   proves with a proof page (UFFD without an fd) which of its parent's fork
  *   events brought its uffd
  *   STATUS   -> STATUS_OK       zdevctl: the whole daemon
+ *   DEVICE_STATUS -> DEVICE_STATUS_OK  zdevctl: one device's counters over
+ *                               every client (req.device)
+ *   CLIENTS  -> CLIENTS_OK      zdevctl: a page of the client processes, by
+ *                               pid, those after req.arg; `more` says whether
+ *                               another page follows
  *   EXCLUSIVE, ATOMIC_ADD -> XMAP* -> REPLY
  *            only the client can mprotect itself: the daemon asks it to grant
  *            (populate writable, record, PROT_NONE), revoke or forget ranges
@@ -56,7 +61,7 @@
 
 #include "lathist.h"
 
-#define ZDEV_PROTO_VERSION 5
+#define ZDEV_PROTO_VERSION 6
 #define ZDEV_PROTO_MAGIC 0x7a646576u	/* "zdev" */
 #define ZDEV_MAX_DEVICES 8
 
@@ -93,6 +98,10 @@ enum zmsg_type {
 	ZMSG_STORED,
 	ZMSG_EXCLUSIVE_HELD,
 	ZMSG_FORK_PREPARE,
+	ZMSG_DEVICE_STATUS,
+	ZMSG_DEVICE_STATUS_OK,
+	ZMSG_CLIENTS,
+	ZMSG_CLIENTS_OK,
 	ZMSG_TYPE_END,
 };
 
@@ -143,7 +152,8 @@ struct zmsg_hello_ok {
 
 /* Every request of one device and range: UFFD (addr = proof page), OPEN,
  * CLOSE, MIGRATE_*, READ, WRITE, SNAPSHOT, RELEASE, SET_FLAGS (arg = flags),
- * FORKED (arg = child pid), STATS, STATUS; EXCLUSIVE and CHECK_EXCLUSIVE
+ * FORKED (arg = child pid), STATS, STATUS, DEVICE_STATUS, CLIENTS (arg = the
+ * pid to list after, 0 for the first page); EXCLUSIVE and CHECK_EXCLUSIVE
  * (arg = the client's exclusive-page map directory), ATOMIC_ADD (addr = the
  * counter, npages = 1, arg = delta, buf = the map directory),
  * EXCLUSIVE_HELD (the shim's exclusive access, held with the pages unmapped). */
@@ -267,6 +277,45 @@ struct zmsg_status_ok {
 	uint64_t exclusive_grants;
 	uint64_t exclusive_revokes;
 	uint64_t clients_total;		/* client processes ever, fork children too */
+	uint64_t device_faults;		/* device accesses that missed a mirror page */
+	uint64_t uptime_ns;		/* since zdevd made its devices */
+	int32_t daemon_pid;
+	uint32_t pad;
+};
+
+/* One device's counters over every client since zdevd started. */
+struct zmsg_device_status_ok {
+	struct zmsg_hdr hdr;
+	int32_t status;		/* -ENODEV for a device zdevd lacks */
+	uint32_t device;
+	uint64_t cpu_faults;
+	uint64_t device_faults;
+	uint64_t pages_to_device;
+	uint64_t pages_to_system;
+	uint64_t exclusive_grants;
+	uint64_t exclusive_revokes;
+	uint32_t clients;	/* client processes with pages on it now */
+	uint32_t pad;
+};
+
+struct zmsg_client {
+	int32_t pid;
+	uint32_t uid;
+	uint32_t handles;	/* device handles open, every device's */
+	uint32_t pad;
+	char comm[16];		/* /proc/PID/comm, "" when unreadable */
+	uint64_t device_pages[ZDEV_MAX_DEVICES];
+};
+
+#define ZMSG_CLIENTS_PER_PAGE 4
+
+struct zmsg_clients_ok {
+	struct zmsg_hdr hdr;
+	int32_t status;
+	uint32_t count;		/* entries of client[] used */
+	uint32_t more;		/* 1: clients with a larger pid follow */
+	uint32_t pad;
+	struct zmsg_client client[ZMSG_CLIENTS_PER_PAGE];
 };
 
 union zmsg {
@@ -280,7 +329,14 @@ union zmsg {
 	struct zmsg_reply reply;
 	struct zmsg_stats_ok stats_ok;
 	struct zmsg_status_ok status_ok;
+	struct zmsg_device_status_ok device_status_ok;
+	struct zmsg_clients_ok clients_ok;
 };
+
+/* libzdev's SIGSEGV handler holds a union zmsg, maybe on a small alternate
+ * stack: the client list comes in pages so that it never makes it larger. */
+_Static_assert(sizeof(struct zmsg_clients_ok) <= sizeof(struct zmsg_status_ok),
+	       "a page of clients makes union zmsg larger");
 
 /* Fills the header of a message of the given type. */
 void zmsg_init(union zmsg *m, enum zmsg_type type, uint64_t seq);

@@ -184,10 +184,12 @@ static void count_bring_back(struct zmm *mm, uint64_t e)
 
 	if ((e & E_HELD_EXCL) == E_HELD_EXCL) {
 		atomic_fetch_add_explicit(&mm->cnt[dev].exclusive_revokes, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&mm->ds->totals.exclusive_revokes, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&mm->ds->dev[dev].totals.exclusive_revokes, 1,
+					  memory_order_relaxed);
 	} else {
 		atomic_fetch_add_explicit(&mm->cnt[dev].cpu_faults, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&mm->ds->totals.cpu_faults, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&mm->ds->dev[dev].totals.cpu_faults, 1,
+					  memory_order_relaxed);
 	}
 }
 

@@ -83,7 +83,7 @@ void zmm_forget_run_locked(struct zmm *mm, uint64_t vpn, uint64_t n, uint64_t e)
 		refpool_put_run(pool, refpool_pfn_to_page(pool, e_pfn(e)), (uint32_t)n);
 	atomic_fetch_sub_explicit(&mm->cnt[dev].device_pages, n, memory_order_relaxed);
 	atomic_fetch_add_explicit(&mm->cnt[dev].pages_to_system, n, memory_order_relaxed);
-	atomic_fetch_add_explicit(&mm->ds->totals.pages_to_system, n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mm->ds->dev[dev].totals.pages_to_system, n, memory_order_relaxed);
 }
 
 struct drop_ctx {

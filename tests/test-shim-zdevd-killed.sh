@@ -67,7 +67,7 @@ for round in 1 2; do
 	used=0
 	for _ in $(seq 200); do
 		used=$(env -u LD_PRELOAD "$top/zdevctl" --socket "$sock" status 2>/dev/null |
-			sed -n 's/^device 0: .* \([0-9]*\) used,.*/\1/p')
+			sed -n 's/^device 0: .* in use (\([0-9]*\) of [0-9]* pages).*/\1/p')
 		[ "${used:-0}" -gt 0 ] && break
 		sleep 0.02
 	done

@@ -79,7 +79,7 @@ run default 'echo out' --stats-json "$tmp/default.json" >"$tmp/default.out"
 expect_status "a default run" 0 $?
 check_gone default
 [ "$(cat "$tmp/default.out")" = out ] || fail "stdout: $(cat "$tmp/default.out")"
-grep -q '^device 1: .*limit 262144\b' "$tmp/default.status" || fail "defaults: $(cat "$tmp/default.status")"
+grep -q '^device 1: device memory .* of 1 GiB in use (.* of 262144 pages)' "$tmp/default.status" || fail "defaults: $(cat "$tmp/default.status")"
 grep -q '^device 2:' "$tmp/default.status" && fail "defaults: more than two devices"
 grep -q '^zdev-run: zdevd CPU time: [0-9.]* s user, [0-9.]* s system$' "$tmp/default.err" ||
 	fail "no zdevd CPU time in the summary: $(cat "$tmp/default.err")"
@@ -90,7 +90,7 @@ grep -q '"zdevd_cpu_seconds":{"user":[0-9.]*,"system":[0-9.]*}}' "$tmp/default.j
 run sized 'true' --quiet --devices 3 --memory 64M
 expect_status "--devices 3 --memory 64M" 0 $?
 check_gone sized
-grep -q '^device 2: .*limit 16384\b' "$tmp/sized.status" || fail "--devices 3 --memory 64M: $(cat "$tmp/sized.status")"
+grep -q '^device 2: device memory .* of 64 MiB in use (.* of 16384 pages)' "$tmp/sized.status" || fail "--devices 3 --memory 64M: $(cat "$tmp/sized.status")"
 
 # -- however the program ends, zdevd is stopped
 run three 'exit 3' --quiet

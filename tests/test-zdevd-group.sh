@@ -73,7 +73,7 @@ as() { # user out setpriv-options...
 	ZDEV_SOCKET=$sock timeout 60 setpriv --reuid="$user" "$@" "$client" >"$out" 2>&1
 }
 expect_served() { # what out
-	grep -q '^migrated 1024 pages to device 0' "$2" || fail "$1 is not served: $(cat "$2")"
+	grep -q '^migrate: moved 1024 pages to device 0' "$2" || fail "$1 is not served: $(cat "$2")"
 }
 expect_refused() { # what out
 	grep -q '^zdev_open: Permission denied' "$2" || fail "$1 is not refused with EACCES: $(cat "$2")"

@@ -87,7 +87,7 @@ if [ $status != 0 ]; then
 	fail "the first client, which starts zdevd: exit $status: $(cat "$tmp/client.err")"
 	exit 1
 fi
-grep -q '^migrated 1024 pages to device 0' "$tmp/client.out" ||
+grep -q '^migrate: moved 1024 pages to device 0' "$tmp/client.out" ||
 	fail "the first client was not served: $(cat "$tmp/client.out")"
 # systemd-socket-activate became zdevd (exec), which still serves.
 [ "$(comm_of $zpid)" = zdevd ] || fail "zdevd is not running after the first client (pid $zpid: $(comm_of $zpid))"

@@ -7,109 +7,88 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#include "proto.h"
+#include "tools/zdevctl.h"
 
-static const char usage[] = "usage: zdevctl [--socket PATH] status|stats [--json]\n";
+/* Exit statuses, in zdevctl(8). */
+enum {
+	EXIT_NO_ZDEVD = 1,	/* no zdevd answered, or not in a way zdevctl reads */
+	EXIT_USAGE = 2,
+};
 
-static int query(const char *path, struct zmsg_status_ok *out)
+static const char usage[] =
+	"usage: zdevctl [--socket PATH] [--json] status|stats\n"
+	"       zdevctl --help|--version\n"
+	"\n"
+	"  status         the devices and their memory, the client processes, and what\n"
+	"                 zdevd can give its clients\n"
+	"  stats          fault and migration counters, in all and for each device, and\n"
+	"                 the latency of the CPU faults zdevd served\n"
+	"  --socket PATH  the zdevd to ask; by default $ZDEV_SOCKET, else\n"
+	"                 $XDG_RUNTIME_DIR/zdev/zdevd.sock, else /run/zdev/zdevd.sock\n"
+	"  --json         one JSON object, for tools\n"
+	"\n"
+	"See zdevctl(8).\n";
+
+/* Where the socket path came from, for the message when nobody answers. */
+static const char *socket_origin(bool from_option)
 {
-	union zmsg m;
-	int fd, ret;
+	const char *env;
 
-	fd = zmsg_connect(path);
-	if (fd < 0)
-		return fd;
-	zmsg_init(&m, ZMSG_STATUS, 1);
-	ret = zmsg_send(fd, &m, -1);
-	if (!ret)
-		ret = zmsg_recv(fd, &m, NULL);
-	if (ret >= 0)
-		ret = ret == ZMSG_STATUS_OK ? m.status_ok.status : -EPROTO;
-	if (!ret)
-		*out = m.status_ok;
-	close(fd);
-	return ret;
+	if (from_option)
+		return "given with --socket";
+	if ((env = getenv("ZDEV_SOCKET")) && *env)
+		return "from $ZDEV_SOCKET";
+	if ((env = getenv("XDG_RUNTIME_DIR")) && *env)
+		return "from $XDG_RUNTIME_DIR";
+	return "the default: neither ZDEV_SOCKET nor XDG_RUNTIME_DIR is set";
 }
 
-static void print_status(const struct zmsg_status_ok *s, bool json)
+static int no_answer(const char *path, bool from_option, int err)
 {
-	if (json) {
-		printf("{\"clients\":%u,\"clients_total\":%llu,\"kernel_faults\":%s,"
-		       "\"fork_events\":%s,\"devices\":[", s->clients,
-		       (unsigned long long)s->clients_total,
-		       s->features & ZFEAT_KERNEL_FAULTS ? "true" : "false",
-		       s->features & ZFEAT_FORK_EVENTS ? "true" : "false");
-		for (unsigned int i = 0; i < s->ndevices; i++) {
-			const struct zmsg_status_device *d = &s->dev[i];
+	struct stat st;
 
-			printf("%s{\"device\":%u,\"pool\":{\"total_pages\":%llu,\"used_pages\":%llu,"
-			       "\"free_pages\":%llu,\"limit_pages\":%llu,\"chunks\":%u,"
-			       "\"peak_used_pages\":%llu}}",
-			       i ? "," : "", i, (unsigned long long)d->pool_pages_total,
-			       (unsigned long long)d->pool_pages_used,
-			       (unsigned long long)(d->pool_pages_total - d->pool_pages_used),
-			       (unsigned long long)d->pool_limit_pages, d->chunks,
-			       (unsigned long long)d->peak_pages_used);
-		}
-		printf("]}\n");
-		return;
+	switch (err) {
+	case -ENOENT:
+	case -ECONNREFUSED:
+	case -ENOTSOCK:
+		fprintf(stderr, "zdevctl: no zdevd answers on %s (%s): %s\n", path,
+			socket_origin(from_option), strerror(-err));
+		/* zdevd finds its default socket as zdevctl does. */
+		if (from_option)
+			fprintf(stderr, "zdevctl: start one with 'zdevd --socket %s'", path);
+		else
+			fprintf(stderr, "zdevctl: start one with 'zdevd', which listens there too");
+		fprintf(stderr, ", or name the socket of one that runs with --socket PATH or "
+			"ZDEV_SOCKET\n");
+		break;
+	case -EACCES:
+	case -EPERM:
+		fprintf(stderr, "zdevctl: %s (%s): %s: the zdevd there does not serve this user\n",
+			path, socket_origin(from_option), strerror(-err));
+		break;
+	case -ECONNRESET:
+	case -EPIPE:
+		if (!stat(path, &st) && st.st_uid != geteuid())
+			fprintf(stderr, "zdevctl: the zdevd on %s hung up without an answer: it "
+				"serves only its own user, uid %u\n", path, (unsigned int)st.st_uid);
+		else
+			fprintf(stderr, "zdevctl: the zdevd on %s hung up without an answer: it "
+				"may be exiting\n", path);
+		break;
+	case -EMSGSIZE:
+	case -EPROTO:
+	case -EBADMSG:
+		fprintf(stderr, "zdevctl: the zdevd on %s answered in another protocol than "
+			"zdevctl's (version %d): use the zdevctl of the same zdev\n", path,
+			ZDEV_PROTO_VERSION);
+		break;
+	default:
+		fprintf(stderr, "zdevctl: %s: %s\n", path, strerror(-err));
 	}
-	printf("clients: %u (%llu served in all)\n", s->clients,
-	       (unsigned long long)s->clients_total);
-	for (unsigned int i = 0; i < s->ndevices; i++) {
-		const struct zmsg_status_device *d = &s->dev[i];
-
-		printf("device %u: pool %llu pages (%u chunks), %llu used, %llu free, limit %llu, "
-		       "peak %llu used\n", i,
-		       (unsigned long long)d->pool_pages_total, d->chunks,
-		       (unsigned long long)d->pool_pages_used,
-		       (unsigned long long)(d->pool_pages_total - d->pool_pages_used),
-		       (unsigned long long)d->pool_limit_pages,
-		       (unsigned long long)d->peak_pages_used);
-	}
-	/* What every client gets; zdev_get_features(3) says what each means. */
-	printf("kernel-mode faults: %s\nfork events: %s\n",
-	       s->features & ZFEAT_KERNEL_FAULTS ? "yes" : "no (system calls on device pages fail with EFAULT)",
-	       s->features & ZFEAT_FORK_EVENTS ? "yes" : "no (device pages come home before a fork)");
-}
-
-static void print_stats_json(const struct zmsg_status_ok *s)
-{
-	printf("{\"cpu_faults\":%llu,\"pages_to_device\":%llu,\"pages_to_system\":%llu,"
-	       "\"exclusive_grants\":%llu,\"exclusive_revokes\":%llu,"
-	       "\"fault_latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
-	       "\"clients_total\":%llu,\"peak_used_pages\":[",
-	       (unsigned long long)s->cpu_faults, (unsigned long long)s->pages_to_device,
-	       (unsigned long long)s->pages_to_system, (unsigned long long)s->exclusive_grants,
-	       (unsigned long long)s->exclusive_revokes, s->fault_p50_ns / 1e3,
-	       s->fault_p99_ns / 1e3, s->fault_max_ns / 1e3,
-	       (unsigned long long)s->clients_total);
-	for (unsigned int i = 0; i < s->ndevices; i++)
-		printf("%s%llu", i ? "," : "", (unsigned long long)s->dev[i].peak_pages_used);
-	printf("]}\n");
-}
-
-static void print_stats(const struct zmsg_status_ok *s, bool json)
-{
-	if (json) {
-		print_stats_json(s);
-		return;
-	}
-	printf("cpu faults served: %llu\npages to device: %llu\npages to system: %llu\n"
-	       "exclusive grants: %llu\nexclusive revokes: %llu\n"
-	       "fault service latency: p50 %.1f us, p99 %.1f us, max %.1f us\n",
-	       (unsigned long long)s->cpu_faults, (unsigned long long)s->pages_to_device,
-	       (unsigned long long)s->pages_to_system, (unsigned long long)s->exclusive_grants,
-	       (unsigned long long)s->exclusive_revokes, s->fault_p50_ns / 1e3,
-	       s->fault_p99_ns / 1e3, s->fault_max_ns / 1e3);
-	printf("client processes served: %llu\n", (unsigned long long)s->clients_total);
-	for (unsigned int i = 0; i < s->ndevices; i++)
-		printf("device %u: peak pages used: %llu\n", i,
-		       (unsigned long long)s->dev[i].peak_pages_used);
+	return EXIT_NO_ZDEVD;
 }
 
 int main(int argc, char **argv)
@@ -118,22 +97,28 @@ int main(int argc, char **argv)
 		{ "socket", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
+	bool json = false, from_option = false, status;
+	struct zdevctl_view view;
 	char path[108];
-	struct zmsg_status_ok st = { 0 };
-	bool json = false;
 	const char *cmd;
 	int c, ret;
 
 	if (proto_default_socket(path, sizeof(path))) {
-		fprintf(stderr, "zdevctl: socket path too long\n");
-		return 1;
+		fprintf(stderr, "zdevctl: the socket path from the environment is too long\n");
+		return EXIT_USAGE;
 	}
-	while ((c = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:jhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			snprintf(path, sizeof(path), "%s", optarg);
+			if (snprintf(path, sizeof(path), "%s", optarg) >= (int)sizeof(path)) {
+				fprintf(stderr, "zdevctl: --socket %s: too long for a socket path\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			from_option = true;
 			break;
 		case 'j':
 			json = true;
@@ -141,31 +126,44 @@ int main(int argc, char **argv)
 		case 'h':
 			fputs(usage, stdout);
 			return 0;
+		case 'V':
+			printf("zdevctl (zdev) %s, protocol version %d\n", PACKAGE_VERSION,
+			       ZDEV_PROTO_VERSION);
+			return 0;
 		default:
-			fputs(usage, stderr);
-			return 1;
+			fputs("zdevctl: try zdevctl --help\n", stderr);
+			return EXIT_USAGE;
 		}
 	}
-	/* --json may also follow the command */
-	if (optind < argc && argc - optind == 2 && !strcmp(argv[optind + 1], "--json"))
-		json = true;
-	else if (argc - optind != 1) {
+	if (optind == argc) {
 		fputs(usage, stderr);
-		return 1;
+		return EXIT_USAGE;
 	}
 	cmd = argv[optind];
 	if (strcmp(cmd, "status") && strcmp(cmd, "stats")) {
-		fputs(usage, stderr);
-		return 1;
+		fprintf(stderr, "zdevctl: '%s' is not a command; try zdevctl --help\n", cmd);
+		return EXIT_USAGE;
 	}
-	ret = query(path, &st);
-	if (ret) {
-		fprintf(stderr, "zdevctl: %s: %s\n", path, strerror(-ret));
-		return 1;
+	/* --json may also follow the command */
+	if (argc - optind == 2 && !strcmp(argv[optind + 1], "--json")) {
+		json = true;
+	} else if (argc - optind != 1) {
+		fprintf(stderr, "zdevctl: %s takes no argument '%s'; try zdevctl --help\n", cmd,
+			argv[optind + 1]);
+		return EXIT_USAGE;
 	}
-	if (!strcmp(cmd, "status"))
-		print_status(&st, json);
+	status = !strcmp(cmd, "status");
+	ret = zdevctl_query(path, status, &view);
+	if (ret)
+		return no_answer(path, from_option, ret);
+	if (status && json)
+		zdevctl_status_json(&view);
+	else if (status)
+		zdevctl_status_text(&view);
+	else if (json)
+		zdevctl_stats_json(&view);
 	else
-		print_stats(&st, json);
+		zdevctl_stats_text(&view);
+	zdevctl_view_free(&view);
 	return 0;
 }

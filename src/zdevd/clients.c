@@ -205,6 +205,43 @@ struct zmm *clients_claim_fork(struct zdevd *d, pid_t pid, pid_t parent_pid,
 	return child;	/* the list's reference is now the caller's */
 }
 
+/* Puts mm into out[0..*n), kept sorted by pid and at most max long. */
+static void insert_by_pid(struct zmm **out, unsigned int *n, unsigned int max, struct zmm *mm)
+{
+	unsigned int i = *n;
+
+	if (i == max && mm->pid > out[max - 1]->pid)
+		return;
+	if (i == max)
+		i--;
+	else
+		(*n)++;
+	for (; i > 0 && out[i - 1]->pid > mm->pid; i--)
+		out[i] = out[i - 1];
+	out[i] = mm;
+}
+
+unsigned int clients_list_after(struct zdevd *d, pid_t after, struct zmm **out,
+				unsigned int max, bool *more)
+{
+	unsigned int n = 0, above = 0;
+
+	if (!max)
+		return 0;
+	pthread_mutex_lock(&d->mms_lock);
+	for (struct zmm *mm = d->mms; mm; mm = mm->next) {
+		if (mm->pid <= after || atomic_load(&mm->dead))
+			continue;
+		above++;
+		insert_by_pid(out, &n, max, mm);
+	}
+	for (unsigned int i = 0; i < n; i++)
+		zmm_get(out[i]);
+	pthread_mutex_unlock(&d->mms_lock);
+	*more = above > n;
+	return n;
+}
+
 void clients_evict_all(struct zdevd *d)
 {
 	for (;;) {

@@ -47,6 +47,11 @@ struct zmm *clients_claim_fork(struct zdevd *d, pid_t pid, pid_t parent_pid,
  * dev back to system memory. 0, -ENOMEM, or the first client's -errno (the
  * others are still tried). */
 int clients_release_device(struct zdevd *d, unsigned int dev);
+/* Up to max listed processes whose pid is above after, the smallest pids
+ * first, each with a reference: how many went into out. *more: whether
+ * others above after were left out. */
+unsigned int clients_list_after(struct zdevd *d, pid_t after, struct zmm **out,
+				unsigned int max, bool *more);
 /* Shutdown: every listed process's pages back to it, then off the list. */
 void clients_evict_all(struct zdevd *d);
 /* Shutdown: the children never claimed are freed. */

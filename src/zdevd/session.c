@@ -31,6 +31,7 @@
 #include "zdevd/peer.h"
 #include "zdevd/proof.h"
 #include "zdevd/session.h"
+#include "zdevd/status.h"
 #include "zmm.h"
 
 #define ACCESS_WINDOW 4096ul	/* pages a device access handles at once */
@@ -75,18 +76,6 @@ static int check_range(uint64_t addr, uint64_t npages)
 
 /* ---- handshake ---- */
 
-/* What every client of this zdevd gets, whatever its own privileges. */
-static uint32_t daemon_features(const struct zdevd *d)
-{
-	uint32_t f = 0;
-
-	if (d->devnode_ok)
-		f |= ZFEAT_KERNEL_FAULTS;
-	if (d->devs.uffd_features & UFFD_FEATURE_EVENT_FORK)
-		f |= ZFEAT_FORK_EVENTS;
-	return f;
-}
-
 static int on_hello(struct session *s, const struct zmsg_hello *h)
 {
 	union zmsg m;
@@ -96,7 +85,7 @@ static int on_hello(struct session *s, const struct zmsg_hello *h)
 	m.hello_ok.version = ZDEV_PROTO_VERSION;
 	m.hello_ok.ndevices = s->d->devs.ndevices;
 	m.hello_ok.daemon_pid = getpid();
-	m.hello_ok.features = daemon_features(s->d) & ZFEAT_FORK_EVENTS;
+	m.hello_ok.features = status_features(s->d) & ZFEAT_FORK_EVENTS;
 	if (h->version != ZDEV_PROTO_VERSION)
 		m.hello_ok.status = -EPROTO;
 	else if (h->pid != s->pid)
@@ -364,38 +353,6 @@ static void fill_stats(struct session *s, unsigned int dev, union zmsg *m)
 	memcpy(m->stats_ok.fault_hist, lat.bucket, sizeof(lat.bucket));
 }
 
-static void fill_status(struct zdevd *d, union zmsg *m)
-{
-	struct lathist_snap lat;
-
-	m->status_ok.ndevices = d->cfg.devs.ndevices;
-	pthread_mutex_lock(&d->mms_lock);
-	m->status_ok.clients = d->nclients;
-	m->status_ok.features = daemon_features(d);
-	m->status_ok.clients_total = d->clients_total;
-	pthread_mutex_unlock(&d->mms_lock);
-	m->status_ok.cpu_faults = atomic_load(&d->devs.totals.cpu_faults);
-	m->status_ok.pages_to_device = atomic_load(&d->devs.totals.pages_to_device);
-	m->status_ok.pages_to_system = atomic_load(&d->devs.totals.pages_to_system);
-	m->status_ok.exclusive_grants = atomic_load(&d->devs.totals.exclusive_grants);
-	m->status_ok.exclusive_revokes = atomic_load(&d->devs.totals.exclusive_revokes);
-	lathist_read(&d->fault_lat, &lat);
-	m->status_ok.fault_p50_ns = lathist_percentile(&lat, 0.50);
-	m->status_ok.fault_p99_ns = lathist_percentile(&lat, 0.99);
-	m->status_ok.fault_max_ns = lat.max_ns;
-	for (unsigned int i = 0; i < d->cfg.devs.ndevices; i++) {
-		struct refpool_stats ps;
-
-		refpool_get_stats(d->devs.dev[i].pool, &ps);
-		m->status_ok.dev[i].pool_pages_total = ps.pages_total;
-		m->status_ok.dev[i].pool_pages_used = ps.pages_used;
-		m->status_ok.dev[i].pool_limit_pages = ps.limit_pages;
-		m->status_ok.dev[i].chunks = ps.chunks;
-		m->status_ok.dev[i].peak_pages_used = ps.pages_peak;
-	}
-}
-
-
 /* A device handle more, within the client's limit. */
 static int open_handle(struct zmm *mm, unsigned int dev, unsigned int limit)
 {
@@ -589,9 +546,18 @@ static int on_request(struct session *s, union zmsg *m, int type)
 	const struct zmsg_req *r = &m->req;
 	union zmsg out;
 
-	if (type == ZMSG_STATUS) {
+	switch (type) {
+	case ZMSG_STATUS:
 		zmsg_init(&out, ZMSG_STATUS_OK, r->hdr.seq);
-		fill_status(s->d, &out);
+		status_fill(s->d, &out);
+		return zmsg_send(s->sock, &out, -1);
+	case ZMSG_DEVICE_STATUS:
+		zmsg_init(&out, ZMSG_DEVICE_STATUS_OK, r->hdr.seq);
+		status_fill_device(s->d, r, &out);
+		return zmsg_send(s->sock, &out, -1);
+	case ZMSG_CLIENTS:
+		zmsg_init(&out, ZMSG_CLIENTS_OK, r->hdr.seq);
+		status_fill_clients(s->d, r, &out);
 		return zmsg_send(s->sock, &out, -1);
 	}
 	if (!s->mm)
@@ -609,11 +575,11 @@ static int on_request(struct session *s, union zmsg *m, int type)
 }
 
 /*
- * A peer zdevd does not serve: its HELLO, or zdevctl's STATUS, is answered
- * -EACCES, which is what zdev_open() returns, and the connection closed.
- * Answering rather than closing at once spares the peer a kernel race: a
- * socket closed with a message unread reports ECONNRESET to the other end
- * ahead of anything sent before the close.
+ * A peer zdevd does not serve: its HELLO, or zdevctl's questions, are
+ * answered -EACCES, which is what zdev_open() returns, and the connection
+ * closed. Answering rather than closing at once spares the peer a kernel
+ * race: a socket closed with a message unread reports ECONNRESET to the
+ * other end ahead of anything sent before the close.
  */
 static int on_refused(struct session *s, const union zmsg *m, int type, int fd)
 {
@@ -621,17 +587,34 @@ static int on_refused(struct session *s, const union zmsg *m, int type, int fd)
 
 	if (fd >= 0)
 		close(fd);
-	if (type == ZMSG_HELLO) {
+	switch (type) {
+	case ZMSG_HELLO:
 		zmsg_init(&out, ZMSG_HELLO_OK, m->hdr.seq);
 		out.hello_ok.version = ZDEV_PROTO_VERSION;
 		out.hello_ok.status = -EACCES;
-	} else if (type == ZMSG_STATUS) {
+		break;
+	case ZMSG_STATUS:
 		zmsg_init(&out, ZMSG_STATUS_OK, m->hdr.seq);
 		out.status_ok.status = -EACCES;
-	} else {
+		break;
+	case ZMSG_DEVICE_STATUS:
+		zmsg_init(&out, ZMSG_DEVICE_STATUS_OK, m->hdr.seq);
+		out.device_status_ok.status = -EACCES;
+		break;
+	case ZMSG_CLIENTS:
+		zmsg_init(&out, ZMSG_CLIENTS_OK, m->hdr.seq);
+		out.clients_ok.status = -EACCES;
+		break;
+	default:
 		return -EACCES;
 	}
 	return zmsg_send(s->sock, &out, -1) ?: -EACCES;
+}
+
+/* zdevctl's questions, which need no HELLO. */
+static bool is_status_request(int type)
+{
+	return type == ZMSG_STATUS || type == ZMSG_DEVICE_STATUS || type == ZMSG_CLIENTS;
 }
 
 static int on_message(struct session *s, union zmsg *m, int type, int fd)
@@ -654,10 +637,11 @@ static int on_message(struct session *s, union zmsg *m, int type, int fd)
 	case ZMSG_READ: case ZMSG_WRITE: case ZMSG_SNAPSHOT: case ZMSG_RELEASE:
 	case ZMSG_SET_FLAGS: case ZMSG_STATS: case ZMSG_STATUS: case ZMSG_EXCLUSIVE:
 	case ZMSG_CHECK_EXCLUSIVE: case ZMSG_ATOMIC_ADD: case ZMSG_XMOVED: case ZMSG_RESCUE:
-	case ZMSG_EXCLUSIVE_HELD: case ZMSG_FORK_PREPARE:
+	case ZMSG_EXCLUSIVE_HELD: case ZMSG_FORK_PREPARE: case ZMSG_DEVICE_STATUS:
+	case ZMSG_CLIENTS:
 		if (fd >= 0)
 			close(fd);
-		if (!s->hello && type != ZMSG_STATUS)
+		if (!s->hello && !is_status_request(type))
 			return -EPROTO;
 		return type == ZMSG_RESCUE ? on_rescue(s, &m->req) : on_request(s, m, type);
 	default:
