@@ -131,7 +131,7 @@ ctl stats
 expect "stats" "^device faults: 0$" "$tmp/out"
 expect "stats" "^pages to device: 260 (1.0 MiB)$" "$tmp/out"
 expect "stats" "^fault service latency: no CPU fault served yet$" "$tmp/out"
-expect "stats" "^device 1: cpu faults 0, device faults 0, pages to device 256 (1 MiB), to system 0 (0 B), .*, peak 1 MiB in use$" \
+expect "stats" "^device 1: cpu faults 0, device faults 0, pages to device 256 (1 MiB), to system 0 (0 bytes), .*, peak 1 MiB in use$" \
 	"$tmp/out"
 
 # The clients go; a program whose CPU faults bring pages back.
@@ -149,7 +149,7 @@ expect "stats --json" '"fault_latency_us":{"p50":[0-9.]*,"p50_bucket":\[[0-9.]*,
 expect "stats --json" '"devices":\[{"device":0,"cpu_faults":256,' "$tmp/out"
 ctl status
 expect "status after the clients" "^clients: 0 now, 6 served in all$" "$tmp/out"
-expect "status after the clients" "^device 1: device memory 0 B of 64 MiB in use (0 of 16384 pages), peak 1 MiB;" "$tmp/out"
+expect "status after the clients" "^device 1: device memory 0 bytes of 64 MiB in use (0 of 16384 pages), peak 1 MiB;" "$tmp/out"
 
 # -- a zdevd killed outright leaves its socket behind: nobody answers there
 kill -KILL "$daemon"

@@ -6,29 +6,13 @@
 #include <string.h>
 
 #include "page.h"
+#include "units.h"
 #include "tools/zdevctl.h"
-
-/* Bytes with a binary unit: "0 B", "4 KiB", "12 MiB", "1.5 GiB". */
-static const char *size_text(char *buf, size_t len, uint64_t bytes)
-{
-	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
-	unsigned int u = 0;
-	double v = (double)bytes;
-
-	while (v >= 1024 && u < 6) {
-		v /= 1024;
-		u++;
-	}
-	if (v == (double)(uint64_t)v)
-		snprintf(buf, len, "%llu %s", (unsigned long long)v, units[u]);
-	else
-		snprintf(buf, len, "%.1f %s", v, units[u]);
-	return buf;
-}
 
 static const char *pages_text(char *buf, size_t len, uint64_t pages)
 {
-	return size_text(buf, len, pages * PG_SIZE);
+	units_format_size(buf, len, pages * PG_SIZE);
+	return buf;
 }
 
 /* A latency with the unit that keeps it short: "850 ns", "24.6 us", "3.1 ms". */
