@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/own.h"
@@ -47,6 +48,10 @@ static int daemon_pidfd = -1;
 static uint64_t dev_pages;
 static unsigned int ndevices;
 static pid_t agent_for;			/* the process whose agent runs */
+/* The agent's rescue has ended (under rescue_lock), which rescue_done tells
+ * those waiting to start a new session. */
+static bool rescued;
+static pthread_cond_t rescue_done = PTHREAD_COND_INITIALIZER;
 /* Ours and, in a fork child, the parent's (our shared pages live there). */
 static struct held_store *stores;
 static size_t nstores, stores_cap;
@@ -357,12 +362,15 @@ static void rescue_run(void)
 	nstores = 0;
 	close(table_fd);
 	table_fd = -1;
+	rescued = true;
+	pthread_cond_broadcast(&rescue_done);
 	pthread_mutex_unlock(&rescue_lock);
 	if (ret)
 		fprintf(stderr, "libzdev: zdevd is gone and device pages could not be read back: %s\n",
 			strerror(-ret));
 	else
-		fprintf(stderr, "libzdev: zdevd is gone; %zu device pages copied back%s, going on without a device\n",
+		fprintf(stderr, "libzdev: zdevd is gone; %zu device pages copied back%s, going on "
+				"without a device until a zdevd listens again\n",
 			copied, unknown ? " (some in no store held here)" : "");
 }
 
@@ -446,6 +454,54 @@ void rescue_attach(int sock, uint64_t seq, pid_t daemon_pid, unsigned int nd)
 	pthread_mutex_unlock(&rescue_lock);
 }
 
+/* After a rescue: nothing of the session it ended is left but the agent's
+ * pidfd; the next session starts from scratch. */
+static void forget_rescued_locked(void)
+{
+	if (daemon_pidfd >= 0)
+		close(daemon_pidfd);
+	daemon_pidfd = -1;
+	agent_for = 0;
+	rescued = false;
+	/* A migration whose reply never came left its range behind. */
+	atomic_store_explicit(&migrating_end, 0, memory_order_relaxed);
+	atomic_store_explicit(&zap_running, false, memory_order_relaxed);
+	atomic_store_explicit(&lost, false, memory_order_release);
+}
+
+int rescue_settle(int wait_ms)
+{
+	struct timespec until;
+	int ret = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += wait_ms / 1000;
+	until.tv_nsec += (long)(wait_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&rescue_lock);
+	if (agent_for != getpid()) {
+		/* No agent here: a fork child's lost flag is its parent's. */
+		atomic_store_explicit(&lost, false, memory_order_release);
+		goto out_unlock;
+	}
+	/* The agent holds rescue_lock for the whole rescue: once it has
+	 * begun, the wait ends only when the rescue has, deadline or not. */
+	while (!rescued && ret != ETIMEDOUT)
+		ret = pthread_cond_clockwait(&rescue_done, &rescue_lock, CLOCK_MONOTONIC, &until);
+	if (!rescued) {
+		ret = -EBUSY;
+		goto out_unlock;
+	}
+	ret = 0;
+	forget_rescued_locked();
+out_unlock:
+	pthread_mutex_unlock(&rescue_lock);
+	return ret;
+}
+
 bool rescue_attached(void)
 {
 	bool yes;
@@ -498,12 +554,15 @@ void rescue_zap_end(void)
 
 void rescue_atfork_child(void)
 {
-	/* Another thread of the parent may have held it. */
+	/* Another thread of the parent may have held them. */
 	pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t fresh_cond = PTHREAD_COND_INITIALIZER;
 
 	memcpy(&rescue_lock, &fresh, sizeof(fresh));
+	memcpy(&rescue_done, &fresh_cond, sizeof(fresh_cond));
 	give_up_locked();
 	agent_for = 0;
+	rescued = false;
 	atomic_store_explicit(&migrating_end, 0, memory_order_relaxed);
 	atomic_store_explicit(&zap_running, false, memory_order_relaxed);
 }
