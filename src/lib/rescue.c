@@ -287,9 +287,14 @@ static const uint8_t *store_page(uint64_t id, uint64_t pfn)
 	return NULL;
 }
 
-/* The pages the table names, skipping its holes (it is sparse). */
+/*
+ * The pages the table names, skipping its holes (it is sparse), in *out of
+ * room for *ncap (own_free's to free). Not from malloc: a thread of the
+ * program may be forking, with malloc's locks held, and its fork waits for
+ * us to read the fork event.
+ */
 static int gather_pages(const struct rescue_entry *table, size_t len, struct lost_page **out,
-			size_t *nout, size_t *unknown)
+			size_t *nout, size_t *ncap, size_t *unknown)
 {
 	struct lost_page *pages = NULL;
 	size_t n = 0, cap = 0;
@@ -312,15 +317,16 @@ static int gather_pages(const struct rescue_entry *table, size_t len, struct los
 				continue;
 			}
 			if (n == cap) {
-				struct lost_page *p;
+				size_t more = cap ? 2 * cap : 1024;
+				struct lost_page *p = own_realloc(pages, cap * sizeof(*p),
+								  more * sizeof(*p));
 
-				cap = cap ? 2 * cap : 1024;
-				p = realloc(pages, cap * sizeof(*p));
 				if (!p) {
-					free(pages);
+					own_free(pages, cap * sizeof(*p));
 					return -ENOMEM;
 				}
 				pages = p;
+				cap = more;
 			}
 			pages[n++] = (struct lost_page){ .vaddr = va & ~(PG_SIZE - 1), .src = src };
 		}
@@ -328,6 +334,7 @@ static int gather_pages(const struct rescue_entry *table, size_t len, struct los
 	}
 	*out = pages;
 	*nout = n;
+	*ncap = cap;
 	return 0;
 }
 
@@ -335,7 +342,7 @@ static void rescue_run(void)
 {
 	const size_t len = (size_t)ndevices * dev_pages * sizeof(struct rescue_entry);
 	struct lost_page *pages = NULL;
-	size_t n = 0, copied = 0, unknown = 0;
+	size_t n = 0, cap = 0, copied = 0, unknown = 0;
 	void *table;
 	int ret;
 
@@ -343,7 +350,7 @@ static void rescue_run(void)
 	table = mmap(NULL, len, PROT_READ, MAP_SHARED, table_fd, 0);
 	ret = table == MAP_FAILED ? -errno : map_stores();
 	if (!ret)
-		ret = gather_pages(table, len, &pages, &n, &unknown);
+		ret = gather_pages(table, len, &pages, &n, &cap, &unknown);
 	if (!ret)
 		copied = put_pages_back(pages, n);
 	/* The last reference to the uffd: the kernel unregisters every range,
@@ -351,7 +358,7 @@ static void rescue_run(void)
 	 * fault, which the plain page tables now serve. */
 	close(own_uffd);
 	own_uffd = -1;
-	free(pages);
+	own_free(pages, cap * sizeof(*pages));
 	if (table != MAP_FAILED)
 		munmap(table, len);
 	for (size_t i = 0; i < nstores; i++) {
