@@ -56,7 +56,7 @@ int rescue_settle(int wait_ms);
 /* What a new session gives the agent to see zdevd gone: zdevd closes its
  * connections before it exits (and, on SIGTERM, before it has brought every
  * page home), so a broken connection comes first. */
-#define RESCUE_SETTLE_MS 250
+#define RESCUE_SETTLE_MS 1000
 /* In a fork child, first: the parent's uffd and table are not ours (stores
  * are: the pages we share with the parent live there); no agent runs here
  * yet. */
