@@ -52,6 +52,8 @@ static pid_t agent_for;			/* the process whose agent runs */
  * those waiting to start a new session. */
 static bool rescued;
 static pthread_cond_t rescue_done = PTHREAD_COND_INITIALIZER;
+/* Agents that have ended: what they did comes before whoever reads it. */
+static atomic_uint agents_ended;
 /* Ours and, in a fork child, the parent's (our shared pages live there). */
 static struct held_store *stores;
 static size_t nstores, stores_cap;
@@ -390,6 +392,8 @@ static void *agent_main(void *arg)
 		;
 	atomic_store_explicit(&lost, true, memory_order_release);
 	rescue_run();
+	/* release: its last touches of the rescue's state. */
+	atomic_fetch_add_explicit(&agents_ended, 1, memory_order_release);
 	return NULL;
 }
 
@@ -565,6 +569,10 @@ void rescue_atfork_child(void)
 	pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
 	pthread_cond_t fresh_cond = PTHREAD_COND_INITIALIZER;
 
+	/* acquire: an agent of the parent that has ended touches the state no
+	 * more, and ThreadSanitizer learns so (no join says it: agents are
+	 * detached). */
+	atomic_load_explicit(&agents_ended, memory_order_acquire);
 	memcpy(&rescue_lock, &fresh, sizeof(fresh));
 	memcpy(&rescue_done, &fresh_cond, sizeof(fresh_cond));
 	give_up_locked();
