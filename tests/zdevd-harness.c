@@ -10,6 +10,7 @@
 #include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -74,8 +75,28 @@ static void drop_ptrace_capability(void)
 		perror("capset");
 }
 
+/*
+ * A zdevd that died may still listen for a moment: its io_uring, torn down
+ * after the process, holds the socket until then, and a connect succeeds
+ * and is reset later. A new zdevd would take it for a live one and refuse
+ * the socket, and our readiness check would be fooled.
+ */
+static void wait_listener_gone(const char *path)
+{
+	for (int i = 0; i < 500; i++) {
+		int fd = try_connect(path);
+
+		if (fd < 0)
+			return;
+		close(fd);
+		usleep(10000);
+	}
+	fprintf(stderr, "the last zdevd on %s still listens\n", path);
+	exit(99);
+}
+
 static void start(struct zdevd_instance *z, const char *const *extra_args, bool pool_debug,
-		  bool without_ptrace)
+		  bool without_ptrace, bool same_socket)
 {
 	const char *top = getenv("top_builddir"), *why = zdevd_unavailable();
 	char exe[512];
@@ -87,12 +108,22 @@ static void start(struct zdevd_instance *z, const char *const *extra_args, bool 
 		exit(77);
 	}
 	snprintf(exe, sizeof(exe), "%s/zdevd", top ? top : ".");
-	snprintf(z->dir, sizeof(z->dir), "/tmp/zdev-test-XXXXXX");
-	if (!mkdtemp(z->dir)) {
-		perror("mkdtemp");
-		exit(99);
+	if (same_socket) {
+		/* zdevd_stop removed the directory; a killed zdevd left its
+		 * socket, which the new one replaces. */
+		if (mkdir(z->dir, 0700) && errno != EEXIST) {
+			perror(z->dir);
+			exit(99);
+		}
+		wait_listener_gone(z->socket_path);
+	} else {
+		snprintf(z->dir, sizeof(z->dir), "/tmp/zdev-test-XXXXXX");
+		if (!mkdtemp(z->dir)) {
+			perror("mkdtemp");
+			exit(99);
+		}
+		snprintf(z->socket_path, sizeof(z->socket_path), "%s/zdevd.sock", z->dir);
 	}
-	snprintf(z->socket_path, sizeof(z->socket_path), "%s/zdevd.sock", z->dir);
 	argv[argc++] = exe;
 	argv[argc++] = "--foreground";
 	if (pool_debug)
@@ -132,17 +163,22 @@ static void start(struct zdevd_instance *z, const char *const *extra_args, bool 
 
 void zdevd_start(struct zdevd_instance *z, const char *const *extra_args)
 {
-	start(z, extra_args, true, false);
+	start(z, extra_args, true, false, false);
 }
 
 void zdevd_start_without_ptrace(struct zdevd_instance *z, const char *const *extra_args)
 {
-	start(z, extra_args, true, true);
+	start(z, extra_args, true, true, false);
 }
 
 void zdevd_start_plain(struct zdevd_instance *z, const char *const *extra_args)
 {
-	start(z, extra_args, false, false);
+	start(z, extra_args, false, false, false);
+}
+
+void zdevd_restart(struct zdevd_instance *z, const char *const *extra_args)
+{
+	start(z, extra_args, true, false, true);
 }
 
 int zdevd_stop(struct zdevd_instance *z)

@@ -25,6 +25,10 @@ void zdevd_start_without_ptrace(struct zdevd_instance *z, const char *const *ext
 /* The same without the pool's debug checks (on in tests): what benchmarks
  * measure is zdevd as it runs for its users. */
 void zdevd_start_plain(struct zdevd_instance *z, const char *const *extra_args);
+/* A new zdevd on the socket of z, whose last one has exited and been
+ * reaped (zdevd_stop, or killed and waited for): what a restart of the
+ * service does to its clients. */
+void zdevd_restart(struct zdevd_instance *z, const char *const *extra_args);
 /* Why this machine cannot run zdevd for us, or NULL if it can. */
 const char *zdevd_unavailable(void);
 /* SIGTERM and wait (SIGKILL after 30 s): returns zdevd's exit status, 0 when

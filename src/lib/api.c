@@ -14,8 +14,8 @@
 #include "lib/export.h"
 #include "lib/moved.h"
 #include "lib/own.h"
-#include "lib/rescue.h"
 #include "lib/segv.h"
+#include "lib/session.h"
 #include "lib/xmap.h"
 #include "lib/zdevpriv.h"
 #include "page.h"
@@ -23,7 +23,7 @@
 
 struct zdev {
 	struct client *client;
-	unsigned int device;
+	struct session_handle h;	/* its device, and its place on the connection */
 };
 
 static pthread_once_t process_once = PTHREAD_ONCE_INIT;
@@ -74,7 +74,7 @@ static void fill_request(union zmsg *req, struct zdev *dev, enum zmsg_type type,
 			 size_t npages, uint64_t buf, uint64_t arg)
 {
 	zmsg_init(req, type, 0);
-	req->req.device = dev->device;
+	req->req.device = dev->h.device;
 	req->req.addr = (uint64_t)(uintptr_t)addr;
 	req->req.npages = npages;
 	req->req.buf = buf;
@@ -84,11 +84,8 @@ static void fill_request(union zmsg *req, struct zdev *dev, enum zmsg_type type,
 /* Sends req and waits for its REPLY in rep: 0, or -errno if none came. */
 static int call_for_reply(struct zdev *dev, union zmsg *req, union zmsg *rep)
 {
-	int ret;
+	int ret = session_call(dev->client, &dev->h, req, rep);
 
-	pthread_mutex_lock(&dev->client->lock);
-	ret = client_call(dev->client, req, rep, -1);
-	pthread_mutex_unlock(&dev->client->lock);
 	if (ret < 0)
 		return ret;
 	return ret == ZMSG_REPLY ? 0 : -EPROTO;
@@ -129,11 +126,12 @@ ZDEV_EXPORT int zdev_open(const char *socket_path, unsigned int device, struct z
 	ret = client_get(socket_path, &dev->client);
 	if (ret)
 		goto err_free;
-	dev->device = device;
-	ret = device >= dev->client->ndevices ? -ENODEV
-					      : request(dev, ZMSG_OPEN, NULL, 0, NULL, 0, NULL);
+	dev->h.device = device;
+	/* Opens the handle in the session (a new one, if zdevd was lost). */
+	ret = session_lock(dev->client, &dev->h);
 	if (ret)
 		goto err_put;
+	session_unlock(dev->client);
 	*out = dev;
 	return 0;
 
@@ -150,10 +148,7 @@ ZDEV_EXPORT int zdev_close(struct zdev *dev)
 
 	if (!dev)
 		return -EINVAL;
-	ret = request(dev, ZMSG_CLOSE, NULL, 0, NULL, 0, NULL);
-	/* Without zdevd the rescue gave the pages back already. */
-	if (ret == -ENODEV && rescue_daemon_lost())
-		ret = 0;
+	ret = session_close(dev->client, &dev->h);
 	client_put(dev->client);
 	own_free(dev, sizeof(*dev));
 	return ret;
@@ -286,11 +281,30 @@ ZDEV_EXPORT int zdev_check_exclusive(struct zdev *dev, const void *addr, size_t 
 			      NULL);
 }
 
+/* One ATOMIC_ADD of page's counter: client_call's answer. Already the
+ * device's, the page is pinned here, and zdevd adds at once; if not, zdevd
+ * grants it to the device pinned. Either way no CPU thread can revoke it
+ * until the unpin, after zdevd's add. */
+static int call_atomic_add(struct zdev *dev, uintptr_t page, union zmsg *req, union zmsg *rep)
+{
+	sigset_t mask;
+	int ret = session_lock(dev->client, &dev->h);
+
+	if (ret)
+		return ret;
+	xmap_signals_block(&mask);
+	xmap_pin(page, dev->h.device);
+	ret = client_call(dev->client, req, rep, -1);
+	xmap_unpin(page);
+	xmap_signals_restore(&mask);
+	session_unlock(dev->client);
+	return ret;
+}
+
 ZDEV_EXPORT int zdev_atomic_add(struct zdev *dev, uint64_t *addr, uint64_t delta, uint64_t *old)
 {
 	const uintptr_t page = (uintptr_t)addr & ~(PG_SIZE - 1);
 	union zmsg req, rep;
-	sigset_t mask;
 	int ret;
 
 	if (!dev || !addr || ((uintptr_t)addr & (sizeof(*addr) - 1)))
@@ -299,23 +313,17 @@ ZDEV_EXPORT int zdev_atomic_add(struct zdev *dev, uint64_t *addr, uint64_t delta
 	if (ret)
 		return ret;
 	zmsg_init(&req, ZMSG_ATOMIC_ADD, 0);
-	req.req.device = dev->device;
+	req.req.device = dev->h.device;
 	req.req.addr = (uint64_t)(uintptr_t)addr;
 	req.req.npages = 1;
 	req.req.arg = delta;
 	req.req.buf = xmap_dir_addr();
-	pthread_mutex_lock(&dev->client->lock);
-	/* Already the device's: pin it here, and zdevd adds at once. If not,
-	 * zdevd grants it to the device pinned. Either way no CPU thread can
-	 * revoke it until the unpin, after zdevd's add. */
-	xmap_signals_block(&mask);
-	xmap_pin(page, dev->device);
-	ret = client_call(dev->client, &req, &rep, -1);
-	xmap_unpin(page);
-	xmap_signals_restore(&mask);
-	pthread_mutex_unlock(&dev->client->lock);
+	ret = call_atomic_add(dev, page, &req, &rep);
+	/* zdevd never saw it: the new session's may. */
+	if (ret == -ENOTCONN)
+		ret = call_atomic_add(dev, page, &req, &rep);
 	if (ret < 0)
-		return ret;
+		return ret == -ENOTCONN ? -ENODEV : ret;
 	if (ret != ZMSG_REPLY)
 		return -EPROTO;
 	if (!rep.reply.status && old)
@@ -340,10 +348,8 @@ static int call_stats(struct zdev *dev, union zmsg *rep)
 	int ret;
 
 	zmsg_init(&req, ZMSG_STATS, 0);
-	req.req.device = dev->device;
-	pthread_mutex_lock(&dev->client->lock);
-	ret = client_call(dev->client, &req, rep, -1);
-	pthread_mutex_unlock(&dev->client->lock);
+	req.req.device = dev->h.device;
+	ret = session_call(dev->client, &dev->h, &req, rep);
 	if (ret < 0)
 		return ret;
 	if (ret != ZMSG_STATS_OK)
@@ -353,15 +359,20 @@ static int call_stats(struct zdev *dev, union zmsg *rep)
 
 ZDEV_EXPORT int zdev_get_features(struct zdev *dev, uint64_t *features)
 {
+	int ret;
+
 	if (!dev || !features)
 		return -EINVAL;
-	if (rescue_daemon_lost())
-		return -ENODEV;
+	/* Those of the session of now: a new zdevd may differ. */
+	ret = session_lock(dev->client, &dev->h);
+	if (ret)
+		return ret;
 	*features = 0;
 	if (client_kernel_faults())
 		*features |= ZDEV_FEATURE_KERNEL_FAULTS;
-	if (dev->client->features & ZFEAT_FORK_EVENTS)
+	if (atomic_load(&dev->client->features) & ZFEAT_FORK_EVENTS)
 		*features |= ZDEV_FEATURE_FORK_SHARED;
+	session_unlock(dev->client);
 	return 0;
 }
 

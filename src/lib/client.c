@@ -100,13 +100,30 @@ static bool serve_daemon(struct client *c, union zmsg *m, int type, int *err)
 	return true;
 }
 
-/* Sends a request and waits for its answer, serving what zdevd asks of us
- * in between. Caller holds c->lock. */
 static bool moves_to_device(int type)
 {
 	return type == ZMSG_MIGRATE_TO_DEV || type == ZMSG_EXCLUSIVE_HELD;
 }
 
+/* err, from a send or receive on c: if it says the connection is gone
+ * (zdevd closed it, or died), the session is over, and the call says so
+ * with as. */
+static int connection_lost(struct client *c, int err, int as)
+{
+	switch (err) {
+	case -EPIPE:
+	case -ECONNRESET:
+	case -ENOTCONN:
+	case -EBADF:
+		c->broken = true;
+		return as;
+	default:
+		return err;
+	}
+}
+
+/* Sends a request and waits for its answer, serving what zdevd asks of us
+ * in between. Caller holds c->lock. */
 int client_call_fd(struct client *c, union zmsg *req, union zmsg *rep, int fd, int *rep_fd)
 {
 	const int req_type = req->hdr.type;
@@ -114,8 +131,10 @@ int client_call_fd(struct client *c, union zmsg *req, union zmsg *rep, int fd, i
 
 	if (rep_fd)
 		*rep_fd = -1;
-	if (rescue_daemon_lost())
+	if (c->broken || rescue_daemon_lost()) {
+		c->broken = true;
 		return -ENODEV;
+	}
 	/* Read under c->lock, which the fork's prepare handler takes after
 	 * raising the count: a migration either ended before its
 	 * FORK_PREPARE or sees the count. It then fails as one that found
@@ -129,8 +148,12 @@ int client_call_fd(struct client *c, union zmsg *req, union zmsg *rep, int fd, i
 	if (moves_to_device(req_type))
 		rescue_migration_begin(req->req.addr, req->req.npages * PG_SIZE);
 	ret = zmsg_send(c->sock, req, fd);
-	if (ret)
-		return ret;
+	if (ret) {
+		/* It never left: nothing of it can be zdevd's. */
+		if (moves_to_device(req_type))
+			rescue_migration_end();
+		return connection_lost(c, ret, -ENOTCONN);
+	}
 	for (;;) {
 		int rfd = -1;
 
@@ -138,7 +161,7 @@ int client_call_fd(struct client *c, union zmsg *req, union zmsg *rep, int fd, i
 		if (type == ZMSG_STORE) {
 			ret = take_store(c, rep, rfd);
 			if (ret)
-				return ret;
+				return connection_lost(c, ret, -ENODEV);
 			continue;
 		}
 		if (rfd >= 0 && rep_fd && type == ZMSG_REPLY)
@@ -146,11 +169,11 @@ int client_call_fd(struct client *c, union zmsg *req, union zmsg *rep, int fd, i
 		else if (rfd >= 0)
 			close(rfd);
 		if (type < 0)
-			return type;
+			return connection_lost(c, type, -ENODEV);
 		if (!serve_daemon(c, rep, type, &ret))
 			break;
 		if (ret)
-			return ret;
+			return connection_lost(c, ret, -ENODEV);
 	}
 	/* Only a reply ends it: if zdevd died, the rescue still needs it. */
 	if (type == ZMSG_REPLY && moves_to_device(req_type))
@@ -277,14 +300,14 @@ static int handshake(struct client *c, bool forked)
 	if (ret)
 		goto out_close;
 	c->ndevices = rep.hello_ok.ndevices;
-	c->features = rep.hello_ok.features;
+	atomic_store(&c->features, rep.hello_ok.features);
 	c->daemon_pid = rep.hello_ok.daemon_pid;
 	/* Under Yama's ptrace_scope 1 zdevd may read our memory only if we
 	 * say so. */
 	prctl(PR_SET_PTRACER, (unsigned long)c->daemon_pid, 0, 0, 0);
-	if (c->features & ZFEAT_PROVE_FORK)
+	if (rep.hello_ok.features & ZFEAT_PROVE_FORK)
 		ret = prove_fork(c->sock, rep.hello_ok.proof_addr);
-	else if (!(c->features & ZFEAT_HAVE_MM))
+	else if (!(rep.hello_ok.features & ZFEAT_HAVE_MM))
 		ret = hand_over_uffd(c, &rep.hello_ok, devnode);
 out_close:
 	if (devnode >= 0)
@@ -300,16 +323,43 @@ static void client_free(struct client *c)
 	own_free(c, sizeof(*c));
 }
 
-/* Crash survival, once per process: the agent's two RESCUE exchanges take
- * the connection's next two sequence numbers. */
+/* Crash survival, once a session (caller holds c->lock, or has c to
+ * itself): the agent's two RESCUE exchanges take the connection's next two
+ * sequence numbers. */
 static void attach_rescue(struct client *c)
 {
 	if (rescue_attached())
 		return;
-	pthread_mutex_lock(&c->lock);
 	rescue_attach(c->sock, c->seq + 1, c->daemon_pid, c->ndevices);
 	c->seq += 2;
-	pthread_mutex_unlock(&c->lock);
+}
+
+int client_connect(struct client *c, bool forked)
+{
+	int ret = -ENOTCONN;
+
+	/* The handshake's own exchanges go through client_call. */
+	c->broken = false;
+	/* A proof address that happens to be taken here: ask for another. */
+	for (int attempt = 0; attempt < 3; attempt++) {
+		c->sock = zmsg_connect(c->path);
+		ret = c->sock < 0 ? c->sock : handshake(c, forked);
+		if (ret != -EEXIST && ret != -EADDRINUSE)
+			break;
+		close(c->sock);
+		c->sock = -1;
+	}
+	if (ret) {
+		if (c->sock >= 0)
+			close(c->sock);
+		c->sock = -1;
+		c->broken = true;
+		return ret;
+	}
+	c->session++;
+	/* Without it the process only loses crash survival. */
+	attach_rescue(c);
+	return 0;
 }
 
 int client_get(const char *path, struct client **out)
@@ -319,15 +369,13 @@ int client_get(const char *path, struct client **out)
 	bool forked = false;
 	int ret;
 
-	if (rescue_daemon_lost())
-		return -ENODEV;
 	pthread_mutex_lock(&sessions_lock);
 	c = current_client;
 	if (c && c->pid != getpid()) {
 		/* We are a fork child: the parent's connection is not ours,
 		 * but our uffd came to zdevd with the fork event, if zdevd
 		 * gets them; else we are a new client. */
-		forked = c->features & ZFEAT_FORK_EVENTS;
+		forked = atomic_load(&c->features) & ZFEAT_FORK_EVENTS;
 		current_client = NULL;
 		client_free(c);
 		c = NULL;
@@ -344,29 +392,24 @@ int client_get(const char *path, struct client **out)
 			goto out_unlock;
 		path = def;
 	}
+	/* Every handle was closed, and then zdevd was lost: its rescue ends
+	 * before a new session begins (its uffd still holds our ranges). */
+	if (rescue_daemon_lost())
+		rescue_settle(RESCUE_SETTLE_MS);
 	ret = -ENOMEM;
 	c = own_alloc(sizeof(*c));
 	if (!c)
 		goto out_unlock;
 	pthread_mutex_init(&c->lock, NULL);
+	c->sock = -1;
 	c->pid = getpid();
 	c->refs = 1;
 	snprintf(c->path, sizeof(c->path), "%s", path);
-	/* A proof address that happens to be taken here: ask for another. */
-	for (int attempt = 0; attempt < 3; attempt++) {
-		c->sock = zmsg_connect(path);
-		ret = c->sock < 0 ? c->sock : handshake(c, forked);
-		if (ret != -EEXIST && ret != -EADDRINUSE)
-			break;
-		close(c->sock);
-		c->sock = -1;
-	}
+	ret = client_connect(c, forked);
 	if (ret) {
 		client_free(c);
 		goto out_unlock;
 	}
-	/* Without it the process only loses crash survival. */
-	attach_rescue(c);
 	current_client = c;
 	*out = c;
 out_unlock:
@@ -401,7 +444,7 @@ void client_atfork_prepare(void)
 	atomic_store_explicit(&forking_pid, getpid(), memory_order_relaxed);
 	pthread_mutex_lock(&sessions_lock);
 	c = current_client;
-	if (!c || c->pid != getpid() || (c->features & ZFEAT_FORK_EVENTS)) {
+	if (!c || c->pid != getpid() || (atomic_load(&c->features) & ZFEAT_FORK_EVENTS)) {
 		pthread_mutex_unlock(&sessions_lock);
 		return;
 	}
@@ -451,7 +494,7 @@ void client_atfork_child(void)
 	/* The parent's connection is the parent's. */
 	close(c->sock);
 	c->sock = -1;
-	if (!(c->features & ZFEAT_FORK_EVENTS))
+	if (!(atomic_load(&c->features) & ZFEAT_FORK_EVENTS))
 		return;	/* no uffd of ours at zdevd to claim */
 	memcpy(sa.sun_path, c->path, sizeof(sa.sun_path));
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);

@@ -61,27 +61,62 @@ int moved_open(const char *path)
 	return 0;
 }
 
+/* Takes the line with every signal blocked (see above). */
+static void line_take(sigset_t *old)
+{
+	sigset_t all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, old);
+	while (atomic_flag_test_and_set_explicit(&line_busy, memory_order_acquire))
+		sched_yield();
+}
+
+static void line_give(const sigset_t *old)
+{
+	atomic_flag_clear_explicit(&line_busy, memory_order_release);
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+bool moved_close(void)
+{
+	sigset_t old;
+	int fd;
+
+	/* A fork child's line is its parent's, and a thread that did not come
+	 * along may have held it: moved_open replaces it. */
+	if (atomic_load(&line) < 0 || atomic_load(&line_pid) != getpid())
+		return false;
+	/* Not while a handler is asking on it: the fd could be reused. */
+	line_take(&old);
+	fd = atomic_exchange(&line, -1);
+	line_give(&old);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
 bool moved_query(uintptr_t page, unsigned int *prot)
 {
-	int fd = atomic_load(&line), type;
-	sigset_t all, old;
+	sigset_t old;
 	union zmsg m;
+	int fd, type = -ENOTCONN;
 
 	/* A fork child's line would ask about its parent. */
-	if (fd < 0 || atomic_load(&line_pid) != getpid())
+	if (atomic_load(&line) < 0 || atomic_load(&line_pid) != getpid())
 		return false;
 	/* No signal while we hold the line: a handler of another signal that
 	 * faulted here again would spin on the line it holds itself. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	while (atomic_flag_test_and_set_explicit(&line_busy, memory_order_acquire))
-		sched_yield();
-	zmsg_init(&m, ZMSG_XMOVED, 1);
-	m.req.addr = page;
-	m.req.npages = 1;
-	type = zmsg_send(fd, &m, -1) ?: zmsg_recv(fd, &m, NULL);
-	atomic_flag_clear_explicit(&line_busy, memory_order_release);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	line_take(&old);
+	fd = atomic_load(&line);	/* moved_close may have taken it */
+	if (fd >= 0) {
+		zmsg_init(&m, ZMSG_XMOVED, 1);
+		m.req.addr = page;
+		m.req.npages = 1;
+		type = zmsg_send(fd, &m, -1) ?: zmsg_recv(fd, &m, NULL);
+	}
+	line_give(&old);
 	if (type != ZMSG_REPLY || m.reply.status)
 		return false;
 	*prot = (unsigned int)m.reply.prot;

@@ -15,6 +15,11 @@
  * handler. */
 int moved_open(const char *path);
 
+/* Closes this process's line, whose zdevd is gone, so that moved_open opens
+ * one to the zdevd of a new session: true if it had one. Not from a signal
+ * handler. */
+bool moved_close(void);
+
 /* True when zdevd saw page move while exclusive, with its protection in
  * *prot; false when it did not, when this process has no line of its own
  * or the exchange failed. Async-signal-safe. */

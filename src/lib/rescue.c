@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/own.h"
@@ -47,6 +48,12 @@ static int daemon_pidfd = -1;
 static uint64_t dev_pages;
 static unsigned int ndevices;
 static pid_t agent_for;			/* the process whose agent runs */
+/* The agent's rescue has ended (under rescue_lock), which rescue_done tells
+ * those waiting to start a new session. */
+static bool rescued;
+static pthread_cond_t rescue_done = PTHREAD_COND_INITIALIZER;
+/* Agents that have ended: what they did comes before whoever reads it. */
+static atomic_uint agents_ended;
 /* Ours and, in a fork child, the parent's (our shared pages live there). */
 static struct held_store *stores;
 static size_t nstores, stores_cap;
@@ -282,9 +289,14 @@ static const uint8_t *store_page(uint64_t id, uint64_t pfn)
 	return NULL;
 }
 
-/* The pages the table names, skipping its holes (it is sparse). */
+/*
+ * The pages the table names, skipping its holes (it is sparse), in *out of
+ * room for *ncap (own_free's to free). Not from malloc: a thread of the
+ * program may be forking, with malloc's locks held, and its fork waits for
+ * us to read the fork event.
+ */
 static int gather_pages(const struct rescue_entry *table, size_t len, struct lost_page **out,
-			size_t *nout, size_t *unknown)
+			size_t *nout, size_t *ncap, size_t *unknown)
 {
 	struct lost_page *pages = NULL;
 	size_t n = 0, cap = 0;
@@ -307,15 +319,16 @@ static int gather_pages(const struct rescue_entry *table, size_t len, struct los
 				continue;
 			}
 			if (n == cap) {
-				struct lost_page *p;
+				size_t more = cap ? 2 * cap : 1024;
+				struct lost_page *p = own_realloc(pages, cap * sizeof(*p),
+								  more * sizeof(*p));
 
-				cap = cap ? 2 * cap : 1024;
-				p = realloc(pages, cap * sizeof(*p));
 				if (!p) {
-					free(pages);
+					own_free(pages, cap * sizeof(*p));
 					return -ENOMEM;
 				}
 				pages = p;
+				cap = more;
 			}
 			pages[n++] = (struct lost_page){ .vaddr = va & ~(PG_SIZE - 1), .src = src };
 		}
@@ -323,6 +336,7 @@ static int gather_pages(const struct rescue_entry *table, size_t len, struct los
 	}
 	*out = pages;
 	*nout = n;
+	*ncap = cap;
 	return 0;
 }
 
@@ -330,7 +344,7 @@ static void rescue_run(void)
 {
 	const size_t len = (size_t)ndevices * dev_pages * sizeof(struct rescue_entry);
 	struct lost_page *pages = NULL;
-	size_t n = 0, copied = 0, unknown = 0;
+	size_t n = 0, cap = 0, copied = 0, unknown = 0;
 	void *table;
 	int ret;
 
@@ -338,7 +352,7 @@ static void rescue_run(void)
 	table = mmap(NULL, len, PROT_READ, MAP_SHARED, table_fd, 0);
 	ret = table == MAP_FAILED ? -errno : map_stores();
 	if (!ret)
-		ret = gather_pages(table, len, &pages, &n, &unknown);
+		ret = gather_pages(table, len, &pages, &n, &cap, &unknown);
 	if (!ret)
 		copied = put_pages_back(pages, n);
 	/* The last reference to the uffd: the kernel unregisters every range,
@@ -346,7 +360,7 @@ static void rescue_run(void)
 	 * fault, which the plain page tables now serve. */
 	close(own_uffd);
 	own_uffd = -1;
-	free(pages);
+	own_free(pages, cap * sizeof(*pages));
 	if (table != MAP_FAILED)
 		munmap(table, len);
 	for (size_t i = 0; i < nstores; i++) {
@@ -357,12 +371,15 @@ static void rescue_run(void)
 	nstores = 0;
 	close(table_fd);
 	table_fd = -1;
+	rescued = true;
+	pthread_cond_broadcast(&rescue_done);
 	pthread_mutex_unlock(&rescue_lock);
 	if (ret)
 		fprintf(stderr, "libzdev: zdevd is gone and device pages could not be read back: %s\n",
 			strerror(-ret));
 	else
-		fprintf(stderr, "libzdev: zdevd is gone; %zu device pages copied back%s, going on without a device\n",
+		fprintf(stderr, "libzdev: zdevd is gone; %zu device pages copied back%s, going on "
+				"without a device until a zdevd listens again\n",
 			copied, unknown ? " (some in no store held here)" : "");
 }
 
@@ -375,6 +392,8 @@ static void *agent_main(void *arg)
 		;
 	atomic_store_explicit(&lost, true, memory_order_release);
 	rescue_run();
+	/* release: its last touches of the rescue's state. */
+	atomic_fetch_add_explicit(&agents_ended, 1, memory_order_release);
 	return NULL;
 }
 
@@ -446,6 +465,54 @@ void rescue_attach(int sock, uint64_t seq, pid_t daemon_pid, unsigned int nd)
 	pthread_mutex_unlock(&rescue_lock);
 }
 
+/* After a rescue: nothing of the session it ended is left but the agent's
+ * pidfd; the next session starts from scratch. */
+static void forget_rescued_locked(void)
+{
+	if (daemon_pidfd >= 0)
+		close(daemon_pidfd);
+	daemon_pidfd = -1;
+	agent_for = 0;
+	rescued = false;
+	/* A migration whose reply never came left its range behind. */
+	atomic_store_explicit(&migrating_end, 0, memory_order_relaxed);
+	atomic_store_explicit(&zap_running, false, memory_order_relaxed);
+	atomic_store_explicit(&lost, false, memory_order_release);
+}
+
+int rescue_settle(int wait_ms)
+{
+	struct timespec until;
+	int ret = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += wait_ms / 1000;
+	until.tv_nsec += (long)(wait_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&rescue_lock);
+	if (agent_for != getpid()) {
+		/* No agent here: a fork child's lost flag is its parent's. */
+		atomic_store_explicit(&lost, false, memory_order_release);
+		goto out_unlock;
+	}
+	/* The agent holds rescue_lock for the whole rescue: once it has
+	 * begun, the wait ends only when the rescue has, deadline or not. */
+	while (!rescued && ret != ETIMEDOUT)
+		ret = pthread_cond_clockwait(&rescue_done, &rescue_lock, CLOCK_MONOTONIC, &until);
+	if (!rescued) {
+		ret = -EBUSY;
+		goto out_unlock;
+	}
+	ret = 0;
+	forget_rescued_locked();
+out_unlock:
+	pthread_mutex_unlock(&rescue_lock);
+	return ret;
+}
+
 bool rescue_attached(void)
 {
 	bool yes;
@@ -498,12 +565,19 @@ void rescue_zap_end(void)
 
 void rescue_atfork_child(void)
 {
-	/* Another thread of the parent may have held it. */
+	/* Another thread of the parent may have held them. */
 	pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t fresh_cond = PTHREAD_COND_INITIALIZER;
 
+	/* acquire: an agent of the parent that has ended touches the state no
+	 * more, and ThreadSanitizer learns so (no join says it: agents are
+	 * detached). */
+	atomic_load_explicit(&agents_ended, memory_order_acquire);
 	memcpy(&rescue_lock, &fresh, sizeof(fresh));
+	memcpy(&rescue_done, &fresh_cond, sizeof(fresh_cond));
 	give_up_locked();
 	agent_for = 0;
+	rescued = false;
 	atomic_store_explicit(&migrating_end, 0, memory_order_relaxed);
 	atomic_store_explicit(&zap_running, false, memory_order_relaxed);
 }

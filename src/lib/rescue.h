@@ -9,7 +9,7 @@
  * if zdevd dies, it copies every page that only the device held back into
  * place through the uffd, then closes the uffd, which unregisters every range
  * and lets every waiting fault go on, and the program carries on without a
- * device: every call from then on fails with -ENODEV.
+ * device until a new session starts (rescue_settle, then a new handshake).
  */
 
 #include <stdbool.h>
@@ -41,9 +41,22 @@ void rescue_migration_end(void);
 /* Around the madvise of a zap zdevd asked for. */
 void rescue_zap_begin(void);
 void rescue_zap_end(void);
-/* True once zdevd has died and the rescue ran (or runs): no device any
- * more, every request fails with -ENODEV. */
+/* True once zdevd has died and the rescue ran (or runs): the session is
+ * over, no request can be served in it. */
 bool rescue_daemon_lost(void);
+/*
+ * Before a new session: waits up to wait_ms for the agent to see zdevd gone
+ * (and, once its rescue has begun, for the rescue to end), then forgets the
+ * old session: every page it had on a device is home, its uffd closed, and
+ * the next handshake hands over a new uffd and starts a new agent. 0; also
+ * when no agent ran here. -EBUSY while the zdevd the agent watches lives:
+ * that zdevd may still hold pages of ours and our uffd's registrations.
+ */
+int rescue_settle(int wait_ms);
+/* What a new session gives the agent to see zdevd gone: zdevd closes its
+ * connections before it exits (and, on SIGTERM, before it has brought every
+ * page home), so a broken connection comes first. */
+#define RESCUE_SETTLE_MS 1000
 /* In a fork child, first: the parent's uffd and table are not ours (stores
  * are: the pages we share with the parent live there); no agent runs here
  * yet. */
