@@ -4,7 +4,8 @@
 # socket: the shim's policy picks the new zdevd up (its pages go to the new
 # device; then it is killed too), and the program's output and exit status
 # are what they are without zdev.
-# Needs userfaultfd (a zdevd of our own): skipped (77) where zdevd cannot start.
+# Needs userfaultfd (a zdevd of our own) and kernel-mode faults for this
+# user (stress moves nothing without them): skipped (77) otherwise.
 set -u
 top=$(cd "${top_builddir:-.}" && pwd)
 zr=$top/zdev-run
@@ -17,6 +18,8 @@ if ldd "$shim" | grep -q -e libasan -e libtsan -e libubsan; then
 	exit 77
 fi
 command -v perl >/dev/null || { echo "FAIL: perl is not installed (setup.sh installs it)"; exit 1; }
+
+. "$(dirname "$0")/moving-policy.sh"
 
 tmp=$(mktemp -d /tmp/zdev-restart-test-XXXXXX) || exit 99
 daemon=
@@ -38,7 +41,7 @@ fail() {
 # The pages of device 0 in use, as zdevctl says (empty: no answer).
 used_pages() {
 	env -u LD_PRELOAD "$top/zdevctl" --socket "$sock" status 2>/dev/null |
-		sed -n 's/^device 0: .* \([0-9]*\) used,.*/\1/p'
+		sed -n 's/^device 0: .* in use (\([0-9]*\) of [0-9]* pages).*/\1/p'
 }
 
 start_zdevd() {
@@ -62,6 +65,11 @@ perl -e "$prog" >"$tmp/native.out"
 native=$?
 
 start_zdevd
+why=$(ZDEV_SOCKET=$sock moving_policy_unavailable "$zr")
+if [ -n "$why" ]; then
+	echo "SKIP: stress moves no page to the device for this user, which this test needs: $why"
+	exit 77
+fi
 ZDEV_SOCKET=$sock "$zr" --quiet --policy stress -- perl -e "$prog" \
 	>"$tmp/zdev.out" 2>"$tmp/zdev.err" &
 run=$!
