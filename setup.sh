@@ -12,8 +12,18 @@ for p in $packages; do
 done
 if [ -n "$missing" ]; then
 	as_root=""
-	[ "$(id -u)" -eq 0 ] || as_root="sudo"
-	echo "setup.sh: installing:$missing"
+	if [ "$(id -u)" -ne 0 ]; then
+		# Packages need root; the build and zdev itself do not.
+		if ! command -v sudo >/dev/null; then
+			echo "setup.sh: these packages are missing and installing them needs root:$missing" >&2
+			echo "setup.sh: run it once as root (or install sudo), then again as you" >&2
+			exit 1
+		fi
+		as_root="sudo"
+		echo "setup.sh: installing with sudo (packages need root):$missing"
+	else
+		echo "setup.sh: installing:$missing"
+	fi
 	$as_root apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -q $missing
 fi
