@@ -928,6 +928,15 @@ END_TEST
 
 START_TEST(fork_threads)
 {
+#if defined(__SANITIZE_ADDRESS__) && __GNUC__ <= 12
+	/* GCC 12's AddressSanitizer registers no fork handlers: a lock of its
+	 * allocator that another thread held at the fork stays held in the
+	 * child, and the child's first allocation from it (libzdev's agent
+	 * thread starting: glibc's pthread_getattr_np) never returns. */
+	check_skip("GCC 12's AddressSanitizer allocator is not fork-safe in a threaded program "
+		   "(it registers no fork handlers): the fork child can hang in malloc");
+	return;
+#endif
 	run_under_shim("fork_threads");
 }
 END_TEST
