@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What a new user meets: a fresh client process, with a zdevd started and
+ * idle before it, moves memory it has just filled (plain mmap, not
+ * zdev_alloc) to the device and back, once.
+ *
+ *   migrate_to_device_first	1 GiB in one call; baseline: one memcpy of
+ *				1 GiB between pre-touched buffers
+ *   migrate_to_system_first	the same 1 GiB back in one call; same baseline
+ *   roundtrip_64m_first	64 MiB there and back, in a process of its
+ *				own; baseline: two memcpys of 64 MiB
+ *
+ * Every round is a first: a new zdevd and a new process. The figures are
+ * the medians of the rounds, and the slowest round is printed beside them,
+ * since a short program runs exactly one. Also zdevd's CPU time and its
+ * resident memory per GiB of device memory in use.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon-cpu.h"
+#include "figure.h"
+#include "page.h"
+#include "zdev.h"
+#include "zdevd-harness.h"
+
+#define GIB (1ul << 30)
+#define SMALL (64ul << 20)
+#define ROUNDS 3
+/* Long enough for a zdevd that prepares device memory while idle to have
+ * done so, as it would have before a user's first program. */
+#define IDLE_NS 300000000l
+
+/* What a fresh process measured, sent to the parent through a pipe. */
+struct first {
+	double to_dev_gbps;
+	double to_sys_gbps;
+	double rss_kib;		/* zdevd's, with the memory on the device */
+	int error;		/* 0, or the errno that stopped it */
+};
+
+static double gbps(size_t bytes, uint64_t ns)
+{
+	return (double)bytes / (double)ns;	/* bytes per ns = GB/s */
+}
+
+static double memcpy_gbps(char *dst, const char *src, size_t len)
+{
+	uint64_t t0 = now_ns();
+
+	memcpy(dst, src, len);
+	return gbps(len, now_ns() - t0);
+}
+
+static double rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	double kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %lf kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+/* In the fresh process: fill len bytes of new memory, then one migration
+ * each way, timed, and the data checked. */
+static struct first measure_fresh(size_t len, pid_t zdevd)
+{
+	struct first m = { 0 };
+	struct zdev_result res;
+	struct zdev *dev;
+	uint64_t t0;
+	char *buf;
+	int ret;
+
+	buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED) {
+		m.error = errno;
+		return m;
+	}
+	for (size_t i = 0; i < len; i += PG_SIZE)
+		memset(buf + i, (int)(i / PG_SIZE % 251) + 1, PG_SIZE);
+	ret = zdev_open(NULL, 0, &dev);
+	if (ret)
+		goto out_unmap;
+
+	t0 = now_ns();
+	ret = zdev_migrate_to_device(dev, buf, len / PG_SIZE, &res);
+	m.to_dev_gbps = gbps(len, now_ns() - t0);
+	if (ret || res.cpages != len / PG_SIZE) {
+		ret = ret ?: -EIO;
+		goto out_close;
+	}
+	m.rss_kib = rss_kib(zdevd);
+	t0 = now_ns();
+	ret = zdev_migrate_to_system(dev, buf, len / PG_SIZE, &res);
+	m.to_sys_gbps = gbps(len, now_ns() - t0);
+	if (ret || res.cpages != len / PG_SIZE) {
+		ret = ret ?: -EIO;
+		goto out_close;
+	}
+	for (size_t i = 0; i < len; i += PG_SIZE)
+		if (buf[i] != (char)(i / PG_SIZE % 251 + 1) || buf[i + PG_SIZE - 1] != buf[i]) {
+			fprintf(stderr, "first-bench: data lost at offset %zu\n", i);
+			ret = -EIO;
+			break;
+		}
+out_close:
+	zdev_close(dev);
+out_unmap:
+	munmap(buf, len);
+	m.error = -ret;
+	return m;
+}
+
+/* A new zdevd, idle a moment, and a new process measuring len bytes:
+ * 0 or -errno; *cpu: zdevd's CPU seconds over the round. */
+static int round_fresh(size_t len, struct first *m, double *cpu)
+{
+	struct timespec idle = { 0, IDLE_NS };
+	struct zdevd_instance z;
+	int fds[2], status;
+	ssize_t n;
+	pid_t pid;
+
+	zdevd_start_plain(&z, NULL);
+	nanosleep(&idle, NULL);
+	if (pipe(fds)) {
+		zdevd_stop(&z);
+		return -errno;
+	}
+	pid = fork();
+	if (pid == 0) {
+		struct first mine = measure_fresh(len, z.pid);
+
+		_exit(write(fds[1], &mine, sizeof(mine)) == sizeof(mine) ? 0 : 1);
+	}
+	close(fds[1]);
+	n = pid > 0 ? read(fds[0], m, sizeof(*m)) : -1;
+	close(fds[0]);
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+	*cpu = process_cpu_seconds(z.pid);
+	zdevd_stop(&z);
+	if (n != (ssize_t)sizeof(*m))
+		return -EIO;
+	return -m->error;
+}
+
+static double slowest(const double *v, int n)
+{
+	double s = v[0];
+
+	for (int i = 1; i < n; i++)
+		if (v[i] < s)
+			s = v[i];
+	return s;
+}
+
+int main(void)
+{
+	double to_dev[ROUNDS], to_sys[ROUNDS], trip[ROUNDS], base[ROUNDS], base_small[ROUNDS];
+	double cpu_big = 0, cpu_small = 0, rss = 0;
+	const char *why = zdevd_unavailable();
+	char *src, *dst;
+	int ret;
+
+	if (why) {
+		printf("first-bench: skipped: %s\n", why);
+		return 0;
+	}
+	src = mmap(NULL, GIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	dst = mmap(NULL, GIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (src == MAP_FAILED || dst == MAP_FAILED) {
+		perror("first-bench: mmap");
+		return 1;
+	}
+	/* Kept out of the children, so that a fork does not leave them
+	 * copy-on-write and the baseline paying for it. */
+	madvise(src, GIB, MADV_DONTFORK);
+	madvise(dst, GIB, MADV_DONTFORK);
+	memset(src, 3, GIB);
+	memset(dst, 5, GIB);
+
+	for (int r = 0; r < ROUNDS; r++) {
+		struct first big, small;
+		double cpu;
+
+		ret = round_fresh(GIB, &big, &cpu);
+		if (ret)
+			goto out_err;
+		to_dev[r] = big.to_dev_gbps;
+		to_sys[r] = big.to_sys_gbps;
+		rss += big.rss_kib / ROUNDS;
+		cpu_big += cpu / ROUNDS;
+		ret = round_fresh(SMALL, &small, &cpu);
+		if (ret)
+			goto out_err;
+		/* there and back, as one rate over the bytes moved */
+		trip[r] = 1.0 / (1.0 / small.to_dev_gbps + 1.0 / small.to_sys_gbps);
+		cpu_small += cpu / ROUNDS;
+		base[r] = memcpy_gbps(dst, src, GIB);
+		base_small[r] = 1.0 / (1.0 / memcpy_gbps(dst, src, SMALL) +
+				       1.0 / memcpy_gbps(src + SMALL, dst + SMALL, SMALL));
+	}
+
+	figure("migrate_to_device_first", median(to_dev, ROUNDS), "GB/s", median(base, ROUNDS), "GB/s");
+	figure("migrate_to_system_first", median(to_sys, ROUNDS), "GB/s", median(base, ROUNDS), "GB/s");
+	figure("roundtrip_64m_first", median(trip, ROUNDS), "GB/s", median(base_small, ROUNDS), "GB/s");
+	printf("slowest round: to device %.3f GB/s, to system %.3f GB/s, 64 MiB round trip %.3f GB/s\n",
+	       slowest(to_dev, ROUNDS), slowest(to_sys, ROUNDS), slowest(trip, ROUNDS));
+	printf("zdevd cpu a round: %.3f s for 1 GiB each way, %.3f s for 64 MiB\n", cpu_big, cpu_small);
+	printf("zdevd resident with 1 GiB on the device: %.0f MiB\n", rss / 1024);
+	return 0;
+
+out_err:
+	fprintf(stderr, "first-bench: %s\n", strerror(-ret));
+	return 1;
+}
