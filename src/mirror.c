@@ -191,6 +191,17 @@ out_free_vmas:
 	return ret;
 }
 
+/* Whether the CPU maps a present page of a writable mapping writable: the
+ * kernel maps a page read-only until a write would need a copy of it. */
+static bool mapped_writable(const struct vma *v, uint64_t pm)
+{
+	/* A private mapping's file page (never written, so never copied). */
+	if (!(v->flags & VMA_SHARED) && (pm & PM_FILE))
+		return false;
+	/* An anonymous page shared with another process since a fork. */
+	return pm & PM_EXCLUSIVE;
+}
+
 int mirror_snapshot(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
 		    uint64_t buf, uint64_t *cpages)
 {
@@ -233,9 +244,8 @@ int mirror_snapshot(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t np
 		else if (zero_pfn && (pm[i] & PM_PFN_MASK) == zero_pfn)
 			prot[i] = ZDEV_PROT_ZERO | ZDEV_PROT_READ;
 		else
-			/* A shared (COW) page is mapped read-only until written. */
-			prot[i] = (rw == ZDEV_PROT_WRITE && (pm[i] & PM_EXCLUSIVE) ? ZDEV_PROT_WRITE
-										  : ZDEV_PROT_READ) |
+			prot[i] = (rw == ZDEV_PROT_WRITE && mapped_writable(v, pm[i])
+					   ? ZDEV_PROT_WRITE : ZDEV_PROT_READ) |
 				  (pmd[i] ? ZDEV_PROT_PMD : 0);
 	}
 	pthread_mutex_unlock(&mm->lock);

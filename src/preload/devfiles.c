@@ -272,7 +272,9 @@ EXPORT int fcntl64(int fd, int cmd, ...)
  * sees them: the memfd answers them the same. */
 static bool vfs_command(unsigned long req)
 {
-	return req == FIOCLEX || req == FIONCLEX || req == FIONBIO || req == FIOASYNC;
+	const unsigned int cmd = (unsigned int)req;
+
+	return cmd == FIOCLEX || cmd == FIONCLEX || cmd == FIONBIO || cmd == FIOASYNC;
 }
 
 EXPORT int ioctl(int fd, unsigned long req, ...)
@@ -287,7 +289,9 @@ EXPORT int ioctl(int fd, unsigned long req, ...)
 	va_end(ap);
 	if (!fdtab_has(fd) || vfs_command(req) || !(f = fdtab_get(fd)))
 		return NEXT(ioctl)(fd, req, arg);
-	ret = f->ops->ioctl(f, req, arg);
+	/* The kernel takes the command as an unsigned int: a caller that
+	 * passed a negative int (sign-extended) means the same command. */
+	ret = f->ops->ioctl(f, (unsigned int)req, arg);
 	fdtab_put(f);
 	if (ret < 0) {
 		errno = (int)-ret;
