@@ -191,13 +191,24 @@ out_free_vmas:
 	return ret;
 }
 
+/* Whether the CPU maps a present page of a writable mapping writable: the
+ * kernel maps a page read-only until a write would need a copy of it. */
+static bool mapped_writable(const struct vma *v, uint64_t pm)
+{
+	/* A private mapping's file page (never written, so never copied). */
+	if (!(v->flags & VMA_SHARED) && (pm & PM_FILE))
+		return false;
+	/* An anonymous page shared with another process since a fork. */
+	return pm & PM_EXCLUSIVE;
+}
+
 int mirror_snapshot(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
 		    uint64_t buf, uint64_t *cpages)
 {
 	const uint64_t zero_pfn = zero_page_pfn();
 	struct vma_list vmas;
 	uint64_t *pm = NULL;
-	uint8_t *prot = NULL, *pmd = NULL;
+	uint8_t *prot = NULL, *pmd = NULL, *zero = NULL;
 	int ret;
 
 	ret = vmas_read(mm->pid, addr, addr + npages * PG_SIZE, &vmas);
@@ -206,7 +217,8 @@ int mirror_snapshot(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t np
 	pm = calloc(npages, sizeof(*pm));
 	prot = malloc(npages);
 	pmd = calloc(npages, 1);
-	if (!pm || !prot || !pmd) {
+	zero = calloc(npages, 1);
+	if (!pm || !prot || !pmd || !zero) {
 		ret = -ENOMEM;
 		goto out_free;
 	}
@@ -215,6 +227,10 @@ int mirror_snapshot(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t np
 		goto out_free;
 	/* Without PAGEMAP_SCAN the CPU's huge mappings show as small ones. */
 	pagemap_huge(mm->pagemap_fd, addr, npages, pmd);
+	/* Without CAP_SYS_ADMIN pagemap hides every frame number, the zero
+	 * page's too: PAGEMAP_SCAN still tells it. */
+	if (!zero_pfn)
+		pagemap_zero(mm->pagemap_fd, addr, npages, zero);
 	pthread_mutex_lock(&mm->lock);
 	for (uint64_t i = 0; i < npages; i++) {
 		const struct vma *v = vmas_find(&vmas, addr + i * PG_SIZE);
@@ -230,12 +246,12 @@ int mirror_snapshot(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t np
 						    ((e & E_HUGE) ? ZDEV_PROT_PMD : 0);
 		else if (!(pm[i] & PM_PRESENT))
 			prot[i] = ZDEV_PROT_NONE;
-		else if (zero_pfn && (pm[i] & PM_PFN_MASK) == zero_pfn)
+		/* The huge zero page is no zero pfn to the kernel: READ|PMD. */
+		else if ((zero_pfn && (pm[i] & PM_PFN_MASK) == zero_pfn) || (zero[i] && !pmd[i]))
 			prot[i] = ZDEV_PROT_ZERO | ZDEV_PROT_READ;
 		else
-			/* A shared (COW) page is mapped read-only until written. */
-			prot[i] = (rw == ZDEV_PROT_WRITE && (pm[i] & PM_EXCLUSIVE) ? ZDEV_PROT_WRITE
-										  : ZDEV_PROT_READ) |
+			prot[i] = (rw == ZDEV_PROT_WRITE && mapped_writable(v, pm[i])
+					   ? ZDEV_PROT_WRITE : ZDEV_PROT_READ) |
 				  (pmd[i] ? ZDEV_PROT_PMD : 0);
 	}
 	pthread_mutex_unlock(&mm->lock);
@@ -246,6 +262,7 @@ out_free:
 	free(pm);
 	free(prot);
 	free(pmd);
+	free(zero);
 	vmas_free(&vmas);
 	return ret;
 }

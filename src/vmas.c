@@ -134,7 +134,9 @@ uint64_t zero_page_pfn(void)
 	return pfn;
 }
 
-int pagemap_huge(int pagemap_fd, uint64_t addr, size_t npages, uint8_t *out)
+/* Marks out[i] for each page of the range in every category of mask. */
+static int pagemap_scan_mark(int pagemap_fd, uint64_t addr, size_t npages, uint64_t mask,
+			     uint8_t *out)
 {
 	const uint64_t end = addr + npages * PG_SIZE;
 	struct page_region regions[64];
@@ -144,8 +146,8 @@ int pagemap_huge(int pagemap_fd, uint64_t addr, size_t npages, uint8_t *out)
 		.end = end,
 		.vec = (uint64_t)(uintptr_t)regions,
 		.vec_len = 64,
-		.category_mask = PAGE_IS_HUGE,
-		.return_mask = PAGE_IS_HUGE,
+		.category_mask = mask,
+		.return_mask = mask,
 	};
 
 	while (arg.start < end) {
@@ -162,6 +164,16 @@ int pagemap_huge(int pagemap_fd, uint64_t addr, size_t npages, uint8_t *out)
 		arg.start = arg.walk_end;
 	}
 	return 0;
+}
+
+int pagemap_huge(int pagemap_fd, uint64_t addr, size_t npages, uint8_t *out)
+{
+	return pagemap_scan_mark(pagemap_fd, addr, npages, PAGE_IS_HUGE, out);
+}
+
+int pagemap_zero(int pagemap_fd, uint64_t addr, size_t npages, uint8_t *out)
+{
+	return pagemap_scan_mark(pagemap_fd, addr, npages, PAGE_IS_PFNZERO, out);
 }
 
 bool vma_thp_eligible(pid_t pid, uint64_t addr)

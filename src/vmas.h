@@ -50,6 +50,11 @@ int pagemap_read(int pagemap_fd, uint64_t addr, size_t npages, uint64_t *out);
  * -EOPNOTSUPP on kernels without it, out untouched. */
 int pagemap_huge(int pagemap_fd, uint64_t addr, size_t npages, uint8_t *out);
 
+/* Marks out[i] for each page of the range that the shared zero page (or the
+ * huge zero page) maps, with PAGEMAP_SCAN (6.7), which tells it without the
+ * privilege pagemap's frame numbers need; -EOPNOTSUPP without it. */
+int pagemap_zero(int pagemap_fd, uint64_t addr, size_t npages, uint8_t *out);
+
 /* Whether the kernel would give the mapping of pid holding addr a THP on a
  * fault there (smaps' THPeligible). */
 bool vma_thp_eligible(pid_t pid, uint64_t addr);

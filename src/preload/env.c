@@ -128,6 +128,13 @@ void env_read(struct env *e, const char **bad)
 	if ((v = env_get("ZDEV_STATS")) && *v && strcmp(v, "0"))
 		copy_value(e->stats, sizeof(e->stats), v);
 	e->stats_json = (v = env_get("ZDEV_STATS_FORMAT")) && !strcmp(v, "json");
+	e->dmirror = true;
+	if ((v = env_get("ZDEV_DMIRROR"))) {
+		if (strcmp(v, "0") && strcmp(v, "1"))
+			*bad = "ZDEV_DMIRROR";
+		else
+			e->dmirror = !strcmp(v, "1");
+	}
 	if ((v = env_get("ZDEV_STATS_DIR")))
 		copy_value(e->stats_dir, sizeof(e->stats_dir), v);
 }

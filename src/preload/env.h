@@ -32,6 +32,7 @@ struct env {
 	char stats[256];		/* ZDEV_STATS: "" none, "1" stderr, else a path */
 	bool stats_json;		/* ZDEV_STATS_FORMAT=json */
 	char stats_dir[256];		/* ZDEV_STATS_DIR: one file a process, for zdev-run */
+	bool dmirror;			/* ZDEV_DMIRROR: the kernel's test driver's files (default on) */
 };
 
 /* Fills e from environ. A value that does not parse is left at its default

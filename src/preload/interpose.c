@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 #include "lib/zdevpriv.h"
+#include "preload/fdtab.h"
+#include "preload/next.h"
 #include "preload/ranges.h"
 #include "preload/shim.h"
 #include "preload/state.h"
@@ -47,9 +49,15 @@ EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off
 	const bool track = tracked(ra);
 	/* MAP_FIXED replaces what was there: a change like munmap. */
 	const bool locked = track && fixed && state_as_begin();
+	void *emulated;
 	long p;
 
-	p = syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+	/* The device files the shim emulates map as their driver says. */
+	if (fd >= 0 && !(flags & MAP_ANONYMOUS) && fdtab_has(fd) &&
+	    fdtab_mmap(fd, addr, len, prot, flags, off, &emulated))
+		p = emulated == MAP_FAILED ? -1 : (long)emulated;
+	else
+		p = syscall(SYS_mmap, addr, len, prot, flags, fd, off);
 	state_as_end(locked);
 	if (p == -1)
 		return MAP_FAILED;
@@ -186,21 +194,6 @@ static int (*next_pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)
 
 /* The program's SIGSEGV handler is the one libzdev's chains to, never a
  * replacement for it: exclusive pages revoke through libzdev's. */
-/* The next definition of name: libraries loaded before the shim may call
- * in before its constructor ran. */
-static void *next(void **slot, const char *name)
-{
-	void *f = atomic_load_explicit((void *_Atomic *)slot, memory_order_relaxed);
-
-	if (!f) {
-		f = dlsym(RTLD_NEXT, name);
-		atomic_store_explicit((void *_Atomic *)slot, f, memory_order_relaxed);
-	}
-	return f;
-}
-
-#define NEXT(fn) ((__typeof__(next_##fn))next((void **)&next_##fn, #fn))
-
 EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	int ret;
