@@ -300,6 +300,7 @@ static int handshake(struct client *c, bool forked)
 	if (ret)
 		goto out_close;
 	c->ndevices = rep.hello_ok.ndevices;
+	memcpy(c->memory_type, rep.hello_ok.memory_type, sizeof(c->memory_type));
 	atomic_store(&c->features, rep.hello_ok.features);
 	c->daemon_pid = rep.hello_ok.daemon_pid;
 	/* Under Yama's ptrace_scope 1 zdevd may read our memory only if we

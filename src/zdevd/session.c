@@ -84,6 +84,8 @@ static int on_hello(struct session *s, const struct zmsg_hello *h)
 	zmsg_init(&m, ZMSG_HELLO_OK, h->hdr.seq);
 	m.hello_ok.version = ZDEV_PROTO_VERSION;
 	m.hello_ok.ndevices = s->d->devs.ndevices;
+	for (unsigned int i = 0; i < s->d->devs.ndevices; i++)
+		m.hello_ok.memory_type[i] = (uint8_t)s->d->devs.dev[i].memtype;
 	m.hello_ok.daemon_pid = getpid();
 	m.hello_ok.features = status_features(s->d) & ZFEAT_FORK_EVENTS;
 	if (h->version != ZDEV_PROTO_VERSION)
