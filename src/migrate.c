@@ -434,8 +434,8 @@ static int migration_setup(struct migration *m)
 	return anonymize_file_mappings(m);
 }
 
-/* Select: private anonymous pages not already device-private. Another
- * device's page is not selected (SELECT_SYSTEM), nor a page that a
+/* Select: private anonymous pages on no device yet. Another device's page,
+ * private or coherent, is not selected (SELECT_SYSTEM), nor a page that a
  * concurrent migration owns. A selected page is busy: ours. */
 static void migration_select(struct migration *m)
 {
@@ -446,7 +446,7 @@ static void migration_select(struct migration *m)
 		const uint64_t a = m->addr + i * PG_SIZE, e = ptable_get(&mm->pt, pg_vpn(a));
 		const struct vma *v = vmas_find(&m->vmas, a);
 
-		if (!v || !(v->flags & VMA_ANON) || (e & (E_DEVPRIV | E_BUSY)) ||
+		if (!v || !(v->flags & VMA_ANON) || (e & (E_ON_DEVICE | E_BUSY)) ||
 		    (m->leave && m->leave[i]))
 			continue;
 		if (ptable_set(&mm->pt, pg_vpn(a), e | E_BUSY))
@@ -693,6 +693,8 @@ out_free:
 int migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
 		      const struct migrate_client *client, void *ctx, uint64_t *cpages)
 {
+	if (mm->ds->dev[dev].memtype == REFPOOL_MEMTYPE_COHERENT)
+		return migrate_to_coherent(mm, dev, addr, npages, cpages);
 	return migrate(mm, dev, addr, npages, client, ctx, false, cpages);
 }
 

@@ -193,6 +193,13 @@ static void count_bring_back(struct zmm *mm, uint64_t e)
 	}
 }
 
+/* Whether another process holds the coherent page of entry e too: a fork
+ * shared it. Caller holds mm->lock. */
+static bool coherent_shared_locked(struct zmm *mm, uint64_t e)
+{
+	return atomic_load_explicit(&zmm_entry_page(mm, e)->refcount, memory_order_acquire) > 1;
+}
+
 int uffd_dev_fault(struct zmm *mm, uint64_t addr, uint64_t flags)
 {
 	const uint64_t vpn = pg_vpn(addr);
@@ -206,6 +213,14 @@ int uffd_dev_fault(struct zmm *mm, uint64_t addr, uint64_t flags)
 		 * range when done, and the retried access faults again. */
 		pthread_mutex_unlock(&mm->lock);
 		return 0;
+	}
+	if ((e & E_COHERENT) && (flags & UFFD_PAGEFAULT_FLAG_WP) && coherent_shared_locked(mm, e)) {
+		/* A write to a coherent page a fork shares: the kernel's
+		 * copy-on-write gives the writer a system page of its own
+		 * (zdev's is that already), and the device lets go of this
+		 * process's hold; the write protection goes below. */
+		zmm_uncharge_coherent_locked(mm, e, false);
+		ptable_set(&mm->pt, vpn, 0);
 	}
 	if (e & E_DEVPRIV) {
 		ret = uffd_dev_bring_back_locked(mm, vpn, e, true);
@@ -274,6 +289,19 @@ int uffd_dev_resolve_for_access(struct zmm *mm, uint64_t addr, bool write)
 	}
 	pthread_mutex_unlock(&mm->lock);
 	return ret == -EAGAIN ? ret : ret ? -EFAULT : 1;
+}
+
+int uffd_dev_fill_zeros(struct zmm *mm, uint64_t addr, uint64_t npages)
+{
+	int ret = 0;
+
+	for (uint64_t done = 0; done < npages && !ret;) {
+		const uint64_t n = npages - done < WIN_PAGES ? npages - done : WIN_PAGES;
+
+		ret = copy_into_client(mm, addr + done * PG_SIZE, zero_window, n * PG_SIZE, false);
+		done += n;
+	}
+	return ret == -ENOENT || ret == -ESRCH ? 0 : ret;
 }
 
 void uffd_dev_fill_holes(struct zmm *mm, uint64_t addr, uint64_t npages)
