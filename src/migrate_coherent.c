@@ -267,3 +267,58 @@ out_free:
 	vmas_free(&m.vmas);
 	return ret;
 }
+
+/* ---- before a fork ---- */
+
+struct wp_runs {
+	uint64_t *run;		/* (first vpn, pages) pairs */
+	size_t n, cap;
+	uint64_t pages;
+	int err;
+};
+
+static bool collect_coherent(uint64_t vpn, uint64_t *e, void *arg)
+{
+	struct wp_runs *r = arg;
+
+	if (!(*e & E_COHERENT) || (*e & E_BUSY))
+		return true;
+	r->pages++;
+	if (r->n && r->run[r->n - 2] + r->run[r->n - 1] == vpn) {
+		r->run[r->n - 1]++;
+		return true;
+	}
+	if (r->n + 2 > r->cap) {
+		size_t cap = r->cap ? 2 * r->cap : 64;
+		uint64_t *run = realloc(r->run, cap * sizeof(*run));
+
+		if (!run) {
+			r->err = -ENOMEM;
+			return false;
+		}
+		r->run = run;
+		r->cap = cap;
+	}
+	r->run[r->n++] = vpn;
+	r->run[r->n++] = 1;
+	return true;
+}
+
+int migrate_coherent_prepare_fork(struct zmm *mm, uint64_t *npages)
+{
+	struct wp_runs r = { 0 };
+	int ret = 0;
+
+	pthread_mutex_lock(&mm->lock);
+	ptable_walk(&mm->pt, 0, UINT64_MAX >> PG_SHIFT, collect_coherent, &r);
+	pthread_mutex_unlock(&mm->lock);
+	/* A write after this faults to us: before the fork, the page is
+	 * still the process's alone and only loses the protection; after
+	 * it, the writer's hold goes (uffd_dev_fault). */
+	for (size_t i = 0; i < r.n && !ret; i += 2)
+		ret = uffd_dev_write_protect(mm, r.run[i] << PG_SHIFT,
+					     (r.run[i] + r.run[i + 1]) << PG_SHIFT, true);
+	free(r.run);
+	*npages = r.pages;
+	return r.err ?: ret;
+}

@@ -235,11 +235,15 @@ int mirror_snapshot(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t np
 			prot[i] = ZDEV_PROT_ERROR;
 		else if ((e & E_COHERENT) && (pm[i] & PM_PRESENT))
 			/* Mapped as any page, and any device's coherent page
-			 * is visible: its own, or another's as remote. */
+			 * is visible: its own, or another's as remote. Since a
+			 * fork it is read-only (write-protected) until written,
+			 * as the kernel's copy-on-write PTE is. */
 			prot[i] = (e_dev(e) == dev ? ZDEV_PROT_DEV_COHERENT_LOCAL
 						   : ZDEV_PROT_DEV_COHERENT_REMOTE) |
-				  (rw == ZDEV_PROT_WRITE && (pm[i] & PM_EXCLUSIVE) ? ZDEV_PROT_WRITE
-										  : ZDEV_PROT_READ);
+				  (rw == ZDEV_PROT_WRITE &&
+						   (pm[i] & (PM_EXCLUSIVE | PM_UFFD_WP)) == PM_EXCLUSIVE
+					   ? ZDEV_PROT_WRITE
+					   : ZDEV_PROT_READ);
 		else if (e & E_DEVPRIV)
 			/* Another device's private page is invisible, not remote. */
 			prot[i] = e_dev(e) != dev ? ZDEV_PROT_NONE

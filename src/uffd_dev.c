@@ -410,7 +410,7 @@ static bool share_entry(uint64_t vpn, uint64_t *e, void *arg)
 	 * the child starts with none. */
 	*e &= ~(E_MIRROR_ALL | E_ATOMIC_ALL);
 	child_e = *e & ~E_BUSY;
-	if (!(child_e & E_DEVPRIV))
+	if (!(child_e & E_ON_DEVICE))
 		return true;
 	/* The page becomes shared (count 2); each side's CPU fault takes its
 	 * own copy and drops its reference. */
@@ -418,8 +418,13 @@ static bool share_entry(uint64_t vpn, uint64_t *e, void *arg)
 		ctx->err = -ENOMEM;
 		return true;
 	}
+	/* A coherent page is shared the same way: both processes map it
+	 * read-only (FORK_PREPARE write-protected it), and each one's first
+	 * write gives it a system copy and drops its hold. Its data is in
+	 * both processes already: nothing for a store. */
 	refpool_get(ctx->parent->ds->dev[e_dev(child_e)].pool, zmm_entry_page(ctx->parent, child_e));
-	store_note(&ctx->child->stores, e_dev(child_e), e_pfn(child_e), vpn);
+	if (child_e & E_DEVPRIV)
+		store_note(&ctx->child->stores, e_dev(child_e), e_pfn(child_e), vpn);
 	zmm_add_device_pages(ctx->child, e_dev(child_e), 1);
 	return true;
 }

@@ -37,6 +37,7 @@ static void setup(void)
 }
 
 static unsigned long long pool_used(unsigned int dev);
+static unsigned long long wait_pool_used(unsigned int dev, unsigned long long want);
 
 /* The last handles' close lets go of every page: the pools are back at 0. */
 static void teardown(void)
@@ -46,7 +47,7 @@ static void teardown(void)
 	ck_assert_int_eq(zdev_close(devp), 0);
 	dev0 = dev1 = devp = NULL;
 	for (unsigned int i = 0; i < 3; i++)
-		ck_assert_uint_eq(pool_used(i), 0);
+		ck_assert_uint_eq(wait_pool_used(i, 0), 0);
 }
 
 /* The pages the pool of device dev has in use, every client's. */
@@ -56,6 +57,22 @@ static unsigned long long pool_used(unsigned int dev)
 
 	ck_assert_int_eq(zdevd_pool_status(&zdevd, dev, &st), 0);
 	return st.used;
+}
+
+/*
+ * The same once it is want, or after 30 s: zdevd lets go of an exited
+ * process's pages when it sees the exit, a little after waitpid() has.
+ * The last count seen.
+ */
+static unsigned long long wait_pool_used(unsigned int dev, unsigned long long want)
+{
+	unsigned long long used = pool_used(dev);
+
+	for (int tries = 0; used != want && tries < 3000; tries++) {
+		usleep(10000);
+		used = pool_used(dev);
+	}
+	return used;
 }
 
 static uint64_t cpu_faults(struct zdev *d)
@@ -437,18 +454,28 @@ START_TEST(hmm_cow_in_device)
 {
 	unsigned long npages = 4, size = npages << page_shift, n = size / sizeof(int);
 	struct hmm_buffer *b = buffer_map(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
-	int status = 0;
+	int running[2], status = 0;
+	char c;
 	pid_t pid;
 
 	FILL_INT(b->ptr, n, i);
 	ASSERT_MIGRATED(dev0, b, npages);
+	ck_assert_int_eq(pipe(running), 0);
 	pid = fork();
 	ck_assert_int_ne(pid, -1);
 	if (pid == 0) {
+		/* the child only holds its share until it is killed */
+		CHILD_CHECK(write(running[1], "", 1) == 1);
 		for (;;)
 			pause();
 	}
+	/* the write breaks copy-on-write: the parent's pages are its own */
 	FILL_INT(b->ptr, n, i);
+	/* Killed once its fork handler is done: zdevd sees the exit of a
+	 * fork child that said hello, and then lets go of its share. */
+	ck_assert_int_eq(read(running[0], &c, 1), 1);
+	close(running[0]);
+	close(running[1]);
 	ck_assert_int_eq(kill(pid, SIGKILL), 0);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert(WIFSIGNALED(status));
@@ -467,8 +494,11 @@ END_TEST
 START_TEST(fork_shares_until_written)
 {
 	unsigned long npages = 4, size = npages << page_shift, n = size / sizeof(int);
+	const unsigned long per_page = page_size / sizeof(int);
 	struct hmm_buffer *b;
+	int ready[2], status = 0;
 	const uint8_t *m;
+	char c;
 	int *ptr;
 	pid_t pid;
 
@@ -478,29 +508,46 @@ START_TEST(fork_shares_until_written)
 	ptr = b->ptr;
 	FILL_INT(b->ptr, n, i);
 	ASSERT_MIGRATED(dev0, b, npages);
+	ck_assert_int_eq(pipe(ready), 0);
 	pid = fork();
 	ck_assert_int_ne(pid, -1);
 	if (pid == 0) {
-		const unsigned long per_page = page_size / sizeof(int);
-
-		/* the child writes page 1 only */
+		/* the child writes page 1 only, then holds the rest */
 		ptr[per_page] = -1;
 		for (unsigned long i = 0; i < n; i++)
 			CHILD_CHECK(ptr[i] == (i == per_page ? -1 : (int)i));
-		_exit(0);
+		CHILD_CHECK(write(ready[1], "", 1) == 1);
+		for (;;)
+			pause();
 	}
-	wait_child_ok(pid);
+	ck_assert_int_eq(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	close(ready[1]);
+
+	/* shared: mapped read-only until written */
 	ASSERT_CMD(dev0, OP_SNAPSHOT, b, npages);
 	ASSERT_EACH_BYTE(m, npages, ZDEV_PROT_DEV_COHERENT_LOCAL | ZDEV_PROT_READ);
 	ck_assert_uint_eq(pool_used(0), npages);
+	ck_assert_int_eq(ptr[per_page], (int)per_page);
 
-	ptr[0] = -1;	/* page 0: the parent's own now */
+	ptr[0] = -1;	/* page 0 is the parent's own now */
 	ASSERT_CMD(dev0, OP_SNAPSHOT, b, npages);
 	ck_assert_uint_eq(m[0], ZDEV_PROT_WRITE);
 	ck_assert_uint_eq(m[1], ZDEV_PROT_DEV_COHERENT_LOCAL | ZDEV_PROT_READ);
 	ck_assert_uint_eq(device_pages(dev0), npages - 1);
-	ck_assert_uint_eq(pool_used(0), npages - 1);
-	ck_assert_int_eq(ptr[page_size / sizeof(int)], (int)(page_size / sizeof(int)));
+	/* the child still holds page 0 */
+	ck_assert_uint_eq(pool_used(0), npages);
+
+	ck_assert_int_eq(kill(pid, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_uint_eq(wait_pool_used(0, npages - 1), npages - 1);
+
+	/* the parent's alone again: a write keeps the page on the device, as
+	 * the kernel reuses a page no one else maps */
+	ptr[2 * per_page] = -1;
+	ASSERT_CMD(dev0, OP_SNAPSHOT, b, npages);
+	ck_assert_uint_eq(m[2], ZDEV_PROT_DEV_COHERENT_LOCAL | ZDEV_PROT_WRITE);
+	ck_assert_uint_eq(device_pages(dev0), npages - 1);
 	buffer_free(b);
 	ck_assert_uint_eq(pool_used(0), 0);
 }
@@ -580,6 +627,8 @@ static Suite *coherent_suite(void)
 	hmm_add_test(s, "migrate_release", migrate_release, setup, teardown);
 	hmm_add_test(s, "exclusive", exclusive, setup, teardown);
 	hmm_add_test(s, "anon_write_child", anon_write_child, setup, teardown);
+	hmm_add_test(s, "hmm_cow_in_device", hmm_cow_in_device, setup, teardown);
+	hmm_add_test(s, "fork_shares_until_written", fork_shares_until_written, setup, teardown);
 	hmm_add_test(s, "munmap_returns_pool_pages", munmap_returns_pool_pages, setup, teardown);
 	hmm_add_test(s, "mremap_keeps_pages", mremap_keeps_pages, setup, teardown);
 	hmm_add_test(s, "pool_limit", pool_limit, setup, teardown);
