@@ -693,6 +693,8 @@ out_free:
 int migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
 		      const struct migrate_client *client, void *ctx, uint64_t *cpages)
 {
+	/* (EXCLUSIVE_HELD below takes the pages away from the CPU whatever the
+	 * device's type: that is what it is for.) */
 	if (mm->ds->dev[dev].memtype == REFPOOL_MEMTYPE_COHERENT)
 		return migrate_to_coherent(mm, dev, addr, npages, cpages);
 	return migrate(mm, dev, addr, npages, client, ctx, false, cpages);
