@@ -553,6 +553,53 @@ START_TEST(fork_shares_until_written)
 }
 END_TEST
 
+/*
+ * A migration to the private device over coherent pages a fork shares
+ * leaves them to their device, still read-only: the parent's first write
+ * still makes its page its own.
+ */
+START_TEST(fork_protection_survives_migration)
+{
+	unsigned long npages = 8, size = npages << page_shift, n = size / sizeof(int);
+	struct hmm_buffer *b;
+	int ready[2], status = 0;
+	const uint8_t *m;
+	char c;
+	int *ptr;
+	pid_t pid;
+
+	SKIP_WITHOUT_FEATURE(ZDEV_FEATURE_FORK_SHARED);
+	b = buffer_map(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+	m = b->mirror;
+	ptr = b->ptr;
+	FILL_INT(b->ptr, n, i);
+	ASSERT_MIGRATED(dev0, b, 4);
+	ck_assert_int_eq(pipe(ready), 0);
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		CHILD_CHECK(write(ready[1], "", 1) == 1);
+		for (;;)
+			pause();
+	}
+	ck_assert_int_eq(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	close(ready[1]);
+
+	ck_assert_int_eq(migrate_to_dev(devp, b, npages), -ENOENT);
+	ASSERT_EQ_V(b->cpages, 4);
+	ptr[0] = -1;
+	ASSERT_CMD(dev0, OP_SNAPSHOT, b, 4);
+	ck_assert_uint_eq(m[0], ZDEV_PROT_WRITE);
+	ck_assert_uint_eq(m[1], ZDEV_PROT_DEV_COHERENT_LOCAL | ZDEV_PROT_READ);
+	ck_assert_uint_eq(device_pages(dev0), 3);
+
+	ck_assert_int_eq(kill(pid, SIGKILL), 0);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	buffer_free(b);
+}
+END_TEST
+
 /* munmap and MADV_DONTNEED of coherent pages give their pool pages back. */
 START_TEST(munmap_returns_pool_pages)
 {
@@ -629,6 +676,8 @@ static Suite *coherent_suite(void)
 	hmm_add_test(s, "anon_write_child", anon_write_child, setup, teardown);
 	hmm_add_test(s, "hmm_cow_in_device", hmm_cow_in_device, setup, teardown);
 	hmm_add_test(s, "fork_shares_until_written", fork_shares_until_written, setup, teardown);
+	hmm_add_test(s, "fork_protection_survives_migration", fork_protection_survives_migration,
+		     setup, teardown);
 	hmm_add_test(s, "munmap_returns_pool_pages", munmap_returns_pool_pages, setup, teardown);
 	hmm_add_test(s, "mremap_keeps_pages", mremap_keeps_pages, setup, teardown);
 	hmm_add_test(s, "pool_limit", pool_limit, setup, teardown);
