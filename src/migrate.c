@@ -44,17 +44,10 @@ static void mark_device_private(struct zmm *mm, uint64_t addr, uint64_t npages,
 		uffd_dev_protect_runs(mm, addr, npages, zapped, true);
 }
 
-/* Whether a fork shares the coherent page of entry e: its write protection
- * is the fork's (FORK_PREPARE), which must stay until the first write. */
-static bool coherent_shared_locked(struct zmm *mm, uint64_t e)
-{
-	return (e & E_COHERENT) &&
-	       atomic_load_explicit(&zmm_entry_page(mm, e)->refcount, memory_order_acquire) > 1;
-}
-
 /* The end of a migration: write protection off on every page the device does
  * not hold, whose markers (if any) are the migration's own, but for coherent
- * pages a fork shares. */
+ * pages a fork shares, whose protection is the fork's (FORK_PREPARE) and
+ * must stay until each process's first write. */
 static void unprotect_system_pages(struct zmm *mm, uint64_t addr, uint64_t npages)
 {
 	uint8_t *system = malloc(npages);
@@ -67,7 +60,7 @@ static void unprotect_system_pages(struct zmm *mm, uint64_t addr, uint64_t npage
 	for (uint64_t i = 0; i < npages; i++) {
 		const uint64_t e = ptable_get(&mm->pt, pg_vpn(addr) + i);
 
-		system[i] = !(e & E_DEVPRIV) && !coherent_shared_locked(mm, e);
+		system[i] = !(e & E_DEVPRIV) && !((e & E_COHERENT) && zmm_entry_shared(mm, e));
 	}
 	pthread_mutex_unlock(&mm->lock);
 	uffd_dev_protect_runs(mm, addr, npages, system, false);

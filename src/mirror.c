@@ -42,16 +42,6 @@ static int check_access(const struct vma_list *vmas, uint64_t addr, uint64_t npa
 	return 0;
 }
 
-/* Whether a fork shares the device page of entry e (its count is above the
- * one reference each mapping process holds). Caller holds mm->lock. */
-static bool shared(struct zmm *mm, uint64_t e)
-{
-	struct refpool *pool = mm->ds->dev[e_dev(e)].pool;
-
-	return atomic_load_explicit(&refpool_pfn_to_page(pool, e_pfn(e))->refcount,
-				    memory_order_acquire) > 1;
-}
-
 /* One device read or write of [addr, addr + npages pages); the data passes
  * through bounce, page i at i * PG_SIZE. */
 struct access {
@@ -80,7 +70,7 @@ static int access_device_pages(struct access *a)
 
 		if ((e & a->need) != a->need)
 			a->missing++;
-		if ((e & E_COHERENT) && !(e & E_BUSY) && a->write && shared(mm, e)) {
+		if ((e & E_COHERENT) && !(e & E_BUSY) && a->write && zmm_entry_shared(mm, e)) {
 			/* A coherent page a fork shares: the write's
 			 * copy-on-write gives this process a system page of
 			 * its own (the copy below writes it), and the device
@@ -90,7 +80,7 @@ static int access_device_pages(struct access *a)
 			e = 0;
 		}
 		if ((e & E_DEVPRIV) && !(e & E_BUSY) &&
-		    (e_dev(e) != a->dev || (a->write && shared(mm, e)))) {
+		    (e_dev(e) != a->dev || (a->write && zmm_entry_shared(mm, e)))) {
 			/* Another device's page comes back to RAM first; so
 			 * does, for a write, a page a fork shares, which gives
 			 * this process a copy of its own, as the write fault's

@@ -193,13 +193,6 @@ static void count_bring_back(struct zmm *mm, uint64_t e)
 	}
 }
 
-/* Whether another process holds the coherent page of entry e too: a fork
- * shared it. Caller holds mm->lock. */
-static bool coherent_shared_locked(struct zmm *mm, uint64_t e)
-{
-	return atomic_load_explicit(&zmm_entry_page(mm, e)->refcount, memory_order_acquire) > 1;
-}
-
 int uffd_dev_fault(struct zmm *mm, uint64_t addr, uint64_t flags)
 {
 	const uint64_t vpn = pg_vpn(addr);
@@ -214,7 +207,7 @@ int uffd_dev_fault(struct zmm *mm, uint64_t addr, uint64_t flags)
 		pthread_mutex_unlock(&mm->lock);
 		return 0;
 	}
-	if ((e & E_COHERENT) && (flags & UFFD_PAGEFAULT_FLAG_WP) && coherent_shared_locked(mm, e)) {
+	if ((e & E_COHERENT) && (flags & UFFD_PAGEFAULT_FLAG_WP) && zmm_entry_shared(mm, e)) {
 		/* A write to a coherent page a fork shares: the kernel's
 		 * copy-on-write gives the writer a system page of its own
 		 * (zdev's is that already), and the device lets go of this

@@ -171,6 +171,9 @@ void zmm_wait_events(struct zmm *mm);
 void zmm_add_device_pages(struct zmm *mm, unsigned int dev, uint64_t n);
 /* The device page entry e holds. */
 struct refpool_page *zmm_entry_page(struct zmm *mm, uint64_t e);
+/* Whether a fork shares the device page of entry e (private or coherent):
+ * its count is above the one reference each process holds. */
+bool zmm_entry_shared(struct zmm *mm, uint64_t e);
 /* The device THP of window w is no longer one: its pages stay where they
  * are, each on its own, and the pool's block splits as they are put alone. */
 void zmm_split_window_locked(struct zmm *mm, uint64_t w);

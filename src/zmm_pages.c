@@ -17,6 +17,14 @@ struct refpool_page *zmm_entry_page(struct zmm *mm, uint64_t e)
 	return refpool_pfn_to_page(mm->ds->dev[e_dev(e)].pool, e_pfn(e));
 }
 
+bool zmm_entry_shared(struct zmm *mm, uint64_t e)
+{
+	/* The caller's entry holds a reference, so the count cannot reach 0
+	 * under us; a racing put by the other process only makes a copy
+	 * that was not needed. */
+	return atomic_load_explicit(&zmm_entry_page(mm, e)->refcount, memory_order_acquire) > 1;
+}
+
 void zmm_add_device_pages(struct zmm *mm, unsigned int dev, uint64_t n)
 {
 	struct zmm_counters *c = &mm->cnt[dev];
