@@ -600,6 +600,87 @@ START_TEST(fork_protection_survives_migration)
 }
 END_TEST
 
+/*
+ * exclusive_cow: pages of the device made exclusive, then a fork: each
+ * process's increments revoke and copy, and each sees its own.
+ */
+START_TEST(exclusive_cow)
+{
+	unsigned long npages = 16, size = npages << page_shift, n = size / sizeof(int);
+	struct hmm_buffer *b = buffer_map(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+	struct zdev_result res = { 0 };
+	int *ptr = b->ptr;
+	pid_t pid;
+
+	FILL_INT(b->ptr, n, i);
+	ASSERT_MIGRATED(dev0, b, npages);
+	ck_assert_int_eq(zdev_make_exclusive(dev0, b->ptr, npages, &res), 0);
+	ASSERT_EQ_V(res.cpages, npages);
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		for (unsigned long i = 0; i < n; i++)
+			CHILD_CHECK(ptr[i]++ == (int)i);
+		for (unsigned long i = 0; i < n; i++)
+			CHILD_CHECK(ptr[i] == (int)i + 1);
+		_exit(0);
+	}
+	for (unsigned long i = 0; i < n; i++)
+		ck_assert_int_eq(ptr[i]++, (int)i);
+	ASSERT_EACH_INT(b->ptr, n, i + 1);
+	wait_child_ok(pid);
+	ASSERT_EACH_INT(b->ptr, n, i + 1);
+	buffer_free(b);
+}
+END_TEST
+
+/* Shared memory, and a private file mapping's pages, stay where they are. */
+START_TEST(migrate_shared_and_file)
+{
+	unsigned long npages = 4, size = npages << page_shift;
+	struct hmm_buffer *b = buffer_map(size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS);
+	char path[] = "/tmp/zdev-coherent-XXXXXX";
+	int fd;
+
+	ck_assert_int_eq(migrate_to_dev(dev0, b, npages), -ENOENT);
+	buffer_free(b);
+
+	fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
+	b = buffer_new(size);
+	buffer_mmap(b, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd);
+	b->fd = fd;
+	memset(b->ptr, 1, size);	/* copy-on-write pages, which stay too */
+	ck_assert_int_eq(migrate_to_dev(dev0, b, npages), -ENOENT);
+	ck_assert_uint_eq(pool_used(0), 0);
+	buffer_free(b);
+}
+END_TEST
+
+/* migrate_anon_huge_empty: a never-touched read-only THP window migrates
+ * page by page, each a zeroed page of its own. */
+START_TEST(migrate_anon_huge_empty)
+{
+	unsigned long size = 2ul << 20, npages = size >> page_shift;
+	struct hmm_buffer *b = buffer_map(2 * size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS);
+	void *base = b->ptr;
+
+	b->ptr = (void *)(((uintptr_t)b->ptr + size - 1) & ~(uintptr_t)(size - 1));
+	ck_assert_int_eq(madvise(b->ptr, size, MADV_HUGEPAGE), 0);
+	memset(b->mirror, 0xff, size);
+	ASSERT_MIGRATED(dev0, b, npages);
+	ASSERT_EACH_INT(b->mirror, size / sizeof(int), 0);
+	ASSERT_EACH_INT(b->ptr, size / sizeof(int), 0);
+	ck_assert_uint_eq(pool_used(0), npages);
+	ASSERT_CMD(dev0, OP_SNAPSHOT, b, npages);
+	ASSERT_EACH_BYTE(b->mirror, npages, ZDEV_PROT_DEV_COHERENT_LOCAL | ZDEV_PROT_READ);
+	b->ptr = base;
+	buffer_free(b);
+}
+END_TEST
+
 /* munmap and MADV_DONTNEED of coherent pages give their pool pages back. */
 START_TEST(munmap_returns_pool_pages)
 {
@@ -673,6 +754,9 @@ static Suite *coherent_suite(void)
 	hmm_add_test(s, "double_map", double_map, setup, teardown);
 	hmm_add_test(s, "migrate_release", migrate_release, setup, teardown);
 	hmm_add_test(s, "exclusive", exclusive, setup, teardown);
+	hmm_add_test(s, "exclusive_cow", exclusive_cow, setup, teardown);
+	hmm_add_test(s, "migrate_shared_and_file", migrate_shared_and_file, setup, teardown);
+	hmm_add_test(s, "migrate_anon_huge_empty", migrate_anon_huge_empty, setup, teardown);
 	hmm_add_test(s, "anon_write_child", anon_write_child, setup, teardown);
 	hmm_add_test(s, "hmm_cow_in_device", hmm_cow_in_device, setup, teardown);
 	hmm_add_test(s, "fork_shares_until_written", fork_shares_until_written, setup, teardown);
