@@ -19,7 +19,7 @@ extern "C" {
 #endif
 
 #define ZDEV_VERSION_MAJOR 0
-#define ZDEV_VERSION_MINOR 2
+#define ZDEV_VERSION_MINOR 3
 
 /* True when the headers a program was built with are at least major.minor. */
 #define ZDEV_CHECK_VERSION(major, minor) \
@@ -115,6 +115,12 @@ int zdev_get_stats(struct zdev *dev, struct zdev_stats *st);
 #define ZDEV_FEATURE_KERNEL_FAULTS (1ull << 0) /* system calls reach device pages */
 #define ZDEV_FEATURE_FORK_SHARED   (1ull << 1) /* a fork child shares device pages */
 int zdev_get_features(struct zdev *dev, uint64_t *features);
+
+/* A device's memory type (zdev_get_memory_type(3)), the values of the
+ * kernel test driver's HMM_DMIRROR_MEMORY_DEVICE_*. Since 0.3. */
+#define ZDEV_MEMORY_DEVICE_PRIVATE	1 /* the CPU cannot touch it: it faults pages back */
+#define ZDEV_MEMORY_DEVICE_COHERENT	2 /* the CPU reads and writes it in place */
+int zdev_get_memory_type(struct zdev *dev, unsigned int *type);
 
 #ifdef __cplusplus
 }

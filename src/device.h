@@ -17,6 +17,12 @@
 
 #include "proto.h"
 #include "refpool.h"
+#include "zdev.h"
+
+/* The wire and the API carry the pool's memory type ids as they are. */
+_Static_assert(REFPOOL_MEMTYPE_PRIVATE == ZDEV_MEMORY_DEVICE_PRIVATE &&
+		       REFPOOL_MEMTYPE_COHERENT == ZDEV_MEMORY_DEVICE_COHERENT,
+	       "memory type ids");
 
 /* Over every client since the start. */
 struct device_totals {
@@ -31,6 +37,10 @@ struct device_totals {
 struct device {
 	unsigned int index;
 	int node;
+	/* PRIVATE: its pages hold the data, the client's are empty; COHERENT:
+	 * the client's own page holds the data and the pool page stands for
+	 * the device memory it occupies (migrate_coherent.c). */
+	enum refpool_memtype_id memtype;
 	struct refpool *pool;
 	struct device_totals totals;
 	/* store.c: the pfns the device's memory has, and the id of the store
@@ -45,6 +55,8 @@ struct devset_config {
 	size_t memory;			/* each device's limit, a multiple of 2 MiB */
 	size_t chunk;			/* the pool's chunk size, a multiple of 2 MiB */
 	bool pool_debug;		/* REFPOOL_DEBUG on every pool */
+	/* each device's memory type (0: PRIVATE) */
+	enum refpool_memtype_id memtype[ZDEV_MAX_DEVICES];
 	/* per client process: device memory on each device, and bytes
 	 * registered with its uffd (0: no limit of its own) */
 	size_t client_memory;

@@ -30,7 +30,8 @@ static int device_init(struct device *dev, unsigned int index, const struct devs
 {
 	char name[16];
 	struct refpool_config pc = {
-		.name = name, .type = REFPOOL_MEMTYPE_PRIVATE,
+		.name = name,
+		.type = cfg->memtype[index] ? cfg->memtype[index] : REFPOOL_MEMTYPE_PRIVATE,
 		.chunk_bytes = cfg->chunk, .limit_bytes = cfg->memory,
 		.node = ZDEV_NODE_LOCAL, .flags = cfg->pool_debug ? REFPOOL_DEBUG : 0,
 		.ops = &device_ops, .arg = dev,
@@ -40,6 +41,7 @@ static int device_init(struct device *dev, unsigned int index, const struct devs
 	snprintf(name, sizeof(name), "dev%u", index);
 	dev->index = index;
 	dev->node = pc.node;
+	dev->memtype = pc.type;
 	ret = refpool_create(&pc, &dev->pool);
 	if (ret) {
 		log_err("device %u: %s (--memory and --chunk must be multiples of 2M)", index,

@@ -658,6 +658,13 @@ void excl_on_remap(struct zmm *mm, uint64_t from, uint64_t to, uint64_t len)
 		e = ptable_get(&mm->pt, vto + i);
 		if (e & E_DEVPRIV)
 			continue;	/* never both: a held page is unmapped */
+		if (e & E_COHERENT) {
+			/* The page number field holds the protection from
+			 * now on: the coherent device lets go of the page,
+			 * whose data is in place anyway. */
+			zmm_uncharge_coherent_locked(mm, e, true);
+			e &= ~(E_COHERENT | E_DEV_MASK);
+		}
 		e &= ~E_PFN_MASK;
 		ptable_set(&mm->pt, vto + i, e | E_EXCL | (st[i] & XS_PROT_MASK));
 	}

@@ -45,7 +45,9 @@ static void mark_device_private(struct zmm *mm, uint64_t addr, uint64_t npages,
 }
 
 /* The end of a migration: write protection off on every page the device does
- * not hold, whose markers (if any) are the migration's own. */
+ * not hold, whose markers (if any) are the migration's own, but for coherent
+ * pages a fork shares, whose protection is the fork's (FORK_PREPARE) and
+ * must stay until each process's first write. */
 static void unprotect_system_pages(struct zmm *mm, uint64_t addr, uint64_t npages)
 {
 	uint8_t *system = malloc(npages);
@@ -55,8 +57,11 @@ static void unprotect_system_pages(struct zmm *mm, uint64_t addr, uint64_t npage
 		return;
 	}
 	pthread_mutex_lock(&mm->lock);
-	for (uint64_t i = 0; i < npages; i++)
-		system[i] = !(ptable_get(&mm->pt, pg_vpn(addr) + i) & E_DEVPRIV);
+	for (uint64_t i = 0; i < npages; i++) {
+		const uint64_t e = ptable_get(&mm->pt, pg_vpn(addr) + i);
+
+		system[i] = !(e & E_DEVPRIV) && !((e & E_COHERENT) && zmm_entry_shared(mm, e));
+	}
 	pthread_mutex_unlock(&mm->lock);
 	uffd_dev_protect_runs(mm, addr, npages, system, false);
 	free(system);
@@ -434,8 +439,8 @@ static int migration_setup(struct migration *m)
 	return anonymize_file_mappings(m);
 }
 
-/* Select: private anonymous pages not already device-private. Another
- * device's page is not selected (SELECT_SYSTEM), nor a page that a
+/* Select: private anonymous pages on no device yet. Another device's page,
+ * private or coherent, is not selected (SELECT_SYSTEM), nor a page that a
  * concurrent migration owns. A selected page is busy: ours. */
 static void migration_select(struct migration *m)
 {
@@ -446,7 +451,7 @@ static void migration_select(struct migration *m)
 		const uint64_t a = m->addr + i * PG_SIZE, e = ptable_get(&mm->pt, pg_vpn(a));
 		const struct vma *v = vmas_find(&m->vmas, a);
 
-		if (!v || !(v->flags & VMA_ANON) || (e & (E_DEVPRIV | E_BUSY)) ||
+		if (!v || !(v->flags & VMA_ANON) || (e & (E_ON_DEVICE | E_BUSY)) ||
 		    (m->leave && m->leave[i]))
 			continue;
 		if (ptable_set(&mm->pt, pg_vpn(a), e | E_BUSY))
@@ -693,6 +698,10 @@ out_free:
 int migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
 		      const struct migrate_client *client, void *ctx, uint64_t *cpages)
 {
+	/* (EXCLUSIVE_HELD below takes the pages away from the CPU whatever the
+	 * device's type: that is what it is for.) */
+	if (mm->ds->dev[dev].memtype == REFPOOL_MEMTYPE_COHERENT)
+		return migrate_to_coherent(mm, dev, addr, npages, cpages);
 	return migrate(mm, dev, addr, npages, client, ctx, false, cpages);
 }
 

@@ -52,6 +52,21 @@ int migrate_to_device_held_exclusive(struct zmm *mm, unsigned int dev, uint64_t 
 				     uint64_t npages, const struct migrate_client *client,
 				     void *ctx, uint64_t *cpages);
 
+/*
+ * migrate_to_device for a coherent device (migrate_coherent.c): the pages
+ * stay in the process, owned by the device. Returns as migrate_to_device.
+ */
+int migrate_to_coherent(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
+			uint64_t *cpages);
+
+/*
+ * Before a fork that zdevd gets the event of: every coherent page of the
+ * process is write-protected, as the kernel's fork write-protects the
+ * parent's pages, so that each process's first write after the fork (the
+ * kernel's copy-on-write) reaches zdevd. *npages: how many. 0 or -errno.
+ */
+int migrate_coherent_prepare_fork(struct zmm *mm, uint64_t *npages);
+
 /* Brings dev's pages of [addr, addr + npages pages) back to system memory:
  * *cpages = the pages brought back. 0, -ENOMEM, or the -errno of a copy that
  * failed (the pages it did not reach stay on the device). */

@@ -2,8 +2,9 @@
 /*
  * Migration back to system memory (the driver's migrate_to_system, and the
  * eviction of a release, a last handle's close or zdevd's exit): runs of
- * device pages are marked busy, copied back into place on every CPU with
- * UFFDIO_COPY, then given back to the pool.
+ * device-private pages are marked busy, copied back into place on every CPU
+ * with UFFDIO_COPY, then given back to the pool. A coherent device's page
+ * has its data in place: the device only lets go of it.
  */
 #include "config.h"
 
@@ -31,8 +32,10 @@ struct back_run {
 };
 
 struct back_ctx {
+	struct zmm *mm;
 	unsigned int dev;
 	bool any_dev;
+	uint64_t coherent;	/* coherent pages that left their device */
 	bool saw_huge;
 	struct back_run *runs;
 	size_t nruns, cap;
@@ -45,8 +48,16 @@ static bool gather_entry(uint64_t vpn, uint64_t *e, void *arg)
 	struct back_run *r = ctx->nruns ? &ctx->runs[ctx->nruns - 1] : NULL;
 	uint64_t v = *e;
 
-	if (!(v & E_DEVPRIV) || (v & E_BUSY) || (!ctx->any_dev && e_dev(v) != ctx->dev))
+	if (!(v & E_ON_DEVICE) || (v & E_BUSY) || (!ctx->any_dev && e_dev(v) != ctx->dev))
 		return true;
+	if (v & E_COHERENT) {
+		/* Its data is in place already: the device lets go of it, and
+		 * the entry goes, as the driver erases its table's entry. */
+		zmm_uncharge_coherent_locked(ctx->mm, v, true);
+		*e = 0;
+		ctx->coherent++;
+		return true;
+	}
 	/* Busy while it is copied: a CPU fault on it waits for the wake-up
 	 * at the end instead of copying it a second time. */
 	*e = v | E_BUSY;
@@ -150,9 +161,9 @@ static int finish_run_locked(struct zmm *mm, const struct back_run *r, uint64_t 
 static int bring_back_range(struct zmm *mm, int dev, uint64_t first, uint64_t end,
 			    uint64_t *moved)
 {
-	struct back_ctx ctx = { .dev = dev < 0 ? 0 : (unsigned int)dev, .any_dev = dev < 0 };
+	struct back_ctx ctx = { .mm = mm, .dev = dev < 0 ? 0 : (unsigned int)dev, .any_dev = dev < 0 };
 	struct copy_back_job job = { .mm = mm };
-	uint64_t n = 0;
+	uint64_t n;
 	int ret = 0;
 
 	pthread_mutex_lock(&mm->lock);
@@ -162,6 +173,7 @@ static int bring_back_range(struct zmm *mm, int dev, uint64_t first, uint64_t en
 	 * would come back into; zdev brings pages back as small pages anyway. */
 	if (ctx.saw_huge && dev >= 0)
 		mm->flags[dev] &= ~ZDEV_FLAG_FAIL_ALLOC;
+	n = ctx.coherent;
 	pthread_mutex_unlock(&mm->lock);
 
 	/* The copies run unlocked, on every CPU: the client waits for us. */

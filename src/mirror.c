@@ -5,7 +5,8 @@
  * mirror cannot see mprotect); a page the mirror lacks costs one fault round,
  * as hmm_range_fault() does; another device's private page is brought back to
  * system memory first; this device's private pages are accessed in device
- * memory directly.
+ * memory directly; a coherent device's pages, any device's, are accessed in
+ * place, in the client's memory, where their data is.
  */
 #include "config.h"
 
@@ -41,16 +42,6 @@ static int check_access(const struct vma_list *vmas, uint64_t addr, uint64_t npa
 	return 0;
 }
 
-/* Whether a fork shares the device page of entry e (its count is above the
- * one reference each mapping process holds). Caller holds mm->lock. */
-static bool shared(struct zmm *mm, uint64_t e)
-{
-	struct refpool *pool = mm->ds->dev[e_dev(e)].pool;
-
-	return atomic_load_explicit(&refpool_pfn_to_page(pool, e_pfn(e))->refcount,
-				    memory_order_acquire) > 1;
-}
-
 /* One device read or write of [addr, addr + npages pages); the data passes
  * through bounce, page i at i * PG_SIZE. */
 struct access {
@@ -79,8 +70,17 @@ static int access_device_pages(struct access *a)
 
 		if ((e & a->need) != a->need)
 			a->missing++;
+		if ((e & E_COHERENT) && !(e & E_BUSY) && a->write && zmm_entry_shared(mm, e)) {
+			/* A coherent page a fork shares: the write's
+			 * copy-on-write gives this process a system page of
+			 * its own (the copy below writes it), and the device
+			 * lets go of this process's hold. */
+			zmm_uncharge_coherent_locked(mm, e, false);
+			ptable_set(&mm->pt, vpn, 0);
+			e = 0;
+		}
 		if ((e & E_DEVPRIV) && !(e & E_BUSY) &&
-		    (e_dev(e) != a->dev || (a->write && shared(mm, e)))) {
+		    (e_dev(e) != a->dev || (a->write && zmm_entry_shared(mm, e)))) {
 			/* Another device's page comes back to RAM first; so
 			 * does, for a write, a page a fork shares, which gives
 			 * this process a copy of its own, as the write fault's
@@ -239,6 +239,17 @@ int mirror_snapshot(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t np
 
 		if (!v || !(v->flags & VMA_READ))
 			prot[i] = ZDEV_PROT_ERROR;
+		else if ((e & E_COHERENT) && (pm[i] & PM_PRESENT))
+			/* Mapped as any page, and any device's coherent page
+			 * is visible: its own, or another's as remote. Since a
+			 * fork it is read-only (write-protected) until written,
+			 * as the kernel's copy-on-write PTE is. */
+			prot[i] = (e_dev(e) == dev ? ZDEV_PROT_DEV_COHERENT_LOCAL
+						   : ZDEV_PROT_DEV_COHERENT_REMOTE) |
+				  (rw == ZDEV_PROT_WRITE &&
+						   (pm[i] & (PM_EXCLUSIVE | PM_UFFD_WP)) == PM_EXCLUSIVE
+					   ? ZDEV_PROT_WRITE
+					   : ZDEV_PROT_READ);
 		else if (e & E_DEVPRIV)
 			/* Another device's private page is invisible, not remote. */
 			prot[i] = e_dev(e) != dev ? ZDEV_PROT_NONE

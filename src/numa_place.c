@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "log.h"
 #include "numa_place.h"
@@ -93,4 +94,30 @@ int numa_place_node_of(const void *addr)
 	if (get_mempolicy(&node, NULL, 0, (void *)addr, MPOL_F_NODE | MPOL_F_ADDR))
 		return -errno;
 	return node;
+}
+
+int numa_place_move(pid_t pid, void *const *addrs, size_t n, int node)
+{
+	int *nodes, *status, ret = 0;
+
+	if (numa_place_nodes() == 1 || !n)
+		return 0;
+	node = numa_place_resolve(node);
+	if (node < 0)
+		return node;
+	nodes = malloc(n * sizeof(*nodes));
+	status = malloc(n * sizeof(*status));
+	if (!nodes || !status) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	for (size_t i = 0; i < n; i++)
+		nodes[i] = node;
+	/* Per-page failures land in status: those pages stay where they are. */
+	if (numa_move_pages(pid, n, (void **)addrs, nodes, status, MPOL_MF_MOVE))
+		ret = -errno;
+out_free:
+	free(nodes);
+	free(status);
+	return ret;
 }

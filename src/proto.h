@@ -61,7 +61,7 @@
 
 #include "lathist.h"
 
-#define ZDEV_PROTO_VERSION 6
+#define ZDEV_PROTO_VERSION 7
 #define ZDEV_PROTO_MAGIC 0x7a646576u	/* "zdev" */
 #define ZDEV_MAX_DEVICES 8
 
@@ -148,6 +148,9 @@ struct zmsg_hello_ok {
 	/* Where the client maps one fresh page for the ownership proof: a
 	 * random address, so a foreign uffd finds no mapping there. */
 	uint64_t proof_addr;
+	/* Since version 7: each device's memory type, ZDEV_MEMORY_DEVICE_*
+	 * (include/zdev.h); 0 past ndevices. */
+	uint8_t memory_type[ZDEV_MAX_DEVICES];
 };
 
 /* Every request of one device and range: UFFD (addr = proof page), OPEN,
@@ -256,7 +259,7 @@ struct zmsg_status_device {
 	uint64_t pool_pages_used;
 	uint64_t pool_limit_pages;
 	uint32_t chunks;
-	uint32_t pad;
+	uint32_t memory_type;		/* ZDEV_MEMORY_DEVICE_* (since version 7) */
 	uint64_t peak_pages_used;	/* the most pool_pages_used was seen to be */
 };
 

@@ -156,5 +156,7 @@ void refpool_dbg_audit_chunk(struct refpool *pool, struct refpool_chunk *c);
 
 /* memtype_private.c */
 extern const struct refpool_memtype refpool_memtype_private;
+/* memtype_coherent.c */
+extern const struct refpool_memtype refpool_memtype_coherent;
 
 #endif

@@ -1281,9 +1281,8 @@ static int check_config(const struct refpool_config *cfg)
 		return -EINVAL;
 	switch (cfg->type) {
 	case REFPOOL_MEMTYPE_PRIVATE:
-		return 0;
 	case REFPOOL_MEMTYPE_COHERENT:
-		return -EOPNOTSUPP;
+		return 0;
 	default:
 		return -EINVAL;
 	}
@@ -1302,7 +1301,8 @@ int refpool_create(const struct refpool_config *cfg, struct refpool **out)
 	if (!pool)
 		return -ENOMEM;
 	snprintf(pool->name, sizeof(pool->name), "%s", cfg->name ? cfg->name : "pool");
-	pool->type = &refpool_memtype_private;
+	pool->type = cfg->type == REFPOOL_MEMTYPE_COHERENT ? &refpool_memtype_coherent
+							  : &refpool_memtype_private;
 	pool->ops = cfg->ops;
 	pool->arg = cfg->arg;
 	pool->flags = cfg->flags;

@@ -207,6 +207,14 @@ int uffd_dev_fault(struct zmm *mm, uint64_t addr, uint64_t flags)
 		pthread_mutex_unlock(&mm->lock);
 		return 0;
 	}
+	if ((e & E_COHERENT) && (flags & UFFD_PAGEFAULT_FLAG_WP) && zmm_entry_shared(mm, e)) {
+		/* A write to a coherent page a fork shares: the kernel's
+		 * copy-on-write gives the writer a system page of its own
+		 * (zdev's is that already), and the device lets go of this
+		 * process's hold; the write protection goes below. */
+		zmm_uncharge_coherent_locked(mm, e, false);
+		ptable_set(&mm->pt, vpn, 0);
+	}
 	if (e & E_DEVPRIV) {
 		ret = uffd_dev_bring_back_locked(mm, vpn, e, true);
 		if (!ret)
@@ -274,6 +282,19 @@ int uffd_dev_resolve_for_access(struct zmm *mm, uint64_t addr, bool write)
 	}
 	pthread_mutex_unlock(&mm->lock);
 	return ret == -EAGAIN ? ret : ret ? -EFAULT : 1;
+}
+
+int uffd_dev_fill_zeros(struct zmm *mm, uint64_t addr, uint64_t npages)
+{
+	int ret = 0;
+
+	for (uint64_t done = 0; done < npages && !ret;) {
+		const uint64_t n = npages - done < WIN_PAGES ? npages - done : WIN_PAGES;
+
+		ret = copy_into_client(mm, addr + done * PG_SIZE, zero_window, n * PG_SIZE, false);
+		done += n;
+	}
+	return ret == -ENOENT || ret == -ESRCH ? 0 : ret;
 }
 
 void uffd_dev_fill_holes(struct zmm *mm, uint64_t addr, uint64_t npages)
@@ -382,7 +403,7 @@ static bool share_entry(uint64_t vpn, uint64_t *e, void *arg)
 	 * the child starts with none. */
 	*e &= ~(E_MIRROR_ALL | E_ATOMIC_ALL);
 	child_e = *e & ~E_BUSY;
-	if (!(child_e & E_DEVPRIV))
+	if (!(child_e & E_ON_DEVICE))
 		return true;
 	/* The page becomes shared (count 2); each side's CPU fault takes its
 	 * own copy and drops its reference. */
@@ -390,8 +411,13 @@ static bool share_entry(uint64_t vpn, uint64_t *e, void *arg)
 		ctx->err = -ENOMEM;
 		return true;
 	}
+	/* A coherent page is shared the same way: both processes map it
+	 * read-only (FORK_PREPARE write-protected it), and each one's first
+	 * write gives it a system copy and drops its hold. Its data is in
+	 * both processes already: nothing for a store. */
 	refpool_get(ctx->parent->ds->dev[e_dev(child_e)].pool, zmm_entry_page(ctx->parent, child_e));
-	store_note(&ctx->child->stores, e_dev(child_e), e_pfn(child_e), vpn);
+	if (child_e & E_DEVPRIV)
+		store_note(&ctx->child->stores, e_dev(child_e), e_pfn(child_e), vpn);
 	zmm_add_device_pages(ctx->child, e_dev(child_e), 1);
 	return true;
 }

@@ -43,6 +43,10 @@ void uffd_dev_wake(struct zmm *mm, uint64_t start, uint64_t end);
  * (-EAGAIN with in_loop: events pending), the entry left as it was.
  */
 int uffd_dev_bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t e, bool in_loop);
+/* A zeroed page of its own (UFFDIO_COPY) for every page of [addr, addr +
+ * npages pages) of registered memory that has none; a page present already
+ * stays as it is. 0 (also when the mapping went away), or -errno. */
+int uffd_dev_fill_zeros(struct zmm *mm, uint64_t addr, uint64_t npages);
 /* Maps the zero page where nothing is mapped in [addr, addr + npages pages)
  * of registered memory (device-private pages aside): the device's fault on
  * never-touched or zapped pages, done before zdevd itself reads or writes

@@ -22,9 +22,18 @@
 #include "page.h"
 #include "ptable.h"
 #include "store.h"
+#include "zdevd_limits.h"
 
 /* Entry layout */
-#define E_PFN_MASK	0xffffffffull
+#define E_PFN_MASK	0x7fffffffull	/* a pool numbers at most 2^31 pages (ZDEVD_MEMORY_MAX) */
+/*
+ * The page is on a coherent device (device e_dev, pool page e_pfn): the data
+ * stays in the client's own page, which the device owns; the pool page holds
+ * the process's reference and stands for the device memory it occupies (see
+ * migrate_coherent.c). Never with E_DEVPRIV. The bit is the pfn field's top
+ * one, which no pool page number reaches.
+ */
+#define E_COHERENT	(1ull << 31)
 #define E_DEV_SHIFT	32
 #define E_DEV_MASK	(0xfull << E_DEV_SHIFT)
 #define E_DEVPRIV	(1ull << 36)	/* data only in device memory */
@@ -54,6 +63,8 @@
 /* Every device has its place in an entry. */
 _Static_assert((uint64_t)(ZDEV_MAX_DEVICES - 1) << E_DEV_SHIFT <= E_DEV_MASK,
 	       "the entry's device field holds every device index");
+_Static_assert(ZDEVD_MEMORY_MAX / PG_SIZE - 1 <= E_PFN_MASK,
+	       "the entry's pfn field holds every page of the largest device, E_COHERENT aside");
 _Static_assert(ZDEV_MAX_DEVICES <= 8, "an entry has a mirror, writable and atomic bit per device");
 
 static inline unsigned int e_dev(uint64_t e)
@@ -70,6 +81,14 @@ static inline uint64_t e_devpriv(unsigned int dev, uint32_t pfn)
 {
 	return E_DEVPRIV | ((uint64_t)dev << E_DEV_SHIFT) | pfn;
 }
+
+static inline uint64_t e_coherent(unsigned int dev, uint32_t pfn)
+{
+	return E_COHERENT | ((uint64_t)dev << E_DEV_SHIFT) | pfn;
+}
+
+/* The entry holds a page of a device, of either type. */
+#define E_ON_DEVICE	(E_DEVPRIV | E_COHERENT)
 
 struct zmm_counters {
 	_Atomic uint64_t cpu_faults;
@@ -152,6 +171,9 @@ void zmm_wait_events(struct zmm *mm);
 void zmm_add_device_pages(struct zmm *mm, unsigned int dev, uint64_t n);
 /* The device page entry e holds. */
 struct refpool_page *zmm_entry_page(struct zmm *mm, uint64_t e);
+/* Whether a fork shares the device page of entry e (private or coherent):
+ * its count is above the one reference each process holds. */
+bool zmm_entry_shared(struct zmm *mm, uint64_t e);
 /* The device THP of window w is no longer one: its pages stay where they
  * are, each on its own, and the pool's block splits as they are put alone. */
 void zmm_split_window_locked(struct zmm *mm, uint64_t w);
@@ -164,6 +186,11 @@ bool zmm_thp_intact_locked(struct zmm *mm, uint64_t w, uint64_t *first);
  * memory: their entries and rescue-table entries go, and the pages go back
  * to the pool (a whole device THP as one block), counted as pages_to_system. */
 void zmm_forget_run_locked(struct zmm *mm, uint64_t vpn, uint64_t n, uint64_t e);
+/* The coherent page of entry e leaves its device (the data stays where it
+ * is): the pool page goes back, device_pages drops, and, when to_system (a
+ * migration back, a release), it counts as pages_to_system. The caller
+ * erases or rewrites the entry. */
+void zmm_uncharge_coherent_locked(struct zmm *mm, uint64_t e, bool to_system);
 /* The process let go of [first, end): device pages there are freed, every
  * entry erased. Pages a migration owns (E_BUSY) stay, unless unmap. */
 void zmm_drop_range(struct zmm *mm, uint64_t first, uint64_t end, bool unmap);

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The device pages a process's page table holds: each device-private entry
- * holds the process's reference on its page, and a device THP's entries
- * hold its whole block. Entries are changed under mm->lock.
+ * The device pages a process's page table holds: each device-private or
+ * coherent entry holds the process's reference on its page, and a device
+ * THP's entries hold its whole block. Entries are changed under mm->lock.
  */
 #include "config.h"
 
@@ -15,6 +15,14 @@ struct refpool_page *zmm_entry_page(struct zmm *mm, uint64_t e)
 	/* The mm's own reference keeps the page and its chunk alive: no RCU
 	 * section is needed for a page we hold. */
 	return refpool_pfn_to_page(mm->ds->dev[e_dev(e)].pool, e_pfn(e));
+}
+
+bool zmm_entry_shared(struct zmm *mm, uint64_t e)
+{
+	/* The caller's entry holds a reference, so the count cannot reach 0
+	 * under us; a racing put by the other process only makes a copy
+	 * that was not needed. */
+	return atomic_load_explicit(&zmm_entry_page(mm, e)->refcount, memory_order_acquire) > 1;
 }
 
 void zmm_add_device_pages(struct zmm *mm, unsigned int dev, uint64_t n)
@@ -86,6 +94,18 @@ void zmm_forget_run_locked(struct zmm *mm, uint64_t vpn, uint64_t n, uint64_t e)
 	atomic_fetch_add_explicit(&mm->ds->dev[dev].totals.pages_to_system, n, memory_order_relaxed);
 }
 
+void zmm_uncharge_coherent_locked(struct zmm *mm, uint64_t e, bool to_system)
+{
+	const unsigned int dev = e_dev(e);
+
+	refpool_put(mm->ds->dev[dev].pool, zmm_entry_page(mm, e));
+	atomic_fetch_sub_explicit(&mm->cnt[dev].device_pages, 1, memory_order_relaxed);
+	if (!to_system)
+		return;
+	atomic_fetch_add_explicit(&mm->cnt[dev].pages_to_system, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mm->ds->dev[dev].totals.pages_to_system, 1, memory_order_relaxed);
+}
+
 struct drop_ctx {
 	struct zmm *mm;
 	bool unmap;
@@ -116,6 +136,10 @@ static bool drop_entry(uint64_t vpn, uint64_t *e, void *arg)
 		store_forget(&mm->stores, dev, e_pfn(*e));
 		refpool_put(mm->ds->dev[dev].pool, zmm_entry_page(mm, *e));
 		atomic_fetch_sub_explicit(&mm->cnt[dev].device_pages, 1, memory_order_relaxed);
+	} else if (*e & E_COHERENT) {
+		/* The page went with the mapping, or was zapped: the device's
+		 * hold on it ends, as the kernel frees a zapped coherent page. */
+		zmm_uncharge_coherent_locked(mm, *e, false);
 	}
 	*e = 0;
 	return true;

@@ -12,12 +12,12 @@ floor_of() {
 	page.h | log.[ch] | proto.[ch] | uffd_compat.h | uffd_probe.[ch] | spinlock.h | \
 		rescue_layout.h | xmap_layout.h | lathist.[ch] | zdev.h | units.[ch] | zdevd_limits.h)
 		echo 0 ;;
-	refpool.[ch] | refpool-int.h | refpool_debug.c | memtype_private.c | devmem.[ch] | \
+	refpool.[ch] | refpool-int.h | refpool_debug.c | memtype_private.c | memtype_coherent.c | devmem.[ch] | \
 		numa_place.[ch] | vmres.[ch])
 		echo 1 ;;
 	device.h | devset.[ch] | zmm.[ch] | zmm_pages.c | ptable.[ch] | vmas.[ch] | store.[ch] | parallel.[ch])
 		echo 2 ;;
-	uffd_dev.[ch] | client_mem.[ch] | migrate.[ch] | migrate_back.c | mirror.[ch] | exclusive_map.[ch])
+	uffd_dev.[ch] | client_mem.[ch] | migrate.[ch] | migrate_back.c | migrate_coherent.c | mirror.[ch] | exclusive_map.[ch])
 		echo 3 ;;
 	zdevd/*)
 		echo 4 ;;
@@ -47,8 +47,8 @@ module_of() {
 	m=${1%.[ch]}
 	case "$m" in
 	zmm_pages) m=zmm ;;
-	migrate_back) m=migrate ;;
-	refpool-int | refpool_debug | memtype_private) m=refpool ;;
+	migrate_back | migrate_coherent) m=migrate ;;
+	refpool-int | refpool_debug | memtype_private | memtype_coherent) m=refpool ;;
 	esac
 	echo "$m"
 }

@@ -643,6 +643,58 @@ START_TEST(sigterm_then_no_device)
 }
 END_TEST
 
+static void start_coherent_zdevd(void)
+{
+	static const char *const args[] = { "--memory-type", "coherent", NULL };
+
+	zdevd_start(&zd, args);
+}
+
+/*
+ * A coherent device's pages keep their data in the process: a SIGKILL loses
+ * nothing of them, a device write included, and, write-protected for a fork
+ * that shares them, they take the process's writes once zdevd is gone.
+ */
+START_TEST(sigkill_keeps_coherent_pages)
+{
+	const size_t len = HUGE, npages = len / PG_SIZE;
+	struct zdev_result res;
+	uint64_t *buf, *patch;
+	unsigned int type = 0;
+	struct zdev *dev;
+	int status = 0;
+	pid_t pid;
+
+	ck_assert_int_eq(zdev_open(NULL, 0, &dev), 0);
+	ck_assert_int_eq(zdev_get_memory_type(dev, &type), 0);
+	ck_assert_uint_eq(type, ZDEV_MEMORY_DEVICE_COHERENT);
+	ck_assert_int_eq(zdev_alloc(dev, len, (void **)&buf), 0);
+	fill(buf, len, 0x6666);
+	ck_assert_int_eq(zdev_migrate_to_device(dev, buf, npages, &res), 0);
+	ck_assert_uint_eq(device_pages(dev), npages);
+	patch = malloc(4 * PG_SIZE);
+	fill(patch, 4 * PG_SIZE, 0x7777);
+	ck_assert_int_eq(zdev_write(dev, buf, 4, patch, &res), 0);
+	/* With fork events the fork write-protects them in both processes. */
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0)
+		_exit(first_wrong(buf, 4 * PG_SIZE, 0x7777) == SIZE_MAX ? 0 : 1);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	kill_zdevd();
+
+	ck_assert_uint_eq(first_wrong(buf, 4 * PG_SIZE, 0x7777), SIZE_MAX);
+	ck_assert_uint_eq(wrong_in(buf, 4 * PG_SIZE, len, 0x6666), SIZE_MAX);
+	fill(buf, len, 0x8888);
+	ck_assert_uint_eq(first_wrong(buf, len, 0x8888), SIZE_MAX);
+	free(patch);
+	ck_assert_int_eq(zdev_close(dev), 0);
+	ck_assert_int_eq(munmap(buf, len), 0);
+}
+END_TEST
+
 int main(void)
 {
 	const char *why = zdevd_unavailable();
@@ -669,5 +721,7 @@ int main(void)
 		       start_zdevd, kill_zdevd, 120);
 	check_add_case(s, "sigterm_then_no_device", sigterm_then_no_device, start_zdevd,
 		       kill_zdevd, 120);
+	check_add_case(s, "sigkill_keeps_coherent_pages", sigkill_keeps_coherent_pages,
+		       start_coherent_zdevd, kill_zdevd, 120);
 	return check_run(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -5,6 +5,7 @@
 #include <check.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "numa_place.h"
 #include "pool-helpers.h"
@@ -42,6 +43,24 @@ START_TEST(test_nodes_are_resolved)
 }
 END_TEST
 
+/* The process's own pages move to the node asked (the caller's: the only
+ * one on a machine of one node), their data with them. */
+START_TEST(test_pages_move_to_the_local_node)
+{
+	char *mem = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	const int node = numa_place_resolve(ZDEV_NODE_LOCAL);
+	void *page = mem;
+
+	ck_assert_ptr_ne(mem, MAP_FAILED);
+	ck_assert_int_ge(node, 0);
+	mem[0] = 1;
+	ck_assert_int_eq(numa_place_move(0, &page, 1, node), 0);
+	ck_assert_int_eq(numa_place_node_of(page), node);
+	ck_assert_int_eq(mem[0], 1);
+	munmap(mem, 4096);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("numa-place");
@@ -50,6 +69,7 @@ int main(void)
 
 	tcase_add_test(tc, test_chunk_memory_is_on_the_pool_node);
 	tcase_add_test(tc, test_nodes_are_resolved);
+	tcase_add_test(tc, test_pages_move_to_the_local_node);
 	suite_add_tcase(s, tc);
 	failed = check_run(s);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;

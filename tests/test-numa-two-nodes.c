@@ -5,6 +5,8 @@
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 
 #include "numa_place.h"
 #include "pool-helpers.h"
@@ -42,6 +44,27 @@ START_TEST(test_each_pool_on_its_node)
 }
 END_TEST
 
+/* A coherent device's pages are the process's own, moved to the device's
+ * node (numa_place_move, migrate_coherent.c). */
+START_TEST(test_process_pages_move_to_a_node)
+{
+	const size_t len = 2 * 4096;
+	char *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *pages[2];
+
+	ck_assert_ptr_ne(mem, MAP_FAILED);
+	memset(mem, 1, len);
+	pages[0] = mem;
+	pages[1] = mem + 4096;
+	for (int node = 1; node >= 0; node--) {
+		ck_assert_int_eq(numa_place_move(0, pages, 2, node), 0);
+		ck_assert_int_eq(numa_place_node_of(pages[0]), node);
+		ck_assert_int_eq(numa_place_node_of(pages[1]), node);
+	}
+	munmap(mem, len);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s;
@@ -54,6 +77,7 @@ int main(void)
 	s = suite_create("numa-two-nodes");
 	tc = tcase_create("placement");
 	tcase_add_test(tc, test_each_pool_on_its_node);
+	tcase_add_test(tc, test_process_pages_move_to_a_node);
 	suite_add_tcase(s, tc);
 	failed = check_run(s);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -92,6 +92,22 @@ expect_status "--devices 3 --memory 64M" 0 $?
 check_gone sized
 grep -q '^device 2: device memory .* of 64 MiB in use (.* of 16384 pages)' "$tmp/sized.status" || fail "--devices 3 --memory 64M: $(cat "$tmp/sized.status")"
 
+# -- --memory-type reaches zdevd; the devices it does not name are private
+run typed 'true' --quiet --devices 3 --memory 64M --memory-type coherent,private
+expect_status "--memory-type coherent,private" 0 $?
+check_gone typed
+grep -q '^device 0: .*; coherent memory$' "$tmp/typed.status" || fail "--memory-type: $(cat "$tmp/typed.status")"
+grep -q '^device 1: .*; private memory$' "$tmp/typed.status" || fail "--memory-type: $(cat "$tmp/typed.status")"
+grep -q '^device 2: .*; private memory$' "$tmp/typed.status" || fail "--memory-type: $(cat "$tmp/typed.status")"
+"$zr" --devices 1 --memory-type private,coherent -- true 2>"$tmp/typed.err"
+expect_status "--memory-type longer than --devices" 125 $?
+grep -qF -- "--memory-type: 'private,coherent': names 2 devices, but --devices is 1" "$tmp/typed.err" ||
+	fail "--memory-type longer than --devices: $(cat "$tmp/typed.err")"
+"$zr" --memory-type shared -- true 2>"$tmp/typed.err"
+expect_status "--memory-type shared" 125 $?
+grep -qF "each type must be 'private' or 'coherent'" "$tmp/typed.err" ||
+	fail "--memory-type shared: $(cat "$tmp/typed.err")"
+
 # -- however the program ends, zdevd is stopped
 run three 'exit 3' --quiet
 expect_status "exit 3 with a private zdevd" 3 $?

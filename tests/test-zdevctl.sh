@@ -63,7 +63,7 @@ ctl status
 expect "no zdevd, the default socket" "^zdevctl: no zdevd answers on $tmp/zdev/zdevd.sock (from \$XDG_RUNTIME_DIR)" "$tmp/err"
 
 # -- a zdevd of our own
-"$top/zdevd" --socket "$sock" --foreground --devices 2 --memory 64M 2>"$tmp/zdevd.err" &
+"$top/zdevd" --socket "$sock" --foreground --devices 2 --memory 64M --memory-type private,coherent 2>"$tmp/zdevd.err" &
 daemon=$!
 for _ in $(seq 200); do
 	"$zdevctl" --socket "$sock" status >/dev/null 2>&1 && break
@@ -109,6 +109,8 @@ ctl status
 expect "status" "^zdevd: pid $daemon, up [0-9]* s, socket $sock$" "$tmp/out"
 expect "status" "^device 1: device memory 1 MiB of 64 MiB in use (256 of 16384 pages)" "$tmp/out"
 expect "status" "^device 0: device memory [0-9]* KiB of 64 MiB in use (4 of 16384 pages)" "$tmp/out"
+expect "status" "^device 0: .*; private memory$" "$tmp/out"
+expect "status" "^device 1: .*; coherent memory$" "$tmp/out"
 expect "status" "^clients: 5 now, 5 served in all$" "$tmp/out"
 expect "status" "^  pid $first (zdevctl-client), uid $(id -u), 1 device handle: 256 device pages (1 MiB) on device 1$" \
 	"$tmp/out"
@@ -123,6 +125,7 @@ ctl status --json
 [ $rc = 0 ] || fail "status --json: exit status $rc"
 valid_json "status --json" "$tmp/out"
 expect "status --json" '^{"schema_version":1,"zdevd":{"pid":'"$daemon"',"uptime_s":' "$tmp/out"
+expect "status --json" '"devices":\[{"device":0,"memory_type":"private",.*},{"device":1,"memory_type":"coherent",' "$tmp/out"
 expect "status --json" '"client_list":\[.*{"pid":'"$first"',"uid":'"$(id -u)"',"command":"zdevctl-client","handles":1,"device_pages":\[0,256\]}' \
 	"$tmp/out"
 

@@ -78,6 +78,11 @@ devices 0 must be 1 to 8
 devices 9 must be 1 to 8
 devices -1 not a count
 ready-fd -1 not a count
+memory-type shared each type must be 'private' or 'coherent'
+memory-type private, each type must be 'private' or 'coherent'
+memory-type ,coherent each type must be 'private' or 'coherent'
+memory-type private,coherent names 2 devices, but --devices is 1
+memory-type coherent,coherent,coherent,coherent,coherent,coherent,coherent,coherent,coherent names more devices than zdevd can have
 EOF
 timeout 10 "$zdevd" --foreground --socket "$tmp/bad.sock" --memory '' 2>"$tmp/bad.err"
 expect_status "--memory ''" 2 $?

@@ -376,6 +376,22 @@ ZDEV_EXPORT int zdev_get_features(struct zdev *dev, uint64_t *features)
 	return 0;
 }
 
+ZDEV_EXPORT int zdev_get_memory_type(struct zdev *dev, unsigned int *type)
+{
+	int ret;
+
+	if (!dev || !type)
+		return -EINVAL;
+	/* That of the session of now: a new zdevd may make the device
+	 * another type. */
+	ret = session_lock(dev->client, &dev->h);
+	if (ret)
+		return ret;
+	*type = dev->client->memory_type[dev->h.device];
+	session_unlock(dev->client);
+	return 0;
+}
+
 ZDEV_EXPORT int zdev_get_stats(struct zdev *dev, struct zdev_stats *st)
 {
 	struct zdev_stats full;

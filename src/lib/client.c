@@ -27,6 +27,7 @@
 #include "page.h"
 #include "uffd_compat.h"
 #include "uffd_probe.h"
+#include "zdev.h"
 
 #ifdef __SANITIZE_THREAD__
 /* ThreadSanitizer cannot start a thread in a fork child of a threaded
@@ -300,6 +301,7 @@ static int handshake(struct client *c, bool forked)
 	if (ret)
 		goto out_close;
 	c->ndevices = rep.hello_ok.ndevices;
+	memcpy(c->memory_type, rep.hello_ok.memory_type, sizeof(c->memory_type));
 	atomic_store(&c->features, rep.hello_ok.features);
 	c->daemon_pid = rep.hello_ok.daemon_pid;
 	/* Under Yama's ptrace_scope 1 zdevd may read our memory only if we
@@ -436,6 +438,29 @@ void client_put(struct client *c)
  * system calls, only the agent's start allocates: glibc makes malloc and
  * pthread_create usable in a fork child, whatever threads the parent had.
  */
+/*
+ * With fork events: the fork shares device pages, and a coherent device's
+ * pages stay mapped in both processes, so zdevd write-protects them first
+ * (the kernel's fork write-protects them) to see each process's first write
+ * after it: its copy-on-write. Only a zdevd with a coherent device is asked.
+ * The connection's lock is taken without the sessions lock, which a session
+ * starting would take inside it.
+ */
+static void prepare_coherent_fork(struct client *c)
+{
+	union zmsg req, rep;
+	bool coherent = false;
+
+	pthread_mutex_lock(&c->lock);
+	for (uint32_t i = 0; i < c->ndevices && i < ZDEV_MAX_DEVICES; i++)
+		coherent |= c->memory_type[i] == ZDEV_MEMORY_DEVICE_COHERENT;
+	if (coherent && c->sock >= 0 && !c->broken) {
+		zmsg_init(&req, ZMSG_FORK_PREPARE, 0);
+		client_call(c, &req, &rep, -1);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
 void client_atfork_prepare(void)
 {
 	struct client *c;
@@ -444,12 +469,17 @@ void client_atfork_prepare(void)
 	atomic_store_explicit(&forking_pid, getpid(), memory_order_relaxed);
 	pthread_mutex_lock(&sessions_lock);
 	c = current_client;
-	if (!c || c->pid != getpid() || (atomic_load(&c->features) & ZFEAT_FORK_EVENTS)) {
+	if (!c || c->pid != getpid()) {
 		pthread_mutex_unlock(&sessions_lock);
 		return;
 	}
 	c->refs++;
 	pthread_mutex_unlock(&sessions_lock);
+	if (atomic_load(&c->features) & ZFEAT_FORK_EVENTS) {
+		prepare_coherent_fork(c);
+		client_put(c);
+		return;
+	}
 	/*
 	 * zdevd will get no fork event: the child's copy of every mapping
 	 * loses its registration, and a page left on the device would read as

@@ -26,6 +26,7 @@ struct client {
 	int refs;		/* under the library's sessions lock */
 	uint64_t seq;
 	uint32_t ndevices;
+	uint8_t memory_type[ZDEV_MAX_DEVICES];	/* ZDEV_MEMORY_DEVICE_* */
 	/* Read without the lock by the fork handlers. */
 	_Atomic uint32_t features;
 	pid_t daemon_pid;

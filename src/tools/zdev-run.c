@@ -25,6 +25,7 @@
 
 static const char usage[] =
 	"usage: zdev-run [--policy none|evict|stress] [--devices N] [--memory SIZE] [--seed S]\n"
+	"                [--memory-type private|coherent[,...]]\n"
 	"                [--stats-json FILE] [--socket PATH] [--quiet] [--] PROGRAM [ARGS...]\n"
 	"       zdev-run --version | --help\n";
 
@@ -32,7 +33,9 @@ struct run_opts {
 	const char *policy;
 	unsigned int ndevices;
 	const char *memory;
-	bool daemon_opts;		/* --devices or --memory given */
+	const char *memory_type;	/* --memory-type as given, or NULL */
+	unsigned int ntypes;		/* the types it names */
+	bool daemon_opts;		/* --devices, --memory or --memory-type given */
 	bool seed_set;
 	uint64_t seed;
 	const char *stats_json;
@@ -136,6 +139,28 @@ static int check_memory(const char *arg)
 	return 0;
 }
 
+/* --memory-type: private or coherent, comma-separated, at most one per
+ * device; zdevd takes it as it is. */
+static int check_memory_type(const char *arg, unsigned int *ntypes)
+{
+	const char *p = arg;
+
+	for (*ntypes = 1;; (*ntypes)++) {
+		size_t len = strcspn(p, ",");
+
+		if (!(len == 7 && !strncmp(p, "private", len)) &&
+		    !(len == 8 && !strncmp(p, "coherent", len)))
+			return complain("--memory-type", arg,
+					"each type must be 'private' or 'coherent'");
+		p += len;
+		if (!*p++)
+			break;
+	}
+	if (*ntypes > ZDEV_MAX_DEVICES)
+		return complain("--memory-type", arg, "names more devices than zdevd can have");
+	return 0;
+}
+
 static bool valid_policy(const char *p)
 {
 	return !strcmp(p, "none") || !strcmp(p, "evict") || !strcmp(p, "stress");
@@ -175,6 +200,7 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 		{ "policy", required_argument, NULL, 'p' },
 		{ "devices", required_argument, NULL, 'd' },
 		{ "memory", required_argument, NULL, 'm' },
+		{ "memory-type", required_argument, NULL, 't' },
 		{ "seed", required_argument, NULL, 's' },
 		{ "stats-json", required_argument, NULL, 'j' },
 		{ "socket", required_argument, NULL, 'S' },
@@ -207,6 +233,12 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 			o->memory = optarg;
 			o->daemon_opts = true;
 			break;
+		case 't':
+			if (check_memory_type(optarg, &o->ntypes))
+				return -EINVAL;
+			o->memory_type = optarg;
+			o->daemon_opts = true;
+			break;
 		case 's':
 			if (parse_seed("--seed", optarg, &o->seed))
 				return -EINVAL;
@@ -218,6 +250,13 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 	if (optind >= argc) {
 		fputs(usage, stderr);
 		return -EINVAL;
+	}
+	if (o->ntypes > o->ndevices) {
+		char why[64];
+
+		snprintf(why, sizeof(why), "names %u devices, but --devices is %u", o->ntypes,
+			 o->ndevices);
+		return complain("--memory-type", o->memory_type, why);
 	}
 	o->argv = argv + optind;
 	return env_defaults(o);
@@ -375,7 +414,7 @@ static int prepare(const struct run_opts *o, char *shim, char *zdevd)
 		log_err("no zdevd accepts connections on %s (%s); without ZDEV_SOCKET and --socket, "
 			"zdev-run starts a zdevd of its own", o->socket, strerror(-ret));
 	else if (o->daemon_opts)
-		log_warn("--devices and --memory are for a zdevd of zdev-run's own: "
+		log_warn("--devices, --memory and --memory-type are for a zdevd of zdev-run's own: "
 			 "the one on %s serves as it is", o->socket);
 	return ret;
 }
@@ -399,7 +438,7 @@ int main(int argc, char **argv)
 	if (run_make_dir(dir, sizeof(dir)))
 		return RUN_EXIT_FAIL;
 	if (!o.socket) {
-		if (run_zdevd_start(&z, zdevd, dir, o.ndevices, o.memory))
+		if (run_zdevd_start(&z, zdevd, dir, o.ndevices, o.memory, o.memory_type))
 			goto out_remove_dir;
 		o.socket = z.socket;
 	}

@@ -72,13 +72,13 @@ struct run_zdevd {
 int run_zdevd_check(const char *socket);
 
 /* Starts zdevd (the binary exe) on a socket in dir with ndevices devices of
- * memory each, and waits until it accepts connections. 0, or -errno with a
+ * memory each (memory_type: its --memory-type, or NULL), and waits until it accepts connections. 0, or -errno with a
  * message on standard error: -EPERM when this user may not create a
  * userfaultfd (zdevd would serve nothing), -ENOSYS when the kernel has none,
  * -ECHILD when zdevd exited, -ETIMEDOUT when it did not become ready in time
  * and -EINTR when run_hurry was set meanwhile (it is killed then). */
 int run_zdevd_start(struct run_zdevd *z, const char *exe, const char *dir, unsigned int ndevices,
-		    const char *memory);
+		    const char *memory, const char *memory_type);
 
 /* Stops the private zdevd: SIGTERM, then SIGKILL if it has not exited in
  * time (at once if run_hurry is set). Warns if it had exited already or

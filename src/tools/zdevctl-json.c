@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "page.h"
+#include "zdev.h"
 #include "tools/zdevctl.h"
 
 /* s as a JSON string: quotes, backslashes and control characters escaped. */
@@ -55,10 +56,12 @@ void zdevctl_status_json(const struct zdevctl_view *v)
 	for (unsigned int i = 0; i < s->ndevices; i++) {
 		const struct zmsg_status_device *d = &s->dev[i];
 
-		printf("%s{\"device\":%u,\"clients\":%u,\"pool\":{\"total_pages\":%llu,"
+		printf("%s{\"device\":%u,\"memory_type\":\"%s\",\"clients\":%u,\"pool\":{\"total_pages\":%llu,"
 		       "\"used_pages\":%llu,\"free_pages\":%llu,\"limit_pages\":%llu,\"chunks\":%u,"
 		       "\"peak_used_pages\":%llu}}",
-		       i ? "," : "", i, v->dev[i].clients, (unsigned long long)d->pool_pages_total,
+		       i ? "," : "", i,
+		       d->memory_type == ZDEV_MEMORY_DEVICE_COHERENT ? "coherent" : "private",
+		       v->dev[i].clients, (unsigned long long)d->pool_pages_total,
 		       (unsigned long long)d->pool_pages_used,
 		       (unsigned long long)(d->pool_pages_total - d->pool_pages_used),
 		       (unsigned long long)d->pool_limit_pages, d->chunks,

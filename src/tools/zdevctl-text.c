@@ -7,6 +7,7 @@
 
 #include "page.h"
 #include "units.h"
+#include "zdev.h"
 #include "tools/zdevctl.h"
 
 static const char *pages_text(char *buf, size_t len, uint64_t pages)
@@ -58,13 +59,14 @@ static void print_device_memory(const struct zdevctl_view *v, unsigned int i)
 	char used[32], limit[32], peak[32], pool[32];
 
 	printf("device %u: device memory %s of %s in use (%llu of %llu pages), peak %s; "
-	       "pool %s in %u %s\n", i,
+	       "pool %s in %u %s; %s memory\n", i,
 	       pages_text(used, sizeof(used), d->pool_pages_used),
 	       pages_text(limit, sizeof(limit), d->pool_limit_pages),
 	       (unsigned long long)d->pool_pages_used, (unsigned long long)d->pool_limit_pages,
 	       pages_text(peak, sizeof(peak), d->peak_pages_used),
 	       pages_text(pool, sizeof(pool), d->pool_pages_total), d->chunks,
-	       plural(d->chunks, "chunk", "chunks"));
+	       plural(d->chunks, "chunk", "chunks"),
+	       d->memory_type == ZDEV_MEMORY_DEVICE_COHERENT ? "coherent" : "private");
 }
 
 static void print_client(const struct zdevctl_view *v, const struct zmsg_client *c)

@@ -123,6 +123,9 @@ int main(int argc, char **argv)
 		goto out_destroy_loop;
 	log_info("serving %u devices of %zu MiB on %s", d.cfg.devs.ndevices, d.cfg.devs.memory >> 20,
 		  d.cfg.socket_path);
+	for (unsigned int i = 0; i < d.devs.ndevices; i++)
+		if (d.devs.dev[i].memtype == REFPOOL_MEMTYPE_COHERENT)
+			log_info("device %u: coherent memory", i);
 	notify_ready(&d);
 	ret = loop_run(&d);
 	/* Shutdown: no new clients, no request in flight, every page back

@@ -18,6 +18,7 @@
 
 static const char usage[] =
 	"usage: zdevd [--socket PATH] [--devices N] [--memory SIZE] [--chunk SIZE]\n"
+	"             [--memory-type private|coherent[,...]]\n"
 	"             [--client-memory SIZE] [--client-registered SIZE] [--client-handles N]\n"
 	"             [--group GROUP] [--pool-debug] [--foreground] [--pidfile FILE]\n"
 	"             [--ready-fd FD] [--verbose] [--version] [--help]\n";
@@ -144,6 +145,45 @@ static int check_chunk(struct devset_config *devs, const char *chunk_arg)
 	return 0;
 }
 
+/*
+ * --memory-type: a comma-separated list, one type per device from device 0
+ * on; devices not listed are private. Its length is checked against
+ * --devices once both are known (check_memory_types). 0 or -EINVAL with a
+ * message.
+ */
+static int parse_memory_types(const char *arg, struct devset_config *devs, unsigned int *n)
+{
+	const char *p = arg;
+
+	memset(devs->memtype, 0, sizeof(devs->memtype));
+	for (*n = 0;; p++) {
+		size_t len = strcspn(p, ",");
+
+		if (*n == ZDEV_MAX_DEVICES)
+			return complain("memory-type", arg, "names more devices than zdevd can have");
+		if (len == 7 && !strncmp(p, "private", len))
+			devs->memtype[(*n)++] = REFPOOL_MEMTYPE_PRIVATE;
+		else if (len == 8 && !strncmp(p, "coherent", len))
+			devs->memtype[(*n)++] = REFPOOL_MEMTYPE_COHERENT;
+		else
+			return complain("memory-type", arg,
+					"each type must be 'private' or 'coherent'");
+		p += len;
+		if (!*p)
+			return 0;
+	}
+}
+
+static int check_memory_types(const struct devset_config *devs, const char *arg, unsigned int n)
+{
+	char why[UNITS_WHY_MAX];
+
+	if (n <= devs->ndevices)
+		return 0;
+	snprintf(why, sizeof(why), "names %u devices, but --devices is %u", n, devs->ndevices);
+	return complain("memory-type", arg, why);
+}
+
 static void print_version(void)
 {
 	printf("zdevd (zdev) %s\n", PACKAGE_VERSION);
@@ -156,6 +196,7 @@ int options_parse(int argc, char **argv, struct zdevd_config *cfg)
 		{ "devices", required_argument, NULL, 'd' },
 		{ "memory", required_argument, NULL, 'm' },
 		{ "chunk", required_argument, NULL, 'c' },
+		{ "memory-type", required_argument, NULL, 't' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "pool-debug", no_argument, NULL, 'D' },
@@ -173,7 +214,8 @@ int options_parse(int argc, char **argv, struct zdevd_config *cfg)
 				      chunk_rule = ZDEVD_CHUNK_RULE,
 				      client_memory_rule = ZDEVD_CLIENT_MEMORY_RULE,
 				      client_registered_rule = ZDEVD_CLIENT_REGISTERED_RULE;
-	const char *chunk_arg = NULL;
+	const char *chunk_arg = NULL, *types_arg = NULL;
+	unsigned int ntypes = 0;
 	int c, ret = 0;
 
 	*cfg = (struct zdevd_config){
@@ -186,7 +228,7 @@ int options_parse(int argc, char **argv, struct zdevd_config *cfg)
 		fprintf(stderr, "zdevd: the default socket path is too long\n");
 		return -ENAMETOOLONG;
 	}
-	while (!ret && (c = getopt_long(argc, argv, "s:d:m:c:fvDhM:R:H:r:g:", opts, NULL)) != -1) {
+	while (!ret && (c = getopt_long(argc, argv, "s:d:m:c:t:fvDhM:R:H:r:g:", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			ret = copy_path("socket", optarg, cfg->socket_path, sizeof(cfg->socket_path));
@@ -208,6 +250,10 @@ int options_parse(int argc, char **argv, struct zdevd_config *cfg)
 		case 'c':
 			ret = parse_size("chunk", optarg, &chunk_rule, &cfg->devs.chunk);
 			chunk_arg = optarg;
+			break;
+		case 't':
+			ret = parse_memory_types(optarg, &cfg->devs, &ntypes);
+			types_arg = optarg;
 			break;
 		case 'M':
 			ret = parse_size("client-memory", optarg, &client_memory_rule,
@@ -238,6 +284,8 @@ int options_parse(int argc, char **argv, struct zdevd_config *cfg)
 		return -EINVAL;
 	}
 	ret = check_chunk(&cfg->devs, chunk_arg);
+	if (!ret)
+		ret = check_memory_types(&cfg->devs, types_arg, ntypes);
 	if (!ret && !cfg->foreground)
 		ret = absolute_path("socket", cfg->socket_path, sizeof(cfg->socket_path));
 	if (!ret && !cfg->foreground)

@@ -84,6 +84,8 @@ static int on_hello(struct session *s, const struct zmsg_hello *h)
 	zmsg_init(&m, ZMSG_HELLO_OK, h->hdr.seq);
 	m.hello_ok.version = ZDEV_PROTO_VERSION;
 	m.hello_ok.ndevices = s->d->devs.ndevices;
+	for (unsigned int i = 0; i < s->d->devs.ndevices; i++)
+		m.hello_ok.memory_type[i] = (uint8_t)s->d->devs.dev[i].memtype;
 	m.hello_ok.daemon_pid = getpid();
 	m.hello_ok.features = status_features(s->d) & ZFEAT_FORK_EVENTS;
 	if (h->version != ZDEV_PROTO_VERSION)
@@ -526,10 +528,13 @@ static int on_device_request(struct session *s, const struct zmsg_req *r, int ty
 }
 
 /*
- * FORK_PREPARE: the process is about to fork and zdevd will get no fork
- * event, so the child's copy of every mapping loses its registration, and a
- * page left on the device would read as zeros there. Every page comes home
- * first; the client sends no request that moves pages out until it forked.
+ * FORK_PREPARE: the process is about to fork. When zdevd will get no fork
+ * event, the child's copy of every mapping loses its registration, and a
+ * page left on the device would read as zeros there: every page comes home
+ * first, and the client sends no request that moves pages out until it
+ * forked. With fork events (the client asks then only if it has a coherent
+ * device), the coherent pages are write-protected instead, so that the
+ * first write of each process after the fork reaches us.
  */
 static int request_fork_prepare(struct session *s, const struct zmsg_req *r)
 {
@@ -537,7 +542,10 @@ static int request_fork_prepare(struct session *s, const struct zmsg_req *r)
 	int ret;
 
 	zmm_wait_events(s->mm);
-	ret = migrate_evict(s->mm, -1, &cpages);
+	if (status_features(s->d) & ZFEAT_FORK_EVENTS)
+		ret = migrate_coherent_prepare_fork(s->mm, &cpages);
+	else
+		ret = migrate_evict(s->mm, -1, &cpages);
 	return reply_pages(s, r->hdr.seq, ret, cpages, 0);
 }
 

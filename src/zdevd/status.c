@@ -33,6 +33,7 @@ static void fill_pool(struct device *dev, struct zmsg_status_device *out)
 	out->pool_pages_used = ps.pages_used;
 	out->pool_limit_pages = ps.limit_pages;
 	out->chunks = ps.chunks;
+	out->memory_type = dev->memtype;
 	out->peak_pages_used = ps.pages_peak;
 }
 
