@@ -51,6 +51,11 @@ struct gup_test {
 #define PIN_LONGTERM_TEST_STOP	_IO('g', 8)
 #define FOLL_WRITE		0x01
 
+/* glibc's fortified opens, which _FORTIFY_SOURCE calls in place of open
+ * where it cannot check the flags at compile time. */
+int __open_2(const char *path, int flags);
+int __openat64_2(int dirfd, const char *path, int flags);
+
 static long page;
 static int failures;
 
@@ -132,6 +137,12 @@ static void open_close(void)
 	/* The fortified and *at variants go the same way. */
 	fd1 = openat(AT_FDCWD, "/dev/hmm_dmirror1", O_RDWR);
 	CHECK(fd1 >= 0, "openat: %s", strerror(errno));
+	CHECK(close(fd1) == 0, "close");
+	fd1 = __open_2("/dev/hmm_dmirror1", O_RDWR);
+	CHECK(fd1 >= 0, "__open_2: %s", strerror(errno));
+	CHECK(close(fd1) == 0, "close");
+	fd1 = __openat64_2(AT_FDCWD, "/dev/hmm_dmirror1", O_RDWR);
+	CHECK(fd1 >= 0, "__openat64_2: %s", strerror(errno));
 	CHECK(close(fd1) == 0, "close");
 
 	/* A dup shares the file: the mirror lives on after the first close. */

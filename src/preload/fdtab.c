@@ -51,8 +51,9 @@ bool fdtab_has(int fd)
 	if ((unsigned int)fd >= MAX_FDS)
 		return false;
 	/* Acquire: a descriptor reaches this thread only after the open
-	 * that set its bit returned, so a set bit is always seen; a clear one
-	 * may be stale, which fdtab_get checks under the lock. */
+	 * that set its bit returned, so its bit is seen set. A set bit may be
+	 * stale (the program closed the descriptor by a call the shim does
+	 * not see), which fdtab_get checks under the lock. */
 	c = atomic_load_explicit(&chunks[(unsigned int)fd / CHUNK_FDS], memory_order_acquire);
 	return c && (atomic_load_explicit(&(*c)[(unsigned int)fd % CHUNK_FDS / 64],
 					  memory_order_relaxed) >> (fd % 64) & 1);
