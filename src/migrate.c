@@ -695,13 +695,36 @@ out_free:
 	return ret;
 }
 
+int migrate_leave_file_pages(struct zmm *mm, uint64_t addr, uint64_t npages,
+			     const struct migrate_client *client, void *ctx, uint8_t **leave)
+{
+	struct migration m = {
+		.mm = mm, .client = client, .ctx = ctx,
+		.addr = addr, .npages = npages, .end = addr + npages * PG_SIZE,
+		.lo = win_down(addr), .hi = win_up(addr + npages * PG_SIZE),
+	};
+	int ret;
+
+	ret = vmas_read(mm->pid, m.lo, m.hi, &m.vmas);
+	if (ret)
+		return ret;
+	m.pm = calloc(npages, sizeof(*m.pm));
+	ret = m.pm ? anonymize_file_mappings(&m) : -ENOMEM;
+	if (!ret) {
+		*leave = m.leave;
+		m.leave = NULL;
+	}
+	migration_free(&m);
+	return ret;
+}
+
 int migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
 		      const struct migrate_client *client, void *ctx, uint64_t *cpages)
 {
 	/* (EXCLUSIVE_HELD below takes the pages away from the CPU whatever the
 	 * device's type: that is what it is for.) */
 	if (mm->ds->dev[dev].memtype == REFPOOL_MEMTYPE_COHERENT)
-		return migrate_to_coherent(mm, dev, addr, npages, cpages);
+		return migrate_to_coherent(mm, dev, addr, npages, client, ctx, cpages);
 	return migrate(mm, dev, addr, npages, client, ctx, false, cpages);
 }
 

@@ -57,7 +57,17 @@ int migrate_to_device_held_exclusive(struct zmm *mm, unsigned int dev, uint64_t 
  * stay in the process, owned by the device. Returns as migrate_to_device.
  */
 int migrate_to_coherent(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
-			uint64_t *cpages);
+			const struct migrate_client *client, void *ctx, uint64_t *cpages);
+
+/*
+ * The private file mappings of the range that hold copy-on-write pages
+ * become anonymous through client->anonymize, as for any migration; *leave
+ * (npages bytes, to free; NULL when the range has no private file mapping)
+ * marks the file's own pages, which the kernel leaves in system memory.
+ * 0 or -errno.
+ */
+int migrate_leave_file_pages(struct zmm *mm, uint64_t addr, uint64_t npages,
+			     const struct migrate_client *client, void *ctx, uint8_t **leave);
 
 /*
  * Before a fork that zdevd gets the event of: every coherent page of the

@@ -36,17 +36,23 @@ struct coherent_migration {
 	struct refpool *pool;
 	uint64_t addr, npages, end;
 	struct vma_list vmas;		/* of the windows around the range */
+	uint8_t *leave;			/* a file's own page: stays (NULL: none) */
 	uint8_t *sel;			/* selected, and busy */
 	struct refpool_page **pages;	/* the pool page each one gets */
 	uint64_t selected;
 	bool out_of_memory;		/* the pool or the client's limit ran out */
 };
 
-/* Setup: the kernel refuses a hole or a mapping without VM_READ outright. */
-static int setup(struct coherent_migration *m)
+/* Setup: the kernel refuses a hole or a mapping without VM_READ outright;
+ * private file mappings give up their copy-on-write pages, as for private
+ * devices (migrate.c). */
+static int setup(struct coherent_migration *m, const struct migrate_client *client, void *ctx)
 {
 	int ret;
 
+	ret = migrate_leave_file_pages(m->mm, m->addr, m->npages, client, ctx, &m->leave);
+	if (ret)
+		return ret;
 	ret = vmas_read(m->mm->pid, win_down(m->addr), win_up(m->end), &m->vmas);
 	if (ret)
 		return ret;
@@ -73,7 +79,8 @@ static void select_pages(struct coherent_migration *m)
 		const uint64_t a = m->addr + i * PG_SIZE, e = ptable_get(&mm->pt, pg_vpn(a));
 		const struct vma *v = vmas_find(&m->vmas, a);
 
-		if (!v || !(v->flags & VMA_ANON) || (e & (E_ON_DEVICE | E_BUSY)))
+		if (!v || !(v->flags & VMA_ANON) || (e & (E_ON_DEVICE | E_BUSY)) ||
+		    (m->leave && m->leave[i]))
 			continue;
 		if (ptable_set(&mm->pt, pg_vpn(a), e | E_BUSY))
 			break;
@@ -238,7 +245,7 @@ static void abort_migration(struct coherent_migration *m)
 }
 
 int migrate_to_coherent(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
-			uint64_t *cpages)
+			const struct migrate_client *client, void *ctx, uint64_t *cpages)
 {
 	struct coherent_migration m = {
 		.mm = mm, .dev = dev, .pool = mm->ds->dev[dev].pool,
@@ -246,7 +253,7 @@ int migrate_to_coherent(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_
 	};
 	int ret;
 
-	ret = setup(&m);
+	ret = setup(&m, client, ctx);
 	if (ret)
 		goto out_free;
 	select_pages(&m);
@@ -264,6 +271,7 @@ int migrate_to_coherent(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_
 out_free:
 	free(m.pages);
 	free(m.sel);
+	free(m.leave);
 	vmas_free(&m.vmas);
 	return ret;
 }

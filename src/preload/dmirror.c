@@ -28,13 +28,18 @@ static enum dmirror_memory minor_memory(unsigned int minor)
 	       : minor < 4 ? DMIRROR_MEMORY_DEVICE_COHERENT : DMIRROR_MEMORY_NONE;
 }
 
-/* The memory of zdevd's device behind dev: device-private, the only kind
- * zdevd serves today. A minor opens only on a device of its kind, so the
- * coherent minors give ENOENT, as on a kernel without coherent memory. */
+/* The memory of zdevd's device behind dev. A minor opens only on a device
+ * of its kind: a zdevd without coherent devices leaves /dev/hmm_dmirror2
+ * and 3 absent, as a kernel without coherent memory does. */
 static enum dmirror_memory device_memory(struct zdev *dev)
 {
-	(void)dev;
-	return DMIRROR_MEMORY_DEVICE_PRIVATE;
+	unsigned int type;
+
+	if (zdev_get_memory_type(dev, &type))
+		return DMIRROR_MEMORY_NONE;
+	return type == ZDEV_MEMORY_DEVICE_COHERENT ? DMIRROR_MEMORY_DEVICE_COHERENT
+	       : type == ZDEV_MEMORY_DEVICE_PRIVATE ? DMIRROR_MEMORY_DEVICE_PRIVATE
+	       : DMIRROR_MEMORY_NONE;
 }
 
 static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -35,6 +35,7 @@ struct run_opts {
 	const char *memory;
 	const char *memory_type;	/* --memory-type as given, or NULL */
 	unsigned int ntypes;		/* the types it names */
+	char layout[40];		/* the default memory_type */
 	bool daemon_opts;		/* --devices, --memory or --memory-type given */
 	bool seed_set;
 	uint64_t seed;
@@ -161,6 +162,23 @@ static int check_memory_type(const char *arg, unsigned int *ntypes)
 	return 0;
 }
 
+/*
+ * Without --memory-type, zdev-run's zdevd has the devices of the kernel's
+ * test driver (test_hmm), which the shim's /dev/hmm_dmirrorN are: 0 and 1
+ * device-private, 2 and 3 device-coherent, so that a program written
+ * against the driver finds them where it expects. --devices N keeps the
+ * first N; devices past the fourth are private.
+ */
+static const char *driver_layout(unsigned int ndevices, char *buf, size_t len)
+{
+	static const char *const type[] = { "private", "private", "coherent", "coherent" };
+	size_t off = 0;
+
+	for (unsigned int i = 0; i < ndevices && i < 4; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? "," : "", type[i]);
+	return buf;
+}
+
 static bool valid_policy(const char *p)
 {
 	return !strcmp(p, "none") || !strcmp(p, "evict") || !strcmp(p, "stress");
@@ -211,7 +229,7 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 	};
 	int c;
 
-	*o = (struct run_opts){ .ndevices = ZDEVD_DEVICES_DEFAULT, .memory = "1G" };
+	*o = (struct run_opts){ .ndevices = RUN_DEVICES_DEFAULT, .memory = "1G" };
 	/* "+": the first word that is no option is the program; what follows
 	 * is its own. */
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -258,6 +276,8 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 			 o->ndevices);
 		return complain("--memory-type", o->memory_type, why);
 	}
+	if (!o->memory_type)
+		o->memory_type = driver_layout(o->ndevices, o->layout, sizeof(o->layout));
 	o->argv = argv + optind;
 	return env_defaults(o);
 }

@@ -23,6 +23,8 @@
 
 /* The socket's name in the directory zdev-run makes, and the stats
  * directory's. */
+/* The devices of zdev-run's own zdevd: the kernel's test driver's four. */
+#define RUN_DEVICES_DEFAULT	4
 #define RUN_SOCKET_NAME		"zdevd.sock"
 #define RUN_STATS_NAME		"stats"
 /* In it, the shim's mark that a process's policy fell back to none. */
