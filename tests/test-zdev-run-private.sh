@@ -80,7 +80,14 @@ expect_status "a default run" 0 $?
 check_gone default
 [ "$(cat "$tmp/default.out")" = out ] || fail "stdout: $(cat "$tmp/default.out")"
 grep -q '^device 1: device memory .* of 1 GiB in use (.* of 262144 pages)' "$tmp/default.status" || fail "defaults: $(cat "$tmp/default.status")"
-grep -q '^device 2:' "$tmp/default.status" && fail "defaults: more than two devices"
+# the kernel's test driver's devices: 0 and 1 private, 2 and 3 coherent
+for d in 0 1; do
+	grep -q "^device $d: .*; private memory\$" "$tmp/default.status" || fail "defaults: device $d: $(cat "$tmp/default.status")"
+done
+for d in 2 3; do
+	grep -q "^device $d: .*; coherent memory\$" "$tmp/default.status" || fail "defaults: device $d: $(cat "$tmp/default.status")"
+done
+grep -q '^device 4:' "$tmp/default.status" && fail "defaults: more than four devices"
 grep -q '^zdev-run: zdevd CPU time: [0-9.]* s user, [0-9.]* s system$' "$tmp/default.err" ||
 	fail "no zdevd CPU time in the summary: $(cat "$tmp/default.err")"
 grep -q '"zdevd_cpu_seconds":{"user":[0-9.]*,"system":[0-9.]*}}' "$tmp/default.json" ||
@@ -90,7 +97,8 @@ grep -q '"zdevd_cpu_seconds":{"user":[0-9.]*,"system":[0-9.]*}}' "$tmp/default.j
 run sized 'true' --quiet --devices 3 --memory 64M
 expect_status "--devices 3 --memory 64M" 0 $?
 check_gone sized
-grep -q '^device 2: device memory .* of 64 MiB in use (.* of 16384 pages)' "$tmp/sized.status" || fail "--devices 3 --memory 64M: $(cat "$tmp/sized.status")"
+grep -q '^device 2: device memory .* of 64 MiB in use (.* of 16384 pages).*; coherent memory$' "$tmp/sized.status" || fail "--devices 3 --memory 64M: $(cat "$tmp/sized.status")"
+grep -q '^device 3:' "$tmp/sized.status" && fail "--devices 3: more than three devices"
 
 # -- --memory-type reaches zdevd; the devices it does not name are private
 run typed 'true' --quiet --devices 3 --memory 64M --memory-type coherent,private
@@ -125,7 +133,7 @@ grep -q 'exited at start' "$tmp/fail.err" || fail "a zdevd that fails at start: 
 # -- ZDEVD names the zdevd to start, with the options zdev-run passes
 STANDIN_ZDEVD_LOG=$tmp/args ZDEVD=$helper "$zr" --quiet --devices 4 --memory 2G -- true
 expect_status "ZDEVD=stand-in" 0 $?
-grep -q -- '--foreground --socket .*/zdevd.sock --devices 4 --memory 2G$' "$tmp/args" ||
+grep -q -- '--foreground --socket .*/zdevd.sock --devices 4 --memory 2G --memory-type private,private,coherent,coherent$' "$tmp/args" ||
 	fail "zdevd's arguments: $(cat "$tmp/args")"
 
 # -- zdev-run killed outright takes its zdevd along
