@@ -62,6 +62,13 @@ int dev_cmd(struct zdev *d, enum dev_op op, struct hmm_buffer *b, unsigned long 
 /* MIGRATE_TO_DEV with the driver's verification read (see the top). */
 int migrate_to_dev(struct zdev *d, struct hmm_buffer *b, unsigned long npages);
 int migrate_to_sys(struct zdev *d, struct hmm_buffer *b, unsigned long npages);
+/* hmm2's pages of every kind, from page 2 of the mapping at p (page 1 is
+ * the hole the caller unmapped): page 2 the zero page, read-only; page 3
+ * written, then read-only; nrw read-write pages from page 4, the first
+ * nwritten of them written, with 3. */
+void map_mixed_pages(char *p, unsigned long nrw, unsigned long nwritten);
+/* Frees the buffer of the npages pages mapped at p but for the hole at page 1. */
+void buffer_free_holed(struct hmm_buffer *b, char *p, unsigned long npages);
 
 /* Whether an anonymous read fault maps the shared zero page on this machine
  * (some kernels allocate a fresh page instead; the kernel's snapshot then

@@ -240,20 +240,12 @@ START_TEST(migrate_mixed)
 	unsigned long npages = 6, size = npages << page_shift;
 	struct hmm_buffer *b = buffer_map(size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS);
 	char *p = b->ptr;
-	int val;
 
 	ck_assert_int_eq(migrate_to_dev(dev1, b, npages), -EINVAL);
 	ck_assert_int_eq(munmap(p + page_size, page_size), 0);
 	ck_assert_int_eq(migrate_to_dev(dev1, b, 3), -EINVAL);
 
-	ck_assert_int_eq(mprotect(p + 2 * page_size, page_size, PROT_READ), 0);
-	val = *(volatile int *)(p + 2 * page_size) + 3;
-	ck_assert_int_eq(mprotect(p + 3 * page_size, page_size, PROT_READ | PROT_WRITE), 0);
-	*(int *)(p + 3 * page_size) = val;
-	ck_assert_int_eq(mprotect(p + 3 * page_size, page_size, PROT_READ), 0);
-	ck_assert_int_eq(mprotect(p + 4 * page_size, 2 * page_size, PROT_READ | PROT_WRITE), 0);
-	*(int *)(p + 4 * page_size) = val;
-	*(int *)(p + 5 * page_size) = val;
+	map_mixed_pages(p, 2, 2);
 
 	b->ptr = p + 2 * page_size;
 	ASSERT_MIGRATED(dev1, b, 4);
@@ -267,10 +259,7 @@ START_TEST(migrate_mixed)
 	ck_assert_int_eq(*(volatile int *)(p + 3 * page_size), 3);
 	ck_assert_int_eq(*(volatile int *)(p + 5 * page_size), 3);
 
-	b->ptr = NULL;
-	munmap(p, page_size);
-	munmap(p + 2 * page_size, 4 * page_size);
-	buffer_free(b);
+	buffer_free_holed(b, p, npages);
 	ck_assert_uint_eq(pool_used(1), 0);
 }
 END_TEST
@@ -287,16 +276,9 @@ START_TEST(snapshot)
 	struct hmm_buffer *b = buffer_map(size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS);
 	const uint8_t *m = b->mirror;
 	char *p = b->ptr;
-	int val;
 
 	ck_assert_int_eq(munmap(p + page_size, page_size), 0);
-	ck_assert_int_eq(mprotect(p + 2 * page_size, page_size, PROT_READ), 0);
-	val = *(volatile int *)(p + 2 * page_size) + 3;
-	ck_assert_int_eq(mprotect(p + 3 * page_size, page_size, PROT_READ | PROT_WRITE), 0);
-	*(int *)(p + 3 * page_size) = val;
-	ck_assert_int_eq(mprotect(p + 3 * page_size, page_size, PROT_READ), 0);
-	ck_assert_int_eq(mprotect(p + 4 * page_size, 3 * page_size, PROT_READ | PROT_WRITE), 0);
-	*(int *)(p + 4 * page_size) = val;
+	map_mixed_pages(p, 3, 1);
 
 	b->ptr = p + 5 * page_size;
 	ASSERT_MIGRATED(dev0, b, 1);
@@ -320,10 +302,7 @@ START_TEST(snapshot)
 	ck_assert_uint_eq(m[5], ZDEV_PROT_DEV_COHERENT_REMOTE | ZDEV_PROT_WRITE);
 	ck_assert_uint_eq(m[6], ZDEV_PROT_DEV_COHERENT_REMOTE | ZDEV_PROT_WRITE);
 
-	b->ptr = NULL;
-	munmap(p, page_size);
-	munmap(p + 2 * page_size, 5 * page_size);
-	buffer_free(b);
+	buffer_free_holed(b, p, npages);
 }
 END_TEST
 

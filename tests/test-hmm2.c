@@ -22,45 +22,6 @@
 
 static struct zdev *dev0, *dev1;	/* the fixture's devices 0 and 1 */
 
-/*
- * Pages 2 and up of the mapping at p, as both scenarios have them: page 2
- * read-only, the zero page (read); page 3 written, then read-only; nrw pages
- * from page 4 read-write, the first nwritten of them written. What is
- * written is the value read from the zero page plus 3.
- */
-static void map_mixed_pages(char *p, unsigned long nrw, unsigned long nwritten)
-{
-	int *ptr, val;
-
-	/* page 2: read-only, the zero page */
-	ck_assert_int_eq(mprotect(p + 2 * page_size, page_size, PROT_READ), 0);
-	ptr = (int *)(p + 2 * page_size);
-	val = *(volatile int *)ptr + 3;
-	ck_assert_int_eq(val, 3);
-
-	/* page 3: written, then read-only */
-	ck_assert_int_eq(mprotect(p + 3 * page_size, page_size, PROT_READ | PROT_WRITE), 0);
-	ptr = (int *)(p + 3 * page_size);
-	*ptr = val;
-	ck_assert_int_eq(mprotect(p + 3 * page_size, page_size, PROT_READ), 0);
-
-	/* then read-write, written */
-	ck_assert_int_eq(mprotect(p + 4 * page_size, nrw * page_size, PROT_READ | PROT_WRITE), 0);
-	for (unsigned long k = 0; k < nwritten; k++) {
-		ptr = (int *)(p + (4 + k) * page_size);
-		*ptr = val;
-	}
-}
-
-/* Frees the buffer of the npages pages mapped at p but for the hole at page 1. */
-static void buffer_free_holed(struct hmm_buffer *b, char *p, unsigned long npages)
-{
-	b->ptr = NULL;
-	munmap(p, page_size);
-	munmap(p + 2 * page_size, (npages - 2) * page_size);
-	buffer_free(b);
-}
-
 static void hmm2_setup(void)
 {
 	hmm_init_page_size();
