@@ -512,10 +512,16 @@ START_TEST(fork_shares_until_written)
 	pid = fork();
 	ck_assert_int_ne(pid, -1);
 	if (pid == 0) {
+		struct zdev_stats st = { .size = sizeof(st) };
+		struct zdev *child_dev = NULL;
+
 		/* the child writes page 1 only, then holds the rest */
 		ptr[per_page] = -1;
 		for (unsigned long i = 0; i < n; i++)
 			CHILD_CHECK(ptr[i] == (i == per_page ? -1 : (int)i));
+		CHILD_CHECK(zdev_open(NULL, 0, &child_dev) == 0);
+		CHILD_CHECK(zdev_get_stats(child_dev, &st) == 0);
+		CHILD_CHECK(st.device_pages == npages - 1);
 		CHILD_CHECK(write(ready[1], "", 1) == 1);
 		for (;;)
 			pause();
