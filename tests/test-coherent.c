@@ -10,7 +10,10 @@
 
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -491,10 +494,16 @@ START_TEST(fork_shares_until_written)
 	pid = fork();
 	ck_assert_int_ne(pid, -1);
 	if (pid == 0) {
+		struct zdev_stats st = { .size = sizeof(st) };
+		struct zdev *child_dev = NULL;
+
 		/* the child writes page 1 only, then holds the rest */
 		ptr[per_page] = -1;
 		for (unsigned long i = 0; i < n; i++)
 			CHILD_CHECK(ptr[i] == (i == per_page ? -1 : (int)i));
+		CHILD_CHECK(zdev_open(NULL, 0, &child_dev) == 0);
+		CHILD_CHECK(zdev_get_stats(child_dev, &st) == 0);
+		CHILD_CHECK(st.device_pages == npages - 1);
 		CHILD_CHECK(write(ready[1], "", 1) == 1);
 		for (;;)
 			pause();
@@ -664,6 +673,61 @@ START_TEST(migrate_anon_huge_empty)
 }
 END_TEST
 
+struct unmapper {
+	char *half;		/* the second half of the buffer */
+	size_t len;
+	atomic_bool stop;
+	int rounds;
+};
+
+static void *unmap_remap(void *arg)
+{
+	struct unmapper *u = arg;
+
+	while (!atomic_load(&u->stop)) {
+		if (u->rounds & 1)
+			munmap(u->half, u->len);
+		else
+			madvise(u->half, u->len, MADV_DONTNEED);
+		if (mmap(u->half, u->len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+			break;
+		memset(u->half, 1, u->len);
+		u->rounds++;
+	}
+	return NULL;
+}
+
+/*
+ * Migrations to the device and back while another thread unmaps, zaps and
+ * maps again half of the range: whatever each call returns, no pool page is
+ * left behind.
+ */
+START_TEST(racing_unmap)
+{
+	unsigned long npages = 64, size = npages << page_shift;
+	struct hmm_buffer *b = buffer_map(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+	struct unmapper u = { .half = (char *)b->ptr + size / 2, .len = size / 2 };
+	struct zdev_result res;
+	pthread_t t;
+
+	memset(b->ptr, 1, size);
+	ck_assert_int_eq(pthread_create(&t, NULL, unmap_remap, &u), 0);
+	for (int i = 0; i < 200; i++) {
+		int ret = zdev_migrate_to_device(dev0, b->ptr, npages, &res);
+
+		ck_assert_msg(ret == 0 || ret == -ENOENT || ret == -EINVAL,
+			      "migration %d: %d", i, ret);
+		ck_assert_int_eq(zdev_migrate_to_system(dev0, b->ptr, npages, &res), 0);
+	}
+	atomic_store(&u.stop, true);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_uint_eq(device_pages(dev0), 0);
+	ck_assert_uint_eq(pool_used(0), 0);
+	buffer_free(b);
+}
+END_TEST
+
 /* munmap and MADV_DONTNEED of coherent pages give their pool pages back. */
 START_TEST(munmap_returns_pool_pages)
 {
@@ -747,6 +811,7 @@ static Suite *coherent_suite(void)
 		     setup, teardown);
 	hmm_add_test(s, "munmap_returns_pool_pages", munmap_returns_pool_pages, setup, teardown);
 	hmm_add_test(s, "mremap_keeps_pages", mremap_keeps_pages, setup, teardown);
+	hmm_add_test(s, "racing_unmap", racing_unmap, setup, teardown);
 	hmm_add_test(s, "pool_limit", pool_limit, setup, teardown);
 	return s;
 }
