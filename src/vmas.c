@@ -113,24 +113,31 @@ uint64_t zero_page_pfn(void)
 {
 	static uint64_t pfn = UINT64_MAX;
 	volatile char *p;
-	uint64_t word = 0;
+	uint64_t word[2] = { 0, 0 };
 	int fd;
 
 	if (pfn != UINT64_MAX)
 		return pfn;
-	p = mmap(NULL, PG_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	p = mmap(NULL, 2 * PG_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return 0;
-	(void)p[0];	/* a read fault maps the shared zero page */
+	/* A read fault maps the shared zero page, unless the kernel keeps
+	 * none (a guest booted with pvm_no_zero_page=1) and gives each page a
+	 * frame of its own, which goes back to the allocator at the munmap
+	 * below and may then be any process's page. Only the same frame
+	 * under both pages is the zero page. */
+	(void)p[0];
+	(void)p[PG_SIZE];
+	pfn = 0;
 	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
-		if (pagemap_read(fd, (uint64_t)(uintptr_t)p, 1, &word) == 0 && (word & PM_PRESENT))
-			pfn = word & PM_PFN_MASK;
+		if (pagemap_read(fd, (uint64_t)(uintptr_t)p, 2, word) == 0 &&
+		    (word[0] & word[1] & PM_PRESENT) &&
+		    (word[0] & PM_PFN_MASK) == (word[1] & PM_PFN_MASK))
+			pfn = word[0] & PM_PFN_MASK;
 		close(fd);
 	}
-	munmap((void *)p, PG_SIZE);
-	if (pfn == UINT64_MAX)
-		pfn = 0;
+	munmap((void *)p, 2 * PG_SIZE);
 	return pfn;
 }
 

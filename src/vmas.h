@@ -63,7 +63,8 @@ bool vma_thp_eligible(pid_t pid, uint64_t addr);
  * VmFlags "um"), leaving out what lies in [skip_start, skip_end). */
 int vmas_registered_bytes(pid_t pid, uint64_t skip_start, uint64_t skip_end, uint64_t *out);
 
-/* The pfn of the shared zero page, or 0 when pagemap hides pfns. */
+/* The pfn of the shared zero page, or 0 when pagemap hides pfns or the
+ * kernel maps no zero page. */
 uint64_t zero_page_pfn(void);
 
 #endif
