@@ -44,10 +44,12 @@ struct device {
 	struct refpool *pool;
 	struct device_totals totals;
 	/* store.c: the pfns the device's memory has, and the id of the store
-	 * last mapped under each block (0: none) */
+	 * last mapped under each block (0: none), and whether some page of
+	 * the block may have no memory yet since then */
 	uint64_t dev_pages;
 	uint64_t nblocks;
 	_Atomic uint64_t *block_store;
+	_Atomic bool *block_unfilled;
 };
 
 struct devset_config {

@@ -141,6 +141,7 @@ static int copy_in(struct zmm *mm, struct refpool *pool, uint64_t start,
 
 struct copy_job {
 	struct zmm *mm;
+	struct device *dev;
 	struct refpool *pool;
 	uint64_t start;
 	struct refpool_page **pages;
@@ -151,44 +152,61 @@ struct copy_job {
 #define MADV_POPULATE_WRITE 23	/* Linux 5.14 */
 #endif
 
+/* Populates one run of adjacent device pages within one block, if the block
+ * may have pages without memory; a run over the whole block leaves it
+ * filled. */
+static void populate_run(struct device *dev, uint32_t pfn, char *mem, size_t npages)
+{
+	if (!store_block_unfilled(dev, pfn))
+		return;
+	if (!madvise(mem, npages * PG_SIZE, MADV_POPULATE_WRITE) && npages == REFPOOL_BLOCK_PAGES)
+		store_block_filled(dev, pfn);
+}
+
 /*
  * Gives the device pages their memory before the copy writes them, one
- * call for each run of adjacent pages. A device page's first write in its
- * store otherwise faults in a fresh memfd page inside the copy, one at a
- * time, and fresh memory costs several times the copy where the host backs
- * the guest lazily. Pages already there are only looked at. A kernel
+ * call for each run of adjacent pages in a block a store came under
+ * lately. A device page's first write in its store otherwise faults in a
+ * fresh memfd page inside the copy, one at a time, and fresh memory costs
+ * several times the copy where the host backs the guest lazily. A kernel
  * without MADV_POPULATE_WRITE, or one short of memory now, leaves the
  * faults to the copy as before: nothing depends on it.
  */
-static void populate_device_pages(struct refpool *pool, struct refpool_page **pages, size_t n)
+static void populate_device_pages(struct device *dev, struct refpool *pool,
+				  struct refpool_page **pages, size_t n)
 {
+	uint32_t run_pfn = 0;
 	char *run = NULL;
 	size_t len = 0;
 
 	for (size_t i = 0; i < n; i++) {
+		uint32_t pfn;
 		char *mem;
 
 		if (!pages[i])
 			continue;
+		pfn = refpool_page_to_pfn(pool, pages[i]);
 		mem = refpool_page_mem(pool, pages[i]);
-		if (run && run + len == mem) {
-			len += PG_SIZE;
+		if (run && pfn == run_pfn + len && pfn % REFPOOL_BLOCK_PAGES &&
+		    run + len * PG_SIZE == mem) {
+			len++;
 			continue;
 		}
 		if (run)
-			madvise(run, len, MADV_POPULATE_WRITE);
+			populate_run(dev, run_pfn, run, len);
 		run = mem;
-		len = PG_SIZE;
+		run_pfn = pfn;
+		len = 1;
 	}
 	if (run)
-		madvise(run, len, MADV_POPULATE_WRITE);
+		populate_run(dev, run_pfn, run, len);
 }
 
 static int copy_part(void *ctx, size_t lo, size_t hi)
 {
 	struct copy_job *j = ctx;
 
-	populate_device_pages(j->pool, j->pages + lo, hi - lo);
+	populate_device_pages(j->dev, j->pool, j->pages + lo, hi - lo);
 	return copy_in(j->mm, j->pool, j->start + lo * PG_SIZE, j->pages + lo, j->pm + lo, hi - lo);
 }
 
@@ -384,7 +402,7 @@ static int migration_alloc(struct migration *m)
  * client waits for us, so its CPU is free too). */
 static int migration_copy(struct migration *m)
 {
-	struct copy_job job = { m->mm, m->pool, m->addr, m->pages, m->pm };
+	struct copy_job job = { m->mm, &m->mm->ds->dev[m->dev], m->pool, m->addr, m->pages, m->pm };
 
 	return parallel_run(copy_part, &job, m->npages, PARALLEL_MIN_PAGES);
 }

@@ -22,13 +22,39 @@ int store_device_init(struct device *dev, uint64_t dev_pages)
 	dev->dev_pages = dev_pages;
 	dev->nblocks = dev_pages / REFPOOL_BLOCK_PAGES;
 	dev->block_store = calloc(dev->nblocks, sizeof(*dev->block_store));
-	return dev->block_store ? 0 : -ENOMEM;
+	if (!dev->block_store)
+		return -ENOMEM;
+	dev->block_unfilled = calloc(dev->nblocks, sizeof(*dev->block_unfilled));
+	if (!dev->block_unfilled) {
+		free(dev->block_store);
+		dev->block_store = NULL;
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 void store_device_fini(struct device *dev)
 {
+	free(dev->block_unfilled);
+	dev->block_unfilled = NULL;
 	free(dev->block_store);
 	dev->block_store = NULL;
+}
+
+/* Relaxed: the flag only decides whether a populate call is worth making;
+ * the pages of a block are allocated, hence adopted, before any copy into
+ * them starts, and a populated page stays so while the block is its
+ * store's. */
+bool store_block_unfilled(struct device *dev, uint32_t first_pfn)
+{
+	return atomic_load_explicit(&dev->block_unfilled[first_pfn / REFPOOL_BLOCK_PAGES],
+				    memory_order_relaxed);
+}
+
+void store_block_filled(struct device *dev, uint32_t first_pfn)
+{
+	atomic_store_explicit(&dev->block_unfilled[first_pfn / REFPOOL_BLOCK_PAGES], false,
+			      memory_order_relaxed);
 }
 
 /*
@@ -63,6 +89,8 @@ int store_adopt_block(struct refpool *pool, uint32_t first_pfn, void *owner_arg,
 	/* shmem keeps its policy per file range: bind the store's range, as
 	 * the chunk's own memory was. */
 	numa_place_bind(addr, BLOCK_BYTES, dev->node);
+	atomic_store_explicit(&dev->block_unfilled[first_pfn / REFPOOL_BLOCK_PAGES], true,
+			      memory_order_relaxed);
 	atomic_store_explicit(slot, store->id, memory_order_relaxed);
 	return 0;
 }

@@ -8,6 +8,7 @@
  * blocks its owner's pages occupy.
  */
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "device.h"
@@ -39,6 +40,13 @@ struct stores {
  * -ENOMEM. */
 int store_device_init(struct device *dev, uint64_t dev_pages);
 void store_device_fini(struct device *dev);
+
+/* Whether some page of the block starting at first_pfn may still have no
+ * memory in the store mapped under it; a hint: a page without memory only
+ * costs a fault when it is first written. */
+bool store_block_unfilled(struct device *dev, uint32_t first_pfn);
+/* Every page of that block has its memory now. */
+void store_block_filled(struct device *dev, uint32_t first_pfn);
 
 /* The pool hooks (refpool_ops): adopt_block maps the owner's store under
  * the block, 0 or the -errno of the mmap. */
