@@ -148,10 +148,6 @@ struct copy_job {
 	const uint64_t *pm;
 };
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23	/* Linux 5.14 */
-#endif
-
 /* Populates one run of adjacent device pages within one block, if the block
  * may have pages without memory; a run over the whole block leaves it
  * filled. */

@@ -11,6 +11,11 @@
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
 
+/* madvise(2) (5.14), for the device pages and exclusive access. */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
 #ifndef UFFD_USER_MODE_ONLY
 #define UFFD_USER_MODE_ONLY 1			/* 5.11 */
 #endif

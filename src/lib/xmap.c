@@ -30,11 +30,8 @@
 #include "lib/moved.h"
 #include "lib/xmap.h"
 #include "page.h"
+#include "uffd_compat.h"
 #include "xmap_layout.h"
-
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
 
 #define MAX_LEAVES 4096		/* 4 TiB of exclusive memory */
 /*
