@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "zdev.h"
@@ -182,4 +183,14 @@ void buffer_free_holed(struct hmm_buffer *b, char *p, unsigned long npages)
 	munmap(p, page_size);
 	munmap(p + 2 * page_size, (npages - 2) * page_size);
 	buffer_free(b);
+}
+
+void wait_child_ok(pid_t pid)
+{
+	int status = 0;
+
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status), "%schild did not exit (status 0x%x)", variant, status);
+	ck_assert_msg(WEXITSTATUS(status) == 0, "%schild failed with exit status %d", variant,
+		      WEXITSTATUS(status));
 }

@@ -24,6 +24,7 @@
 #include <check.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "zdev.h"
 
@@ -62,6 +63,31 @@ int dev_cmd(struct zdev *d, enum dev_op op, struct hmm_buffer *b, unsigned long 
 /* MIGRATE_TO_DEV with the driver's verification read (see the top). */
 int migrate_to_dev(struct zdev *d, struct hmm_buffer *b, unsigned long npages);
 int migrate_to_sys(struct zdev *d, struct hmm_buffer *b, unsigned long npages);
+/* In a forked child no Check assertion: a failure prints and exits non-zero. */
+#define CHILD_EACH_INT(arr, n, want)							\
+	do {										\
+		const volatile int *a_ = (const volatile int *)(arr);			\
+		for (unsigned long i = 0; i < (unsigned long)(n); i++)			\
+			if (a_[i] != (int)(want)) {					\
+				fprintf(stderr, "%s:%d: child: %s%s[%lu] = %d, expected %d\n",	\
+					__FILE__, __LINE__, variant, #arr, i, a_[i],	\
+					(int)(want));					\
+				_exit(1);						\
+			}								\
+	} while (0)
+
+#define CHILD_CHECK(cond)								\
+	do {										\
+		if (!(cond)) {								\
+			fprintf(stderr, "%s:%d: child: %scheck failed: %s\n", __FILE__,	\
+				__LINE__, variant, #cond);				\
+			_exit(1);							\
+		}									\
+	} while (0)
+
+/* Reaps the fork child pid and asserts that it exited with 0. */
+void wait_child_ok(pid_t pid);
+
 /* hmm2's pages of every kind, from page 2 of the mapping at p (page 1 is
  * the hole the caller unmapped): page 2 the zero page, read-only; page 3
  * written, then read-only; nrw read-write pages from page 4, the first

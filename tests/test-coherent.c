@@ -110,27 +110,7 @@ START_TEST(memory_type)
 }
 END_TEST
 
-
 #define NPAGES 64	/* a buffer's pages, as HMM_BUFFER_SIZE's role in the kernel tests */
-
-#define CHILD_CHECK(cond)								\
-	do {										\
-		if (!(cond)) {								\
-			fprintf(stderr, "%s:%d: child: check failed: %s\n", __FILE__,	\
-				__LINE__, #cond);					\
-			_exit(1);							\
-		}									\
-	} while (0)
-
-static void wait_child_ok(pid_t pid)
-{
-	int status = 0;
-
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status), "child did not exit (status 0x%x)", status);
-	ck_assert_msg(WEXITSTATUS(status) == 0, "child failed with exit status %d",
-		      WEXITSTATUS(status));
-}
 
 /*
  * migrate: the pages go to the device and stay mapped: the CPU reads and

@@ -187,28 +187,6 @@ static void thp_range_free(struct thp_range *r)
 	buffer_free(r->b);
 }
 
-/* In a forked child no Check assertion: a failure prints and exits non-zero. */
-#define CHILD_EACH_INT(arr, n, want)							\
-	do {										\
-		const volatile int *a_ = (const volatile int *)(arr);			\
-		for (unsigned long i = 0; i < (unsigned long)(n); i++)			\
-			if (a_[i] != (int)(want)) {					\
-				fprintf(stderr, "%s:%d: child: %s%s[%lu] = %d, expected %d\n",	\
-					__FILE__, __LINE__, variant, #arr, i, a_[i],	\
-					(int)(want));					\
-				_exit(1);						\
-			}								\
-	} while (0)
-
-#define CHILD_CHECK(cond)								\
-	do {										\
-		if (!(cond)) {								\
-			fprintf(stderr, "%s:%d: child: %scheck failed: %s\n", __FILE__,	\
-				__LINE__, variant, #cond);				\
-			_exit(1);							\
-		}									\
-	} while (0)
-
 /*
  * The fork child of anon_write_child(_shared), on a buffer of npages pages
  * that holds i (and -i in the mirror unless it migrated, when the
@@ -244,16 +222,6 @@ static void child_write_and_exit(struct hmm_buffer *b, unsigned long npages, int
 		CHILD_EACH_INT(b->ptr, n, -i);
 	zdev_close(child_dev);
 	_exit(0);
-}
-
-static void wait_child_ok(pid_t pid)
-{
-	int status = 0;
-
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status), "%schild did not exit (status 0x%x)", variant, status);
-	ck_assert_msg(WEXITSTATUS(status) == 0, "%schild failed with exit status %d", variant,
-		      WEXITSTATUS(status));
 }
 
 /* ---- the fixture ---- */
