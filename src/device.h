@@ -10,6 +10,7 @@
  * points at it.
  */
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -23,6 +24,8 @@
 _Static_assert(REFPOOL_MEMTYPE_PRIVATE == ZDEV_MEMORY_DEVICE_PRIVATE &&
 		       REFPOOL_MEMTYPE_COHERENT == ZDEV_MEMORY_DEVICE_COHERENT,
 	       "memory type ids");
+
+struct store;
 
 /* Over every client since the start. */
 struct device_totals {
@@ -50,6 +53,13 @@ struct device {
 	uint64_t nblocks;
 	_Atomic uint64_t *block_store;
 	_Atomic bool *block_unfilled;
+	/* warm.c: the store made ahead for the next new process, and the
+	 * blocks its memory is mapped and populated under. warm_lock also
+	 * orders the mapping of a block against its adoption (store.c). */
+	pthread_mutex_t warm_lock;
+	struct store *warm_store;
+	_Atomic uint64_t warm_blocks;
+	_Atomic uint64_t last_adopt_ns;	/* CLOCK_MONOTONIC */
 };
 
 struct devset_config {
@@ -57,6 +67,9 @@ struct devset_config {
 	size_t memory;			/* each device's limit, a multiple of 2 MiB */
 	size_t chunk;			/* the pool's chunk size, a multiple of 2 MiB */
 	bool pool_debug;		/* REFPOOL_DEBUG on every pool */
+	/* each private device's memory kept mapped and populated for the
+	 * next new process (warm.c), at most its memory */
+	size_t warm;
 	/* each device's memory type (0: PRIVATE) */
 	enum refpool_memtype_id memtype[ZDEV_MAX_DEVICES];
 	/* per client process: device memory on each device, and bytes

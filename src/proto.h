@@ -61,7 +61,7 @@
 
 #include "lathist.h"
 
-#define ZDEV_PROTO_VERSION 7
+#define ZDEV_PROTO_VERSION 8
 #define ZDEV_PROTO_MAGIC 0x7a646576u	/* "zdev" */
 #define ZDEV_MAX_DEVICES 8
 
@@ -261,6 +261,7 @@ struct zmsg_status_device {
 	uint32_t chunks;
 	uint32_t memory_type;		/* ZDEV_MEMORY_DEVICE_* (since version 7) */
 	uint64_t peak_pages_used;	/* the most pool_pages_used was seen to be */
+	uint64_t warm_pages;		/* ready for the next new process (since 8) */
 };
 
 struct zmsg_status_ok {

@@ -439,6 +439,44 @@ int refpool_alloc_block(struct refpool *pool, struct refpool_page **first)
 
 /* ---- owners ---- */
 
+int refpool_reserve(struct refpool *pool, uint64_t npages)
+{
+	uint64_t have = 0;
+	int ret = 0;
+
+	pthread_mutex_lock(&pool->grow_lock);
+	for (uint32_t i = 0; i < pool->max_chunks && have < npages && !ret; i++) {
+		if (atomic_load_explicit(&pool->dying, memory_order_relaxed))
+			ret = -ENODEV;
+		else if (!atomic_load_explicit(&pool->chunks[i], memory_order_relaxed))
+			ret = chunk_create(pool, i);
+		have += pool->chunk_pages;
+	}
+	pthread_mutex_unlock(&pool->grow_lock);
+	return ret ? ret : have < npages ? -ENOMEM : 0;
+}
+
+bool refpool_block_free(struct refpool *pool, uint32_t first)
+{
+	/* acquire: pairs with the release that published the chunk. */
+	const struct refpool_chunk *c =
+		first < (uint64_t)pool->max_chunks * pool->chunk_pages
+			? atomic_load_explicit(&pool->chunks[first / pool->chunk_pages],
+					       memory_order_acquire)
+			: NULL;
+
+	/* relaxed: a snapshot; the caller orders itself against adoption. */
+	if (!c || chunk_dying(c) ||
+	    atomic_load_explicit(&pool->blocks[first / REFPOOL_BLOCK_PAGES].owner,
+				 memory_order_relaxed))
+		return false;
+	for (uint32_t p = 0; p < REFPOOL_BLOCK_PAGES; p++)
+		if (atomic_load_explicit(&pool->pages[first + p].refcount, memory_order_relaxed))
+			return false;
+	return true;
+}
+
+
 static struct refpool_block *block_of(struct refpool *pool, uint32_t pfn)
 {
 	return &pool->blocks[pfn / REFPOOL_BLOCK_PAGES];

@@ -166,6 +166,16 @@ int refpool_alloc_block(struct refpool *pool, struct refpool_page **first);
  * was split) go back as single pages. */
 void refpool_put_block(struct refpool *pool, struct refpool_page *first);
 
+/* Makes chunks until the pool has room for npages (never past its limit):
+ * 0, -ENOMEM if the limit is lower or memory ran out, -ENODEV once the pool
+ * is being killed. */
+int refpool_reserve(struct refpool *pool, uint64_t npages);
+
+/* Whether the block at first is free: in a live chunk, owned by no one, no
+ * page counted. A snapshot: a caller that acts on it orders itself against
+ * the block's adoption (ops->adopt_block) on its own. */
+bool refpool_block_free(struct refpool *pool, uint32_t first);
+
 struct refpool_owner;
 
 /* A new owner with the creator's reference; owner_arg goes to the owner ops.

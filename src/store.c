@@ -9,11 +9,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "lathist.h"
 #include "log.h"
 #include "numa_place.h"
 #include "page.h"
 #include "rescue_layout.h"
 #include "store.h"
+#include "warm.h"
 
 #define BLOCK_BYTES ((size_t)REFPOOL_BLOCK_PAGES * PG_SIZE)
 
@@ -30,11 +32,18 @@ int store_device_init(struct device *dev, uint64_t dev_pages)
 		dev->block_store = NULL;
 		return -ENOMEM;
 	}
+	pthread_mutex_init(&dev->warm_lock, NULL);
+	dev->warm_store = NULL;
+	atomic_init(&dev->warm_blocks, 0);
+	atomic_init(&dev->last_adopt_ns, 0);
 	return 0;
 }
 
 void store_device_fini(struct device *dev)
 {
+	if (!dev->block_store)
+		return;
+	pthread_mutex_destroy(&dev->warm_lock);
 	free(dev->block_unfilled);
 	dev->block_unfilled = NULL;
 	free(dev->block_store);
@@ -58,23 +67,21 @@ void store_block_filled(struct device *dev, uint32_t first_pfn)
 }
 
 /*
- * A free block becomes the store's: the store's memory at the block's own
- * offset goes under the block's address. A block last used by the same
- * store keeps its mapping. Otherwise what was there (a former owner's stale
- * pages, or the chunk's own memory) is punched out first: MADV_REMOVE on a
- * shared mapping frees it in the file it came from, and the former owner,
- * who may still hold that file, finds zeros there, never another's data.
+ * Puts store's memory at the block's own offset under the free block at
+ * first_pfn. What was there (a former owner's stale pages, or the chunk's own
+ * memory) is punched out first: MADV_REMOVE on a shared mapping frees it in
+ * the file it came from, and the former owner, who may still hold that file,
+ * finds zeros there, never another's data. Caller holds dev->warm_lock.
  */
-int store_adopt_block(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *arg)
+int store_map_block_locked(struct device *dev, struct store *store, uint32_t first_pfn)
 {
-	struct device *dev = arg;
-	struct store *store = owner_arg;
 	_Atomic uint64_t *slot = &dev->block_store[first_pfn / REFPOOL_BLOCK_PAGES];
-	void *addr = refpool_page_mem(pool, refpool_pfn_to_page(pool, first_pfn));
+	void *addr = refpool_page_mem(dev->pool, refpool_pfn_to_page(dev->pool, first_pfn));
 	int ret;
 
-	if (atomic_load_explicit(slot, memory_order_relaxed) == store->id)
-		return 0;
+	if (dev->warm_store && atomic_load_explicit(slot, memory_order_relaxed) ==
+				       dev->warm_store->id)
+		atomic_fetch_sub_explicit(&dev->warm_blocks, 1, memory_order_relaxed);
 	madvise(addr, BLOCK_BYTES, MADV_REMOVE);
 	if (mmap(addr, BLOCK_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, store->fd,
 		 (off_t)first_pfn * (off_t)PG_SIZE) == MAP_FAILED) {
@@ -95,16 +102,41 @@ int store_adopt_block(struct refpool *pool, uint32_t first_pfn, void *owner_arg,
 	return 0;
 }
 
+/* A free block becomes the store's. One whose mapping is the store's
+ * already (it last held the store's pages, or was warmed for it) keeps it. */
+int store_adopt_block(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *arg)
+{
+	struct device *dev = arg;
+	struct store *store = owner_arg;
+	int ret = 0;
+
+	(void)pool;
+	atomic_store_explicit(&dev->last_adopt_ns, lathist_now_ns(), memory_order_relaxed);
+	pthread_mutex_lock(&dev->warm_lock);
+	if (atomic_load_explicit(&dev->block_store[first_pfn / REFPOOL_BLOCK_PAGES],
+				 memory_order_relaxed) != store->id)
+		ret = store_map_block_locked(dev, store, first_pfn);
+	pthread_mutex_unlock(&dev->warm_lock);
+	return ret;
+}
+
 void store_owner_gone(struct refpool *pool, void *owner_arg, void *arg)
 {
+	struct device *dev = arg;
 	struct store *store = owner_arg;
 
 	(void)pool;
-	(void)arg;
 	/* Blocks it was last mapped under keep the file alive until another
-	 * store takes them. */
+	 * store takes them; they are no living store's any more, which lets
+	 * warm.c take them. */
+	pthread_mutex_lock(&dev->warm_lock);
+	for (uint64_t b = 0; b < dev->nblocks; b++)
+		if (atomic_load_explicit(&dev->block_store[b], memory_order_relaxed) == store->id)
+			atomic_store_explicit(&dev->block_store[b], 0, memory_order_relaxed);
+	pthread_mutex_unlock(&dev->warm_lock);
 	close(store->fd);
 	free(store);
+	warm_kick(dev);
 }
 
 int store_table_create(struct stores *ss, struct devset *ds)
@@ -147,19 +179,13 @@ void store_table_destroy(struct stores *ss)
 	ss->table_fd = -1;
 }
 
-int store_get_locked(struct stores *ss, unsigned int dev, struct store **out)
+int store_create(struct devset *ds, unsigned int dev, struct store **out)
 {
-	struct device *device = &ss->ds->dev[dev];
-	struct store *store = ss->store[dev];
+	struct device *device = &ds->dev[dev];
+	struct store *store;
 	char name[32];
 	int ret;
 
-	if (store) {
-		atomic_fetch_add_explicit(&store->refs, 1, memory_order_relaxed);
-		*out = store;
-		return 0;
-	}
-	/* A new store: the caller hands it to the client first. */
 	store = calloc(1, sizeof(*store));
 	if (!store)
 		return -ENOMEM;
@@ -173,20 +199,43 @@ int store_get_locked(struct stores *ss, unsigned int dev, struct store **out)
 		ret = -errno;
 		goto err_close_fd;
 	}
-	store->id = atomic_fetch_add_explicit(&ss->ds->next_store_id, 1, memory_order_relaxed) + 1;
+	store->id = atomic_fetch_add_explicit(&ds->next_store_id, 1, memory_order_relaxed) + 1;
 	ret = refpool_owner_create(device->pool, store, &store->owner);
 	if (ret)
 		goto err_close_fd;
-	atomic_init(&store->refs, 2);	/* the mm's and the caller's */
-	ss->store[dev] = store;
+	atomic_init(&store->refs, 1);
 	*out = store;
-	return 1;
+	return 0;
 
 err_close_fd:
 	close(store->fd);
 err_free_store:
 	free(store);
 	return ret;
+}
+
+int store_get_locked(struct stores *ss, unsigned int dev, struct store **out)
+{
+	struct store *store = ss->store[dev];
+	int ret;
+
+	if (store) {
+		atomic_fetch_add_explicit(&store->refs, 1, memory_order_relaxed);
+		*out = store;
+		return 0;
+	}
+	/* A new store, the warm one if there is one: the caller hands it to
+	 * the client first. */
+	store = warm_take(&ss->ds->dev[dev]);
+	if (!store) {
+		ret = store_create(ss->ds, dev, &store);
+		if (ret)
+			return ret;
+	}
+	atomic_fetch_add_explicit(&store->refs, 1, memory_order_relaxed);	/* the caller's */
+	ss->store[dev] = store;
+	*out = store;
+	return 1;
 }
 
 void store_put(struct store *store)

@@ -48,6 +48,15 @@ bool store_block_unfilled(struct device *dev, uint32_t first_pfn);
 /* Every page of that block has its memory now. */
 void store_block_filled(struct device *dev, uint32_t first_pfn);
 
+/* A store of its own for a process on dev, not yet any process's, with one
+ * reference: 0, or -errno. */
+int store_create(struct devset *ds, unsigned int dev, struct store **out);
+
+/* Maps store's memory under the free block at first_pfn, the stale memory
+ * of its last store punched out: 0 or the -errno of the mmap. Caller holds
+ * dev->warm_lock. */
+int store_map_block_locked(struct device *dev, struct store *store, uint32_t first_pfn);
+
 /* The pool hooks (refpool_ops): adopt_block maps the owner's store under
  * the block, 0 or the -errno of the mmap. */
 int store_adopt_block(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *arg);

@@ -27,6 +27,10 @@
 /* a client's device memory is counted in pages; 0: no limit of its own */
 #define ZDEVD_CLIENT_MEMORY_RULE \
 	{ .min = 4 * UNITS_KIB, .max = ZDEVD_MEMORY_MAX, .multiple = 4 * UNITS_KIB, .zero_ok = true }
+/* --warm: whole blocks; 0: none. Its default is each device's memory. */
+#define ZDEVD_WARM_RULE \
+	{ .min = ZDEVD_BLOCK, .max = ZDEVD_MEMORY_MAX, .multiple = ZDEVD_BLOCK, .zero_ok = true }
+#define ZDEVD_WARM_ALL ((size_t)ZDEVD_MEMORY_MAX)
 /* registered bytes: any number; 0: no limit */
 #define ZDEVD_CLIENT_REGISTERED_RULE { .min = 1, .zero_ok = true }
 

@@ -67,6 +67,9 @@ memory 16777216T must be at most 8T
 memory 99999999999999999999 must be at most 8T
 chunk 0 must be at least 2M
 chunk 4M must be at most --memory (2M)
+warm 1M must be at least 2M (or 0)
+warm 3M must be a multiple of 2M
+warm x not a size
 client-memory 1 must be at least 4K (or 0)
 client-memory -4K not a size
 client-registered x not a size

@@ -130,6 +130,10 @@ static void start(struct zdevd_instance *z, const char *const *extra_args, bool 
 		argv[argc++] = "--pool-debug";
 	argv[argc++] = "--socket";
 	argv[argc++] = z->socket_path;
+	/* Tests run many zdevds at once: none keeps memory warm unless it
+	 * asks (a later --warm wins). */
+	argv[argc++] = "--warm";
+	argv[argc++] = "0";
 	for (int i = 0; extra_args && extra_args[i] && argc < 30; i++)
 		argv[argc++] = extra_args[i];
 	argv[argc] = NULL;
@@ -226,7 +230,26 @@ int zdevd_pool_status(struct zdevd_instance *z, unsigned int device, struct zdev
 	st->used = m.status_ok.dev[device].pool_pages_used;
 	st->limit = m.status_ok.dev[device].pool_limit_pages;
 	st->peak = m.status_ok.dev[device].peak_pages_used;
+	st->warm = m.status_ok.dev[device].warm_pages;
 	st->clients = m.status_ok.clients;
 	st->clients_total = m.status_ok.clients_total;
 	return 0;
+}
+
+long zdevd_wait_warm(struct zdevd_instance *z, unsigned int device, unsigned long long pages,
+		     long timeout_ms)
+{
+	const struct timespec step = { 0, 10 * 1000000l };
+	struct zdevd_pool_status st;
+
+	for (long waited = 0; waited <= timeout_ms; waited += 10) {
+		int ret = zdevd_pool_status(z, device, &st);
+
+		if (ret)
+			return ret;
+		if (st.warm >= pages)
+			return waited;
+		nanosleep(&step, NULL);
+	}
+	return -ETIMEDOUT;
 }

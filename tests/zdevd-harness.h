@@ -39,9 +39,14 @@ int zdevd_stop(struct zdevd_instance *z);
 struct zdevd_pool_status {
 	unsigned long long total, used, limit;
 	unsigned long long peak;		/* the most pages used seen */
+	unsigned long long warm;		/* ready for the next new process */
 	unsigned int clients;
 	unsigned long long clients_total;	/* client processes ever */
 };
 int zdevd_pool_status(struct zdevd_instance *z, unsigned int device, struct zdevd_pool_status *st);
+/* Waits up to timeout_ms for pages of device to be warm: the milliseconds
+ * it took, or -ETIMEDOUT, or the -errno of the status. */
+long zdevd_wait_warm(struct zdevd_instance *z, unsigned int device, unsigned long long pages,
+		     long timeout_ms);
 
 #endif

@@ -42,7 +42,8 @@ int run_zdevd_check(const char *socket)
 
 /* The child's side of the fork: never returns. */
 static void exec_zdevd(const char *exe, const char *socket, unsigned int ndevices,
-		       const char *memory, const char *memory_type, pid_t parent, int ready)
+		       const char *memory, const char *memory_type, const char *warm, pid_t parent,
+		       int ready)
 {
 	char devices[16];
 	sigset_t none;
@@ -82,10 +83,11 @@ static void exec_zdevd(const char *exe, const char *socket, unsigned int ndevice
 	snprintf(devices, sizeof(devices), "%u", ndevices);
 	if (memory_type)
 		execl(exe, exe, "--ready-fd", "3", "--foreground", "--socket", socket, "--devices",
-		      devices, "--memory", memory, "--memory-type", memory_type, (char *)NULL);
+		      devices, "--memory", memory, "--warm", warm, "--memory-type", memory_type,
+		      (char *)NULL);
 	else
 		execl(exe, exe, "--ready-fd", "3", "--foreground", "--socket", socket, "--devices",
-		      devices, "--memory", memory, (char *)NULL);
+		      devices, "--memory", memory, "--warm", warm, (char *)NULL);
 	log_err("%s: %s", exe, strerror(errno));
 	_exit(RUN_EXIT_FAIL);
 }
@@ -209,7 +211,7 @@ static int check_uffd(void)
 }
 
 int run_zdevd_start(struct run_zdevd *z, const char *exe, const char *dir, unsigned int ndevices,
-		    const char *memory, const char *memory_type)
+		    const char *memory, const char *memory_type, const char *warm)
 {
 	pid_t parent = getpid();
 	int ready[2], ret;
@@ -235,7 +237,7 @@ int run_zdevd_start(struct run_zdevd *z, const char *exe, const char *dir, unsig
 		goto out_close_pipe;
 	}
 	if (!z->pid)
-		exec_zdevd(exe, z->socket, ndevices, memory, memory_type, parent, ready[1]);
+		exec_zdevd(exe, z->socket, ndevices, memory, memory_type, warm, parent, ready[1]);
 	/* zdevd's is now the only write end: its exit is EOF. */
 	close(ready[1]);
 	ready[1] = -1;

@@ -25,7 +25,7 @@
 
 static const char usage[] =
 	"usage: zdev-run [--policy none|evict|stress] [--devices N] [--memory SIZE] [--seed S]\n"
-	"                [--memory-type private|coherent[,...]]\n"
+	"                [--memory-type private|coherent[,...]] [--warm SIZE]\n"
 	"                [--stats-json FILE] [--socket PATH] [--quiet] [--] PROGRAM [ARGS...]\n"
 	"       zdev-run --version | --help\n";
 
@@ -34,9 +34,10 @@ struct run_opts {
 	unsigned int ndevices;
 	const char *memory;
 	const char *memory_type;	/* --memory-type as given, or NULL */
+	const char *warm;		/* --warm as given, or its default */
 	unsigned int ntypes;		/* the types it names */
 	char layout[40];		/* the default memory_type */
-	bool daemon_opts;		/* --devices, --memory or --memory-type given */
+	bool daemon_opts;		/* --devices, --memory, --memory-type or --warm given */
 	bool seed_set;
 	uint64_t seed;
 	const char *stats_json;
@@ -129,14 +130,13 @@ static int parse_devices(const char *arg, unsigned int *out)
 	return 0;
 }
 
-static int check_memory(const char *arg)
+static int check_size(const char *option, const char *arg, const struct size_rule *rule)
 {
-	static const struct size_rule rule = ZDEVD_MEMORY_RULE;
 	char why[UNITS_WHY_MAX];
 	size_t bytes;
 
-	if (units_parse_size(arg, &rule, &bytes, why, sizeof(why)))
-		return complain("--memory", arg, why);
+	if (units_parse_size(arg, rule, &bytes, why, sizeof(why)))
+		return complain(option, arg, why);
 	return 0;
 }
 
@@ -219,6 +219,7 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 		{ "devices", required_argument, NULL, 'd' },
 		{ "memory", required_argument, NULL, 'm' },
 		{ "memory-type", required_argument, NULL, 't' },
+		{ "warm", required_argument, NULL, 'w' },
 		{ "seed", required_argument, NULL, 's' },
 		{ "stats-json", required_argument, NULL, 'j' },
 		{ "socket", required_argument, NULL, 'S' },
@@ -227,9 +228,11 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static const struct size_rule memory_rule = ZDEVD_MEMORY_RULE, warm_rule = ZDEVD_WARM_RULE;
 	int c;
 
-	*o = (struct run_opts){ .ndevices = RUN_DEVICES_DEFAULT, .memory = "1G" };
+	*o = (struct run_opts){ .ndevices = RUN_DEVICES_DEFAULT, .memory = "1G",
+				.warm = RUN_WARM_DEFAULT };
 	/* "+": the first word that is no option is the program; what follows
 	 * is its own. */
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -246,9 +249,15 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 			o->daemon_opts = true;
 			break;
 		case 'm':
-			if (check_memory(optarg))
+			if (check_size("--memory", optarg, &memory_rule))
 				return -EINVAL;
 			o->memory = optarg;
+			o->daemon_opts = true;
+			break;
+		case 'w':
+			if (check_size("--warm", optarg, &warm_rule))
+				return -EINVAL;
+			o->warm = optarg;
 			o->daemon_opts = true;
 			break;
 		case 't':
@@ -434,7 +443,7 @@ static int prepare(const struct run_opts *o, char *shim, char *zdevd)
 		log_err("no zdevd accepts connections on %s (%s); without ZDEV_SOCKET and --socket, "
 			"zdev-run starts a zdevd of its own", o->socket, strerror(-ret));
 	else if (o->daemon_opts)
-		log_warn("--devices, --memory and --memory-type are for a zdevd of zdev-run's own: "
+		log_warn("--devices, --memory, --memory-type and --warm are for a zdevd of zdev-run's own: "
 			 "the one on %s serves as it is", o->socket);
 	return ret;
 }
@@ -458,7 +467,7 @@ int main(int argc, char **argv)
 	if (run_make_dir(dir, sizeof(dir)))
 		return RUN_EXIT_FAIL;
 	if (!o.socket) {
-		if (run_zdevd_start(&z, zdevd, dir, o.ndevices, o.memory, o.memory_type))
+		if (run_zdevd_start(&z, zdevd, dir, o.ndevices, o.memory, o.memory_type, o.warm))
 			goto out_remove_dir;
 		o.socket = z.socket;
 	}

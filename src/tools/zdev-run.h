@@ -25,6 +25,10 @@
  * directory's. */
 /* The devices of zdev-run's own zdevd: the kernel's test driver's four. */
 #define RUN_DEVICES_DEFAULT	4
+/* Memory its zdevd keeps warm on each private device (zdevd --warm): the
+ * first migrations of a short program go at full speed, and warming it costs
+ * a fraction of a second of the other CPU while the program starts. */
+#define RUN_WARM_DEFAULT	"64M"
 #define RUN_SOCKET_NAME		"zdevd.sock"
 #define RUN_STATS_NAME		"stats"
 /* In it, the shim's mark that a process's policy fell back to none. */
@@ -74,13 +78,14 @@ struct run_zdevd {
 int run_zdevd_check(const char *socket);
 
 /* Starts zdevd (the binary exe) on a socket in dir with ndevices devices of
- * memory each (memory_type: its --memory-type, or NULL), and waits until it accepts connections. 0, or -errno with a
+ * memory each (memory_type: its --memory-type, or NULL) and warm of each
+ * private device's memory warm, and waits until it accepts connections. 0, or -errno with a
  * message on standard error: -EPERM when this user may not create a
  * userfaultfd (zdevd would serve nothing), -ENOSYS when the kernel has none,
  * -ECHILD when zdevd exited, -ETIMEDOUT when it did not become ready in time
  * and -EINTR when run_hurry was set meanwhile (it is killed then). */
 int run_zdevd_start(struct run_zdevd *z, const char *exe, const char *dir, unsigned int ndevices,
-		    const char *memory, const char *memory_type);
+		    const char *memory, const char *memory_type, const char *warm);
 
 /* Stops the private zdevd: SIGTERM, then SIGKILL if it has not exited in
  * time (at once if run_hurry is set). Warns if it had exited already or

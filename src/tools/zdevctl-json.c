@@ -58,14 +58,14 @@ void zdevctl_status_json(const struct zdevctl_view *v)
 
 		printf("%s{\"device\":%u,\"memory_type\":\"%s\",\"clients\":%u,\"pool\":{\"total_pages\":%llu,"
 		       "\"used_pages\":%llu,\"free_pages\":%llu,\"limit_pages\":%llu,\"chunks\":%u,"
-		       "\"peak_used_pages\":%llu}}",
+		       "\"peak_used_pages\":%llu,\"warm_pages\":%llu}}",
 		       i ? "," : "", i,
 		       d->memory_type == ZDEV_MEMORY_DEVICE_COHERENT ? "coherent" : "private",
 		       v->dev[i].clients, (unsigned long long)d->pool_pages_total,
 		       (unsigned long long)d->pool_pages_used,
 		       (unsigned long long)(d->pool_pages_total - d->pool_pages_used),
 		       (unsigned long long)d->pool_limit_pages, d->chunks,
-		       (unsigned long long)d->peak_pages_used);
+		       (unsigned long long)d->peak_pages_used, (unsigned long long)d->warm_pages);
 	}
 	printf("],\"client_list\":[");
 	for (size_t i = 0; i < v->nclients; i++) {

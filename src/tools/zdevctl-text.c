@@ -56,16 +56,16 @@ static const char *plural(uint64_t n, const char *one, const char *many)
 static void print_device_memory(const struct zdevctl_view *v, unsigned int i)
 {
 	const struct zmsg_status_device *d = &v->st.dev[i];
-	char used[32], limit[32], peak[32], pool[32];
+	char used[32], limit[32], peak[32], pool[32], warm[32];
 
 	printf("device %u: device memory %s of %s in use (%llu of %llu pages), peak %s; "
-	       "pool %s in %u %s; %s memory\n", i,
+	       "pool %s in %u %s, %s warm; %s memory\n", i,
 	       pages_text(used, sizeof(used), d->pool_pages_used),
 	       pages_text(limit, sizeof(limit), d->pool_limit_pages),
 	       (unsigned long long)d->pool_pages_used, (unsigned long long)d->pool_limit_pages,
 	       pages_text(peak, sizeof(peak), d->peak_pages_used),
 	       pages_text(pool, sizeof(pool), d->pool_pages_total), d->chunks,
-	       plural(d->chunks, "chunk", "chunks"),
+	       plural(d->chunks, "chunk", "chunks"), pages_text(warm, sizeof(warm), d->warm_pages),
 	       d->memory_type == ZDEV_MEMORY_DEVICE_COHERENT ? "coherent" : "private");
 }
 

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "uffd_compat.h"
 #include "uffd_probe.h"
+#include "warm.h"
 #include "zdevd/clients.h"
 #include "zdevd/detach.h"
 #include "zdevd/listen.h"
@@ -127,6 +128,11 @@ int main(int argc, char **argv)
 		if (d.devs.dev[i].memtype == REFPOOL_MEMTYPE_COHERENT)
 			log_info("device %u: coherent memory", i);
 	notify_ready(&d);
+	/* After the socket is up: the first client never waits for it. */
+	ret = warm_start(&d.devs, d.cfg.devs.warm < d.cfg.devs.memory ? d.cfg.devs.warm
+									 : d.cfg.devs.memory);
+	if (ret)
+		log_warn("no warm device memory: %s", strerror(-ret));
 	ret = loop_run(&d);
 	/* Shutdown: no new clients, no request in flight, every page back
 	 * with its owner, then the loop's own references, then the pools. */
@@ -136,6 +142,7 @@ int main(int argc, char **argv)
 	clients_evict_all(&d);
 	clients_drop_unclaimed(&d);
 	loop_destroy(&d);
+	warm_stop(&d.devs);
 	if (devset_fini(&d.devs))
 		ret = -EBUSY;
 	if (pidfile_fd >= 0)

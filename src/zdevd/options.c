@@ -18,7 +18,7 @@
 
 static const char usage[] =
 	"usage: zdevd [--socket PATH] [--devices N] [--memory SIZE] [--chunk SIZE]\n"
-	"             [--memory-type private|coherent[,...]]\n"
+	"             [--memory-type private|coherent[,...]] [--warm SIZE]\n"
 	"             [--client-memory SIZE] [--client-registered SIZE] [--client-handles N]\n"
 	"             [--group GROUP] [--pool-debug] [--foreground] [--pidfile FILE]\n"
 	"             [--ready-fd FD] [--verbose] [--version] [--help]\n";
@@ -197,6 +197,7 @@ int options_parse(int argc, char **argv, struct zdevd_config *cfg)
 		{ "memory", required_argument, NULL, 'm' },
 		{ "chunk", required_argument, NULL, 'c' },
 		{ "memory-type", required_argument, NULL, 't' },
+		{ "warm", required_argument, NULL, 'w' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "pool-debug", no_argument, NULL, 'D' },
@@ -213,6 +214,7 @@ int options_parse(int argc, char **argv, struct zdevd_config *cfg)
 	static const struct size_rule memory_rule = ZDEVD_MEMORY_RULE,
 				      chunk_rule = ZDEVD_CHUNK_RULE,
 				      client_memory_rule = ZDEVD_CLIENT_MEMORY_RULE,
+				      warm_rule = ZDEVD_WARM_RULE,
 				      client_registered_rule = ZDEVD_CLIENT_REGISTERED_RULE;
 	const char *chunk_arg = NULL, *types_arg = NULL;
 	unsigned int ntypes = 0;
@@ -220,7 +222,8 @@ int options_parse(int argc, char **argv, struct zdevd_config *cfg)
 
 	*cfg = (struct zdevd_config){
 		.devs = { .ndevices = ZDEVD_DEVICES_DEFAULT, .memory = ZDEVD_MEMORY_DEFAULT,
-			  .client_registered = ZDEVD_CLIENT_REGISTERED_DEFAULT },
+			  .client_registered = ZDEVD_CLIENT_REGISTERED_DEFAULT,
+			  .warm = ZDEVD_WARM_ALL },
 		.client_handles = ZDEVD_CLIENT_HANDLES_DEFAULT,
 		.ready_fd = -1,
 	};
@@ -228,7 +231,7 @@ int options_parse(int argc, char **argv, struct zdevd_config *cfg)
 		fprintf(stderr, "zdevd: the default socket path is too long\n");
 		return -ENAMETOOLONG;
 	}
-	while (!ret && (c = getopt_long(argc, argv, "s:d:m:c:t:fvDhM:R:H:r:g:", opts, NULL)) != -1) {
+	while (!ret && (c = getopt_long(argc, argv, "s:d:m:c:t:w:fvDhM:R:H:r:g:", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			ret = copy_path("socket", optarg, cfg->socket_path, sizeof(cfg->socket_path));
@@ -254,6 +257,9 @@ int options_parse(int argc, char **argv, struct zdevd_config *cfg)
 		case 't':
 			ret = parse_memory_types(optarg, &cfg->devs, &ntypes);
 			types_arg = optarg;
+			break;
+		case 'w':
+			ret = parse_size("warm", optarg, &warm_rule, &cfg->devs.warm);
 			break;
 		case 'M':
 			ret = parse_size("client-memory", optarg, &client_memory_rule,

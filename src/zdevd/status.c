@@ -35,6 +35,8 @@ static void fill_pool(struct device *dev, struct zmsg_status_device *out)
 	out->chunks = ps.chunks;
 	out->memory_type = dev->memtype;
 	out->peak_pages_used = ps.pages_peak;
+	out->warm_pages = atomic_load_explicit(&dev->warm_blocks, memory_order_relaxed) *
+			  REFPOOL_BLOCK_PAGES;
 }
 
 void status_fill(struct zdevd *d, union zmsg *m)
