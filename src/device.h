@@ -26,6 +26,7 @@ _Static_assert(REFPOOL_MEMTYPE_PRIVATE == ZDEV_MEMORY_DEVICE_PRIVATE &&
 	       "memory type ids");
 
 struct store;
+struct devset;
 
 /* Over every client since the start. */
 struct device_totals {
@@ -38,6 +39,7 @@ struct device_totals {
 };
 
 struct device {
+	struct devset *ds;
 	unsigned int index;
 	int node;
 	/* PRIVATE: its pages hold the data, the client's are empty; COHERENT:
@@ -85,6 +87,9 @@ struct devset {
 	size_t client_registered;
 	uint64_t uffd_features;		/* every client uffd has these */
 	_Atomic uint64_t next_store_id;	/* store.c */
+	/* Called when what can be warmed on a device changed (a store went,
+	 * the warm store was taken); set while warm.c's thread runs. */
+	void (*_Atomic store_changed)(struct device *dev);
 	uint64_t started_ns;		/* CLOCK_MONOTONIC when the devices were made */
 };
 

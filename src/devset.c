@@ -26,8 +26,9 @@ static const struct refpool_ops device_ops = {
 	.owner_gone = store_owner_gone,
 };
 
-static int device_init(struct device *dev, unsigned int index, const struct devset_config *cfg)
+static int device_init(struct devset *ds, unsigned int index, const struct devset_config *cfg)
 {
+	struct device *dev = &ds->dev[index];
 	char name[16];
 	struct refpool_config pc = {
 		.name = name,
@@ -39,6 +40,7 @@ static int device_init(struct device *dev, unsigned int index, const struct devs
 	int ret;
 
 	snprintf(name, sizeof(name), "dev%u", index);
+	dev->ds = ds;
 	dev->index = index;
 	dev->node = pc.node;
 	dev->memtype = pc.type;
@@ -64,7 +66,7 @@ int devset_init(struct devset *ds, const struct devset_config *cfg)
 	ds->client_memory = cfg->client_memory;
 	ds->client_registered = cfg->client_registered;
 	for (ds->ndevices = 0; ds->ndevices < cfg->ndevices; ds->ndevices++) {
-		ret = device_init(&ds->dev[ds->ndevices], ds->ndevices, cfg);
+		ret = device_init(ds, ds->ndevices, cfg);
 		if (ret) {
 			devset_fini(ds);
 			return ret;

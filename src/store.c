@@ -15,7 +15,6 @@
 #include "page.h"
 #include "rescue_layout.h"
 #include "store.h"
-#include "warm.h"
 
 #define BLOCK_BYTES ((size_t)REFPOOL_BLOCK_PAGES * PG_SIZE)
 
@@ -120,6 +119,29 @@ int store_adopt_block(struct refpool *pool, uint32_t first_pfn, void *owner_arg,
 	return ret;
 }
 
+static void store_changed(struct device *dev)
+{
+	void (*changed)(struct device *) =
+		atomic_load_explicit(&dev->ds->store_changed, memory_order_acquire);
+
+	if (changed)
+		changed(dev);
+}
+
+struct store *store_take_warm(struct device *dev)
+{
+	struct store *store;
+
+	pthread_mutex_lock(&dev->warm_lock);
+	store = dev->warm_store;
+	dev->warm_store = NULL;
+	atomic_store_explicit(&dev->warm_blocks, 0, memory_order_relaxed);
+	pthread_mutex_unlock(&dev->warm_lock);
+	if (store)
+		store_changed(dev);
+	return store;
+}
+
 void store_owner_gone(struct refpool *pool, void *owner_arg, void *arg)
 {
 	struct device *dev = arg;
@@ -136,7 +158,7 @@ void store_owner_gone(struct refpool *pool, void *owner_arg, void *arg)
 	pthread_mutex_unlock(&dev->warm_lock);
 	close(store->fd);
 	free(store);
-	warm_kick(dev);
+	store_changed(dev);
 }
 
 int store_table_create(struct stores *ss, struct devset *ds)
@@ -226,7 +248,7 @@ int store_get_locked(struct stores *ss, unsigned int dev, struct store **out)
 	}
 	/* A new store, the warm one if there is one: the caller hands it to
 	 * the client first. */
-	store = warm_take(&ss->ds->dev[dev]);
+	store = store_take_warm(&ss->ds->dev[dev]);
 	if (!store) {
 		ret = store_create(ss->ds, dev, &store);
 		if (ret)

@@ -57,6 +57,11 @@ int store_create(struct devset *ds, unsigned int dev, struct store **out);
  * dev->warm_lock. */
 int store_map_block_locked(struct device *dev, struct store *store, uint32_t first_pfn);
 
+/* The device's warm store (warm.c made it) for a new process, with one
+ * reference, or NULL: the blocks warmed for it are the process's from now
+ * on. */
+struct store *store_take_warm(struct device *dev);
+
 /* The pool hooks (refpool_ops): adopt_block maps the owner's store under
  * the block, 0 or the -errno of the mmap. */
 int store_adopt_block(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *arg);

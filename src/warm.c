@@ -62,27 +62,14 @@ static struct {
 	bool kicked;
 } warm = { .lock = PTHREAD_MUTEX_INITIALIZER, .kick = PTHREAD_COND_INITIALIZER };
 
-void warm_kick(struct device *dev)
+/* ds->store_changed: what can be warmed changed, the thread looks again. */
+static void kick(struct device *dev)
 {
 	(void)dev;
 	pthread_mutex_lock(&warm.lock);
 	warm.kicked = true;
 	pthread_cond_signal(&warm.kick);
 	pthread_mutex_unlock(&warm.lock);
-}
-
-struct store *warm_take(struct device *dev)
-{
-	struct store *store;
-
-	pthread_mutex_lock(&dev->warm_lock);
-	store = dev->warm_store;
-	dev->warm_store = NULL;
-	atomic_store_explicit(&dev->warm_blocks, 0, memory_order_relaxed);
-	pthread_mutex_unlock(&dev->warm_lock);
-	if (store)
-		warm_kick(dev);
-	return store;
 }
 
 /* The device's warm store, made if it has none: false if it cannot be. */
@@ -244,11 +231,15 @@ int warm_start(struct devset *ds, size_t warm_bytes)
 	if (ret)
 		return -ret;
 	warm.running = true;
+	/* release: the thread's state is set before a store change reaches
+	 * it. */
+	atomic_store_explicit(&ds->store_changed, kick, memory_order_release);
 	return 0;
 }
 
 void warm_stop(struct devset *ds)
 {
+	atomic_store_explicit(&ds->store_changed, NULL, memory_order_relaxed);
 	if (warm.running) {
 		pthread_mutex_lock(&warm.lock);
 		atomic_store(&warm.stop, true);
@@ -258,7 +249,7 @@ void warm_stop(struct devset *ds)
 		warm.running = false;
 	}
 	for (unsigned int i = 0; i < ds->ndevices; i++) {
-		struct store *store = warm_take(&ds->dev[i]);
+		struct store *store = store_take_warm(&ds->dev[i]);
 
 		if (store)
 			store_put(store);

@@ -10,20 +10,10 @@
 
 #include "device.h"
 
-struct store;
-
 /* Starts the thread that keeps up to ds's configured warm bytes of each
  * private device ready (once per zdevd): 0 or -errno. */
 int warm_start(struct devset *ds, size_t warm_bytes);
 /* Stops it and drops the warm stores: before the pools go. */
 void warm_stop(struct devset *ds);
-
-/* The device's warm store for a new process, with one reference, or NULL:
- * the blocks warmed for it are the process's from now on. */
-struct store *warm_take(struct device *dev);
-
-/* Something changed what can be warmed on dev (a store went, the warm
- * store was taken): the thread looks again. */
-void warm_kick(struct device *dev);
 
 #endif
