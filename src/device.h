@@ -55,10 +55,13 @@ struct device {
 	uint64_t nblocks;
 	_Atomic uint64_t *block_store;
 	_Atomic bool *block_unfilled;
-	/* warm.c: the store made ahead for the next new process, and the
-	 * blocks its memory is mapped and populated under. warm_lock also
-	 * orders the mapping of a block against its adoption (store.c). */
+	/* warm.c: the store made ahead for the next new process, the blocks
+	 * its memory is mapped and populated under, and for each block
+	 * whether it was warmed and no store adopted it since (a later warm
+	 * store may take it). warm_lock guards them, and orders the mapping
+	 * of a block against its adoption (store.c). */
 	pthread_mutex_t warm_lock;
+	bool *block_warm;
 	struct store *warm_store;
 	_Atomic uint64_t warm_blocks;
 	_Atomic uint64_t last_adopt_ns;	/* CLOCK_MONOTONIC */

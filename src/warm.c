@@ -15,11 +15,15 @@
  * one, and adopting those blocks costs it nothing: store_adopt_block keeps
  * a block whose mapping is the adopting store's already.
  *
- * Only blocks no living store is mapped under are warmed: never used, or
- * last used by a store that is gone, whose data is punched out first as
- * adoption does. So a store still shows only zeros or its own process's
- * data, and a block holds one process's pages. The blocks warmed for a store
- * that a process took are that process's.
+ * Only blocks that hold no process's data are warmed: never used, last used
+ * by a store that is gone (whose data is punched out first, as adoption
+ * does), or warmed for an earlier warm store and not adopted by its process
+ * since, which hold zeros. So a store still shows only zeros or its own
+ * process's data, and a block holds one process's pages. The pool hands out
+ * the lowest free block first, whoever asks: a process that took a warm
+ * store gets its first blocks warm, and the blocks it did not adopt before
+ * its burst of migrations ended go to the next warm store (it gets others
+ * if it grows later, as it would without warm memory).
  *
  * The thread runs at the lowest priority, only while the device has seen no
  * adoption for a moment, and sleeps once every device is warm or has no
@@ -109,7 +113,7 @@ static bool have_store(struct device *dev)
 static int warm_block(struct device *dev, uint64_t b)
 {
 	const uint32_t first = (uint32_t)(b * REFPOOL_BLOCK_PAGES);
-	uint64_t id;
+	uint64_t id, slot;
 	void *addr;
 	int ret = 0;
 
@@ -119,14 +123,16 @@ static int warm_block(struct device *dev, uint64_t b)
 		return -EAGAIN;
 	}
 	id = dev->warm_store->id;
-	if (atomic_load_explicit(&dev->block_store[b], memory_order_relaxed) ||
-	    !refpool_block_free(dev->pool, first)) {
+	slot = atomic_load_explicit(&dev->block_store[b], memory_order_relaxed);
+	if (slot == id || (slot && !dev->block_warm[b]) || !refpool_block_free(dev->pool, first)) {
 		pthread_mutex_unlock(&dev->warm_lock);
 		return 0;
 	}
 	ret = store_map_block_locked(dev, dev->warm_store, first);
-	if (!ret)
+	if (!ret) {
+		dev->block_warm[b] = true;
 		atomic_fetch_add_explicit(&dev->warm_blocks, 1, memory_order_relaxed);
+	}
 	pthread_mutex_unlock(&dev->warm_lock);
 	if (ret)
 		return ret;
