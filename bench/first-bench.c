@@ -39,6 +39,7 @@
 #define GIB (1ul << 30)
 #define SMALL (64ul << 20)
 #define ROUNDS 3
+#define FAULTS 63
 /* The most a zdevd may take to warm its device. */
 #define WARM_TIMEOUT_MS 120000
 
@@ -48,6 +49,8 @@ struct first {
 	double to_sys_gbps;
 	double rss_kib;		/* zdevd's, with the memory on the device */
 	double idle_rss_kib;	/* zdevd's, before the process started */
+	double first_fault_us;	/* the process's first CPU fault on a device page */
+	double fault_p50_us;	/* the median of its next FAULTS */
 	int error;		/* 0, or the errno that stopped it */
 };
 
@@ -81,8 +84,32 @@ static double rss_kib(pid_t pid)
 	return kib;
 }
 
+/* Pages of buf moved to the device, then touched one by one: the first CPU
+ * fault the process ever took, and the median of the next ones. */
+static int measure_faults(struct zdev *dev, char *buf, struct first *m)
+{
+	double next[FAULTS];
+	struct zdev_result res;
+	uint64_t t0;
+	int ret;
+
+	ret = zdev_migrate_to_device(dev, buf, FAULTS + 1, &res);
+	if (ret)
+		return ret;
+	for (int i = 0; i <= FAULTS; i++) {
+		t0 = now_ns();
+		(void)*(volatile char *)(buf + (size_t)i * PG_SIZE);
+		if (i)
+			next[i - 1] = (double)(now_ns() - t0) / 1000;
+		else
+			m->first_fault_us = (double)(now_ns() - t0) / 1000;
+	}
+	m->fault_p50_us = median(next, FAULTS);
+	return 0;
+}
+
 /* In the fresh process: fill len bytes of new memory, then one migration
- * each way, timed, and the data checked. */
+ * each way, timed, and the data checked; then its first CPU faults. */
 static struct first measure_fresh(size_t len, pid_t zdevd)
 {
 	struct first m = { 0 };
@@ -124,6 +151,8 @@ static struct first measure_fresh(size_t len, pid_t zdevd)
 			ret = -EIO;
 			break;
 		}
+	if (!ret)
+		ret = measure_faults(dev, buf, &m);
 out_close:
 	zdev_close(dev);
 out_unmap:
@@ -187,10 +216,21 @@ static double slowest(const double *v, int n)
 	return s;
 }
 
+static double largest(const double *v, int n)
+{
+	double l = v[0];
+
+	for (int i = 1; i < n; i++)
+		if (v[i] > l)
+			l = v[i];
+	return l;
+}
+
 int main(void)
 {
 	double to_dev[ROUNDS], to_sys[ROUNDS], trip[ROUNDS], base[ROUNDS], base_small[ROUNDS];
 	double cpu_big = 0, cpu_small = 0, rss = 0, idle_rss = 0, warm_ms[ROUNDS];
+	double first_fault[ROUNDS], fault_p50[ROUNDS];
 	struct first cold_big, cold_small;
 	double cpu_cold, ms_cold;
 	const char *why = zdevd_unavailable();
@@ -231,6 +271,8 @@ int main(void)
 			goto out_err;
 		/* there and back, as one rate over the bytes moved */
 		trip[r] = 1.0 / (1.0 / small.to_dev_gbps + 1.0 / small.to_sys_gbps);
+		first_fault[r] = small.first_fault_us;
+		fault_p50[r] = small.fault_p50_us;
 		cpu_small += cpu / ROUNDS;
 		base[r] = memcpy_gbps(dst, src, GIB);
 		base_small[r] = 1.0 / (1.0 / memcpy_gbps(dst, src, SMALL) +
@@ -248,6 +290,10 @@ int main(void)
 	figure("roundtrip_64m_first", median(trip, ROUNDS), "GB/s", median(base_small, ROUNDS), "GB/s");
 	printf("slowest round: to device %.3f GB/s, to system %.3f GB/s, 64 MiB round trip %.3f GB/s\n",
 	       slowest(to_dev, ROUNDS), slowest(to_sys, ROUNDS), slowest(trip, ROUNDS));
+	printf("a fresh process's first CPU fault on a device page: %.1f us (median), slowest %.1f us; "
+	       "its next faults: p50 %.1f us\n", median(first_fault, ROUNDS),
+	       largest(first_fault, ROUNDS),
+	       median(fault_p50, ROUNDS));
 	printf("without warm memory (--warm 0), one round: to device %.3f GB/s, to system %.3f GB/s, "
 	       "64 MiB round trip %.3f GB/s\n", cold_big.to_dev_gbps, cold_big.to_sys_gbps,
 	       1.0 / (1.0 / cold_small.to_dev_gbps + 1.0 / cold_small.to_sys_gbps));
