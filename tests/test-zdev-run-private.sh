@@ -133,11 +133,11 @@ grep -q 'exited at start' "$tmp/fail.err" || fail "a zdevd that fails at start: 
 # -- ZDEVD names the zdevd to start, with the options zdev-run passes
 STANDIN_ZDEVD_LOG=$tmp/args ZDEVD=$helper "$zr" --quiet --devices 4 --memory 2G -- true
 expect_status "ZDEVD=stand-in" 0 $?
-grep -q -- '--foreground --socket .*/zdevd.sock --devices 4 --memory 2G --warm 64M --memory-type private,private,coherent,coherent$' "$tmp/args" ||
+grep -q -- '--foreground --socket .*/zdevd.sock --devices 4 --memory 2G --warm 0 --memory-type private,private,coherent,coherent$' "$tmp/args" ||
 	fail "zdevd's arguments: $(cat "$tmp/args")"
-STANDIN_ZDEVD_LOG=$tmp/args ZDEVD=$helper "$zr" --quiet --warm 0 -- true
-expect_status "ZDEVD=stand-in, --warm 0" 0 $?
-grep -q -- ' --warm 0 ' "$tmp/args" || fail "zdevd's arguments with --warm 0: $(cat "$tmp/args")"
+STANDIN_ZDEVD_LOG=$tmp/args ZDEVD=$helper "$zr" --quiet --warm 64M -- true
+expect_status "ZDEVD=stand-in, --warm 64M" 0 $?
+grep -q -- ' --warm 64M ' "$tmp/args" || fail "zdevd's arguments with --warm 64M: $(cat "$tmp/args")"
 "$zr" --quiet --warm 3M -- true 2>"$tmp/warm.err"
 expect_status "--warm 3M" 125 $?
 grep -q -- "--warm" "$tmp/warm.err" || fail "--warm 3M: $(cat "$tmp/warm.err")"

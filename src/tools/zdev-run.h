@@ -25,10 +25,11 @@
  * directory's. */
 /* The devices of zdev-run's own zdevd: the kernel's test driver's four. */
 #define RUN_DEVICES_DEFAULT	4
-/* Memory its zdevd keeps warm on each private device (zdevd --warm): the
- * first migrations of a short program go at full speed, and warming it costs
- * a fraction of a second of the other CPU while the program starts. */
-#define RUN_WARM_DEFAULT	"64M"
+/* Memory its zdevd keeps warm on each private device (zdevd --warm): none,
+ * since a zdevd that lives as long as one program would warm memory at every
+ * start and free it at every exit, which costs a short program more than its
+ * first migrations gain. */
+#define RUN_WARM_DEFAULT	"0"
 #define RUN_SOCKET_NAME		"zdevd.sock"
 #define RUN_STATS_NAME		"stats"
 /* In it, the shim's mark that a process's policy fell back to none. */
