@@ -51,6 +51,8 @@
 #include "warm.h"
 
 #define BLOCK_BYTES ((size_t)REFPOOL_BLOCK_PAGES * PG_SIZE)
+/* Warm memory over all devices is at most this share of the machine's. */
+#define WARM_SHARE 4
 /* How long the device has seen no adoption before warming goes on. */
 #define QUIET_NS (50 * 1000000ull)
 
@@ -223,12 +225,34 @@ static void *warm_main(void *arg)
 	return NULL;
 }
 
+/* The blocks each private device may keep warm: warm_bytes, but over all of
+ * them at most WARM_SHARE of the machine's memory, since warm memory is
+ * resident in zdevd (devices larger than the machine are allowed). */
+static uint64_t target_blocks(const struct devset *ds, size_t warm_bytes)
+{
+	const uint64_t phys = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t want = warm_bytes / BLOCK_BYTES, cap;
+	unsigned int nprivate = 0;
+
+	for (unsigned int i = 0; i < ds->ndevices; i++)
+		nprivate += ds->dev[i].memtype == REFPOOL_MEMTYPE_PRIVATE;
+	if (!nprivate || !want)
+		return 0;
+	cap = phys / WARM_SHARE / nprivate / BLOCK_BYTES;
+	if (want > cap) {
+		log_warn("warm memory: %" PRIu64 " MiB a device, a quarter of this machine's memory "
+			 "over all devices", cap * BLOCK_BYTES >> 20);
+		want = cap;
+	}
+	return want;
+}
+
 int warm_start(struct devset *ds, size_t warm_bytes)
 {
 	int ret;
 
 	warm.ds = ds;
-	warm.target_blocks = warm_bytes / BLOCK_BYTES;
+	warm.target_blocks = target_blocks(ds, warm_bytes);
 	if (!warm.target_blocks)
 		return 0;
 	atomic_store(&warm.stop, false);
