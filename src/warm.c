@@ -138,8 +138,6 @@ static int warm_block(struct device *dev, uint64_t b)
 		return 0;
 	}
 	ret = store_map_block_locked(dev, dev->warm_store, first);
-	if (!ret)
-		atomic_fetch_add_explicit(&dev->warm_blocks, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&dev->warm_lock);
 	if (ret)
 		return ret;
@@ -147,9 +145,14 @@ static int warm_block(struct device *dev, uint64_t b)
 	addr = refpool_page_mem(dev->pool, refpool_pfn_to_page(dev->pool, first));
 	if (madvise(addr, BLOCK_BYTES, MADV_POPULATE_WRITE))
 		return -errno;	/* the block is filled on first use */
+	/* Warm once its memory is there, and only while it is still the
+	 * untaken warm store's: the count is what the next process gets. */
 	pthread_mutex_lock(&dev->warm_lock);
-	if (atomic_load_explicit(&dev->block_store[b], memory_order_relaxed) == id)
+	if (atomic_load_explicit(&dev->block_store[b], memory_order_relaxed) == id) {
 		store_block_filled(dev, first);
+		if (dev->warm_store && dev->warm_store->id == id)
+			atomic_fetch_add_explicit(&dev->warm_blocks, 1, memory_order_relaxed);
+	}
 	pthread_mutex_unlock(&dev->warm_lock);
 	return 0;
 }
