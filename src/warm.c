@@ -165,15 +165,18 @@ static bool wait_quiet(struct device *dev)
 	for (;;) {
 		uint64_t now = lathist_now_ns(),
 			 last = atomic_load_explicit(&dev->last_adopt_ns, memory_order_relaxed);
+		/* An adoption stamped after we read the clock is one just now,
+		 * not one 2^64 ns ago. */
+		uint64_t quiet = last > now ? 0 : now - last;
 		struct timespec until;
 
 		if (atomic_load_explicit(&warm.stop, memory_order_relaxed))
 			return false;
-		if (now - last >= QUIET_NS)
+		if (quiet >= QUIET_NS)
 			return true;
 		/* The condition variable times out by CLOCK_REALTIME. */
 		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += (long)(QUIET_NS - (now - last));
+		until.tv_nsec += (long)(QUIET_NS - quiet);
 		until.tv_sec += until.tv_nsec / 1000000000l;
 		until.tv_nsec %= 1000000000l;
 		pthread_mutex_lock(&warm.lock);
