@@ -503,6 +503,127 @@ START_TEST(warm_store_shows_no_other_data)
 }
 END_TEST
 
+/* ---- a second process while the first holds the warm store ---- */
+
+/* Moves len bytes tagged tag to the device and back, checking them. */
+static int there_and_back(struct zdev *dev, uint64_t *buf, size_t len, uint64_t tag)
+{
+	struct zdev_result res;
+
+	fill(buf, len, tag);
+	if (zdev_migrate_to_device(dev, buf, len / PG_SIZE, &res) || res.cpages != len / PG_SIZE)
+		return 1;
+	if (zdev_migrate_to_system(dev, buf, len / PG_SIZE, &res) || res.cpages != len / PG_SIZE)
+		return 2;
+	return holds(buf, len, tag) ? 0 : 3;
+}
+
+/*
+ * The first process: 2 MiB kept on the device; at each go, 16 MiB more there
+ * and back (adopting blocks warmed meanwhile for the next process, or
+ * another's). Tells step_fd after each step.
+ */
+static int first_holder(int step_fd, int go_fd)
+{
+	const size_t kept = 2 * MIB, len = 16 * MIB;
+	struct zdev_result res;
+	struct zdev *dev;
+	uint64_t *buf, *more;
+	char c;
+
+	if (zdev_open(NULL, 0, &dev))
+		return 10;
+	buf = map_anon(kept);
+	more = map_anon(len);
+	if (!buf || !more)
+		return 11;
+	fill(buf, kept, 0x7100);
+	if (zdev_migrate_to_device(dev, buf, kept / PG_SIZE, &res) || res.cpages != kept / PG_SIZE)
+		return 12;
+	for (unsigned int step = 0; step < 2; step++) {
+		if (write(step_fd, "s", 1) != 1 || read(go_fd, &c, 1) != 1)
+			return 13;
+		if (there_and_back(dev, more, len, 0x7200 + step))
+			return 20 + (int)step;
+		if (stores_hold(0x7300))
+			return 30;
+	}
+	if (!stores_hold(0x7100) || !holds(buf, kept, 0x7100))
+		return 14;
+	return zdev_close(dev) ? 15 : 0;
+}
+
+/* The second process: 16 MiB there and back, and none of the first's pages
+ * in its stores. */
+static int second_process(void)
+{
+	const size_t len = 16 * MIB;
+	struct zdev_result res;
+	struct zdev *dev;
+	uint64_t *buf;
+	int ret;
+
+	if (zdev_open(NULL, 0, &dev))
+		return 10;
+	buf = map_anon(len);
+	if (!buf)
+		return 11;
+	ret = there_and_back(dev, buf, len, 0x7300);
+	if (ret)
+		return ret;
+	/* While on the device, its pages are in its store. */
+	fill(buf, PG_SIZE, 0x7301);
+	if (zdev_migrate_to_device(dev, buf, 1, &res) || !stores_hold(0x7301))
+		return 4;
+	if (stores_hold(0x7100) || stores_hold(0x7200) || stores_hold(0x7201))
+		return 1;
+	return zdev_close(dev) ? 12 : 0;
+}
+
+START_TEST(warm_count_follows_adoptions)
+{
+	int step[2], go[2], status;
+	pid_t p, q;
+	char c;
+
+	wait_warm(0, DEV_PAGES_64M);
+	ck_assert_int_eq(pipe(step), 0);
+	ck_assert_int_eq(pipe(go), 0);
+	p = fork();
+	ck_assert_int_ne(p, -1);
+	if (p == 0)
+		_exit(first_holder(step[1], go[0]));
+	close(step[1]);
+	close(go[0]);
+	ck_assert_msg(read(step[0], &c, 1) == 1, "P: status %#x", wait_child(p));
+	/* P took every warm block: while it lives they are its. */
+	ck_assert_uint_lt(status_of(0).warm, DEV_PAGES_64M);
+	q = fork();
+	ck_assert_int_ne(q, -1);
+	if (q == 0)
+		_exit(second_process());
+	status = wait_child(q);
+	ck_assert_child_ok(status, "Q");
+	for (unsigned int i = 0; i < 2; i++) {
+		struct zdevd_pool_status st = status_of(0);
+
+		/* What Q had is warmed again, P's blocks not. */
+		ck_assert_uint_lt(st.warm, DEV_PAGES_64M);
+		ck_assert_uint_le(st.warm + st.used, st.total);
+		ck_assert_int_eq(write(go[1], "g", 1), 1);
+		ck_assert_msg(read(step[0], &c, 1) == 1 || i == 1, "P: status %#x", wait_child(p));
+	}
+	status = wait_child(p);
+	ck_assert_child_ok(status, "P");
+	wait_warm(0, DEV_PAGES_64M);
+	ck_assert_uint_eq(status_of(0).warm, DEV_PAGES_64M);
+	ck_assert_uint_eq(status_of(0).used, 0);
+	close(step[0]);
+	close(go[1]);
+	stop_cleanly();
+}
+END_TEST
+
 /* ---- clients while the thread warms ---- */
 
 /* Rounds of 16 MiB to the device and back, a pattern of its own each;
@@ -711,6 +832,8 @@ int main(void)
 		       start_warm_all, kill_zdevd, 300);
 	check_add_case(s, "warm_store_shows_no_other_data", warm_store_shows_no_other_data,
 		       start_warm_all, kill_zdevd, 600);
+	check_add_case(s, "warm_count_follows_adoptions", warm_count_follows_adoptions,
+		       start_warm_all, kill_zdevd, 300);
 	check_add_case(s, "concurrent_clients_while_warming", concurrent_clients_while_warming,
 		       start_warm_128m, kill_zdevd, 300);
 	check_add_case(s, "fork_after_warm", fork_after_warm, start_warm_16m, kill_zdevd, 300);
