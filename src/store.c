@@ -82,8 +82,11 @@ int store_map_block_locked(struct device *dev, struct store *store, uint32_t fir
 	void *addr = refpool_page_mem(dev->pool, refpool_pfn_to_page(dev->pool, first_pfn));
 	int ret;
 
-	if (dev->warm_store && atomic_load_explicit(slot, memory_order_relaxed) ==
-				       dev->warm_store->id)
+	/* A block of the warm store counts as warm once it is filled
+	 * (warm.c); one still being filled was not counted yet. */
+	if (dev->warm_store &&
+	    atomic_load_explicit(slot, memory_order_relaxed) == dev->warm_store->id &&
+	    !store_block_unfilled(dev, first_pfn))
 		atomic_fetch_sub_explicit(&dev->warm_blocks, 1, memory_order_relaxed);
 	dev->block_warm[first_pfn / REFPOOL_BLOCK_PAGES] = false;
 	madvise(addr, BLOCK_BYTES, MADV_REMOVE);

@@ -131,10 +131,8 @@ static int warm_block(struct device *dev, uint64_t b)
 		return 0;
 	}
 	ret = store_map_block_locked(dev, dev->warm_store, first);
-	if (!ret) {
+	if (!ret)
 		dev->block_warm[b] = true;
-		atomic_fetch_add_explicit(&dev->warm_blocks, 1, memory_order_relaxed);
-	}
 	pthread_mutex_unlock(&dev->warm_lock);
 	if (ret)
 		return ret;
@@ -142,9 +140,14 @@ static int warm_block(struct device *dev, uint64_t b)
 	addr = refpool_page_mem(dev->pool, refpool_pfn_to_page(dev->pool, first));
 	if (madvise(addr, BLOCK_BYTES, MADV_POPULATE_WRITE))
 		return -errno;	/* the block is filled on first use */
+	/* Warm once its memory is there, and only while it is still the
+	 * untaken warm store's: the count is what the next process gets. */
 	pthread_mutex_lock(&dev->warm_lock);
-	if (atomic_load_explicit(&dev->block_store[b], memory_order_relaxed) == id)
+	if (atomic_load_explicit(&dev->block_store[b], memory_order_relaxed) == id) {
 		store_block_filled(dev, first);
+		if (dev->warm_store && dev->warm_store->id == id)
+			atomic_fetch_add_explicit(&dev->warm_blocks, 1, memory_order_relaxed);
+	}
 	pthread_mutex_unlock(&dev->warm_lock);
 	return 0;
 }
@@ -157,15 +160,18 @@ static bool wait_quiet(struct device *dev)
 	for (;;) {
 		uint64_t now = lathist_now_ns(),
 			 last = atomic_load_explicit(&dev->last_adopt_ns, memory_order_relaxed);
+		/* An adoption stamped after we read the clock is one just now,
+		 * not one 2^64 ns ago. */
+		uint64_t quiet = last > now ? 0 : now - last;
 		struct timespec until;
 
 		if (atomic_load_explicit(&warm.stop, memory_order_relaxed))
 			return false;
-		if (now - last >= QUIET_NS)
+		if (quiet >= QUIET_NS)
 			return true;
 		/* The condition variable times out by CLOCK_REALTIME. */
 		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += (long)(QUIET_NS - (now - last));
+		until.tv_nsec += (long)(QUIET_NS - quiet);
 		until.tv_sec += until.tv_nsec / 1000000000l;
 		until.tv_nsec %= 1000000000l;
 		pthread_mutex_lock(&warm.lock);
