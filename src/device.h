@@ -64,7 +64,10 @@ struct device {
 	bool *block_warm;
 	struct store *warm_store;
 	_Atomic uint64_t warm_blocks;
-	_Atomic uint64_t last_adopt_ns;	/* CLOCK_MONOTONIC */
+	/* migrations on the device now, and when one last ended or a block
+	 * was last adopted (CLOCK_MONOTONIC): warming waits for quiet */
+	_Atomic unsigned int migrating;
+	_Atomic uint64_t last_busy_ns;
 };
 
 struct devset_config {

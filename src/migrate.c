@@ -26,6 +26,7 @@
 #include "uffd_compat.h"
 #include "uffd_dev.h"
 #include "vmas.h"
+#include "warm.h"
 #include "zdev.h"
 #include "zmm.h"
 
@@ -775,14 +776,26 @@ int migrate_to_device(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t 
 {
 	/* (EXCLUSIVE_HELD below takes the pages away from the CPU whatever the
 	 * device's type: that is what it is for.) */
-	if (mm->ds->dev[dev].memtype == REFPOOL_MEMTYPE_COHERENT)
+	struct device *device = &mm->ds->dev[dev];
+	int ret;
+
+	if (device->memtype == REFPOOL_MEMTYPE_COHERENT)
 		return migrate_to_coherent(mm, dev, addr, npages, client, ctx, cpages);
-	return migrate(mm, dev, addr, npages, client, ctx, false, cpages);
+	warm_device_busy(device);
+	ret = migrate(mm, dev, addr, npages, client, ctx, false, cpages);
+	warm_device_done(device);
+	return ret;
 }
 
 int migrate_to_device_held_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr,
 				     uint64_t npages, const struct migrate_client *client,
 				     void *ctx, uint64_t *cpages)
 {
-	return migrate(mm, dev, addr, npages, client, ctx, true, cpages);
+	struct device *device = &mm->ds->dev[dev];
+	int ret;
+
+	warm_device_busy(device);
+	ret = migrate(mm, dev, addr, npages, client, ctx, true, cpages);
+	warm_device_done(device);
+	return ret;
 }

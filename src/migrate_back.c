@@ -16,6 +16,7 @@
 #include "parallel.h"
 #include "uffd_compat.h"
 #include "uffd_dev.h"
+#include "warm.h"
 #include "zdev.h"
 #include "zmm.h"
 
@@ -201,7 +202,13 @@ static int bring_back_range(struct zmm *mm, int dev, uint64_t first, uint64_t en
 int migrate_to_system(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
 		      uint64_t *cpages)
 {
-	return bring_back_range(mm, (int)dev, pg_vpn(addr), pg_vpn(addr) + npages, cpages);
+	struct device *device = &mm->ds->dev[dev];
+	int ret;
+
+	warm_device_busy(device);
+	ret = bring_back_range(mm, (int)dev, pg_vpn(addr), pg_vpn(addr) + npages, cpages);
+	warm_device_done(device);
+	return ret;
 }
 
 int migrate_evict(struct zmm *mm, int dev, uint64_t *moved)

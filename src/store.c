@@ -37,7 +37,8 @@ int store_device_init(struct device *dev, uint64_t dev_pages)
 	pthread_mutex_init(&dev->warm_lock, NULL);
 	dev->warm_store = NULL;
 	atomic_init(&dev->warm_blocks, 0);
-	atomic_init(&dev->last_adopt_ns, 0);
+	atomic_init(&dev->last_busy_ns, 0);
+	atomic_init(&dev->migrating, 0);
 	return 0;
 }
 
@@ -118,7 +119,7 @@ int store_adopt_block(struct refpool *pool, uint32_t first_pfn, void *owner_arg,
 	int ret = 0;
 
 	(void)pool;
-	atomic_store_explicit(&dev->last_adopt_ns, lathist_now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&dev->last_busy_ns, lathist_now_ns(), memory_order_relaxed);
 	pthread_mutex_lock(&dev->warm_lock);
 	if (atomic_load_explicit(&dev->block_store[first_pfn / REFPOOL_BLOCK_PAGES],
 				 memory_order_relaxed) != store->id)

@@ -152,17 +152,32 @@ static int warm_block(struct device *dev, uint64_t b)
 	return 0;
 }
 
-/* Sleeps until no block of dev was adopted for QUIET_NS: warming waits for a
- * client's burst of migrations to end rather than take blocks under it.
- * False if zdevd is stopping. */
+void warm_device_busy(struct device *dev)
+{
+	atomic_fetch_add_explicit(&dev->migrating, 1, memory_order_relaxed);
+}
+
+void warm_device_done(struct device *dev)
+{
+	atomic_store_explicit(&dev->last_busy_ns, lathist_now_ns(), memory_order_relaxed);
+	atomic_fetch_sub_explicit(&dev->migrating, 1, memory_order_relaxed);
+}
+
+/* Sleeps until dev has had no migration and no block adopted for QUIET_NS:
+ * warming waits for a client's burst of migrations to end rather than take
+ * blocks, CPU time and zdevd's mmap_lock under it. False if zdevd is
+ * stopping. */
 static bool wait_quiet(struct device *dev)
 {
 	for (;;) {
 		uint64_t now = lathist_now_ns(),
-			 last = atomic_load_explicit(&dev->last_adopt_ns, memory_order_relaxed);
+			 last = atomic_load_explicit(&dev->last_busy_ns, memory_order_relaxed);
 		/* An adoption stamped after we read the clock is one just now,
 		 * not one 2^64 ns ago. */
 		uint64_t quiet = last > now ? 0 : now - last;
+
+		if (atomic_load_explicit(&dev->migrating, memory_order_relaxed))
+			quiet = 0;
 		struct timespec until;
 
 		if (atomic_load_explicit(&warm.stop, memory_order_relaxed))

@@ -16,4 +16,9 @@ int warm_start(struct devset *ds, size_t warm_bytes);
 /* Stops it and drops the warm stores: before the pools go. */
 void warm_stop(struct devset *ds);
 
+/* A migration on dev begins, or ends: warming waits until the device has
+ * had none for a moment. */
+void warm_device_busy(struct device *dev);
+void warm_device_done(struct device *dev);
+
 #endif
