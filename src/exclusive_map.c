@@ -48,6 +48,8 @@
 
 /* Pages looked at at once: a view costs 10 bytes a page. */
 #define XMAP_WINDOW (1ull << 18)
+/* Reads of the mappings for one view while a page of it falls in a hole. */
+#define VIEW_READS 4
 
 /* The range as it is now: its mappings and the client's map. */
 struct xview {
@@ -98,30 +100,55 @@ static void view_free(struct xview *v)
 	v->st = NULL;
 }
 
+/* Each page's mapping, NULL in a hole; false if a page is in a hole. */
+static bool pages_to_vmas(struct xview *v)
+{
+	bool mapped = true;
+	size_t k = 0;
+
+	/* Pages and mappings are both in address order: one pass. */
+	for (uint64_t i = 0; i < v->npages; i++) {
+		uint64_t a = v->addr + i * PG_SIZE;
+
+		while (k < v->vmas.n && v->vmas.v[k].end <= a)
+			k++;
+		v->vma[i] = k < v->vmas.n && v->vmas.v[k].start <= a ? &v->vmas.v[k] : NULL;
+		mapped &= v->vma[i] != NULL;
+	}
+	return mapped;
+}
+
 static int view_read(struct zmm *mm, uint64_t addr, uint64_t npages, struct xview *v)
 {
 	const uint64_t win = 1ull << WIN_SHIFT, end = addr + npages * PG_SIZE;
-	size_t k = 0;
 	int ret;
 
 	*v = (struct xview){ .addr = addr, .npages = npages };
-	ret = vmas_read(mm->pid, addr & ~(win - 1), (end + win - 1) & ~(win - 1), &v->vmas);
-	if (ret)
-		return ret;
 	v->vma = calloc(npages, sizeof(*v->vma));
 	v->st = calloc(npages, sizeof(*v->st));
 	if (!v->vma || !v->st) {
 		ret = -ENOMEM;
 		goto err_free;
 	}
-	/* Pages and mappings are both in address order: one pass. */
-	for (uint64_t i = 0; i < npages; i++) {
-		uint64_t a = addr + i * PG_SIZE;
-
-		while (k < v->vmas.n && v->vmas.v[k].end <= a)
-			k++;
-		if (k < v->vmas.n && v->vmas.v[k].start <= a)
-			v->vma[i] = &v->vmas.v[k];
+	/*
+	 * /proc/PID/maps is no snapshot: it comes in several read() calls,
+	 * and the kernel walks it under per-VMA locks, so a mapping that an
+	 * mprotect splits or merges meanwhile can be left out, and pages
+	 * mapped all along then show in no mapping. The client's threads
+	 * mprotect single pages all the time (revocations), and a page in
+	 * no mapping would be taken for unmapped: a grant would fail with
+	 * EFAULT, and a hold would be forgotten though still PROT_NONE. A
+	 * real hole is there on every read, a torn one hardly ever twice:
+	 * read again, a few times at most.
+	 */
+	for (int tries = 1;; tries++) {
+		ret = vmas_read(mm->pid, addr & ~(win - 1), (end + win - 1) & ~(win - 1),
+				&v->vmas);
+		if (ret)
+			goto err_free;
+		if (pages_to_vmas(v) || tries == VIEW_READS)
+			break;
+		vmas_free(&v->vmas);
 	}
 	ret = read_states(mm, addr >> PG_SHIFT, npages, v->st);
 	if (ret)

@@ -604,6 +604,59 @@ START_TEST(fork_while_touching)
 }
 END_TEST
 
+/* Touches pages in random order: every revocation splits the range's VMAs
+ * anew, so zdevd's reads of the mappings race mprotects all the time. */
+static void *touch_random_pages(void *arg)
+{
+	struct bumper *bp = arg;
+	unsigned int seed = (unsigned int)(uintptr_t)arg;
+
+	while (!atomic_load(bp->stop)) {
+		unsigned long p = (unsigned long)rand_r(&seed) % bp->npages;
+
+		__atomic_fetch_add(&bp->w[p * WORDS + 1], 1, __ATOMIC_RELAXED);
+		bp->rounds++;
+	}
+	return NULL;
+}
+
+/*
+ * Grants while other threads revoke page by page. /proc/PID/maps, read
+ * meanwhile, can leave out a mapping that is being split or merged; a page
+ * of the range must never be taken for unmapped (EFAULT) for it.
+ */
+START_TEST(grant_while_revoking)
+{
+	const unsigned long npages = 256;
+	struct hmm_buffer *b = buffer_map(npages * page_size, PROT_READ | PROT_WRITE,
+					  MAP_PRIVATE | MAP_ANONYMOUS);
+	uint64_t *w = b->ptr, sum = 0;
+	atomic_bool stop = false;
+	struct bumper bp[2] = { { w, npages, &stop, 0 }, { w, npages, &stop, 0 } };
+	struct zdev_result res;
+	pthread_t th[2];
+
+	for (unsigned long p = 0; p < npages; p++)
+		w[p * WORDS] = p;
+	ASSERT_EQ_V(zdev_make_exclusive(dev, b->ptr, npages, &res), 0);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, touch_random_pages, &bp[i]), 0);
+	for (int round = 0; round < 500; round++) {
+		ck_assert_int_eq(zdev_make_exclusive(dev, b->ptr, npages, &res), 0);
+		ASSERT_EQ_V(res.cpages, npages);
+	}
+	atomic_store(&stop, true);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	for (unsigned long p = 0; p < npages; p++) {
+		ASSERT_EQ_V(w[p * WORDS], p);
+		sum += w[p * WORDS + 1];
+	}
+	ASSERT_EQ_V(sum, bp[0].rounds + bp[1].rounds);
+	buffer_free(b);
+}
+END_TEST
+
 START_TEST(munmap_then_reuse)
 {
 	const unsigned long npages = 64;
@@ -804,6 +857,7 @@ static Suite *exclusive_suite(void)
 	ADD_TEST(s, many_pages_few_vmas);
 	ADD_TEST(s, atomic_add_exact);
 	ADD_TEST(s, fork_while_touching);
+	ADD_TEST(s, grant_while_revoking);
 	ADD_TEST(s, munmap_then_reuse);
 	ADD_TEST(s, mremap_exclusive);
 	ADD_TEST(s, device_access_of_exclusive);
