@@ -542,6 +542,47 @@ struct bumper {
 	unsigned long rounds;
 };
 
+/* Two threads adding to the second word of the pages of b by fn, their
+ * first word numbered, after the range was made exclusive. */
+struct bumpers {
+	atomic_bool stop;
+	struct bumper bp[2];
+	pthread_t th[2];
+};
+
+static void bumpers_start(struct bumpers *t, struct hmm_buffer *b, unsigned long npages,
+			  void *(*fn)(void *))
+{
+	uint64_t *w = b->ptr;
+	struct zdev_result res;
+
+	atomic_init(&t->stop, false);
+	for (int i = 0; i < 2; i++)
+		t->bp[i] = (struct bumper){ w, npages, &t->stop, 0 };
+	for (unsigned long p = 0; p < npages; p++)
+		w[p * WORDS] = p;
+	ASSERT_EQ_V(zdev_make_exclusive(dev, b->ptr, npages, &res), 0);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_create(&t->th[i], NULL, fn, &t->bp[i]), 0);
+}
+
+/* Stops them: every page keeps its number, and the adds sum to
+ * per_round for each round the threads made. */
+static void bumpers_stop_check(struct bumpers *t, unsigned long per_round)
+{
+	const struct bumper *bp = t->bp;
+	uint64_t sum = 0;
+
+	atomic_store(&t->stop, true);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t->th[i], NULL);
+	for (unsigned long p = 0; p < bp->npages; p++) {
+		ASSERT_EQ_V(bp->w[p * WORDS], p);
+		sum += bp->w[p * WORDS + 1];
+	}
+	ASSERT_EQ_V(sum, (bp[0].rounds + bp[1].rounds) * per_round);
+}
+
 static void *bump_pages(void *arg)
 {
 	struct bumper *bp = arg;
@@ -559,17 +600,11 @@ START_TEST(fork_while_touching)
 	const unsigned long npages = 256;
 	struct hmm_buffer *b = buffer_map(npages * page_size, PROT_READ | PROT_WRITE,
 					  MAP_PRIVATE | MAP_ANONYMOUS);
-	uint64_t *w = b->ptr, sum = 0;
-	atomic_bool stop = false;
-	struct bumper bp[2] = { { w, npages, &stop, 0 }, { w, npages, &stop, 0 } };
+	uint64_t *w = b->ptr;
 	struct zdev_result res;
-	pthread_t th[2];
+	struct bumpers t;
 
-	for (unsigned long p = 0; p < npages; p++)
-		w[p * WORDS] = p;
-	ASSERT_EQ_V(zdev_make_exclusive(dev, b->ptr, npages, &res), 0);
-	for (int i = 0; i < 2; i++)
-		ck_assert_int_eq(pthread_create(&th[i], NULL, bump_pages, &bp[i]), 0);
+	bumpers_start(&t, b, npages, bump_pages);
 	for (int round = 0; round < 8; round++) {
 		int status;
 		pid_t pid;
@@ -590,16 +625,9 @@ START_TEST(fork_while_touching)
 		ck_assert(WIFEXITED(status));
 		ASSERT_EQ_V(WEXITSTATUS(status), 0);
 	}
-	atomic_store(&stop, true);
-	for (int i = 0; i < 2; i++)
-		pthread_join(th[i], NULL);
-	/* The children's writes stayed theirs; no add of ours was lost. */
-	for (unsigned long p = 0; p < npages; p++) {
-		ASSERT_EQ_V(w[p * WORDS], p);
-		sum += w[p * WORDS + 1];
-	}
-	/* A round, once started, is finished before the thread looks again. */
-	ASSERT_EQ_V(sum, (bp[0].rounds + bp[1].rounds) * npages);
+	/* The children's writes stayed theirs; no add of ours was lost: a
+	 * round, once started, is finished before the thread looks again. */
+	bumpers_stop_check(&t, npages);
 	buffer_free(b);
 }
 END_TEST
@@ -630,29 +658,15 @@ START_TEST(grant_while_revoking)
 	const unsigned long npages = 256;
 	struct hmm_buffer *b = buffer_map(npages * page_size, PROT_READ | PROT_WRITE,
 					  MAP_PRIVATE | MAP_ANONYMOUS);
-	uint64_t *w = b->ptr, sum = 0;
-	atomic_bool stop = false;
-	struct bumper bp[2] = { { w, npages, &stop, 0 }, { w, npages, &stop, 0 } };
 	struct zdev_result res;
-	pthread_t th[2];
+	struct bumpers t;
 
-	for (unsigned long p = 0; p < npages; p++)
-		w[p * WORDS] = p;
-	ASSERT_EQ_V(zdev_make_exclusive(dev, b->ptr, npages, &res), 0);
-	for (int i = 0; i < 2; i++)
-		ck_assert_int_eq(pthread_create(&th[i], NULL, touch_random_pages, &bp[i]), 0);
+	bumpers_start(&t, b, npages, touch_random_pages);
 	for (int round = 0; round < 500; round++) {
 		ck_assert_int_eq(zdev_make_exclusive(dev, b->ptr, npages, &res), 0);
 		ASSERT_EQ_V(res.cpages, npages);
 	}
-	atomic_store(&stop, true);
-	for (int i = 0; i < 2; i++)
-		pthread_join(th[i], NULL);
-	for (unsigned long p = 0; p < npages; p++) {
-		ASSERT_EQ_V(w[p * WORDS], p);
-		sum += w[p * WORDS + 1];
-	}
-	ASSERT_EQ_V(sum, bp[0].rounds + bp[1].rounds);
+	bumpers_stop_check(&t, 1);
 	buffer_free(b);
 }
 END_TEST
