@@ -26,7 +26,7 @@
  * if it grows later, as it would without warm memory).
  *
  * The thread runs at the lowest priority, only while the device has seen no
- * adoption for a moment, and sleeps once every device is warm or has no
+ * migration and no adoption for a moment, and sleeps once every device is warm or has no
  * block left to warm: zdevd uses no CPU once idle. A process taking a warm
  * store, and a store going, wake it.
  */
@@ -53,7 +53,8 @@
 #define BLOCK_BYTES ((size_t)REFPOOL_BLOCK_PAGES * PG_SIZE)
 /* Warm memory over all devices is at most this share of the machine's. */
 #define WARM_SHARE 4
-/* How long the device has seen no adoption before warming goes on. */
+/* How long the device has seen no migration or adoption before warming goes
+ * on. */
 #define QUIET_NS (50 * 1000000ull)
 
 /* zdevd has one set of devices, hence one thread. */
@@ -84,7 +85,7 @@ static bool have_store(struct device *dev)
 	struct store *store;
 	int ret;
 
-	/* Only this thread sets it; warm_take() only clears it. */
+	/* Only this thread sets it; store_take_warm() only clears it. */
 	pthread_mutex_lock(&dev->warm_lock);
 	store = dev->warm_store;
 	pthread_mutex_unlock(&dev->warm_lock);
@@ -102,7 +103,7 @@ static bool have_store(struct device *dev)
 }
 
 /*
- * Warms block b if it is free and no living store's: maps the warm store
+ * Warms block b if it is free and holds no process's data: maps the warm store
  * under it, then gives every page its memory. Only the mapping is done under
  * the lock, which orders it against the block's adoption; the populating is
  * not, so that an adopter never waits for it. An adopter that is not the
