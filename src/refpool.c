@@ -476,7 +476,6 @@ bool refpool_block_free(struct refpool *pool, uint32_t first)
 	return true;
 }
 
-
 static struct refpool_block *block_of(struct refpool *pool, uint32_t pfn)
 {
 	return &pool->blocks[pfn / REFPOOL_BLOCK_PAGES];

@@ -123,6 +123,14 @@ static void wait_warm(unsigned int device, unsigned long long pages)
 		      ret, status_of(device).warm);
 }
 
+/* Every process gone: device 0 of 64M is all warm again, none of it used. */
+static void all_warm_again(void)
+{
+	wait_warm(0, DEV_PAGES_64M);
+	ck_assert_uint_eq(status_of(0).warm, DEV_PAGES_64M);
+	ck_assert_uint_eq(status_of(0).used, 0);
+}
+
 /* A 16-bit tag over the word's index: a page of it is recognisable alone. */
 static uint64_t word(uint64_t tag, size_t i)
 {
@@ -398,9 +406,7 @@ START_TEST(first_process_takes_the_warm_store)
 	status = wait_child(pid);
 	ck_assert_child_ok(status, "child");
 	/* Its blocks are no living store's any more: warm again. */
-	wait_warm(0, DEV_PAGES_64M);
-	ck_assert_uint_eq(status_of(0).warm, DEV_PAGES_64M);
-	ck_assert_uint_eq(status_of(0).used, 0);
+	all_warm_again();
 	close(held[0]);
 	close(go[1]);
 	stop_cleanly();
@@ -633,9 +639,7 @@ START_TEST(warm_count_follows_adoptions)
 	}
 	status = wait_child(p);
 	ck_assert_child_ok(status, "P");
-	wait_warm(0, DEV_PAGES_64M);
-	ck_assert_uint_eq(status_of(0).warm, DEV_PAGES_64M);
-	ck_assert_uint_eq(status_of(0).used, 0);
+	all_warm_again();
 	close(step[0]);
 	close(go[1]);
 	stop_cleanly();

@@ -241,15 +241,21 @@ long zdevd_wait_warm(struct zdevd_instance *z, unsigned int device, unsigned lon
 {
 	const struct timespec step = { 0, 10 * 1000000l };
 	struct zdevd_pool_status st;
+	struct timespec t0, t;
 
-	for (long waited = 0; waited <= timeout_ms; waited += 10) {
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
 		int ret = zdevd_pool_status(z, device, &st);
+		long waited;
 
 		if (ret)
 			return ret;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		waited = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
 		if (st.warm >= pages)
 			return waited;
+		if (waited > timeout_ms)
+			return -ETIMEDOUT;
 		nanosleep(&step, NULL);
 	}
-	return -ETIMEDOUT;
 }
