@@ -56,12 +56,9 @@ struct device {
 	_Atomic uint64_t *block_store;
 	_Atomic bool *block_unfilled;
 	/* warm.c: the store made ahead for the next new process, the blocks
-	 * its memory is mapped and populated under, and for each block
-	 * whether it was warmed and no store adopted it since (a later warm
-	 * store may take it). warm_lock guards them, and orders the mapping
-	 * of a block against its adoption (store.c). */
+	 * its memory is mapped and populated under. warm_lock guards them,
+	 * and orders the mapping of a block against its adoption (store.c). */
 	pthread_mutex_t warm_lock;
-	bool *block_warm;
 	struct store *warm_store;
 	_Atomic uint64_t warm_blocks;
 	/* migrations on the device now, and when one last ended or a block
