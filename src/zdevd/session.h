@@ -25,6 +25,7 @@ struct session {
 	pid_t fork_parent;		/* a fork child to pair with its uffd */
 	bool hello;
 	bool refused;			/* not a user zdevd serves (peer.c) */
+	bool warned;			/* the connection's one warning was logged */
 	struct zmm *mm;
 
 	/* scheduling, under d->sessions_lock */
