@@ -38,6 +38,7 @@ struct watch {
 	struct zmm *mm;		/* W_UFFD, W_PIDFD: holds a reference */
 	struct session *s;	/* W_SESSION: freed with the watch's last CQE */
 	bool removing;
+	bool armed;		/* its one-shot poll is in the ring, loop thread only */
 	struct watch *prev, *next;	/* the loop's list of per-client watches */
 };
 
@@ -47,9 +48,11 @@ struct loop {
 	int sigfd, wakefd;
 	struct watch listen_w, sig_w, wake_w;
 	struct watch *clients;	/* uffd, pidfd and session watches, loop thread only */
-	pthread_mutex_t lock;	/* queued */
+	pthread_mutex_t lock;	/* queued, rearm */
 	/* from other threads: an mm to watch, or a session to forget */
 	struct queued { struct zmm *mm; struct session *s; struct queued *next; } *queued;
+	/* from workers: sessions whose connection to poll again */
+	struct session *rearm;
 };
 
 /* Rounds of reading events and retrying refused faults before the loop
@@ -89,6 +92,7 @@ static int arm(struct loop *l, struct watch *w)
 		/* Multishot: one submission serves every later readiness. */
 		io_uring_prep_poll_multishot(sqe, w->fd, POLLIN);
 	io_uring_sqe_set_data(sqe, w);
+	w->armed = true;
 	return 0;
 }
 
@@ -192,6 +196,24 @@ int loop_watch_mm(struct zdevd *d, struct zmm *mm)
 	return enqueue(d->loop, mm, NULL);
 }
 
+/* Without an allocation: a request's end must not fail for want of memory,
+ * or its client would never be heard again. */
+void loop_rearm_session(struct zdevd *d, struct session *s)
+{
+	struct loop *l = d->loop;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&l->lock);
+	if (!s->rearm_queued) {
+		s->rearm_queued = true;
+		s->next_rearm = l->rearm;
+		l->rearm = s;
+	}
+	pthread_mutex_unlock(&l->lock);
+	if (write(l->wakefd, &one, sizeof(one)) != sizeof(one))
+		log_err("eventfd: %m");
+}
+
 void loop_forget_session(struct zdevd *d, struct session *s)
 {
 	/* Without memory for the note the poll stays, on a connection
@@ -203,6 +225,7 @@ void loop_forget_session(struct zdevd *d, struct session *s)
 
 static void drain_queue(struct loop *l)
 {
+	struct session *rearm;
 	struct queued *q;
 	uint64_t n;
 
@@ -211,12 +234,30 @@ static void drain_queue(struct loop *l)
 	pthread_mutex_lock(&l->lock);
 	q = l->queued;
 	l->queued = NULL;
+	rearm = l->rearm;
+	l->rearm = NULL;
+	for (struct session *s = rearm; s; s = s->next_rearm)
+		s->rearm_queued = false;
 	pthread_mutex_unlock(&l->lock);
+	/* Before the notes to forget: a session forgotten right after it
+	 * was armed again is disarmed, not left polled. */
+	for (; rearm; rearm = rearm->next_rearm) {
+		struct watch *w = rearm->watch;
+
+		if (w && !w->removing && !w->armed && arm(l, w))
+			log_err("pid %d: io_uring full: its requests wait", (int)rearm->pid);
+	}
 	while (q) {
 		struct queued *next = q->next;
+		struct watch *w = q->s ? q->s->watch : NULL;
 
-		if (q->s && q->s->watch)
-			disarm(l, q->s->watch);
+		if (w && w->armed) {
+			disarm(l, w);
+		} else if (w) {
+			/* No poll to complete: it goes now. */
+			session_free(w->s);
+			watch_free(l, w);
+		}
 		if (q->mm && !atomic_load(&q->mm->dead))
 			watch_add_mm(l, q->mm);
 		else if (q->mm && q->mm->uffd_watch)
@@ -480,6 +521,7 @@ static void on_cqe(struct zdevd *d, struct loop *l, struct io_uring_cqe *cqe)
 		/* One shot: this was its poll's only completion. A session
 		 * ending shuts its socket down first, so an armed poll always
 		 * completes; a dead client's uffd watch is dropped at its next. */
+		w->armed = false;
 		if (w->removing || (w->mm && atomic_load(&w->mm->dead))) {
 			if (w->kind == W_SESSION)
 				session_free(w->s);
@@ -488,7 +530,14 @@ static void on_cqe(struct zdevd *d, struct loop *l, struct io_uring_cqe *cqe)
 		}
 		if (cqe->res < 0 && cqe->res != -ECANCELED)
 			log_warn("io_uring: poll of fd %d: %s", w->fd, strerror(-cqe->res));
-		arm(l, w);
+		/* A session's poll waits for its worker to be done
+		 * (loop_rearm_session): armed again while the message that
+		 * woke it is unread, it would complete at once, and again,
+		 * spinning this thread until the worker reads it, which a
+		 * migration waiting for its client's answer may not do for
+		 * a while. */
+		if (w->kind == W_UFFD)
+			arm(l, w);
 	} else if (!(cqe->flags & IORING_CQE_F_MORE)) {
 		/* The multishot poll ended: the kernel dropped it. */
 		if (cqe->res >= 0 || cqe->res == -ECANCELED)

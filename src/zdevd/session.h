@@ -35,6 +35,8 @@ struct session {
 	struct session *next_ready;
 
 	void *watch;			/* the loop's poll of sock, loop thread only */
+	struct session *next_rearm;	/* the loop's list to poll again, under its lock */
+	bool rearm_queued;		/* on that list, under its lock */
 };
 
 /* session.c */

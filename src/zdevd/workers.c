@@ -54,12 +54,14 @@ static void run_session(struct zdevd *d, struct session *s)
 		s->pending = false;
 	}
 	s->busy = false;
-	if (ret < 0) {
+	if (ret < 0)
 		s->ended = true;
-		pthread_mutex_unlock(&d->sessions_lock);
+	pthread_mutex_unlock(&d->sessions_lock);
+	if (ret < 0)
 		loop_forget_session(d, s);
-		pthread_mutex_lock(&d->sessions_lock);
-	}
+	else
+		loop_rearm_session(d, s);
+	pthread_mutex_lock(&d->sessions_lock);
 	pthread_cond_broadcast(&d->sessions_gone);
 }
 

@@ -73,6 +73,9 @@ int loop_watch_mm(struct zdevd *d, struct zmm *mm);
 /* The session's connection is over: the loop stops polling it and frees it
  * (from any thread). */
 void loop_forget_session(struct zdevd *d, struct session *s);
+/* A worker is done with the session for now: the loop polls its connection
+ * again (from any thread). */
+void loop_rearm_session(struct zdevd *d, struct session *s);
 
 /* workers.c: once the loop has stopped, ends every session (its request in
  * flight first), waits for the workers and frees the sessions. */
