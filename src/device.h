@@ -94,6 +94,10 @@ struct devset {
 	 * the warm store was taken); set while warm.c's thread runs. */
 	void (*_Atomic store_changed)(struct device *dev);
 	uint64_t started_ns;		/* CLOCK_MONOTONIC when the devices were made */
+	/* No thread reads the clients' uffd events any more (zdevd is
+	 * shutting down): an ioctl the kernel refuses while events are
+	 * pending fails at once, for its caller to read them itself. */
+	atomic_bool events_unread;
 };
 
 #endif

@@ -354,6 +354,11 @@ static void serve_uffd(struct loop *l, struct zmm *mm)
 	atomic_store_explicit(&mm->reading_events, false, memory_order_release);
 }
 
+void loop_serve_events(struct zdevd *d, struct zmm *mm)
+{
+	serve_uffd(d->loop, mm);
+}
+
 static void serve_uffd_msgs(struct loop *l, struct zmm *mm, struct uffd_msg *msgs,
 			    struct deferred *def, int *ndefp)
 {

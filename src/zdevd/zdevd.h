@@ -76,6 +76,9 @@ void loop_forget_session(struct zdevd *d, struct session *s);
 /* A worker is done with the session for now: the loop polls its connection
  * again (from any thread). */
 void loop_rearm_session(struct zdevd *d, struct session *s);
+/* Once the loop has stopped (shutdown), reads and handles the process's
+ * pending uffd events and faults on the calling thread. */
+void loop_serve_events(struct zdevd *d, struct zmm *mm);
 
 /* workers.c: once the loop has stopped, ends every session (its request in
  * flight first), waits for the workers and frees the sessions. */
