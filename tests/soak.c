@@ -9,6 +9,10 @@
  *
  *   soak [SECONDS]	(default $ZDEV_SOAK_SECONDS, else 15)
  *
+ * $ZDEV_SOAK_DISRUPT picks what the soak does to the clients and zdevd, a
+ * comma-separated list of client-kills, zdevd-kills and zdevd-stops (the
+ * default: all three; "none" for none).
+ *
  * It reports in TAP: one test, with what it did; exit status 0 when nothing
  * was lost. make check runs a short soak, make soak a long one.
  */
@@ -255,9 +259,18 @@ static int client_main(uint64_t seed, uint64_t until_ms, int report_fd)
 		return 2;
 	for (size_t i = 0; i < bytes / sizeof(uint64_t); i++)
 		c.mem[i] = c.model[i] = rng();
-	for (unsigned int d = 0; d < DEVICES; d++)
-		if (zdev_open(NULL, d, &c.dev[d]))
+	/* zdevd may be between a stop and the next start: a few tries. */
+	for (unsigned int d = 0; d < DEVICES; d++) {
+		int ret = -ENODEV;
+
+		for (int tries = 0; tries < 100 && ret; tries++) {
+			ret = zdev_open(NULL, d, &c.dev[d]);
+			if (ret)
+				usleep(50000);
+		}
+		if (ret)
 			return 3;
+	}
 	while (now_ms() < until_ms) {
 		if (one_op(&c))
 			c.r.failed_ops++;
@@ -345,6 +358,19 @@ static void kill_client(struct running *r, struct totals *t)
 	t->killed++;
 }
 
+/* What choice c of the soak's five does, given $ZDEV_SOAK_DISRUPT: 0 or 1
+ * kill a client, 2 kills zdevd, 3 stops it, 4 (or one not chosen) nothing. */
+static int disruption(uint64_t c)
+{
+	static const char *const names[] = { "client-kills", "client-kills", "zdevd-kills",
+					     "zdevd-stops" };
+	const char *chosen = getenv("ZDEV_SOAK_DISRUPT");
+
+	if (c >= 4 || (chosen && !strstr(chosen, names[c])))
+		return 4;
+	return (int)c;
+}
+
 int main(int argc, char **argv)
 {
 	static const char *const args[] = { "--devices", "2", "--memory", "64M", NULL };
@@ -378,7 +404,7 @@ int main(int argc, char **argv)
 		int k = (int)(r % CLIENTS);
 
 		usleep(200000 + (useconds_t)(rng() % 600000));
-		switch (r / CLIENTS % 5) {
+		switch (disruption(r / CLIENTS % 5)) {
 		case 0: case 1:
 			/* A client killed at any point, and a new one. */
 			if (clients[k].pid > 0) {
