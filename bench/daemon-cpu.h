@@ -6,5 +6,7 @@
 
 /* CPU time (user + system) a process has used so far, in seconds. */
 double process_cpu_seconds(pid_t pid);
+/* A field of /proc/PID/status given in kB (VmRSS, RssAnon, ...), or -1. */
+double process_status_kib(pid_t pid, const char *field);
 
 #endif

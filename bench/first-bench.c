@@ -69,19 +69,7 @@ static double memcpy_gbps(char *dst, const char *src, size_t len)
 
 static double rss_kib(pid_t pid)
 {
-	char path[64], line[256];
-	double kib = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %lf kB", &kib) == 1)
-			break;
-	fclose(f);
-	return kib;
+	return process_status_kib(pid, "VmRSS");
 }
 
 /* Pages of buf moved to the device, then touched one by one: the first CPU

@@ -28,6 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "daemon-cpu.h"
 #include "figure.h"
 #include "page.h"
 #include "zdev.h"
@@ -42,25 +43,6 @@
 static double gbps(uint64_t bytes, uint64_t ns)
 {
 	return (double)bytes / (double)ns;
-}
-
-/* A field of /proc/PID/status in KiB, or -1. */
-static double status_kib(pid_t pid, const char *field)
-{
-	char path[64], line[256];
-	double kib = -1;
-	size_t len = strlen(field);
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, field, len) && line[len] == ':')
-			kib = strtod(line + len + 1, NULL);
-	fclose(f);
-	return kib;
 }
 
 static unsigned int vma_count(void)
@@ -141,7 +123,7 @@ static int four_gib(void)
 	munmap(dst, GIB);
 
 	zdevd_start_plain(&z, args);
-	idle_anon = status_kib(z.pid, "RssAnon");
+	idle_anon = process_status_kib(z.pid, "RssAnon");
 	for (unsigned int k = 0; k < CLIENTS; k++) {
 		if (pipe(done[k]) || pipe(go[k]))
 			return -errno;
@@ -162,8 +144,8 @@ static int four_gib(void)
 		if (read(done[k][0], &c, 1) != 1)
 			ret = -EIO;
 	moved_ns = now_ns() - t0;
-	anon = status_kib(z.pid, "RssAnon");
-	rss = status_kib(z.pid, "VmRSS");
+	anon = process_status_kib(z.pid, "RssAnon");
+	rss = process_status_kib(z.pid, "VmRSS");
 	if (!ret && zdevd_pool_status(&z, 0, &st) == 0)
 		printf("device pages in use: %llu of %llu\n", st.used, st.limit);
 	t0 = now_ns();
