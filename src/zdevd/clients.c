@@ -262,6 +262,25 @@ static int evict_at_shutdown(struct zdevd *d, struct zmm *mm)
 	return ret;
 }
 
+void clients_serve_events(struct zdevd *d)
+{
+	struct zmm **list;
+	unsigned int n = 0;
+
+	pthread_mutex_lock(&d->mms_lock);
+	list = malloc((d->nclients + 1) * sizeof(*list));
+	for (struct zmm *mm = d->mms; mm && list; mm = mm->next) {
+		zmm_get(mm);
+		list[n++] = mm;
+	}
+	pthread_mutex_unlock(&d->mms_lock);
+	for (unsigned int i = 0; i < n; i++) {
+		loop_serve_events(d, list[i]);
+		zmm_put(list[i]);
+	}
+	free(list);
+}
+
 void clients_evict_all(struct zdevd *d)
 {
 	/* Every uffd ioctl from here on fails at once where it would wait

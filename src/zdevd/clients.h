@@ -52,6 +52,9 @@ int clients_release_device(struct zdevd *d, unsigned int dev);
  * others above after were left out. */
 unsigned int clients_list_after(struct zdevd *d, pid_t after, struct zmm **out,
 				unsigned int max, bool *more);
+/* Shutdown, once the loop has stopped: every listed process's pending uffd
+ * events and faults handled on the calling thread. */
+void clients_serve_events(struct zdevd *d);
 /* Shutdown: every listed process's pages back to it, then off the list. */
 void clients_evict_all(struct zdevd *d);
 /* Shutdown: the children never claimed get their device pages home, as

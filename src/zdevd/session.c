@@ -680,7 +680,12 @@ int session_serve(struct session *s)
 	union zmsg m;
 
 	for (;;) {
-		int fd = -1, type = zmsg_recv_flags(s->sock, &m, &fd, MSG_DONTWAIT), ret;
+		int fd = -1, type, ret;
+
+		/* Shutting down: the request in flight was the last. */
+		if (atomic_load(&s->d->stopping))
+			return -ESHUTDOWN;
+		type = zmsg_recv_flags(s->sock, &m, &fd, MSG_DONTWAIT);
 
 		/* What is there now; the loop calls us again for more. */
 		if (type == -EAGAIN)

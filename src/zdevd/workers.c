@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "zdevd/clients.h"
 #include "zdevd/session.h"
 
 #define IDLE_SECONDS 2
@@ -142,15 +143,58 @@ void workers_kick(struct session *s)
 	pthread_mutex_unlock(&d->sessions_lock);
 }
 
+/* How long a request in flight at shutdown may take to finish before its
+ * connection is cut: only a client that stopped answering takes that long. */
+#define STOP_GRACE_SECONDS 5
+/* How often the shutdown reads the clients' uffd events meanwhile. */
+#define EVENTS_EVERY_NS 2000000
+
+static bool passed(const struct timespec *deadline)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	return now.tv_sec > deadline->tv_sec ||
+	       (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
 void workers_stop_all(struct zdevd *d)
 {
+	struct timespec deadline;
+
 	pthread_mutex_lock(&d->sessions_lock);
-	/* A shut-down socket fails a worker's next receive: a request in
-	 * flight finishes first, and what is queued ends at once. */
+	/* What is queued ends at once. A request in flight finishes first
+	 * (session_serve takes no other after it): cutting its connection
+	 * while the client answers it would lose what the answer says, a
+	 * zap done after zdevd stopped waiting among them. */
 	d->workers_stop = true;
 	for (struct session *s = d->sessions; s; s = s->next)
-		shutdown(s->sock, SHUT_RDWR);
+		if (!s->busy)
+			shutdown(s->sock, SHUT_RDWR);
 	pthread_cond_broadcast(&d->work);
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += STOP_GRACE_SECONDS;
+	while (d->nworkers && !passed(&deadline)) {
+		struct timespec until;
+
+		/* The loop has stopped; a request in flight may wait for a
+		 * uffd event to be read (its client's zap blocks in madvise
+		 * until it is): we read them meanwhile. */
+		pthread_mutex_unlock(&d->sessions_lock);
+		clients_serve_events(d);
+		pthread_mutex_lock(&d->sessions_lock);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += EVENTS_EVERY_NS;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		if (d->nworkers)
+			pthread_cond_timedwait(&d->sessions_gone, &d->sessions_lock, &until);
+	}
+	/* A client that does not answer: its request fails now. */
+	for (struct session *s = d->sessions; s; s = s->next)
+		shutdown(s->sock, SHUT_RDWR);
 	while (d->nworkers)
 		pthread_cond_wait(&d->sessions_gone, &d->sessions_lock);
 	/* The loop has stopped: the sessions are ours to free. */
