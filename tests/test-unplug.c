@@ -38,7 +38,7 @@
 #define STRESS_PROCS 3
 #define STRESS_THREADS 2
 #define STRESS_PAGES 32		/* each thread's own pages */
-#define STRESS_CYCLES 12	/* unplugs and plugs */
+#define STRESS_CYCLES 40	/* unplugs and plugs */
 
 static struct zdevd_instance zd;
 
@@ -409,11 +409,14 @@ static int stress_client(int procno, int stop_fd, int ready_fd)
 				w[i].failure);
 			failed = 1;
 		} else if (w[i].round < 2) {
+			/* Every thread met the unplugs with work under way. */
 			fprintf(stderr, "client %d thread %d ran %llu rounds only\n", procno, i,
 				(unsigned long long)w[i].round);
 			failed = 1;
 		}
 	}
+	fprintf(stderr, "client %d: %llu and %llu rounds\n", procno,
+		(unsigned long long)w[0].round, (unsigned long long)w[STRESS_THREADS - 1].round);
 	zdev_close(dev[1]);
 	zdev_close(dev[0]);
 	return failed;
