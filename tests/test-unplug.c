@@ -12,7 +12,9 @@
 #include "config.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -21,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -119,6 +122,39 @@ static uint64_t device_pages(struct zdev *dev)
 	return st.device_pages;
 }
 
+/*
+ * The memory this process's stores of device dev (its fds named
+ * memfd:zdev-store-devN, kept for a rescue) hold, in bytes; *n: how many.
+ */
+static unsigned long long store_bytes(unsigned int dev, unsigned int *n)
+{
+	DIR *d = opendir("/proc/self/fd");
+	unsigned long long bytes = 0;
+	struct dirent *de;
+	char want[32];
+
+	ck_assert_ptr_nonnull(d);
+	snprintf(want, sizeof(want), "/memfd:zdev-store-dev%u ", dev);
+	*n = 0;
+	while ((de = readdir(d))) {
+		char path[300], target[256];
+		struct stat st;
+		ssize_t len;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
+		len = readlink(path, target, sizeof(target) - 1);
+		if (len <= 0)
+			continue;
+		target[len] = '\0';
+		if (strncmp(target, want, strlen(want)) || stat(path, &st))
+			continue;
+		(*n)++;
+		bytes += (unsigned long long)st.st_blocks * 512;
+	}
+	closedir(d);
+	return bytes;
+}
+
 /* ---- one process, step by step ---- */
 
 START_TEST(unplug_brings_pages_home)
@@ -126,6 +162,7 @@ START_TEST(unplug_brings_pages_home)
 	struct zdev *stays, *goes;
 	struct zdev_result res;
 	unsigned long long moved = 0;
+	unsigned int nstores;
 	uint8_t *a = map_pages(NPAGES), *b = map_pages(NPAGES);
 
 	ck_assert_int_eq(zdev_open(NULL, STAYS, &stays), 0);
@@ -137,9 +174,14 @@ START_TEST(unplug_brings_pages_home)
 	ck_assert_int_eq(zdev_migrate_to_device(goes, a, NPAGES, &res), 0);
 	ck_assert_int_eq(zdev_migrate_to_device(stays, b, NPAGES, &res), 0);
 	ck_assert_uint_eq(status_of(GOES).used, NPAGES);
+	ck_assert_uint_ge(store_bytes(GOES, &nstores), NPAGES * PG_SIZE);
+	ck_assert_uint_eq(nstores, 1);
 
 	ck_assert_int_eq(zdevd_unplug(&zd, GOES, &moved), 0);
 	ck_assert_uint_eq(moved, NPAGES);
+	/* The device's memory is gone with it, the copy the process keeps for
+	 * a rescue included: its data is home. */
+	ck_assert_uint_eq(store_bytes(GOES, &nstores), 0);
 	ck_assert_int_eq(status_of(GOES).unplugged, 1);
 	ck_assert_uint_eq(status_of(GOES).used, 0);
 	ck_assert_uint_eq(status_of(GOES).total, 0);

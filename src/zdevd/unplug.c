@@ -9,19 +9,23 @@
  *  2. Every process's pages on the device come home with their data, as
  *     memunmap_pages() migrates device-private pages back; its mirror
  *     entries and exclusive holds are dropped (the driver's page table goes
- *     with the driver), and the process's store on it is let go.
+ *     with the driver).
  *  3. Other paths may hold a page of the device for a moment still: a CPU
  *     fault or another device's access bringing a page back (busy in the
  *     table, so step 2 leaves it), a fork event copying a parent's entries
  *     into a child not listed yet. Step 2 is repeated until the pool has no
- *     page in use, and then once more, so that whoever held the last page
- *     has let go of the process's lock too.
+ *     page in use, and then once more, which lets the stores go (emptied:
+ *     no page's data is in them now), and waits out whoever held the last
+ *     page under its process's lock. A store whose process is not listed
+ *     (gone, its session not yet) is waited for too: none may outlive the
+ *     pool.
  *  4. The pool is torn down (refpool_destroy(): dying, then unpublished, an
  *     RCU grace period, then the metadata unmapped).
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <stdlib.h>
 #include <time.h>
@@ -68,8 +72,26 @@ static bool forget_entry(uint64_t vpn, uint64_t *e, void *arg)
 	return true;
 }
 
-/* Step 2 for one process: *moved grows by the pages it brought home. */
-static void let_go(struct zmm *mm, unsigned int dev, uint64_t *moved)
+/* The process's store on the device goes, its memory emptied first: every
+ * page of the device is home, so what it holds is no one's data now, and
+ * the copy of its fd the process keeps for a rescue would keep that memory
+ * for as long as the process lives. Caller holds mm->lock. */
+static void drop_store_locked(struct zmm *mm, unsigned int dev)
+{
+	struct store *store = mm->stores.store[dev];
+
+	if (!store)
+		return;
+	if (fallocate(store->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+		      (off_t)(mm->ds->dev[dev].dev_pages * PG_SIZE)))
+		log_dbg("pid %d: device %u: its store keeps its memory: %s", (int)mm->pid, dev,
+			strerror(errno));
+	store_drop_locked(&mm->stores, dev, store);
+}
+
+/* Step 2 for one process: *moved grows by the pages it brought home. With
+ * stores, once no page of the device is in use: its store goes too. */
+static void let_go(struct zmm *mm, unsigned int dev, bool stores, uint64_t *moved)
 {
 	struct forget_ctx ctx = { mm, dev };
 	uint64_t n = 0;
@@ -79,8 +101,8 @@ static void let_go(struct zmm *mm, unsigned int dev, uint64_t *moved)
 	*moved += n;
 	pthread_mutex_lock(&mm->lock);
 	ptable_walk(&mm->pt, 0, UINT64_MAX >> PG_SHIFT, forget_entry, &ctx);
-	if (mm->stores.store[dev])
-		store_drop_locked(&mm->stores, dev, mm->stores.store[dev]);
+	if (stores)
+		drop_store_locked(mm, dev);
 	pthread_mutex_unlock(&mm->lock);
 }
 
@@ -109,7 +131,7 @@ static struct zmm **every_mm(struct zdevd *d, size_t *n)
 }
 
 /* Step 2 for every process: 0 or -ENOMEM. */
-static int let_go_all(struct zdevd *d, unsigned int dev, uint64_t *moved)
+static int let_go_all(struct zdevd *d, unsigned int dev, bool stores, uint64_t *moved)
 {
 	struct zmm **all;
 	size_t n;
@@ -118,7 +140,7 @@ static int let_go_all(struct zdevd *d, unsigned int dev, uint64_t *moved)
 	if (!all)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		let_go(all[i], dev, moved);
+		let_go(all[i], dev, stores, moved);
 		zmm_put(all[i]);
 	}
 	free(all);
@@ -149,9 +171,14 @@ static int bring_home(struct zdevd *d, unsigned int dev, uint64_t *moved)
 	if (warm)
 		store_put(warm);
 	for (int round = 0; round < SETTLE_ROUNDS; round++) {
-		ret = let_go_all(d, dev, moved);
+		ret = let_go_all(d, dev, false, moved);
+		/* No page in use, and none can be again: the stores go, and
+		 * this pass also waits out whoever held the last page under
+		 * its process's lock. */
+		if (!ret && !still_held(device, &stores))
+			ret = let_go_all(d, dev, true, moved);
 		if (!ret && !still_held(device, &stores) && !stores)
-			return let_go_all(d, dev, moved);
+			return 0;
 		nanosleep(&ms, NULL);
 	}
 	used = still_held(device, &stores);
