@@ -52,6 +52,22 @@ static void start_zdevd(void)
 	zdevd_start(&zd, args);
 }
 
+static void start_zdevd_warm(void)
+{
+	static const char *const args[] = { "--devices", "2", "--memory", "64M", "--warm", "8M",
+					    NULL };
+
+	zdevd_start(&zd, args);
+}
+
+static void start_zdevd_coherent(void)
+{
+	static const char *const args[] = { "--devices", "2", "--memory", "64M", "--memory-type",
+					    "private,coherent", NULL };
+
+	zdevd_start(&zd, args);
+}
+
 static void kill_zdevd(void)
 {
 	if (zd.pid > 0) {
@@ -289,6 +305,51 @@ START_TEST(close_while_unplugged)
 	ck_assert_int_eq(zdevd_unplug(&zd, GOES, NULL), 0);
 	ck_assert_int_eq(zdevd_stop(&zd), 0);
 	zd.pid = 0;
+}
+END_TEST
+
+START_TEST(plug_warms_the_new_device)
+{
+	const unsigned long long warm = 8ull << 20 >> PG_SHIFT;
+
+	/* Only a hang waits two minutes for the warm thread. */
+	ck_assert_int_ge(zdevd_wait_warm(&zd, GOES, warm, 120000), 0);
+	ck_assert_int_eq(zdevd_unplug(&zd, GOES, NULL), 0);
+	ck_assert_uint_eq(status_of(GOES).warm, 0);
+	ck_assert_int_eq(zdevd_plug(&zd, GOES), 0);
+	ck_assert_int_ge(zdevd_wait_warm(&zd, GOES, warm, 120000), 0);
+	ck_assert_uint_eq(status_of(GOES).warm, warm);
+	ck_assert_uint_eq(status_of(GOES).used, 0);
+}
+END_TEST
+
+START_TEST(unplug_of_a_coherent_device)
+{
+	struct zdev *goes;
+	struct zdev_result res;
+	unsigned long long moved = 0;
+	unsigned int type = 0;
+	uint8_t *a = map_pages(NPAGES);
+
+	ck_assert_int_eq(zdev_open(NULL, GOES, &goes), 0);
+	ck_assert_int_eq(zdev_get_memory_type(goes, &type), 0);
+	ck_assert_uint_eq(type, ZDEV_MEMORY_DEVICE_COHERENT);
+	for (size_t i = 0; i < NPAGES; i++)
+		fill_page(a + i * PG_SIZE, 6, i, 0);
+	ck_assert_int_eq(zdev_migrate_to_device(goes, a, NPAGES, &res), 0);
+	ck_assert_uint_eq(status_of(GOES).used, NPAGES);
+	ck_assert_int_eq(zdevd_unplug(&zd, GOES, &moved), 0);
+	/* The data was in place all along: the device only lets go of it. */
+	ck_assert_uint_eq(moved, NPAGES);
+	ck_assert_uint_eq(status_of(GOES).used, 0);
+	check_pages(a, NPAGES, 6, 0);
+	ck_assert_int_eq(zdevd_plug(&zd, GOES), 0);
+	ck_assert_int_eq(zdev_migrate_to_device(goes, a, NPAGES, &res), 0);
+	ck_assert_uint_eq(device_pages(goes), NPAGES);
+	ck_assert_int_eq(zdev_close(goes), 0);
+	ck_assert_uint_eq(status_of(GOES).used, 0);
+	check_pages(a, NPAGES, 6, 0);
+	munmap(a, NPAGES * PG_SIZE);
 }
 END_TEST
 
@@ -536,6 +597,10 @@ int main(void)
 		       start_zdevd, kill_zdevd, 120);
 	check_add_case(s, "close_while_unplugged", close_while_unplugged, start_zdevd,
 		       kill_zdevd, 120);
+	check_add_case(s, "plug_warms_the_new_device", plug_warms_the_new_device,
+		       start_zdevd_warm, kill_zdevd, 300);
+	check_add_case(s, "unplug_of_a_coherent_device", unplug_of_a_coherent_device,
+		       start_zdevd_coherent, kill_zdevd, 120);
 	check_add_case(s, "unplug_and_plug_under_load", unplug_and_plug_under_load, start_zdevd,
 		       kill_zdevd, 600);
 	return check_run(s) ? EXIT_FAILURE : EXIT_SUCCESS;
