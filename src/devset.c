@@ -28,28 +28,23 @@ static const struct refpool_ops device_ops = {
 	.owner_gone = store_owner_gone,
 };
 
-/* The device's pool and its store state; dev's plug_lock is not touched. */
-static int device_init(struct devset *ds, unsigned int index, const struct devset_config *cfg)
+/* The device's pool and its store state, of cfg; what the device is (its
+ * index, node and memory type) is set already, and others may read it. */
+static int device_make_pool(struct device *dev, const struct devset_config *cfg)
 {
-	struct device *dev = &ds->dev[index];
 	char name[16];
 	struct refpool_config pc = {
-		.name = name,
-		.type = cfg->memtype[index] ? cfg->memtype[index] : REFPOOL_MEMTYPE_PRIVATE,
+		.name = name, .type = dev->memtype,
 		.chunk_bytes = cfg->chunk, .limit_bytes = cfg->memory,
-		.node = ZDEV_NODE_LOCAL, .flags = cfg->pool_debug ? REFPOOL_DEBUG : 0,
+		.node = dev->node, .flags = cfg->pool_debug ? REFPOOL_DEBUG : 0,
 		.ops = &device_ops, .arg = dev,
 	};
 	int ret;
 
-	snprintf(name, sizeof(name), "dev%u", index);
-	dev->ds = ds;
-	dev->index = index;
-	dev->node = pc.node;
-	dev->memtype = pc.type;
+	snprintf(name, sizeof(name), "dev%u", dev->index);
 	ret = refpool_create(&pc, &dev->pool);
 	if (ret) {
-		log_err("device %u: %s (--memory and --chunk must be multiples of 2M)", index,
+		log_err("device %u: %s (--memory and --chunk must be multiples of 2M)", dev->index,
 			strerror(-ret));
 		return ret;
 	}
@@ -59,6 +54,17 @@ static int device_init(struct devset *ds, unsigned int index, const struct devse
 		dev->pool = NULL;
 	}
 	return ret;
+}
+
+static int device_init(struct devset *ds, unsigned int index, const struct devset_config *cfg)
+{
+	struct device *dev = &ds->dev[index];
+
+	dev->ds = ds;
+	dev->index = index;
+	dev->node = ZDEV_NODE_LOCAL;
+	dev->memtype = cfg->memtype[index] ? cfg->memtype[index] : REFPOOL_MEMTYPE_PRIVATE;
+	return device_make_pool(dev, cfg);
 }
 
 static void plug_lock_init(struct device *dev)
@@ -169,7 +175,7 @@ int devset_unplug_locked(struct devset *ds, unsigned int index)
 
 int devset_plug_locked(struct devset *ds, unsigned int index)
 {
-	int ret = device_init(ds, index, &ds->cfg);
+	int ret = device_make_pool(&ds->dev[index], &ds->cfg);
 
 	if (!ret)
 		ds->dev[index].unplugged = false;

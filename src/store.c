@@ -20,8 +20,13 @@
 
 int store_device_init(struct device *dev, uint64_t dev_pages)
 {
-	dev->dev_pages = dev_pages;
-	dev->nblocks = dev_pages / REFPOOL_BLOCK_PAGES;
+	/* A plug makes the device again with the same sizes, which others
+	 * (the rescue table's layout) read without the device's lock: they
+	 * are written once. */
+	if (dev->dev_pages != dev_pages) {
+		dev->dev_pages = dev_pages;
+		dev->nblocks = dev_pages / REFPOOL_BLOCK_PAGES;
+	}
 	dev->block_store = calloc(dev->nblocks, sizeof(*dev->block_store));
 	if (!dev->block_store)
 		return -ENOMEM;
