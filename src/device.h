@@ -55,6 +55,9 @@ struct device {
 	uint64_t nblocks;
 	_Atomic uint64_t *block_store;
 	_Atomic bool *block_unfilled;
+	/* stores of the device whose pool owner lives: an unplug waits for
+	 * none to be left, the last one's process may not be listed yet */
+	_Atomic unsigned int live_stores;
 	/* warm.c: the store made ahead for the next new process, the blocks
 	 * its memory is mapped and populated under. warm_lock guards them,
 	 * and orders the mapping of a block against its adoption (store.c). */
@@ -65,6 +68,12 @@ struct device {
 	 * was last adopted (CLOCK_MONOTONIC): warming waits for quiet */
 	_Atomic unsigned int migrating;
 	_Atomic uint64_t last_busy_ns;
+	/* devset.c: every use of the pool outside a page the caller holds
+	 * (a request on the device, warming, status) holds plug_lock for
+	 * reading, and an unplug or a plug for writing, so no one holds the
+	 * pool's pointer when it goes. unplugged: no pool until a plug. */
+	pthread_rwlock_t plug_lock;
+	bool unplugged;
 };
 
 struct devset_config {
@@ -85,6 +94,7 @@ struct devset_config {
 
 struct devset {
 	unsigned int ndevices;
+	struct devset_config cfg;	/* what a plug makes a device from */
 	struct device dev[ZDEV_MAX_DEVICES];
 	size_t client_memory;
 	size_t client_registered;

@@ -51,6 +51,8 @@ static const struct {
 	[ZMSG_DEVICE_STATUS_OK] = { "device-status-ok", sizeof(struct zmsg_device_status_ok) },
 	[ZMSG_CLIENTS] = { "clients", sizeof(struct zmsg_req) },
 	[ZMSG_CLIENTS_OK] = { "clients-ok", sizeof(struct zmsg_clients_ok) },
+	[ZMSG_UNPLUG] = { "unplug", sizeof(struct zmsg_req) },
+	[ZMSG_PLUG] = { "plug", sizeof(struct zmsg_req) },
 };
 
 void zmsg_init(union zmsg *m, enum zmsg_type type, uint64_t seq)

@@ -53,6 +53,9 @@
  *   FORK_PREPARE -> REPLY       without fork events (HELLO_OK lacks
  *            ZFEAT_FORK_EVENTS), from the atfork prepare handler: every
  *            device page of the process comes home before it forks
+ *   UNPLUG, PLUG -> REPLY       zdevctl, root or zdevd's own user: device
+ *            req.device goes (every page on it comes home; cpages = how
+ *            many), or comes back fresh and empty
  */
 
 #include <stdbool.h>
@@ -61,7 +64,7 @@
 
 #include "lathist.h"
 
-#define ZDEV_PROTO_VERSION 8
+#define ZDEV_PROTO_VERSION 9
 #define ZDEV_PROTO_MAGIC 0x7a646576u	/* "zdev" */
 #define ZDEV_MAX_DEVICES 8
 
@@ -102,6 +105,8 @@ enum zmsg_type {
 	ZMSG_DEVICE_STATUS_OK,
 	ZMSG_CLIENTS,
 	ZMSG_CLIENTS_OK,
+	ZMSG_UNPLUG,
+	ZMSG_PLUG,
 	ZMSG_TYPE_END,
 };
 
@@ -159,7 +164,8 @@ struct zmsg_hello_ok {
  * pid to list after, 0 for the first page); EXCLUSIVE and CHECK_EXCLUSIVE
  * (arg = the client's exclusive-page map directory), ATOMIC_ADD (addr = the
  * counter, npages = 1, arg = delta, buf = the map directory),
- * EXCLUSIVE_HELD (the shim's exclusive access, held with the pages unmapped). */
+ * EXCLUSIVE_HELD (the shim's exclusive access, held with the pages unmapped),
+ * UNPLUG and PLUG (device). */
 struct zmsg_req {
 	struct zmsg_hdr hdr;
 	uint32_t device;
@@ -284,7 +290,7 @@ struct zmsg_status_ok {
 	uint64_t device_faults;		/* device accesses that missed a mirror page */
 	uint64_t uptime_ns;		/* since zdevd made its devices */
 	int32_t daemon_pid;
-	uint32_t pad;
+	uint32_t unplugged;		/* bit i: device i is unplugged (since 9) */
 };
 
 /* One device's counters over every client since zdevd started. */

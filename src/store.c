@@ -20,8 +20,13 @@
 
 int store_device_init(struct device *dev, uint64_t dev_pages)
 {
-	dev->dev_pages = dev_pages;
-	dev->nblocks = dev_pages / REFPOOL_BLOCK_PAGES;
+	/* A plug makes the device again with the same sizes, which others
+	 * (the rescue table's layout) read without the device's lock: they
+	 * are written once. */
+	if (dev->dev_pages != dev_pages) {
+		dev->dev_pages = dev_pages;
+		dev->nblocks = dev_pages / REFPOOL_BLOCK_PAGES;
+	}
 	dev->block_store = calloc(dev->nblocks, sizeof(*dev->block_store));
 	if (!dev->block_store)
 		return -ENOMEM;
@@ -33,9 +38,11 @@ int store_device_init(struct device *dev, uint64_t dev_pages)
 	}
 	pthread_mutex_init(&dev->warm_lock, NULL);
 	dev->warm_store = NULL;
-	atomic_init(&dev->warm_blocks, 0);
-	atomic_init(&dev->last_busy_ns, 0);
-	atomic_init(&dev->migrating, 0);
+	/* Stores, not atomic_init(): a plug makes the device again while
+	 * warming and status may read these. */
+	atomic_store_explicit(&dev->warm_blocks, 0, memory_order_relaxed);
+	atomic_store_explicit(&dev->last_busy_ns, 0, memory_order_relaxed);
+	atomic_store_explicit(&dev->migrating, 0, memory_order_relaxed);
 	return 0;
 }
 
@@ -173,6 +180,7 @@ void store_owner_gone(struct refpool *pool, void *owner_arg, void *arg)
 	pthread_mutex_unlock(&dev->warm_lock);
 	close(store->fd);
 	free(store);
+	atomic_fetch_sub_explicit(&dev->live_stores, 1, memory_order_relaxed);
 	store_changed(dev);
 }
 
@@ -240,6 +248,7 @@ int store_create(struct devset *ds, unsigned int dev, struct store **out)
 	ret = refpool_owner_create(device->pool, store, &store->owner);
 	if (ret)
 		goto err_close_fd;
+	atomic_fetch_add_explicit(&device->live_stores, 1, memory_order_relaxed);
 	atomic_init(&store->refs, 1);
 	*out = store;
 	return 0;

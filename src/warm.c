@@ -46,6 +46,7 @@
 #include "lathist.h"
 #include "log.h"
 #include "page.h"
+#include "devset.h"
 #include "store.h"
 #include "uffd_compat.h"
 #include "warm.h"
@@ -222,23 +223,45 @@ static bool wait_quiet(struct device *dev)
 	}
 }
 
-/* Warms the device up to the target, or as far as free blocks go. */
-static void warm_device(struct device *dev)
+/* The device's warm store and the chunks to warm in, and *nblocks, its
+ * blocks: false when it has none, or is unplugged. */
+static bool prepare_device(struct device *dev, uint64_t *nblocks)
 {
+	bool ok;
 	int ret;
 
-	if (dev->memtype != REFPOOL_MEMTYPE_PRIVATE || !have_store(dev))
+	if (!device_try_enter(dev))
+		return false;
+	*nblocks = dev->nblocks;
+	ok = have_store(dev);
+	if (ok) {
+		/* Chunks are made on demand otherwise; warming needs their
+		 * blocks. A limit below the target warms what there is. */
+		ret = refpool_reserve(dev->pool, warm.target_blocks * REFPOOL_BLOCK_PAGES);
+		ok = !ret || ret == -ENOMEM;
+	}
+	device_leave(dev);
+	return ok;
+}
+
+/* Warms the device up to the target, or as far as free blocks go. The
+ * device is held only while a block is warmed, never while warming waits:
+ * an unplug never waits for a quiet moment. */
+static void warm_device(struct device *dev)
+{
+	uint64_t nblocks;
+	int ret;
+
+	if (dev->memtype != REFPOOL_MEMTYPE_PRIVATE || !prepare_device(dev, &nblocks))
 		return;
-	/* Chunks are made on demand otherwise; warming needs their blocks.
-	 * A limit below the target warms what there is. */
-	ret = refpool_reserve(dev->pool, warm.target_blocks * REFPOOL_BLOCK_PAGES);
-	if (ret && ret != -ENOMEM)
-		return;
-	for (uint64_t b = 0; b < dev->nblocks; b++) {
+	for (uint64_t b = 0; b < nblocks; b++) {
 		if (atomic_load_explicit(&dev->warm_blocks, memory_order_relaxed) >=
 			    warm.target_blocks || !wait_quiet(dev))
 			break;
+		if (!device_try_enter(dev))
+			break;	/* unplugged: a plug brings us back */
 		ret = warm_block(dev, b);
+		device_leave(dev);
 		if (ret == -EAGAIN)
 			break;	/* taken: its kick brings us back */
 		if (ret) {
@@ -326,7 +349,11 @@ void warm_stop(struct devset *ds)
 		warm.running = false;
 	}
 	for (unsigned int i = 0; i < ds->ndevices; i++) {
-		struct store *store = store_take_warm(&ds->dev[i]);
+		struct store *store;
+
+		if (ds->dev[i].unplugged)
+			continue;	/* its warm store went with it */
+		store = store_take_warm(&ds->dev[i]);
 
 		if (store)
 			store_put(store);

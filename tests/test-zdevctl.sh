@@ -2,7 +2,8 @@
 # zdevctl against a zdevd of its own: the status with every client process
 # and its device pages (more clients than one answer holds), the stats with
 # each device's counters and the latency's resolution, JSON with its schema
-# version; and what it says to a wrong command and when no zdevd answers.
+# version; unplug and plug of a device a client holds pages on, and their
+# errors; and what it says to a wrong command and when no zdevd answers.
 # Needs userfaultfd: skipped (77) where zdevd cannot start.
 set -u
 top=$(cd "${top_builddir:-.}" && pwd)
@@ -52,6 +53,7 @@ expect "--version" '^zdevctl (zdev) [0-9.]*, protocol version [0-9]*$' "$tmp/out
 ctl --help
 [ $rc = 0 ] || fail "--help: exit status $rc"
 expect "--help" "^  stats " "$tmp/out"
+expect "--help" "^  unplug DEVICE " "$tmp/out"
 ZDEV_SOCKET=$tmp/none.sock ctl status
 [ $rc = 1 ] || fail "no zdevd: exit status $rc, expected 1"
 expect "no zdevd" "^zdevctl: no zdevd answers on $tmp/none.sock (from \$ZDEV_SOCKET)" "$tmp/err"
@@ -153,6 +155,50 @@ expect "stats --json" '"devices":\[{"device":0,"cpu_faults":256,' "$tmp/out"
 ctl status
 expect "status after the clients" "^clients: 0 now, 6 served in all$" "$tmp/out"
 expect "status after the clients" "^device 1: device memory 0 bytes of 64 MiB in use (0 of 16384 pages), peak 1 MiB;" "$tmp/out"
+
+# -- unplug and plug: a client's pages come home with their data
+mkfifo "$tmp/hold2"
+"$client" 1 64 check <"$tmp/hold2" >"$tmp/held.out" 2>"$tmp/held.err" 4>&- &
+held=$!
+exec 4>"$tmp/hold2"
+for _ in $(seq 200); do
+	[ -s "$tmp/held.out" ] && break
+	sleep 0.05
+done
+[ -s "$tmp/held.out" ] || fail "the client on device 1 is not ready: $(cat "$tmp/held.err")"
+ctl unplug 1
+[ $rc = 0 ] || fail "unplug: exit status $rc: $(cat "$tmp/err")"
+expect "unplug" "^device 1 unplugged: 64 pages came home$" "$tmp/out"
+ctl status
+expect "status unplugged" "^device 1: unplugged (zdevctl plug 1 brings it back: 64 MiB, coherent memory)$" "$tmp/out"
+expect "status unplugged" "^device 0: device memory 0 bytes of 64 MiB in use" "$tmp/out"
+ctl status --json
+valid_json "status --json unplugged" "$tmp/out"
+expect "status --json unplugged" '{"device":1,"memory_type":"coherent","plugged":false,' "$tmp/out"
+expect "status --json unplugged" '{"device":0,"memory_type":"private","plugged":true,' "$tmp/out"
+ctl unplug 1
+[ $rc = 3 ] || fail "unplug twice: exit status $rc, expected 3"
+expect "unplug twice" "^zdevctl: device 1 is unplugged already$" "$tmp/err"
+ctl plug 1
+[ $rc = 0 ] || fail "plug: exit status $rc: $(cat "$tmp/err")"
+expect "plug" "^device 1 plugged$" "$tmp/out"
+ctl plug 1
+[ $rc = 3 ] || fail "plug twice: exit status $rc, expected 3"
+expect "plug twice" "^zdevctl: device 1 is plugged already$" "$tmp/err"
+ctl status
+expect "status plugged" "^device 1: device memory 0 bytes of 64 MiB in use (0 of 16384 pages), peak 0 bytes; pool 0 bytes in 0 chunks, 0 bytes warm; coherent memory$" "$tmp/out"
+ctl unplug 5
+[ $rc = 3 ] || fail "unplug of no device: exit status $rc, expected 3"
+expect "unplug of no device" "^zdevctl: zdevd has no device 5$" "$tmp/err"
+for args in "unplug" "unplug x" "plug 8" "unplug 1 2" "--json unplug 1"; do
+	ctl $args
+	[ $rc = 2 ] || fail "zdevctl $args: exit status $rc, expected 2"
+	[ -s "$tmp/err" ] || fail "zdevctl $args: nothing on standard error"
+done
+ctl plug 8
+expect "plug 8" "^zdevctl: plug: '8' is not a device number (0 to 7)$" "$tmp/err"
+exec 4>&-
+wait "$held" || fail "the client whose pages came home: exit status $?: $(cat "$tmp/held.err")"
 
 # -- a zdevd killed outright leaves its socket behind: nobody answers there
 kill -KILL "$daemon"

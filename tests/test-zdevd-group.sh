@@ -4,7 +4,8 @@
 # primary one, and other users are refused, by the socket's mode and, where
 # the socket is open to all (socket activation), by zdevd itself with
 # -EACCES and one log line. A zdevd without --group refuses other users
-# the same way. Needs root (it adds a group and two users, removed after),
+# the same way. Members may not unplug a device: only root and zdevd's
+# user. Needs root (it adds a group and two users, removed after),
 # setpriv, and userfaultfd: skipped (77) otherwise.
 set -u
 top=$(cd "${top_builddir:-.}" && pwd)
@@ -101,6 +102,22 @@ as "$outsider" "$tmp/primary.out" --regid="$group" --clear-groups
 expect_served "a user whose primary group is the group" "$tmp/primary.out"
 as "$outsider" "$tmp/outsider.out" --regid="$outsider" --init-groups
 expect_refused "another user" "$tmp/outsider.out"
+# Only root and zdevd's own user may take a device from everyone: a member
+# is refused with EPERM, and the refusal logged once.
+setpriv --reuid="$member" --regid="$member" --init-groups \
+	timeout 60 "$top/zdevctl" --socket "$sock" unplug 0 >"$tmp/unplug-member.out" 2>&1
+rc=$?
+[ $rc = 3 ] || fail "a member's unplug: exit status $rc, expected 3: $(cat "$tmp/unplug-member.out")"
+grep -q '^zdevctl: unplug device 0: Operation not permitted' "$tmp/unplug-member.out" ||
+	fail "a member's unplug is not refused with EPERM: $(cat "$tmp/unplug-member.out")"
+[ "$(grep -c 'may not unplug devices' "$tmp/zdevd.err")" = 1 ] ||
+	fail "a member's unplug is not logged once: $(cat "$tmp/zdevd.err")"
+"$top/zdevctl" --socket "$sock" status >"$tmp/status.out" 2>&1
+grep -q unplugged "$tmp/status.out" && fail "a member's unplug unplugged: $(cat "$tmp/status.out")"
+"$top/zdevctl" --socket "$sock" unplug 0 >"$tmp/unplug-root.out" 2>&1 ||
+	fail "root's unplug: $(cat "$tmp/unplug-root.out")"
+"$top/zdevctl" --socket "$sock" plug 0 >"$tmp/plug-root.out" 2>&1 ||
+	fail "root's plug: $(cat "$tmp/plug-root.out")"
 kill -TERM $zpid
 wait $zpid || fail "zdevd --group exited with $?: $(cat "$tmp/zdevd.err")"
 

@@ -2,10 +2,11 @@
 /*
  * A client for tests/test-zdevctl.sh to show in zdevctl's list:
  *
- *   zdevctl-client DEVICE NPAGES
+ *   zdevctl-client DEVICE NPAGES [check]
  *	Opens DEVICE on the zdevd of ZDEV_SOCKET, moves NPAGES pages of its
  *	memory there, says "ready" on standard output, and holds them until
- *	its standard input closes. Exit 77 when zdevd cannot serve it.
+ *	its standard input closes; with check, then reads them back (each
+ *	read may be a CPU fault). Exit 77 when zdevd cannot serve it.
  */
 #include "config.h"
 
@@ -25,8 +26,8 @@ int main(int argc, char **argv)
 	char *buf, c;
 	int ret;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: zdevctl-client DEVICE NPAGES\n");
+	if (argc != 3 && !(argc == 4 && !strcmp(argv[3], "check"))) {
+		fprintf(stderr, "usage: zdevctl-client DEVICE NPAGES [check]\n");
 		return 2;
 	}
 	device = (unsigned int)strtoul(argv[1], NULL, 0);
@@ -51,6 +52,14 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	while (read(0, &c, 1) > 0)
 		;
+	/* Wherever the pages went meanwhile (an unplug brings them home),
+	 * their data is what was written. */
+	for (size_t i = 0; argc == 4 && i < npages * 4096 && !ret; i++)
+		if (buf[i] != 0x5a) {
+			fprintf(stderr, "zdevctl-client: byte %zu is %#x\n", i,
+				(unsigned char)buf[i]);
+			ret = -1;
+		}
 out_free:
 	zdev_free(dev, buf, npages * 4096);
 out_close:

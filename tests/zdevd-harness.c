@@ -233,7 +233,37 @@ int zdevd_pool_status(struct zdevd_instance *z, unsigned int device, struct zdev
 	st->warm = m.status_ok.dev[device].warm_pages;
 	st->clients = m.status_ok.clients;
 	st->clients_total = m.status_ok.clients_total;
+	st->unplugged = !!(m.status_ok.unplugged & (1u << device));
 	return 0;
+}
+
+static int plug_request(struct zdevd_instance *z, int type, unsigned int device,
+			unsigned long long *moved)
+{
+	union zmsg m;
+	int fd = try_connect(z->socket_path), ret;
+
+	if (fd < 0)
+		return -errno;
+	zmsg_init(&m, type, 1);
+	m.req.device = device;
+	ret = zmsg_send(fd, &m, -1) ?: zmsg_recv(fd, &m, NULL);
+	close(fd);
+	if (ret != ZMSG_REPLY)
+		return ret < 0 ? ret : -EPROTO;
+	if (moved)
+		*moved = m.reply.cpages;
+	return m.reply.status;
+}
+
+int zdevd_unplug(struct zdevd_instance *z, unsigned int device, unsigned long long *moved)
+{
+	return plug_request(z, ZMSG_UNPLUG, device, moved);
+}
+
+int zdevd_plug(struct zdevd_instance *z, unsigned int device)
+{
+	return plug_request(z, ZMSG_PLUG, device, NULL);
 }
 
 long zdevd_wait_warm(struct zdevd_instance *z, unsigned int device, unsigned long long pages,

@@ -42,8 +42,14 @@ struct zdevd_pool_status {
 	unsigned long long warm;		/* ready for the next new process */
 	unsigned int clients;
 	unsigned long long clients_total;	/* client processes ever */
+	int unplugged;				/* 1: the device is unplugged */
 };
 int zdevd_pool_status(struct zdevd_instance *z, unsigned int device, struct zdevd_pool_status *st);
+/* zdevctl unplug / plug: zdevd's answer (0 or -errno, -EALREADY when the
+ * device is so already), or the -errno of the exchange. *moved (unplug, may
+ * be NULL): the pages that came home. */
+int zdevd_unplug(struct zdevd_instance *z, unsigned int device, unsigned long long *moved);
+int zdevd_plug(struct zdevd_instance *z, unsigned int device);
 /* Waits up to timeout_ms for pages of device to be warm: the milliseconds
  * it took, or -ETIMEDOUT, or the -errno of the status. */
 long zdevd_wait_warm(struct zdevd_instance *z, unsigned int device, unsigned long long pages,

@@ -56,12 +56,13 @@ void zdevctl_status_json(const struct zdevctl_view *v)
 	for (unsigned int i = 0; i < s->ndevices; i++) {
 		const struct zmsg_status_device *d = &s->dev[i];
 
-		printf("%s{\"device\":%u,\"memory_type\":\"%s\",\"clients\":%u,\"pool\":{\"total_pages\":%llu,"
+		printf("%s{\"device\":%u,\"memory_type\":\"%s\",\"plugged\":%s,\"clients\":%u,"
+		       "\"pool\":{\"total_pages\":%llu,"
 		       "\"used_pages\":%llu,\"free_pages\":%llu,\"limit_pages\":%llu,\"chunks\":%u,"
 		       "\"peak_used_pages\":%llu,\"warm_pages\":%llu}}",
 		       i ? "," : "", i,
 		       d->memory_type == ZDEV_MEMORY_DEVICE_COHERENT ? "coherent" : "private",
-		       v->dev[i].clients, (unsigned long long)d->pool_pages_total,
+		       s->unplugged & (1u << i) ? "false" : "true", v->dev[i].clients, (unsigned long long)d->pool_pages_total,
 		       (unsigned long long)d->pool_pages_used,
 		       (unsigned long long)(d->pool_pages_total - d->pool_pages_used),
 		       (unsigned long long)d->pool_limit_pages, d->chunks,

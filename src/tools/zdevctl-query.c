@@ -102,6 +102,24 @@ out_close:
 	return ret;
 }
 
+int zdevctl_plug(const char *path, bool unplug, unsigned int device, int *status,
+		 uint64_t *moved)
+{
+	union zmsg m;
+	int fd, ret;
+
+	fd = zmsg_connect(path);
+	if (fd < 0)
+		return fd;
+	ret = ask(fd, unplug ? ZMSG_UNPLUG : ZMSG_PLUG, ZMSG_REPLY, device, 0, 1, &m);
+	close(fd);
+	if (ret)
+		return ret;
+	*status = m.reply.status;
+	*moved = m.reply.cpages;
+	return 0;
+}
+
 void zdevctl_view_free(struct zdevctl_view *v)
 {
 	free(v->clients);

@@ -58,6 +58,13 @@ static void print_device_memory(const struct zdevctl_view *v, unsigned int i)
 	const struct zmsg_status_device *d = &v->st.dev[i];
 	char used[32], limit[32], peak[32], pool[32], warm[32];
 
+	if (v->st.unplugged & (1u << i)) {
+		printf("device %u: unplugged (zdevctl plug %u brings it back: %s, %s memory)\n", i,
+		       i, pages_text(limit, sizeof(limit), d->pool_limit_pages),
+		       d->memory_type == ZDEV_MEMORY_DEVICE_COHERENT ? "coherent" : "private");
+		return;
+	}
+
 	printf("device %u: device memory %s of %s in use (%llu of %llu pages), peak %s; "
 	       "pool %s in %u %s, %s warm; %s memory\n", i,
 	       pages_text(used, sizeof(used), d->pool_pages_used),

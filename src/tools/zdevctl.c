@@ -16,16 +16,21 @@
 enum {
 	EXIT_NO_ZDEVD = 1,	/* no zdevd answered, or not in a way zdevctl reads */
 	EXIT_USAGE = 2,
+	EXIT_REFUSED = 3,	/* zdevd did not unplug or plug the device */
 };
 
 static const char usage[] =
 	"usage: zdevctl [--socket PATH] [--json] status|stats\n"
+	"       zdevctl [--socket PATH] unplug|plug DEVICE\n"
 	"       zdevctl --help|--version\n"
 	"\n"
 	"  status         the devices and their memory, the client processes, and what\n"
 	"                 zdevd can give its clients\n"
 	"  stats          fault and migration counters, in all and for each device, and\n"
 	"                 the latency of the CPU faults zdevd served\n"
+	"  unplug DEVICE  take the device away: every page on it comes home to its\n"
+	"                 process; requests naming it fail with ENODEV until a plug\n"
+	"  plug DEVICE    bring an unplugged device back, fresh and empty\n"
 	"  --socket PATH  the zdevd to ask; by default $ZDEV_SOCKET, else\n"
 	"                 $XDG_RUNTIME_DIR/zdev/zdevd.sock, else /run/zdev/zdevd.sock\n"
 	"  --json         one JSON object, for tools\n"
@@ -91,6 +96,67 @@ static int no_answer(const char *path, bool from_option, int err)
 	return EXIT_NO_ZDEVD;
 }
 
+/* zdevd's refusal of an unplug or a plug, in words. */
+static int refused(const char *cmd, unsigned int device, int status)
+{
+	switch (status) {
+	case -EALREADY:
+		fprintf(stderr, "zdevctl: device %u is %s already\n", device,
+			!strcmp(cmd, "unplug") ? "unplugged" : "plugged");
+		break;
+	case -ENODEV:
+		fprintf(stderr, "zdevctl: zdevd has no device %u\n", device);
+		break;
+	case -EPERM:
+	case -EACCES:
+		fprintf(stderr, "zdevctl: %s device %u: %s: only root and the user zdevd runs "
+			"as may %s devices\n", cmd, device, strerror(-status), cmd);
+		break;
+	case -EBUSY:
+		fprintf(stderr, "zdevctl: unplug device %u: %s: some of its pages could not "
+			"come home (zdevd's log says more); it stays plugged\n", device,
+			strerror(-status));
+		break;
+	default:
+		fprintf(stderr, "zdevctl: %s device %u: %s\n", cmd, device, strerror(-status));
+	}
+	return EXIT_REFUSED;
+}
+
+/* unplug DEVICE, plug DEVICE. */
+static int plug_command(const char *path, bool from_option, const char *cmd, int argc,
+			char **argv)
+{
+	unsigned long device;
+	uint64_t moved = 0;
+	char *end;
+	int status, ret;
+
+	if (argc != 2) {
+		fprintf(stderr, "zdevctl: %s takes one argument, a device number; try zdevctl "
+			"--help\n", cmd);
+		return EXIT_USAGE;
+	}
+	errno = 0;
+	device = strtoul(argv[1], &end, 10);
+	if (errno || end == argv[1] || *end || argv[1][0] == '-' || device >= ZDEV_MAX_DEVICES) {
+		fprintf(stderr, "zdevctl: %s: '%s' is not a device number (0 to %d)\n", cmd,
+			argv[1], ZDEV_MAX_DEVICES - 1);
+		return EXIT_USAGE;
+	}
+	ret = zdevctl_plug(path, !strcmp(cmd, "unplug"), (unsigned int)device, &status, &moved);
+	if (ret)
+		return no_answer(path, from_option, ret);
+	if (status)
+		return refused(cmd, (unsigned int)device, status);
+	if (!strcmp(cmd, "unplug"))
+		printf("device %lu unplugged: %llu %s came home\n", device,
+		       (unsigned long long)moved, moved == 1 ? "page" : "pages");
+	else
+		printf("device %lu plugged\n", device);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -140,6 +206,13 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	cmd = argv[optind];
+	if (!strcmp(cmd, "unplug") || !strcmp(cmd, "plug")) {
+		if (json) {
+			fprintf(stderr, "zdevctl: %s has no JSON output\n", cmd);
+			return EXIT_USAGE;
+		}
+		return plug_command(path, from_option, cmd, argc - optind, argv + optind);
+	}
 	if (strcmp(cmd, "status") && strcmp(cmd, "stats")) {
 		fprintf(stderr, "zdevctl: '%s' is not a command; try zdevctl --help\n", cmd);
 		return EXIT_USAGE;

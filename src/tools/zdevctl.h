@@ -30,6 +30,11 @@ struct zdevctl_view {
  * protocol version). Free with zdevctl_view_free(). */
 int zdevctl_query(const char *path, bool clients, struct zdevctl_view *v);
 void zdevctl_view_free(struct zdevctl_view *v);
+/* Asks the zdevd on path to unplug (or plug) device: 0 with zdevd's answer
+ * in *status (0 or -errno) and, for an unplug, the pages that came home in
+ * *moved; or the -errno of the exchange, as zdevctl_query(). */
+int zdevctl_plug(const char *path, bool unplug, unsigned int device, int *status,
+		 uint64_t *moved);
 
 /* zdevctl-text.c and zdevctl-json.c: the two commands, for people and for
  * tools. */

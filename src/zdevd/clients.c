@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "migrate.h"
+#include "store.h"
 #include "uffd_compat.h"
 #include "zdevd/clients.h"
 #include "zdevd/proof.h"
@@ -50,6 +51,11 @@ void clients_exit(struct zdevd *d, struct zmm *mm)
 	 * (the loop frees the note if it has stopped). */
 	loop_watch_mm(d, mm);
 	zmm_drop_all(mm);
+	/* Its claim on its stores too, not at the last reference (a session
+	 * may hold one a while): an unplug waits for the device's stores. */
+	pthread_mutex_lock(&mm->lock);
+	store_put_all(&mm->stores);
+	pthread_mutex_unlock(&mm->lock);
 	if (listed)
 		zmm_put(mm);
 }

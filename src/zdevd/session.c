@@ -18,6 +18,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "devset.h"
 #include "exclusive_map.h"
 #include "log.h"
 #include "migrate.h"
@@ -32,6 +33,7 @@
 #include "zdevd/proof.h"
 #include "zdevd/session.h"
 #include "zdevd/status.h"
+#include "zdevd/unplug.h"
 #include "zmm.h"
 
 #define ACCESS_WINDOW 4096ul	/* pages a device access handles at once */
@@ -564,6 +566,47 @@ static int request_fork_prepare(struct session *s, const struct zmsg_req *r)
 	return reply_pages(s, r->hdr.seq, ret, cpages, 0);
 }
 
+/* UNPLUG, PLUG: only root and zdevd's own user may take a device from
+ * every other client; a --group member is refused, and that said once for
+ * the connection. */
+static int request_plug(struct session *s, const struct zmsg_req *r, int type)
+{
+	uint64_t moved = 0;
+	int ret;
+
+	if (!unplug_allowed(s->uid)) {
+		session_warn(s, "uid %u may not %s devices: only root and uid %u may",
+			     (unsigned int)s->uid, zmsg_type_name(type), (unsigned int)geteuid());
+		return reply_status(s, r->hdr.seq, -EPERM);
+	}
+	if (r->device >= s->d->devs.ndevices)
+		return reply_status(s, r->hdr.seq, -ENODEV);
+	if (type == ZMSG_UNPLUG)
+		ret = unplug_device(s->d, r->device, &moved);
+	else
+		ret = plug_device(s->d, r->device);
+	return reply_pages(s, r->hdr.seq, ret, moved, 0);
+}
+
+/* A request on a device the process has open, with the device held
+ * (device_enter()) so that an unplug waits for it to end. */
+static int on_entered_request(struct session *s, const struct zmsg_req *r, int type)
+{
+	struct device *dev = &s->d->devs.dev[r->device];
+	int ret = device_enter(dev);
+
+	if (ret == -ENODEV && type == ZMSG_CLOSE) {
+		/* Its pages came home with the unplug: only the handle goes. */
+		close_handle(s->mm, r->device);
+		return reply_status(s, r->hdr.seq, 0);
+	}
+	if (ret)
+		return reply_status(s, r->hdr.seq, ret);
+	ret = on_device_request(s, r, type);
+	device_leave(dev);
+	return ret;
+}
+
 static int on_request(struct session *s, union zmsg *m, int type)
 {
 	const struct zmsg_req *r = &m->req;
@@ -582,6 +625,9 @@ static int on_request(struct session *s, union zmsg *m, int type)
 		zmsg_init(&out, ZMSG_CLIENTS_OK, r->hdr.seq);
 		status_fill_clients(s->d, r, &out);
 		return zmsg_send(s->sock, &out, -1);
+	case ZMSG_UNPLUG:
+	case ZMSG_PLUG:
+		return request_plug(s, r, type);
 	}
 	if (!s->mm)
 		return reply_status(s, r->hdr.seq, -ENOTCONN);
@@ -594,7 +640,7 @@ static int on_request(struct session *s, union zmsg *m, int type)
 	if (type != ZMSG_OPEN && !(s->mm->open_devices & (1ull << r->device)))
 		return reply_status(s, r->hdr.seq, -EBADF);
 	zmm_wait_events(s->mm);
-	return on_device_request(s, r, type);
+	return on_entered_request(s, r, type);
 }
 
 /*
@@ -628,16 +674,22 @@ static int on_refused(struct session *s, const union zmsg *m, int type, int fd)
 		zmsg_init(&out, ZMSG_CLIENTS_OK, m->hdr.seq);
 		out.clients_ok.status = -EACCES;
 		break;
+	case ZMSG_UNPLUG:
+	case ZMSG_PLUG:
+		zmsg_init(&out, ZMSG_REPLY, m->hdr.seq);
+		out.reply.status = -EACCES;
+		break;
 	default:
 		return -EACCES;
 	}
 	return zmsg_send(s->sock, &out, -1) ?: -EACCES;
 }
 
-/* zdevctl's questions, which need no HELLO. */
+/* zdevctl's questions and orders, which need no HELLO. */
 static bool is_status_request(int type)
 {
-	return type == ZMSG_STATUS || type == ZMSG_DEVICE_STATUS || type == ZMSG_CLIENTS;
+	return type == ZMSG_STATUS || type == ZMSG_DEVICE_STATUS || type == ZMSG_CLIENTS ||
+	       type == ZMSG_UNPLUG || type == ZMSG_PLUG;
 }
 
 static int on_message(struct session *s, union zmsg *m, int type, int fd)
@@ -661,7 +713,7 @@ static int on_message(struct session *s, union zmsg *m, int type, int fd)
 	case ZMSG_SET_FLAGS: case ZMSG_STATS: case ZMSG_STATUS: case ZMSG_EXCLUSIVE:
 	case ZMSG_CHECK_EXCLUSIVE: case ZMSG_ATOMIC_ADD: case ZMSG_XMOVED: case ZMSG_RESCUE:
 	case ZMSG_EXCLUSIVE_HELD: case ZMSG_FORK_PREPARE: case ZMSG_DEVICE_STATUS:
-	case ZMSG_CLIENTS:
+	case ZMSG_CLIENTS: case ZMSG_UNPLUG: case ZMSG_PLUG:
 		if (fd >= 0)
 			close(fd);
 		if (!s->hello && !is_status_request(type))

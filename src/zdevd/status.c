@@ -7,7 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "devset.h"
 #include "lathist.h"
+#include "page.h"
 #include "uffd_compat.h"
 #include "zdevd/clients.h"
 #include "zdevd/status.h"
@@ -61,7 +63,15 @@ void status_fill(struct zdevd *d, union zmsg *m)
 		s->pages_to_system += atomic_load(&t->pages_to_system);
 		s->exclusive_grants += atomic_load(&t->exclusive_grants);
 		s->exclusive_revokes += atomic_load(&t->exclusive_revokes);
+		if (device_enter(&d->devs.dev[i])) {
+			/* No pool: only what the device would be. */
+			s->unplugged |= 1u << i;
+			s->dev[i].memory_type = d->devs.dev[i].memtype;
+			s->dev[i].pool_limit_pages = d->devs.cfg.memory / PG_SIZE;
+			continue;
+		}
 		fill_pool(&d->devs.dev[i], &s->dev[i]);
+		device_leave(&d->devs.dev[i]);
 	}
 	lathist_read(&d->fault_lat, &lat);
 	s->fault_p50_ns = lathist_percentile(&lat, 0.50);
