@@ -30,7 +30,7 @@
 #include "zdevd/session.h"
 #include "zmm.h"
 
-enum watch_kind { W_LISTEN, W_SIGNAL, W_WAKE, W_UFFD, W_PIDFD, W_SESSION };
+enum watch_kind { W_LISTEN, W_SIGNAL, W_WAKE, W_UFFD, W_PIDFD, W_SESSION, W_HELD_TIMER };
 
 struct watch {
 	enum watch_kind kind;
@@ -38,8 +38,14 @@ struct watch {
 	struct zmm *mm;		/* W_UFFD, W_PIDFD: holds a reference */
 	struct session *s;	/* W_SESSION: freed with the watch's last CQE */
 	bool removing;
+	bool armed;		/* a one-shot poll of it is in flight */
+	bool on_held;		/* W_SESSION: on the loop's list of held sessions */
 	struct watch *prev, *next;	/* the loop's list of per-client watches */
+	struct watch *next_held;
 };
+
+/* What another thread asks of the loop. */
+enum note_what { NOTE_WATCH_MM, NOTE_FORGET, NOTE_POLL, NOTE_HOLD };
 
 struct loop {
 	struct zdevd *d;
@@ -48,9 +54,24 @@ struct loop {
 	struct watch listen_w, sig_w, wake_w;
 	struct watch *clients;	/* uffd, pidfd and session watches, loop thread only */
 	pthread_mutex_t lock;	/* queued */
-	/* from other threads: an mm to watch, or a session to forget */
-	struct queued { struct zmm *mm; struct session *s; struct queued *next; } *queued;
+	/* from other threads, in the order they came: an mm to watch (or one
+	 * gone), a session to forget, to poll again or to hold */
+	struct queued {
+		enum note_what what;
+		struct zmm *mm;
+		struct session *s;
+		struct queued *next;
+	} *queued, **queued_tail;
+	/* Held sessions (--client-pending), looked at by a timer that runs
+	 * only while there are any, less often the longer none resumes. */
+	struct watch *held;
+	struct watch held_timer_w;
+	bool held_timer_armed;
+	struct __kernel_timespec held_wait;
 };
+
+#define HELD_WAIT_MIN_NS 1000000ll
+#define HELD_WAIT_MAX_NS 64000000ll
 
 /* Rounds of reading events and retrying refused faults before the loop
  * moves on to other clients (see serve_uffd_msgs). */
@@ -78,14 +99,15 @@ static int arm(struct loop *l, struct watch *w)
 
 	if (!sqe)
 		return -EBUSY;
-	if (w->kind == W_PIDFD || w->kind == W_UFFD || w->kind == W_SESSION)
+	if (w->kind == W_PIDFD || w->kind == W_UFFD || w->kind == W_SESSION) {
 		/* A client's watches are one-shot polls, armed again after
 		 * each completion (no extra system call: the next
 		 * io_uring_enter submits it). A multishot poll stopped by a
 		 * cancel that races its own completion can stay armed for
 		 * good, keeping the watch and its client's files. */
 		io_uring_prep_poll_add(sqe, w->fd, POLLIN);
-	else
+		w->armed = true;
+	} else
 		/* Multishot: one submission serves every later readiness. */
 		io_uring_prep_poll_multishot(sqe, w->fd, POLLIN);
 	io_uring_sqe_set_data(sqe, w);
@@ -127,8 +149,21 @@ static struct watch *watch_new(struct loop *l, enum watch_kind kind, int fd, str
 	return w;
 }
 
+static void held_remove(struct loop *l, struct watch *w)
+{
+	for (struct watch **p = &l->held; *p; p = &(*p)->next_held) {
+		if (*p == w) {
+			*p = w->next_held;
+			break;
+		}
+	}
+	w->on_held = false;
+}
+
 static void watch_free(struct loop *l, struct watch *w)
 {
+	if (w->on_held)
+		held_remove(l, w);
 	if (w->prev)
 		w->prev->next = w->next;
 	else
@@ -166,7 +201,7 @@ static void watch_add_mm(struct loop *l, struct zmm *mm)
 	}
 }
 
-static int enqueue(struct loop *l, struct zmm *mm, struct session *s)
+static int enqueue(struct loop *l, enum note_what what, struct zmm *mm, struct session *s)
 {
 	struct queued *q = malloc(sizeof(*q));
 	uint64_t one = 1;
@@ -175,11 +210,15 @@ static int enqueue(struct loop *l, struct zmm *mm, struct session *s)
 		return -ENOMEM;
 	if (mm)
 		zmm_get(mm);
+	q->what = what;
 	q->mm = mm;
 	q->s = s;
+	q->next = NULL;
+	/* In order: a session's note to poll it again must come before the
+	 * note that frees it. */
 	pthread_mutex_lock(&l->lock);
-	q->next = l->queued;
-	l->queued = q;
+	*l->queued_tail = q;
+	l->queued_tail = &q->next;
 	pthread_mutex_unlock(&l->lock);
 	/* The loop arms the polls itself: the ring has one submitter. */
 	if (write(l->wakefd, &one, sizeof(one)) != sizeof(one))
@@ -189,7 +228,7 @@ static int enqueue(struct loop *l, struct zmm *mm, struct session *s)
 
 int loop_watch_mm(struct zdevd *d, struct zmm *mm)
 {
-	return enqueue(d->loop, mm, NULL);
+	return enqueue(d->loop, NOTE_WATCH_MM, mm, NULL);
 }
 
 void loop_forget_session(struct zdevd *d, struct session *s)
@@ -197,8 +236,110 @@ void loop_forget_session(struct zdevd *d, struct session *s)
 	/* Without memory for the note the poll stays, on a connection
 	 * shut down for good: its session is freed at shutdown. */
 	shutdown(s->sock, SHUT_RDWR);
-	if (enqueue(d->loop, NULL, s))
+	if (enqueue(d->loop, NOTE_FORGET, NULL, s))
 		log_err("pid %d: out of memory ending its connection", (int)s->pid);
+}
+
+/* Without memory for the note nobody polls the connection: it is ended, as
+ * the client could not be served anyway. */
+static void note_or_end(struct zdevd *d, enum note_what what, struct session *s)
+{
+	if (enqueue(d->loop, what, NULL, s)) {
+		log_err("pid %d: out of memory serving its connection: closing it", (int)s->pid);
+		pthread_mutex_lock(&d->sessions_lock);
+		s->ended = true;
+		pthread_mutex_unlock(&d->sessions_lock);
+		loop_forget_session(d, s);
+	}
+}
+
+void loop_poll_session(struct zdevd *d, struct session *s)
+{
+	note_or_end(d, NOTE_POLL, s);
+}
+
+void loop_hold_session(struct zdevd *d, struct session *s)
+{
+	note_or_end(d, NOTE_HOLD, s);
+}
+
+static void arm_held_timer(struct loop *l)
+{
+	struct io_uring_sqe *sqe;
+
+	if (l->held_timer_armed || !l->held)
+		return;
+	sqe = get_sqe(l);
+	if (!sqe)
+		return;	/* tried again at the next note */
+	io_uring_prep_timeout(sqe, &l->held_wait, 0, 0);
+	io_uring_sqe_set_data(sqe, &l->held_timer_w);
+	l->held_timer_armed = true;
+}
+
+static void session_watch_free(struct loop *l, struct watch *w)
+{
+	session_free(w->s);
+	watch_free(l, w);
+}
+
+/* A note about a session, in the loop. */
+static void on_session_note(struct loop *l, enum note_what what, struct session *s)
+{
+	struct watch *w = s->watch;
+
+	if (!w || w->removing)
+		return;
+	switch (what) {
+	case NOTE_FORGET:
+		if (w->armed)
+			disarm(l, w);	/* freed with the poll's last CQE */
+		else
+			session_watch_free(l, w);
+		break;
+	case NOTE_POLL:
+		if (!w->armed)
+			arm(l, w);
+		break;
+	case NOTE_HOLD:
+		if (!w->on_held) {
+			w->on_held = true;
+			w->next_held = l->held;
+			l->held = w;
+		}
+		/* A client newly held is looked at soon. */
+		l->held_wait.tv_sec = 0;
+		l->held_wait.tv_nsec = HELD_WAIT_MIN_NS;
+		arm_held_timer(l);
+		break;
+	default:
+		break;
+	}
+}
+
+/* The held timer expired: the sessions whose clients read enough of their
+ * replies are polled again. */
+static void on_held_timer(struct loop *l)
+{
+	bool resumed = false;
+
+	l->held_timer_armed = false;
+	for (struct watch **p = &l->held; *p;) {
+		struct watch *w = *p;
+
+		if (!session_may_resume(w->s)) {
+			p = &w->next_held;
+			continue;
+		}
+		*p = w->next_held;
+		w->on_held = false;
+		resumed = true;
+		if (workers_resume(w->s) && !w->armed && !w->removing)
+			arm(l, w);
+	}
+	if (!resumed && l->held_wait.tv_nsec < HELD_WAIT_MAX_NS)
+		l->held_wait.tv_nsec *= 2;
+	arm_held_timer(l);
 }
 
 static void drain_queue(struct loop *l)
@@ -211,12 +352,13 @@ static void drain_queue(struct loop *l)
 	pthread_mutex_lock(&l->lock);
 	q = l->queued;
 	l->queued = NULL;
+	l->queued_tail = &l->queued;
 	pthread_mutex_unlock(&l->lock);
 	while (q) {
 		struct queued *next = q->next;
 
-		if (q->s && q->s->watch)
-			disarm(l, q->s->watch);
+		if (q->s)
+			on_session_note(l, q->what, q->s);
 		if (q->mm && !atomic_load(&q->mm->dead))
 			watch_add_mm(l, q->mm);
 		else if (q->mm && q->mm->uffd_watch)
@@ -453,6 +595,9 @@ int loop_create(struct zdevd *d)
 	l->listen_w = (struct watch){ .kind = W_LISTEN, .fd = d->listen_fd };
 	l->sig_w = (struct watch){ .kind = W_SIGNAL, .fd = l->sigfd };
 	l->wake_w = (struct watch){ .kind = W_WAKE, .fd = l->wakefd };
+	l->held_timer_w = (struct watch){ .kind = W_HELD_TIMER, .fd = -1 };
+	l->held_wait.tv_nsec = HELD_WAIT_MIN_NS;
+	l->queued_tail = &l->queued;
 	l->d = d;
 	d->loop = l;
 	return 0;
@@ -474,6 +619,18 @@ static void on_cqe(struct zdevd *d, struct loop *l, struct io_uring_cqe *cqe)
 		return;
 	if (w->kind == W_PIDFD) {
 		on_pidfd_cqe(l, w, cqe);
+		return;
+	}
+	if (w->kind == W_HELD_TIMER) {
+		on_held_timer(l);
+		return;
+	}
+	if (w->kind == W_UFFD || w->kind == W_SESSION)
+		w->armed = false;
+	if (w->kind == W_SESSION && !w->removing && cqe->res >= 0) {
+		/* Not polled again until a worker lets go of it (see
+		 * workers_kick). */
+		workers_kick(w->s);
 		return;
 	}
 	if (w->kind == W_UFFD || w->kind == W_SESSION) {
@@ -516,8 +673,8 @@ static void on_cqe(struct zdevd *d, struct loop *l, struct io_uring_cqe *cqe)
 	case W_PIDFD:
 		break;	/* on_pidfd_cqe() */
 	case W_SESSION:
-		workers_kick(w->s);
-		break;
+	case W_HELD_TIMER:
+		break;	/* above */
 	}
 }
 

@@ -38,28 +38,45 @@ static struct session *ready_pop(struct zdevd *d)
 	return s;
 }
 
-/* Serves s until it has nothing more, or ends. Called and returns locked. */
+/* Serves s until it has nothing more, is held, or ends. Called and returns
+ * locked. */
 static void run_session(struct zdevd *d, struct session *s)
 {
+	bool poll_again = false;
 	int ret;
 
 	for (;;) {
 		pthread_mutex_unlock(&d->sessions_lock);
 		ret = session_serve(s);
 		pthread_mutex_lock(&d->sessions_lock);
-		if (ret < 0 || !s->pending)
+		if (ret || !s->pending)
 			break;
 		/* A message came while we served: the loop saw it and left
 		 * it to us. */
 		s->pending = false;
 	}
 	s->busy = false;
-	if (ret < 0) {
+	s->pending = false;
+	if (ret == SESSION_HELD) {
+		s->held = true;
+	} else if (ret == 0 && s->parked) {
+		/* Polled again only now: a poll armed while we served would
+		 * complete at once for every message still queued, and the
+		 * loop would spin on a client that sends faster than we
+		 * serve. */
+		s->parked = false;
+		poll_again = true;
+	} else if (ret < 0) {
 		s->ended = true;
-		pthread_mutex_unlock(&d->sessions_lock);
-		loop_forget_session(d, s);
-		pthread_mutex_lock(&d->sessions_lock);
 	}
+	pthread_mutex_unlock(&d->sessions_lock);
+	if (ret < 0)
+		loop_forget_session(d, s);
+	else if (ret == SESSION_HELD)
+		loop_hold_session(d, s);
+	else if (poll_again)
+		loop_poll_session(d, s);
+	pthread_mutex_lock(&d->sessions_lock);
 	pthread_cond_broadcast(&d->sessions_gone);
 }
 
@@ -122,8 +139,10 @@ void workers_kick(struct session *s)
 	struct zdevd *d = s->d;
 
 	pthread_mutex_lock(&d->sessions_lock);
-	if (s->ended || d->workers_stop) {
-		/* nothing to do */
+	s->parked = true;
+	if (s->ended || d->workers_stop || s->held) {
+		/* nothing to do: an ended session's note to the loop frees
+		 * it, a held one is the loop's to look at */
 	} else if (s->busy) {
 		s->pending = true;
 	} else {
@@ -138,6 +157,20 @@ void workers_kick(struct session *s)
 		}
 	}
 	pthread_mutex_unlock(&d->sessions_lock);
+}
+
+bool workers_resume(struct session *s)
+{
+	struct zdevd *d = s->d;
+	bool poll_again;
+
+	pthread_mutex_lock(&d->sessions_lock);
+	s->held = false;
+	poll_again = s->parked && !s->busy && !s->ended;
+	if (poll_again)
+		s->parked = false;
+	pthread_mutex_unlock(&d->sessions_lock);
+	return poll_again;
 }
 
 void workers_stop_all(struct zdevd *d)

@@ -25,6 +25,7 @@ struct zdevd_config {
 	char pidfile[PATH_MAX];		/* --pidfile, or "" */
 	struct devset_config devs;
 	unsigned int client_handles;	/* device handles a client may hold (0: no limit) */
+	unsigned int client_pending;	/* replies a client may leave unread (0: no limit) */
 	bool foreground;
 	bool verbose;
 	int ready_fd;			/* told when zdevd serves (--ready-fd), or -1 */
@@ -73,6 +74,12 @@ int loop_watch_mm(struct zdevd *d, struct zmm *mm);
 /* The session's connection is over: the loop stops polling it and frees it
  * (from any thread). */
 void loop_forget_session(struct zdevd *d, struct session *s);
+/* A worker let go of a session the loop stopped polling when it was
+ * kicked: the loop polls it again (from any thread). */
+void loop_poll_session(struct zdevd *d, struct session *s);
+/* A worker let go of a held session: the loop looks at it now and then
+ * (session_may_resume) and polls it again once it may be served. */
+void loop_hold_session(struct zdevd *d, struct session *s);
 
 /* workers.c: once the loop has stopped, ends every session (its request in
  * flight first), waits for the workers and frees the sessions. */
