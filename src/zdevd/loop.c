@@ -40,6 +40,11 @@ struct watch {
 	bool removing;
 	bool armed;		/* a one-shot poll of it is in flight */
 	bool on_held;		/* W_SESSION: on the loop's list of held sessions */
+	bool ready;		/* W_UFFD: readable, waiting its turn (serve_ready) */
+	/* W_UFFD: how often it was served lately, halved each SERVED_HALF_NS,
+	 * as of served_ns */
+	uint32_t served;
+	uint64_t served_ns;
 	struct watch *prev, *next;	/* the loop's list of per-client watches */
 	struct watch *next_held;
 };
@@ -68,7 +73,15 @@ struct loop {
 	struct watch held_timer_w;
 	bool held_timer_armed;
 	struct __kernel_timespec held_wait;
+	/* The uffds found readable and not served yet, unarmed meanwhile:
+	 * served a few at a time, those served least lately first. */
+	struct watch **ready;
+	unsigned int nready, ready_cap;
 };
+
+/* Ready uffds served before the loop looks for new completions. */
+#define SERVE_BATCH 4
+#define SERVED_HALF_NS 20000000ull
 
 #define HELD_WAIT_MIN_NS 1000000ll
 #define HELD_WAIT_MAX_NS 64000000ll
@@ -528,6 +541,73 @@ static void serve_uffd_msgs(struct loop *l, struct zmm *mm, struct uffd_msg *msg
 	*ndefp = 0;
 }
 
+/* ---- fair service of the uffds ---- */
+
+/*
+ * One thread serves every client's CPU faults, so a client with few faults
+ * waits behind those of clients with many: in arrival order, a fault of a
+ * light client waited for one of every busy client's. Readable uffds are
+ * gathered instead and served a few at a time, the one served least lately
+ * first, between looks for new completions; a client faulting less than
+ * its share is served next, whatever the others queue.
+ */
+static uint32_t served_lately(struct watch *w, uint64_t now)
+{
+	uint64_t halves = (now - w->served_ns) / SERVED_HALF_NS;
+
+	if (halves) {
+		w->served = halves >= 32 ? 0 : w->served >> halves;
+		w->served_ns += halves * SERVED_HALF_NS;
+	}
+	return w->served;
+}
+
+static void ready_add(struct loop *l, struct watch *w)
+{
+	if (l->nready == l->ready_cap) {
+		unsigned int cap = l->ready_cap ? 2 * l->ready_cap : 64;
+		struct watch **v = realloc(l->ready, cap * sizeof(*v));
+
+		if (!v) {
+			/* Served at once, in arrival order. */
+			serve_uffd(l, w->mm);
+			arm(l, w);
+			return;
+		}
+		l->ready = v;
+		l->ready_cap = cap;
+	}
+	w->ready = true;
+	l->ready[l->nready++] = w;
+}
+
+/* Serves up to SERVE_BATCH ready uffds, the least served lately first. */
+static void serve_ready(struct loop *l)
+{
+	const uint64_t now = lathist_now_ns();
+
+	for (int k = 0; k < SERVE_BATCH && l->nready; k++) {
+		unsigned int best = 0;
+		struct watch *w;
+
+		for (unsigned int i = 1; i < l->nready; i++)
+			if (served_lately(l->ready[i], now) < served_lately(l->ready[best], now))
+				best = i;
+		w = l->ready[best];
+		l->ready[best] = l->ready[--l->nready];
+		w->ready = false;
+		if (w->removing || atomic_load(&w->mm->dead)) {
+			/* Its poll was stopped while it waited here: no CQE
+			 * will free it. */
+			watch_free(l, w);
+			continue;
+		}
+		serve_uffd(l, w->mm);
+		w->served++;
+		arm(l, w);
+	}
+}
+
 /* ---- the loop ---- */
 
 static void on_listen(struct zdevd *d, struct loop *l)
@@ -645,7 +725,10 @@ static void on_cqe(struct zdevd *d, struct loop *l, struct io_uring_cqe *cqe)
 		}
 		if (cqe->res < 0 && cqe->res != -ECANCELED)
 			log_warn("io_uring: poll of fd %d: %s", w->fd, strerror(-cqe->res));
-		arm(l, w);
+		if (w->kind == W_UFFD && cqe->res >= 0)
+			ready_add(l, w);	/* armed again once served */
+		else
+			arm(l, w);
 	} else if (!(cqe->flags & IORING_CQE_F_MORE)) {
 		/* The multishot poll ended: the kernel dropped it. */
 		if (cqe->res >= 0 || cqe->res == -ECANCELED)
@@ -668,8 +751,7 @@ static void on_cqe(struct zdevd *d, struct loop *l, struct io_uring_cqe *cqe)
 		drain_queue(l);
 		break;
 	case W_UFFD:
-		serve_uffd(l, w->mm);
-		break;
+		break;	/* above */
 	case W_PIDFD:
 		break;	/* on_pidfd_cqe() */
 	case W_SESSION:
@@ -690,8 +772,12 @@ int loop_run(struct zdevd *d)
 		struct io_uring_cqe *cqe;
 		unsigned int head, n = 0;
 
-		/* Blocks in the kernel while idle: no CPU used. */
-		ret = io_uring_submit_and_wait(&l->ring, 1);
+		/* Blocks in the kernel while idle: no CPU used. With uffds
+		 * still to serve it only looks for what completed meanwhile. */
+		if (l->nready)
+			ret = io_uring_submit_and_get_events(&l->ring);
+		else
+			ret = io_uring_submit_and_wait(&l->ring, 1);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
 			log_err("io_uring: %s", strerror(-ret));
 			return ret;
@@ -701,6 +787,7 @@ int loop_run(struct zdevd *d)
 			n++;
 		}
 		io_uring_cq_advance(&l->ring, n);
+		serve_ready(l);
 	}
 	return 0;
 }
@@ -712,6 +799,7 @@ void loop_destroy(struct zdevd *d)
 	if (!l)
 		return;
 	io_uring_queue_exit(&l->ring);
+	free(l->ready);
 	while (l->clients)
 		watch_free(l, l->clients);
 	while (l->queued) {
