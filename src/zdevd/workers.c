@@ -10,13 +10,19 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "zdevd/session.h"
 
 #define IDLE_SECONDS 2
+/* How much less CPU a worker is given than the event loop when both want
+ * it (nice levels above the loop's). */
+#define WORKER_NICE 10
 
 static void ready_push(struct zdevd *d, struct session *s)
 {
@@ -80,10 +86,33 @@ static void run_session(struct zdevd *d, struct session *s)
 	pthread_cond_broadcast(&d->sessions_gone);
 }
 
+/*
+ * Requests yield to CPU faults. The loop serves every client's faults on one
+ * thread, and a faulting thread waits until it has: with every CPU busy with
+ * requests (63 clients migrating, one flooding), a loop that waits its turn
+ * behind the workers makes each fault wait a time slice. A worker at a lower
+ * priority lets the loop run the moment a fault comes; what a worker starts
+ * (the copy threads of a migration) inherits its priority. Raising a nice
+ * value needs no privilege.
+ */
+static void lower_priority(void)
+{
+	const id_t tid = (id_t)syscall(SYS_gettid);
+	int nice;
+
+	errno = 0;
+	nice = getpriority(PRIO_PROCESS, tid);
+	if (nice == -1 && errno)
+		return;
+	if (setpriority(PRIO_PROCESS, tid, nice + WORKER_NICE))
+		log_dbg("worker: setpriority: %m");
+}
+
 static void *worker_main(void *arg)
 {
 	struct zdevd *d = arg;
 
+	lower_priority();
 	pthread_mutex_lock(&d->sessions_lock);
 	for (;;) {
 		while (!d->ready_head && !d->workers_stop) {
