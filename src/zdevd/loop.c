@@ -81,6 +81,8 @@ struct loop {
 
 /* Ready uffds served before the loop looks for new completions. */
 #define SERVE_BATCH 4
+/* Completions of other kinds put off until the uffds had their batch. */
+#define LATER_MAX 64
 #define SERVED_HALF_NS 20000000ull
 
 #define HELD_WAIT_MIN_NS 1000000ll
@@ -769,8 +771,8 @@ int loop_run(struct zdevd *d)
 	if (ret)
 		return ret;
 	while (!atomic_load(&d->stopping)) {
-		struct io_uring_cqe *cqe;
-		unsigned int head, n = 0;
+		struct io_uring_cqe *cqe, later[LATER_MAX];
+		unsigned int head, n = 0, nlater = 0;
 
 		/* Blocks in the kernel while idle: no CPU used. With uffds
 		 * still to serve it only looks for what completed meanwhile. */
@@ -782,12 +784,22 @@ int loop_run(struct zdevd *d)
 			log_err("io_uring: %s", strerror(-ret));
 			return ret;
 		}
+		/* Faults first: the rest (connections to accept, sessions to
+		 * kick, notes) waits until the ready uffds had a batch, so
+		 * that a client reconnecting in a loop delays no fault. */
 		io_uring_for_each_cqe(&l->ring, head, cqe) {
-			on_cqe(d, l, cqe);
+			const struct watch *w = io_uring_cqe_get_data(cqe);
+
+			if ((w && w->kind == W_UFFD) || nlater == LATER_MAX)
+				on_cqe(d, l, cqe);
+			else
+				later[nlater++] = *cqe;
 			n++;
 		}
 		io_uring_cq_advance(&l->ring, n);
 		serve_ready(l);
+		for (unsigned int i = 0; i < nlater; i++)
+			on_cqe(d, l, &later[i]);
 	}
 	return 0;
 }
