@@ -56,12 +56,9 @@ struct device {
 	_Atomic uint64_t *block_store;
 	_Atomic bool *block_unfilled;
 	/* warm.c: the store made ahead for the next new process, the blocks
-	 * its memory is mapped and populated under, and for each block
-	 * whether it was warmed and no store adopted it since (a later warm
-	 * store may take it). warm_lock guards them, and orders the mapping
-	 * of a block against its adoption (store.c). */
+	 * its memory is mapped and populated under. warm_lock guards them,
+	 * and orders the mapping of a block against its adoption (store.c). */
 	pthread_mutex_t warm_lock;
-	bool *block_warm;
 	struct store *warm_store;
 	_Atomic uint64_t warm_blocks;
 	/* migrations on the device now, and when one last ended or a block
@@ -97,6 +94,10 @@ struct devset {
 	 * the warm store was taken); set while warm.c's thread runs. */
 	void (*_Atomic store_changed)(struct device *dev);
 	uint64_t started_ns;		/* CLOCK_MONOTONIC when the devices were made */
+	/* No thread reads the clients' uffd events any more (zdevd is
+	 * shutting down): an ioctl the kernel refuses while events are
+	 * pending fails at once, for its caller to read them itself. */
+	atomic_bool events_unread;
 };
 
 #endif

@@ -23,6 +23,7 @@ static void evict_on_teardown(struct refpool *pool, struct refpool_page *page, v
 static const struct refpool_ops device_ops = {
 	.evict = evict_on_teardown,
 	.adopt_block = store_adopt_block,
+	.prefers_block = store_prefers_block,
 	.owner_gone = store_owner_gone,
 };
 

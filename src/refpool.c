@@ -562,13 +562,40 @@ static void chunk_give_back(struct refpool *pool, struct refpool_chunk *c, uint3
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* How many free blocks an adoption looks at for one its owner prefers: the
+ * search must stay cheap when the owner has none left. */
+#define PREFER_SCAN 64
+
+/* Unlinks from c's free blocks (c->lock held) the first of the next *budget
+ * that o's owner prefers, or REFPOOL_NO_PFN; *budget counts what was seen. */
+static uint32_t chunk_take_preferred(struct refpool *pool, struct refpool_chunk *c,
+				     const struct refpool_owner *o, uint32_t *budget)
+{
+	uint32_t prev = REFPOOL_NO_PFN;
+
+	for (uint32_t pfn = c->block_head; pfn != REFPOOL_NO_PFN && *budget;
+	     prev = pfn, pfn = pool->pages[pfn].next, (*budget)--) {
+		if (!pool->ops->prefers_block(pool, pfn, o->arg, pool->arg))
+			continue;
+		if (prev == REFPOOL_NO_PFN)
+			c->block_head = pool->pages[pfn].next;
+		else
+			pool->pages[prev].next = pool->pages[pfn].next;
+		c->nblocks--;
+		return pfn;
+	}
+	return REFPOOL_NO_PFN;
+}
+
 /*
  * Takes a whole free block off a live chunk, with nrefs chunk references for
  * the pages the caller will hand out of it: they pin the chunk while the block
- * is on no list, as a page in use would. REFPOOL_NO_PFN when there is none.
+ * is on no list, as a page in use would. One that o's owner prefers comes
+ * first, if the first few free blocks hold one. REFPOOL_NO_PFN when there is
+ * none.
  */
-static uint32_t chunks_pop_block(struct refpool *pool, uint32_t nrefs,
-				 struct refpool_chunk **chunk)
+static uint32_t chunks_pop_block(struct refpool *pool, const struct refpool_owner *o,
+				 uint32_t nrefs, struct refpool_chunk **chunk)
 {
 	uint32_t first = REFPOOL_NO_PFN, index;
 	struct refpool_slot *slot;
@@ -578,21 +605,29 @@ static uint32_t chunks_pop_block(struct refpool *pool, uint32_t nrefs,
 	 * chunk dying. */
 	slot = my_slot(pool, &index);
 	spin_lock(&slot->lock);
-	for (uint32_t i = 0; i < pool->max_chunks && first == REFPOOL_NO_PFN; i++) {
-		/* acquire: pairs with the release that published the chunk. */
-		struct refpool_chunk *c = atomic_load_explicit(&pool->chunks[i],
-							       memory_order_acquire);
+	for (int pass = pool->ops->prefers_block ? 0 : 1; pass < 2; pass++) {
+		uint32_t budget = PREFER_SCAN;
 
-		if (!c || chunk_dying(c))
-			continue;
-		pthread_mutex_lock(&c->lock);
-		if (c->nblocks)
-			first = list_pop(pool, &c->block_head, &c->nblocks);
-		pthread_mutex_unlock(&c->lock);
-		if (first != REFPOOL_NO_PFN) {
-			pcpu_add(c, index, nrefs);
-			*chunk = c;
+		for (uint32_t i = 0; i < pool->max_chunks && first == REFPOOL_NO_PFN; i++) {
+			/* acquire: pairs with the release that published the chunk. */
+			struct refpool_chunk *c = atomic_load_explicit(&pool->chunks[i],
+								       memory_order_acquire);
+
+			if (!c || chunk_dying(c))
+				continue;
+			pthread_mutex_lock(&c->lock);
+			if (pass == 0)
+				first = chunk_take_preferred(pool, c, o, &budget);
+			else if (c->nblocks)
+				first = list_pop(pool, &c->block_head, &c->nblocks);
+			pthread_mutex_unlock(&c->lock);
+			if (first != REFPOOL_NO_PFN) {
+				pcpu_add(c, index, nrefs);
+				*chunk = c;
+			}
 		}
+		if (first != REFPOOL_NO_PFN)
+			break;
 	}
 	spin_unlock(&slot->lock);
 	return first;
@@ -670,7 +705,7 @@ static int owner_adopt(struct refpool *pool, struct refpool_owner *o, uint32_t n
 	uint32_t first;
 	int ret;
 
-	while ((first = chunks_pop_block(pool, n, &c)) == REFPOOL_NO_PFN) {
+	while ((first = chunks_pop_block(pool, o, n, &c)) == REFPOOL_NO_PFN) {
 		ret = pool_grow(pool, GROW_BLOCK);
 		if (ret)
 			return ret;

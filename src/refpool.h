@@ -105,11 +105,14 @@ struct refpool_ops {
 	 * release_block: the last page of the owned block was freed; the block
 	 * stops being the owner's, and is free for anyone after the call.
 	 * owner_gone: the owner holds no block and its creator put it, so
-	 * owner_arg may go.
+	 * owner_arg may go. prefers_block: whether the free block at first_pfn
+	 * is one the owner should adopt before others (its memory is the
+	 * owner's already); it runs under the pool's locks, so it only reads.
 	 */
 	int (*adopt_block)(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *arg);
 	void (*release_block)(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *arg);
 	void (*owner_gone)(struct refpool *pool, void *owner_arg, void *arg);
+	bool (*prefers_block)(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *arg);
 };
 
 struct refpool_config {

@@ -26,10 +26,7 @@ int store_device_init(struct device *dev, uint64_t dev_pages)
 	if (!dev->block_store)
 		return -ENOMEM;
 	dev->block_unfilled = calloc(dev->nblocks, sizeof(*dev->block_unfilled));
-	dev->block_warm = calloc(dev->nblocks, sizeof(*dev->block_warm));
-	if (!dev->block_unfilled || !dev->block_warm) {
-		free(dev->block_warm);
-		free(dev->block_unfilled);
+	if (!dev->block_unfilled) {
 		free(dev->block_store);
 		dev->block_store = NULL;
 		return -ENOMEM;
@@ -47,7 +44,6 @@ void store_device_fini(struct device *dev)
 	if (!dev->block_store)
 		return;
 	pthread_mutex_destroy(&dev->warm_lock);
-	free(dev->block_warm);
 	free(dev->block_unfilled);
 	dev->block_unfilled = NULL;
 	free(dev->block_store);
@@ -89,7 +85,6 @@ int store_map_block_locked(struct device *dev, struct store *store, uint32_t fir
 	    atomic_load_explicit(slot, memory_order_relaxed) == dev->warm_store->id &&
 	    !store_block_unfilled(dev, first_pfn))
 		atomic_fetch_sub_explicit(&dev->warm_blocks, 1, memory_order_relaxed);
-	dev->block_warm[first_pfn / REFPOOL_BLOCK_PAGES] = false;
 	madvise(addr, BLOCK_BYTES, MADV_REMOVE);
 	if (mmap(addr, BLOCK_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, store->fd,
 		 (off_t)first_pfn * (off_t)PG_SIZE) == MAP_FAILED) {
@@ -124,9 +119,19 @@ int store_adopt_block(struct refpool *pool, uint32_t first_pfn, void *owner_arg,
 	if (atomic_load_explicit(&dev->block_store[first_pfn / REFPOOL_BLOCK_PAGES],
 				 memory_order_relaxed) != store->id)
 		ret = store_map_block_locked(dev, store, first_pfn);
-	dev->block_warm[first_pfn / REFPOOL_BLOCK_PAGES] = false;
 	pthread_mutex_unlock(&dev->warm_lock);
 	return ret;
+}
+
+bool store_prefers_block(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *arg)
+{
+	const struct device *dev = arg;
+	const struct store *store = owner_arg;
+
+	(void)pool;
+	/* relaxed: a hint; adoption checks the slot again under warm_lock. */
+	return atomic_load_explicit(&dev->block_store[first_pfn / REFPOOL_BLOCK_PAGES],
+				    memory_order_relaxed) == store->id;
 }
 
 static void store_changed(struct device *dev)

@@ -65,6 +65,9 @@ struct store *store_take_warm(struct device *dev);
 /* The pool hooks (refpool_ops): adopt_block maps the owner's store under
  * the block, 0 or the -errno of the mmap. */
 int store_adopt_block(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *arg);
+/* The pool's prefers_block: a free block whose mapping is the store's
+ * already (its memory is there, warm or from its own earlier pages). */
+bool store_prefers_block(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *arg);
 void store_owner_gone(struct refpool *pool, void *owner_arg, void *arg);
 
 /* The process's rescue table, made with its zmm, sized for every device

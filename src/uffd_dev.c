@@ -42,8 +42,9 @@ int uffd_dev_ioctl(struct zmm *mm, unsigned long req, void *arg, bool in_loop)
 		if (errno != EAGAIN)
 			return -errno;
 		/* The loop thread cannot wait for itself: it gives up and
-		 * lets the fault be retried after the pending events. */
-		if (in_loop)
+		 * lets the fault be retried after the pending events. Nor can
+		 * anyone wait once the loop has stopped. */
+		if (in_loop || atomic_load_explicit(&mm->ds->events_unread, memory_order_relaxed))
 			return -EAGAIN;
 		usleep(20);
 	}

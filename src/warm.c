@@ -15,15 +15,14 @@
  * one, and adopting those blocks costs it nothing: store_adopt_block keeps
  * a block whose mapping is the adopting store's already.
  *
- * Only blocks that hold no process's data are warmed: never used, last used
+ * Only blocks mapped to no living store are warmed: never used, or last used
  * by a store that is gone (whose data is punched out first, as adoption
- * does), or warmed for an earlier warm store and not adopted by its process
- * since, which hold zeros. So a store still shows only zeros or its own
- * process's data, and a block holds one process's pages. The pool hands out
- * the lowest free block first, whoever asks: a process that took a warm
- * store gets its first blocks warm, and the blocks it did not adopt before
- * its burst of migrations ended go to the next warm store (it gets others
- * if it grows later, as it would without warm memory).
+ * does). So a store still shows only zeros or its own process's data, and a
+ * block holds one process's pages. The blocks warmed for a store stay its
+ * own once a process takes it, and the pool hands a process the free blocks
+ * mapped to its store before others (store_prefers_block): its first
+ * migrations find their memory there however long it waited, and a process
+ * that comes later gets the blocks warmed for it, not another's.
  *
  * The thread runs at the lowest priority, only while the device has seen no
  * migration and no adoption for a moment, and sleeps once every device is warm or has no
@@ -40,6 +39,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -103,6 +103,28 @@ static bool have_store(struct device *dev)
 }
 
 /*
+ * Has the kernel read a byte of each page of the block. On hosts whose
+ * hypervisor keeps its own page tables for the guest, one set for its user
+ * mode and one for its kernel mode, a populated page still costs microseconds
+ * at its first access in each mode, and the copies into and out of a store
+ * are the kernel's (process_vm_readv, UFFDIO_COPY): left alone, that cost
+ * falls in a first migration's copy, page by page. process_vm_writev from
+ * the block into a scratch buffer of ours pays it here. A read, for the block
+ * may be another store's by now and hold its data.
+ */
+static void touch_block(char *addr)
+{
+	char scratch[REFPOOL_BLOCK_PAGES];
+	struct iovec pages[REFPOOL_BLOCK_PAGES];
+	const struct iovec to = { scratch, sizeof(scratch) };
+
+	for (size_t i = 0; i < REFPOOL_BLOCK_PAGES; i++)
+		pages[i] = (struct iovec){ addr + i * PG_SIZE, 1 };
+	/* Best effort: a block it could not read is only slower to fill. */
+	(void)process_vm_writev(getpid(), pages, REFPOOL_BLOCK_PAGES, &to, 1, 0);
+}
+
+/*
  * Warms block b if it is free and holds no process's data: maps the warm store
  * under it, then gives every page its memory. Only the mapping is done under
  * the lock, which orders it against the block's adoption; the populating is
@@ -117,7 +139,7 @@ static int warm_block(struct device *dev, uint64_t b)
 {
 	const uint32_t first = (uint32_t)(b * REFPOOL_BLOCK_PAGES);
 	uint64_t id, slot;
-	void *addr;
+	char *addr;
 	int ret = 0;
 
 	pthread_mutex_lock(&dev->warm_lock);
@@ -127,13 +149,13 @@ static int warm_block(struct device *dev, uint64_t b)
 	}
 	id = dev->warm_store->id;
 	slot = atomic_load_explicit(&dev->block_store[b], memory_order_relaxed);
-	if (slot == id || (slot && !dev->block_warm[b]) || !refpool_block_free(dev->pool, first)) {
+	/* A block mapped to any living store is that store's to adopt: to the
+	 * warm store (done), or to one a process took (warm for it). */
+	if (slot || !refpool_block_free(dev->pool, first)) {
 		pthread_mutex_unlock(&dev->warm_lock);
 		return 0;
 	}
 	ret = store_map_block_locked(dev, dev->warm_store, first);
-	if (!ret)
-		dev->block_warm[b] = true;
 	pthread_mutex_unlock(&dev->warm_lock);
 	if (ret)
 		return ret;
@@ -141,6 +163,7 @@ static int warm_block(struct device *dev, uint64_t b)
 	addr = refpool_page_mem(dev->pool, refpool_pfn_to_page(dev->pool, first));
 	if (madvise(addr, BLOCK_BYTES, MADV_POPULATE_WRITE))
 		return -errno;	/* the block is filled on first use */
+	touch_block(addr);
 	/* Warm once its memory is there, and only while it is still the
 	 * untaken warm store's: the count is what the next process gets. */
 	pthread_mutex_lock(&dev->warm_lock);

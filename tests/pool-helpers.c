@@ -65,6 +65,13 @@ static void probe_owner_gone(struct refpool *pool, void *owner_arg, void *arg)
 		probe->on_owner_gone(pool, owner_arg, probe->ctx);
 }
 
+static bool probe_prefers(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *arg)
+{
+	struct pool_probe *probe = arg;
+
+	return probe->on_prefers && probe->on_prefers(pool, first_pfn, owner_arg, probe->ctx);
+}
+
 static const struct refpool_ops probe_ops = {
 	.page_free = probe_page_free,
 	.evict = probe_evict,
@@ -72,6 +79,7 @@ static const struct refpool_ops probe_ops = {
 	.adopt_block = probe_adopt,
 	.release_block = probe_release,
 	.owner_gone = probe_owner_gone,
+	.prefers_block = probe_prefers,
 };
 
 struct refpool *make_pool(struct pool_probe *probe, size_t chunk, size_t limit)

@@ -25,6 +25,7 @@ struct pool_probe {
 	int (*on_adopt)(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *ctx);
 	void (*on_release)(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *ctx);
 	void (*on_owner_gone)(struct refpool *pool, void *owner_arg, void *ctx);
+	bool (*on_prefers)(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *ctx);
 	void *ctx;
 };
 

@@ -645,6 +645,8 @@ struct owner_map {
 	void *_Atomic last_release_arg;
 	void *_Atomic gone_arg;
 	atomic_int blocks_at_gone;	/* blocks the map still gave the owner then */
+	void *prefers_arg;		/* the owner that prefers a block ... */
+	_Atomic uint32_t preferred;	/* ... and its first pfn (map_prefers) */
 };
 
 static int map_adopt(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *ctx)
@@ -1047,6 +1049,51 @@ START_TEST(test_failed_adoption_leaves_the_block_free)
 }
 END_TEST
 
+/* Owner a prefers the block map->preferred, if set; b prefers none. */
+static bool map_prefers(struct refpool *pool, uint32_t first_pfn, void *owner_arg, void *ctx)
+{
+	struct owner_map *map = ctx;
+
+	(void)pool;
+	return owner_arg == map->prefers_arg && first_pfn == atomic_load(&map->preferred);
+}
+
+START_TEST(test_adoption_takes_the_preferred_block_first)
+{
+	static int tag_a, tag_b;
+	struct owner_map map = { .prefers_arg = &tag_a };
+	struct pool_probe probe = { .on_prefers = map_prefers };
+	struct refpool *pool = make_pool(&probe, 4 * CHUNK_2M, 4 * CHUNK_2M);
+	struct refpool_owner *a = new_owner(pool, &tag_a), *b = new_owner(pool, &tag_b);
+	struct refpool_page *pb, *block, *pa;
+
+	watch_owners(&probe, &map);
+	atomic_store(&map.preferred, 2 * REFPOOL_BLOCK_PAGES);
+	/* b prefers nothing: any block but the one a prefers may do, and
+	 * the first free one does; a then gets its own, not the next free. */
+	ck_assert_int_eq(refpool_alloc_owned(pool, b, &pb), 0);
+	ck_assert_uint_ne(refpool_page_to_pfn(pool, pb) / REFPOOL_BLOCK_PAGES, 2);
+	ck_assert_int_eq(refpool_alloc_block_owned(pool, a, &block), 0);
+	ck_assert_uint_eq(refpool_page_to_pfn(pool, block), 2 * REFPOOL_BLOCK_PAGES);
+	/* Its preferred block taken, a's next page comes from that block's
+	 * spare pages or any free block, as without a preference. */
+	refpool_put_block(pool, block);
+	ck_assert_uint_eq(atomic_load(&probe.releases), 1);
+	ck_assert_int_eq(refpool_alloc_owned(pool, a, &pa), 0);
+	ck_assert_uint_eq(refpool_page_to_pfn(pool, pa), 2 * REFPOOL_BLOCK_PAGES);
+	refpool_put(pool, pa);
+	atomic_store(&map.preferred, REFPOOL_NO_PFN);
+	ck_assert_int_eq(refpool_alloc_owned(pool, a, &pa), 0);
+	ck_assert_ptr_eq(owner_of_page(&map, pool, pa), &tag_a);
+	refpool_put(pool, pa);
+	refpool_put(pool, pb);
+	ck_assert_int_eq(atomic_load(&map.bad), 0);
+	refpool_owner_put(a);
+	refpool_owner_put(b);
+	kill_cleanly(pool, &probe);
+}
+END_TEST
+
 enum { EVICT_PUT = 1, EVICT_PUT_BLOCK, EVICT_WITH_BLOCK };
 
 static void evict_owned(struct refpool *pool, struct refpool_page *page, void *ctx)
@@ -1363,6 +1410,7 @@ static Suite *refpool_suite(void)
 	tcase_add_test(owners, test_owned_block_is_whole_and_released_by_its_puts);
 	tcase_add_test(owners, test_owned_alloc_needs_a_whole_free_block);
 	tcase_add_test(owners, test_failed_adoption_leaves_the_block_free);
+	tcase_add_test(owners, test_adoption_takes_the_preferred_block_first);
 	tcase_add_test(owners, test_kill_releases_owned_blocks);
 	tcase_add_test(owners, test_kill_waits_for_a_release_in_progress);
 	tcase_add_test(owners, test_owned_alloc_and_put_from_two_threads);

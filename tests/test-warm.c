@@ -333,7 +333,7 @@ static int device_life(uint64_t tag, int held_fd, int go_fd)
 	struct zdev_result res;
 	unsigned int nstores;
 	struct zdev *dev;
-	uint64_t *buf, *copy, *probe, pages;
+	uint64_t *buf, *copy, *probe, pages, held;
 	char c;
 
 	if (zdev_open(NULL, 0, &dev))
@@ -346,8 +346,6 @@ static int device_life(uint64_t tag, int held_fd, int go_fd)
 	fill(probe, PG_SIZE, tag);
 	if (zdev_migrate_to_device(dev, probe, 1, &res) || res.cpages != 1)
 		return 23;
-	/* At once: the blocks it did not adopt may go to the next warm store
-	 * later, the one it adopted stays its own. */
 	pages = store_data_pages(&nstores);
 	if (nstores != 1)
 		return 17;
@@ -365,9 +363,14 @@ static int device_life(uint64_t tag, int held_fd, int go_fd)
 	/* Its own pages are in its store while on the device. */
 	if (!stores_hold(tag))
 		return 16;
+	held = store_data_pages(&nstores);
 	if (write(held_fd, &pages, sizeof(pages)) != (ssize_t)sizeof(pages) ||
 	    read(go_fd, &c, 1) != 1)
 		return 18;
+	/* The blocks warmed for it stay its own while it pauses: none went
+	 * to another warm store, whose mapping would have punched them out. */
+	if (store_data_pages(&nstores) < held)
+		return 25;
 	if (zdev_read(dev, buf + len / 16, npages / 2, copy, &res) || res.cpages != npages / 2)
 		return 19;
 	for (size_t i = 0; i < len / 16; i++)
@@ -395,13 +398,15 @@ START_TEST(first_process_takes_the_warm_store)
 	close(held[1]);
 	close(go[0]);
 	ck_assert_int_eq(read(held[0], &pages, sizeof(pages)), (ssize_t)sizeof(pages));
-	/* Its store is the warm one: the block of its first page had its
-	 * memory already (a cold store has memory for that page only)... */
-	ck_assert_msg(pages >= WARM_BLOCK_PAGES, "the child's store had %llu pages of memory",
+	/* Its store is the warm one, all of the device: every page had its
+	 * memory from the start (a cold store has memory for that page only). */
+	ck_assert_msg(pages == DEV_PAGES_64M, "the child's store had %llu pages of memory",
 		      (unsigned long long)pages);
-	/* ...and zdevd has less warm for another while the child holds its
-	 * blocks. */
-	ck_assert_uint_lt(status_of(0).warm, DEV_PAGES_64M);
+	/* While it holds them, zdevd finds no block to warm for another, also
+	 * once the device has been quiet a while. */
+	ck_assert_uint_eq(status_of(0).warm, 0);
+	usleep(300000);
+	ck_assert_uint_eq(status_of(0).warm, 0);
 	ck_assert_int_eq(write(go[1], &c, 1), 1);
 	status = wait_child(pid);
 	ck_assert_child_ok(status, "child");
@@ -544,8 +549,8 @@ static int there_and_back(struct zdev *dev, uint64_t *buf, size_t len, uint64_t 
 
 /*
  * The first process: 2 MiB kept on the device; at each go, 16 MiB more there
- * and back (adopting blocks warmed meanwhile for the next process, or
- * another's). Tells step_fd after each step.
+ * and back (in the blocks warmed for it, or another's). Tells step_fd after
+ * each step.
  */
 static int first_holder(int step_fd, int go_fd)
 {

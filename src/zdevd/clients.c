@@ -242,8 +242,31 @@ unsigned int clients_list_after(struct zdevd *d, pid_t after, struct zmm **out,
 	return n;
 }
 
+/* Rounds of reading a process's events for its eviction: one that keeps
+ * forking or unmapping while zdevd stops cannot hold it up for good. */
+#define SHUTDOWN_EVENT_ROUNDS 1000
+
+/*
+ * With the loop stopped, a client blocked in a uffd event (fork, munmap,
+ * madvise) stays blocked until we read it, and the kernel refuses our copies
+ * into it meanwhile (EAGAIN): we read its events ourselves between tries.
+ */
+static int evict_at_shutdown(struct zdevd *d, struct zmm *mm)
+{
+	int ret = -EAGAIN;
+
+	for (int round = 0; round < SHUTDOWN_EVENT_ROUNDS && ret == -EAGAIN; round++) {
+		loop_serve_events(d, mm);
+		ret = migrate_evict(mm, -1, NULL);
+	}
+	return ret;
+}
+
 void clients_evict_all(struct zdevd *d)
 {
+	/* Every uffd ioctl from here on fails at once where it would wait
+	 * for the loop (uffd_dev_ioctl). */
+	atomic_store(&d->devs.events_unread, true);
 	for (;;) {
 		struct zmm *mm;
 
@@ -254,7 +277,7 @@ void clients_evict_all(struct zdevd *d)
 		pthread_mutex_unlock(&d->mms_lock);
 		if (!mm)
 			break;
-		if (migrate_evict(mm, -1, NULL))
+		if (evict_at_shutdown(d, mm))
 			log_warn("pid %d: could not bring every page back", (int)mm->pid);
 		clients_exit(d, mm);
 		zmm_put(mm);
@@ -265,16 +288,27 @@ void clients_drop_unclaimed(struct zdevd *d)
 {
 	struct zmm *child;
 
-	pthread_mutex_lock(&d->mms_lock);
-	child = d->unclaimed;
-	d->unclaimed = NULL;
-	pthread_mutex_unlock(&d->mms_lock);
-	while (child) {
-		struct zmm *next = child->next_unclaimed;
+	/* Their events may add more (a child that forked in turn). */
+	for (;;) {
+		pthread_mutex_lock(&d->mms_lock);
+		child = d->unclaimed;
+		d->unclaimed = NULL;
+		pthread_mutex_unlock(&d->mms_lock);
+		if (!child)
+			break;
+		while (child) {
+			struct zmm *next = child->next_unclaimed;
 
-		zmm_drop_all(child);
-		zmm_put(child);
-		child = next;
+			/* A child that never claimed its uffd still has the
+			 * device pages it shares with its parent: they come
+			 * home into it through that uffd, as the parent's did. */
+			if (evict_at_shutdown(d, child))
+				log_warn("a fork child of pid %d: could not bring every page back",
+					 (int)child->parent_pid);
+			zmm_drop_all(child);
+			zmm_put(child);
+			child = next;
+		}
 	}
 }
 

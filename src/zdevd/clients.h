@@ -54,7 +54,8 @@ unsigned int clients_list_after(struct zdevd *d, pid_t after, struct zmm **out,
 				unsigned int max, bool *more);
 /* Shutdown: every listed process's pages back to it, then off the list. */
 void clients_evict_all(struct zdevd *d);
-/* Shutdown: the children never claimed are freed. */
+/* Shutdown: the children never claimed get their device pages home, as
+ * every listed process did, and are freed. */
 void clients_drop_unclaimed(struct zdevd *d);
 
 #endif

@@ -38,7 +38,7 @@ struct watch {
 	struct zmm *mm;		/* W_UFFD, W_PIDFD: holds a reference */
 	struct session *s;	/* W_SESSION: freed with the watch's last CQE */
 	bool removing;
-	bool armed;		/* a one-shot poll of it is in flight */
+	bool armed;		/* its one-shot poll is in the ring, loop thread only */
 	bool on_held;		/* W_SESSION: on the loop's list of held sessions */
 	bool ready;		/* W_UFFD: readable, waiting its turn (serve_ready) */
 	/* W_UFFD: how often it was served lately, halved each SERVED_HALF_NS,
@@ -49,24 +49,17 @@ struct watch {
 	struct watch *next_held;
 };
 
-/* What another thread asks of the loop. */
-enum note_what { NOTE_WATCH_MM, NOTE_FORGET, NOTE_POLL, NOTE_HOLD };
-
 struct loop {
 	struct zdevd *d;
 	struct io_uring ring;
 	int sigfd, wakefd;
 	struct watch listen_w, sig_w, wake_w;
 	struct watch *clients;	/* uffd, pidfd and session watches, loop thread only */
-	pthread_mutex_t lock;	/* queued */
-	/* from other threads, in the order they came: an mm to watch (or one
-	 * gone), a session to forget, to poll again or to hold */
-	struct queued {
-		enum note_what what;
-		struct zmm *mm;
-		struct session *s;
-		struct queued *next;
-	} *queued, **queued_tail;
+	pthread_mutex_t lock;	/* queued, rearm */
+	/* from other threads: an mm to watch, or a session to forget */
+	struct queued { struct zmm *mm; struct session *s; struct queued *next; } *queued;
+	/* from workers: sessions whose connection to poll again */
+	struct session *rearm;
 	/* Held sessions (--client-pending), looked at by a timer that runs
 	 * only while there are any, less often the longer none resumes. */
 	struct watch *held;
@@ -114,18 +107,18 @@ static int arm(struct loop *l, struct watch *w)
 
 	if (!sqe)
 		return -EBUSY;
-	if (w->kind == W_PIDFD || w->kind == W_UFFD || w->kind == W_SESSION) {
+	if (w->kind == W_PIDFD || w->kind == W_UFFD || w->kind == W_SESSION)
 		/* A client's watches are one-shot polls, armed again after
 		 * each completion (no extra system call: the next
 		 * io_uring_enter submits it). A multishot poll stopped by a
 		 * cancel that races its own completion can stay armed for
 		 * good, keeping the watch and its client's files. */
 		io_uring_prep_poll_add(sqe, w->fd, POLLIN);
-		w->armed = true;
-	} else
+	else
 		/* Multishot: one submission serves every later readiness. */
 		io_uring_prep_poll_multishot(sqe, w->fd, POLLIN);
 	io_uring_sqe_set_data(sqe, w);
+	w->armed = true;
 	return 0;
 }
 
@@ -216,7 +209,7 @@ static void watch_add_mm(struct loop *l, struct zmm *mm)
 	}
 }
 
-static int enqueue(struct loop *l, enum note_what what, struct zmm *mm, struct session *s)
+static int enqueue(struct loop *l, struct zmm *mm, struct session *s)
 {
 	struct queued *q = malloc(sizeof(*q));
 	uint64_t one = 1;
@@ -225,15 +218,11 @@ static int enqueue(struct loop *l, enum note_what what, struct zmm *mm, struct s
 		return -ENOMEM;
 	if (mm)
 		zmm_get(mm);
-	q->what = what;
 	q->mm = mm;
 	q->s = s;
-	q->next = NULL;
-	/* In order: a session's note to poll it again must come before the
-	 * note that frees it. */
 	pthread_mutex_lock(&l->lock);
-	*l->queued_tail = q;
-	l->queued_tail = &q->next;
+	q->next = l->queued;
+	l->queued = q;
 	pthread_mutex_unlock(&l->lock);
 	/* The loop arms the polls itself: the ring has one submitter. */
 	if (write(l->wakefd, &one, sizeof(one)) != sizeof(one))
@@ -243,7 +232,25 @@ static int enqueue(struct loop *l, enum note_what what, struct zmm *mm, struct s
 
 int loop_watch_mm(struct zdevd *d, struct zmm *mm)
 {
-	return enqueue(d->loop, NOTE_WATCH_MM, mm, NULL);
+	return enqueue(d->loop, mm, NULL);
+}
+
+/* Without an allocation: a request's end must not fail for want of memory,
+ * or its client would never be heard again. */
+void loop_rearm_session(struct zdevd *d, struct session *s)
+{
+	struct loop *l = d->loop;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&l->lock);
+	if (!s->rearm_queued) {
+		s->rearm_queued = true;
+		s->next_rearm = l->rearm;
+		l->rearm = s;
+	}
+	pthread_mutex_unlock(&l->lock);
+	if (write(l->wakefd, &one, sizeof(one)) != sizeof(one))
+		log_err("eventfd: %m");
 }
 
 void loop_forget_session(struct zdevd *d, struct session *s)
@@ -251,31 +258,8 @@ void loop_forget_session(struct zdevd *d, struct session *s)
 	/* Without memory for the note the poll stays, on a connection
 	 * shut down for good: its session is freed at shutdown. */
 	shutdown(s->sock, SHUT_RDWR);
-	if (enqueue(d->loop, NOTE_FORGET, NULL, s))
+	if (enqueue(d->loop, NULL, s))
 		log_err("pid %d: out of memory ending its connection", (int)s->pid);
-}
-
-/* Without memory for the note nobody polls the connection: it is ended, as
- * the client could not be served anyway. */
-static void note_or_end(struct zdevd *d, enum note_what what, struct session *s)
-{
-	if (enqueue(d->loop, what, NULL, s)) {
-		log_err("pid %d: out of memory serving its connection: closing it", (int)s->pid);
-		pthread_mutex_lock(&d->sessions_lock);
-		s->ended = true;
-		pthread_mutex_unlock(&d->sessions_lock);
-		loop_forget_session(d, s);
-	}
-}
-
-void loop_poll_session(struct zdevd *d, struct session *s)
-{
-	note_or_end(d, NOTE_POLL, s);
-}
-
-void loop_hold_session(struct zdevd *d, struct session *s)
-{
-	note_or_end(d, NOTE_HOLD, s);
 }
 
 static void arm_held_timer(struct loop *l)
@@ -286,50 +270,24 @@ static void arm_held_timer(struct loop *l)
 		return;
 	sqe = get_sqe(l);
 	if (!sqe)
-		return;	/* tried again at the next note */
+		return;	/* tried again at the next hold */
 	io_uring_prep_timeout(sqe, &l->held_wait, 0, 0);
 	io_uring_sqe_set_data(sqe, &l->held_timer_w);
 	l->held_timer_armed = true;
 }
 
-static void session_watch_free(struct loop *l, struct watch *w)
+/* A worker let go of a held session: it waits on the held list. */
+static void hold(struct loop *l, struct watch *w)
 {
-	session_free(w->s);
-	watch_free(l, w);
-}
-
-/* A note about a session, in the loop. */
-static void on_session_note(struct loop *l, enum note_what what, struct session *s)
-{
-	struct watch *w = s->watch;
-
-	if (!w || w->removing)
-		return;
-	switch (what) {
-	case NOTE_FORGET:
-		if (w->armed)
-			disarm(l, w);	/* freed with the poll's last CQE */
-		else
-			session_watch_free(l, w);
-		break;
-	case NOTE_POLL:
-		if (!w->armed)
-			arm(l, w);
-		break;
-	case NOTE_HOLD:
-		if (!w->on_held) {
-			w->on_held = true;
-			w->next_held = l->held;
-			l->held = w;
-		}
-		/* A client newly held is looked at soon. */
-		l->held_wait.tv_sec = 0;
-		l->held_wait.tv_nsec = HELD_WAIT_MIN_NS;
-		arm_held_timer(l);
-		break;
-	default:
-		break;
+	if (!w->on_held) {
+		w->on_held = true;
+		w->next_held = l->held;
+		l->held = w;
 	}
+	/* A client newly held is looked at soon. */
+	l->held_wait.tv_sec = 0;
+	l->held_wait.tv_nsec = HELD_WAIT_MIN_NS;
+	arm_held_timer(l);
 }
 
 /* The held timer expired: the sessions whose clients read enough of their
@@ -349,8 +307,9 @@ static void on_held_timer(struct loop *l)
 		*p = w->next_held;
 		w->on_held = false;
 		resumed = true;
-		if (workers_resume(w->s) && !w->armed && !w->removing)
-			arm(l, w);
+		workers_resume(w->s);
+		if (!w->armed && !w->removing && arm(l, w))
+			log_err("pid %d: io_uring full: its requests wait", (int)w->s->pid);
 	}
 	if (!resumed && l->held_wait.tv_nsec < HELD_WAIT_MAX_NS)
 		l->held_wait.tv_nsec *= 2;
@@ -359,6 +318,7 @@ static void on_held_timer(struct loop *l)
 
 static void drain_queue(struct loop *l)
 {
+	struct session *rearm;
 	struct queued *q;
 	uint64_t n;
 
@@ -367,13 +327,34 @@ static void drain_queue(struct loop *l)
 	pthread_mutex_lock(&l->lock);
 	q = l->queued;
 	l->queued = NULL;
-	l->queued_tail = &l->queued;
+	rearm = l->rearm;
+	l->rearm = NULL;
+	for (struct session *s = rearm; s; s = s->next_rearm)
+		s->rearm_queued = false;
 	pthread_mutex_unlock(&l->lock);
+	/* Before the notes to forget: a session forgotten right after it
+	 * was armed again is disarmed, not left polled. */
+	for (; rearm; rearm = rearm->next_rearm) {
+		struct watch *w = rearm->watch;
+
+		if (!w || w->removing || w->armed)
+			continue;
+		if (workers_held(rearm))
+			hold(l, w);
+		else if (arm(l, w))
+			log_err("pid %d: io_uring full: its requests wait", (int)rearm->pid);
+	}
 	while (q) {
 		struct queued *next = q->next;
+		struct watch *w = q->s ? q->s->watch : NULL;
 
-		if (q->s)
-			on_session_note(l, q->what, q->s);
+		if (w && w->armed) {
+			disarm(l, w);
+		} else if (w) {
+			/* No poll to complete: it goes now. */
+			session_free(w->s);
+			watch_free(l, w);
+		}
 		if (q->mm && !atomic_load(&q->mm->dead))
 			watch_add_mm(l, q->mm);
 		else if (q->mm && q->mm->uffd_watch)
@@ -468,6 +449,11 @@ static void serve_uffd(struct loop *l, struct zmm *mm)
 	serve_uffd_msgs(l, mm, msgs, def, &ndef);
 	/* release: what the events changed is visible to a waiting request. */
 	atomic_store_explicit(&mm->reading_events, false, memory_order_release);
+}
+
+void loop_serve_events(struct zdevd *d, struct zmm *mm)
+{
+	serve_uffd(d->loop, mm);
 }
 
 static void serve_uffd_msgs(struct loop *l, struct zmm *mm, struct uffd_msg *msgs,
@@ -679,7 +665,6 @@ int loop_create(struct zdevd *d)
 	l->wake_w = (struct watch){ .kind = W_WAKE, .fd = l->wakefd };
 	l->held_timer_w = (struct watch){ .kind = W_HELD_TIMER, .fd = -1 };
 	l->held_wait.tv_nsec = HELD_WAIT_MIN_NS;
-	l->queued_tail = &l->queued;
 	l->d = d;
 	d->loop = l;
 	return 0;
@@ -707,18 +692,11 @@ static void on_cqe(struct zdevd *d, struct loop *l, struct io_uring_cqe *cqe)
 		on_held_timer(l);
 		return;
 	}
-	if (w->kind == W_UFFD || w->kind == W_SESSION)
-		w->armed = false;
-	if (w->kind == W_SESSION && !w->removing && cqe->res >= 0) {
-		/* Not polled again until a worker lets go of it (see
-		 * workers_kick). */
-		workers_kick(w->s);
-		return;
-	}
 	if (w->kind == W_UFFD || w->kind == W_SESSION) {
 		/* One shot: this was its poll's only completion. A session
 		 * ending shuts its socket down first, so an armed poll always
 		 * completes; a dead client's uffd watch is dropped at its next. */
+		w->armed = false;
 		if (w->removing || (w->mm && atomic_load(&w->mm->dead))) {
 			if (w->kind == W_SESSION)
 				session_free(w->s);
@@ -727,9 +705,15 @@ static void on_cqe(struct zdevd *d, struct loop *l, struct io_uring_cqe *cqe)
 		}
 		if (cqe->res < 0 && cqe->res != -ECANCELED)
 			log_warn("io_uring: poll of fd %d: %s", w->fd, strerror(-cqe->res));
+		/* A session's poll waits for its worker to be done
+		 * (loop_rearm_session): armed again while the message that
+		 * woke it is unread, it would complete at once, and again,
+		 * spinning this thread until the worker reads it, which a
+		 * migration waiting for its client's answer may not do for
+		 * a while. */
 		if (w->kind == W_UFFD && cqe->res >= 0)
 			ready_add(l, w);	/* armed again once served */
-		else
+		else if (w->kind == W_UFFD)
 			arm(l, w);
 	} else if (!(cqe->flags & IORING_CQE_F_MORE)) {
 		/* The multishot poll ended: the kernel dropped it. */
@@ -753,12 +737,14 @@ static void on_cqe(struct zdevd *d, struct loop *l, struct io_uring_cqe *cqe)
 		drain_queue(l);
 		break;
 	case W_UFFD:
-		break;	/* above */
+		break;	/* serve_ready() */
 	case W_PIDFD:
 		break;	/* on_pidfd_cqe() */
 	case W_SESSION:
+		workers_kick(w->s);
+		break;
 	case W_HELD_TIMER:
-		break;	/* above */
+		break;	/* on_held_timer() */
 	}
 }
 

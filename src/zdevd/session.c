@@ -37,6 +37,16 @@
 
 #define ACCESS_WINDOW 4096ul	/* pages a device access handles at once */
 
+/* A connection logs one warning, about the first thing zdevd refused it: a
+ * client that goes on sending what is refused does not fill the log. */
+#define session_warn(s, fmt, ...)                                                      \
+	do {                                                                           \
+		if (!(s)->warned) {                                                    \
+			(s)->warned = true;                                            \
+			log_warn("pid %d: " fmt, (int)(s)->pid, ##__VA_ARGS__);        \
+		}                                                                      \
+	} while (0)
+
 /* A REPLY whose value and faults, if any, the caller fills in. */
 static void reply_init(union zmsg *m, uint64_t seq, int status)
 {
@@ -91,8 +101,10 @@ static int on_hello(struct session *s, const struct zmsg_hello *h)
 	m.hello_ok.features = status_features(s->d) & ZFEAT_FORK_EVENTS;
 	if (h->version != ZDEV_PROTO_VERSION)
 		m.hello_ok.status = -EPROTO;
-	else if (h->pid != s->pid)
+	else if (h->pid != s->pid) {
 		m.hello_ok.status = -EPERM;	/* it must speak for itself */
+		session_warn(s, "HELLO for pid %d: refused", (int)h->pid);
+	}
 	if (m.hello_ok.status)
 		return zmsg_send(s->sock, &m, -1) ?: m.hello_ok.status;
 
@@ -136,8 +148,7 @@ static int claim_fork_uffd(struct session *s, uint64_t proof_addr)
 {
 	s->mm = clients_claim_fork(s->d, s->pid, s->fork_parent, proof_addr);
 	if (!s->mm) {
-		log_warn("pid %d: no fork event of pid %d has its uffd", (int)s->pid,
-			  (int)s->fork_parent);
+		session_warn(s, "no fork event of pid %d has its uffd", (int)s->fork_parent);
 		return -EPERM;
 	}
 	return 0;
@@ -149,8 +160,10 @@ static int take_uffd(struct session *s, int fd, uint64_t proof_addr)
 	struct zmm *mm;
 	int ret;
 
-	if (s->mm || !s->proof_addr || proof_addr != s->proof_addr)
+	if (s->mm || !s->proof_addr || proof_addr != s->proof_addr) {
+		session_warn(s, "UFFD with no proof address of this connection's: refused");
 		return -EINVAL;
+	}
 	s->proof_addr = 0;	/* one attempt per address */
 	if (s->fork_parent)
 		return fd < 0 ? claim_fork_uffd(s, proof_addr) : -EINVAL;
@@ -159,13 +172,15 @@ static int take_uffd(struct session *s, int fd, uint64_t proof_addr)
 	/* Our handshake: a uffd whose API was already set (by a client that
 	 * wants other semantics, or not a fresh uffd at all) is refused. */
 	ret = uffd_handshake(fd, s->d->devs.uffd_features, &got, NULL);
-	if (ret)
+	if (ret) {
+		session_warn(s, "the fd sent as its uffd is no fresh userfaultfd: refused");
 		return ret == -EINVAL ? -EBADF : ret;
+	}
 	if ((got & s->d->devs.uffd_features) != s->d->devs.uffd_features)
 		return -EOPNOTSUPP;
 	ret = proof_check(fd, s->pid, proof_addr);
 	if (ret) {
-		log_warn("pid %d: its uffd failed the ownership proof", (int)s->pid);
+		session_warn(s, "its uffd failed the ownership proof");
 		return ret;
 	}
 	/* io_uring needs O_NONBLOCK to arm its poll on a uffd. */
@@ -742,18 +757,15 @@ int session_serve(struct session *s)
 			return type;
 		if (type < 0) {
 			/* Malformed: say so once and drop the client, whose
-			 * memory stays as it is. A refused peer was logged
-			 * when it came. */
-			if (!s->refused)
-				log_warn("pid %d: bad message (%s): closing its connection",
-					 (int)s->pid, strerror(-type));
+			 * memory stays as it is. */
+			session_warn(s, "bad message (%s): closing its connection",
+				     strerror(-type));
 			return type;
 		}
 		ret = on_message(s, &m, type, fd);
 		if (ret) {
-			if (!s->refused)
-				log_warn("pid %d: %s: %s: closing its connection", (int)s->pid,
-					 zmsg_type_name(type), strerror(-ret));
+			session_warn(s, "%s: %s: closing its connection", zmsg_type_name(type),
+				     strerror(-ret));
 			return ret;
 		}
 	}
@@ -771,6 +783,7 @@ struct session *session_new(struct zdevd *d, int sock)
 	if (!s)
 		return NULL;
 	s->refused = !peer_admitted(d, sock, &cred);
+	s->warned = s->refused;	/* peer_admitted() logged the refusal */
 	s->d = d;
 	s->sock = sock;
 	s->pid = cred.pid;

@@ -25,19 +25,20 @@ struct session {
 	pid_t fork_parent;		/* a fork child to pair with its uffd */
 	bool hello;
 	bool refused;			/* not a user zdevd serves (peer.c) */
+	bool warned;			/* the connection's one warning was logged */
 	struct zmm *mm;
 
 	/* scheduling, under d->sessions_lock */
 	bool busy;			/* a worker is serving it */
 	bool pending;			/* readable again while busy */
-	bool parked;			/* the loop's poll of sock is not armed:
-					 * whoever lets go of it asks for it again */
 	bool held;			/* past --client-pending: not read until
 					 * the client reads its replies */
 	bool ended;			/* the connection is over: the loop frees it */
 	struct session *next_ready;
 
 	void *watch;			/* the loop's poll of sock, loop thread only */
+	struct session *next_rearm;	/* the loop's list to poll again, under its lock */
+	bool rearm_queued;		/* on that list, under its lock */
 };
 
 /* session.c */
@@ -60,11 +61,13 @@ void session_free_locked(struct session *s);
 
 /* workers.c */
 /* The loop saw the socket readable, and polls it no more: have a worker
- * serve it, unless one is on it already or it is held. Whoever lets go of
- * it later asks the loop to poll it again. */
+ * serve it, unless one is on it already or it is held. The worker that
+ * lets go of it asks the loop to poll it again (loop_rearm_session). */
 void workers_kick(struct session *s);
-/* The loop found a held session may be served again: whether it must poll
- * its socket again now. */
-bool workers_resume(struct session *s);
+/* Whether the session is held: past --client-pending, not read until its
+ * client reads its replies. */
+bool workers_held(struct session *s);
+/* The loop found a held session may be served again. */
+void workers_resume(struct session *s);
 
 #endif

@@ -48,7 +48,6 @@ static struct session *ready_pop(struct zdevd *d)
  * locked. */
 static void run_session(struct zdevd *d, struct session *s)
 {
-	bool poll_again = false;
 	int ret;
 
 	for (;;) {
@@ -63,25 +62,15 @@ static void run_session(struct zdevd *d, struct session *s)
 	}
 	s->busy = false;
 	s->pending = false;
-	if (ret == SESSION_HELD) {
-		s->held = true;
-	} else if (ret == 0 && s->parked) {
-		/* Polled again only now: a poll armed while we served would
-		 * complete at once for every message still queued, and the
-		 * loop would spin on a client that sends faster than we
-		 * serve. */
-		s->parked = false;
-		poll_again = true;
-	} else if (ret < 0) {
+	if (ret == SESSION_HELD)
+		s->held = true;	/* the loop looks at it now and then */
+	else if (ret < 0)
 		s->ended = true;
-	}
 	pthread_mutex_unlock(&d->sessions_lock);
 	if (ret < 0)
 		loop_forget_session(d, s);
-	else if (ret == SESSION_HELD)
-		loop_hold_session(d, s);
-	else if (poll_again)
-		loop_poll_session(d, s);
+	else
+		loop_rearm_session(d, s);
 	pthread_mutex_lock(&d->sessions_lock);
 	pthread_cond_broadcast(&d->sessions_gone);
 }
@@ -168,7 +157,6 @@ void workers_kick(struct session *s)
 	struct zdevd *d = s->d;
 
 	pthread_mutex_lock(&d->sessions_lock);
-	s->parked = true;
 	if (s->ended || d->workers_stop || s->held) {
 		/* nothing to do: an ended session's note to the loop frees
 		 * it, a held one is the loop's to look at */
@@ -188,18 +176,24 @@ void workers_kick(struct session *s)
 	pthread_mutex_unlock(&d->sessions_lock);
 }
 
-bool workers_resume(struct session *s)
+bool workers_held(struct session *s)
 {
 	struct zdevd *d = s->d;
-	bool poll_again;
+	bool held;
+
+	pthread_mutex_lock(&d->sessions_lock);
+	held = s->held;
+	pthread_mutex_unlock(&d->sessions_lock);
+	return held;
+}
+
+void workers_resume(struct session *s)
+{
+	struct zdevd *d = s->d;
 
 	pthread_mutex_lock(&d->sessions_lock);
 	s->held = false;
-	poll_again = s->parked && !s->busy && !s->ended;
-	if (poll_again)
-		s->parked = false;
 	pthread_mutex_unlock(&d->sessions_lock);
-	return poll_again;
 }
 
 void workers_stop_all(struct zdevd *d)

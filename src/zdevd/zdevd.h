@@ -74,12 +74,14 @@ int loop_watch_mm(struct zdevd *d, struct zmm *mm);
 /* The session's connection is over: the loop stops polling it and frees it
  * (from any thread). */
 void loop_forget_session(struct zdevd *d, struct session *s);
-/* A worker let go of a session the loop stopped polling when it was
- * kicked: the loop polls it again (from any thread). */
-void loop_poll_session(struct zdevd *d, struct session *s);
-/* A worker let go of a held session: the loop looks at it now and then
- * (session_may_resume) and polls it again once it may be served. */
-void loop_hold_session(struct zdevd *d, struct session *s);
+/* A worker is done with the session for now: the loop polls its connection
+ * again (from any thread), or, if the session is held (past
+ * --client-pending), looks at it now and then (session_may_resume) and
+ * polls it again once it may be served. */
+void loop_rearm_session(struct zdevd *d, struct session *s);
+/* Once the loop has stopped (shutdown), reads and handles the process's
+ * pending uffd events and faults on the calling thread. */
+void loop_serve_events(struct zdevd *d, struct zmm *mm);
 
 /* workers.c: once the loop has stopped, ends every session (its request in
  * flight first), waits for the workers and frees the sessions. */
