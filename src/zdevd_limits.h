@@ -19,6 +19,12 @@
 #define ZDEVD_CLIENT_REGISTERED_DEFAULT UNITS_TIB
 #define ZDEVD_CLIENT_HANDLES_DEFAULT 256
 #define ZDEVD_CLIENT_HANDLES_MAX (1u << 20)
+/* Replies a client may leave unread before zdevd stops reading its
+ * requests. libzdev leaves at most one; the most stays within what a
+ * connection's socket holds by default (net.core.wmem_default), so that
+ * zdevd never waits for room to send a reply. */
+#define ZDEVD_CLIENT_PENDING_DEFAULT 64
+#define ZDEVD_CLIENT_PENDING_MAX 256
 
 #define ZDEVD_MEMORY_RULE \
 	{ .min = ZDEVD_BLOCK, .max = ZDEVD_MEMORY_MAX, .multiple = ZDEVD_BLOCK }

@@ -2,7 +2,8 @@
 /*
  * Per-client limits (zdevd(8), docs/errors.md): device memory, registered bytes
  * and open handles. Passing one is an error to that client only: nothing is
- * lost, and another client is served as before.
+ * lost, and another client is served as before. Past its pending replies a
+ * client is not read until it reads them, and then gets every one.
  */
 #include "config.h"
 
@@ -13,10 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "page.h"
+#include "proto.h"
 #include "zdev.h"
 #include "zdevd-harness.h"
 #include "zdevd-check.h"
@@ -25,6 +29,8 @@
 #define MEMORY_LIMIT_PAGES 256		/* --client-memory 1M */
 #define REGISTERED_LIMIT (8 * MIB)	/* --client-registered 8M */
 #define HANDLES_LIMIT 2			/* --client-handles 2 */
+#define PENDING_LIMIT 8			/* --client-pending 8 */
+#define PENDING_SENT 200		/* requests sent before reading a reply */
 
 static struct zdevd_instance zd;
 
@@ -164,6 +170,84 @@ START_TEST(handles_limit)
 }
 END_TEST
 
+/* Another client, meanwhile: its pages go to the device and back. */
+static void assert_other_client_served(void)
+{
+	int status;
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct zdev_result res = { 0 };
+		struct zdev *d;
+		char *base, *p = map_aligned(16 * PG_SIZE, &base);
+
+		fill(p, 16, 5);
+		if (zdev_open(NULL, 0, &d) || zdev_migrate_to_device(d, p, 16, &res) ||
+		    zdev_migrate_to_system(d, p, 16, &res))
+			_exit(1);
+		for (size_t i = 0; i < 16; i++)
+			if ((unsigned char)p[i * PG_SIZE] != ((5 + i) & 0xff))
+				_exit(2);
+		_exit(zdev_close(d) ? 3 : 0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "other client: status %#x",
+		      status);
+}
+
+/*
+ * A client that sends requests and reads no reply: zdevd answers up to
+ * --client-pending of them and then stops reading the connection, so the
+ * rest wait in the socket; others are served meanwhile; once the client
+ * reads, it gets a reply to every request, in order.
+ */
+START_TEST(pending_limit)
+{
+	struct timeval patience = { .tv_sec = 10 };
+	unsigned int sent = 0, early = 0, got = 0;
+	int sock = zmsg_connect(zd.socket_path);
+	union zmsg m;
+
+	ck_assert_int_ge(sock, 0);
+	ck_assert_int_eq(setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof(patience)), 0);
+	/* STATUS needs no handshake. Sends block once the socket is full:
+	 * then zdevd has stopped reading. */
+	while (sent < PENDING_SENT) {
+		zmsg_init(&m, ZMSG_STATUS, sent + 1);
+		if (send(sock, &m, m.hdr.size, MSG_DONTWAIT) != m.hdr.size) {
+			ck_assert_int_eq(errno, EAGAIN);
+			break;
+		}
+		sent++;
+	}
+	ck_assert_uint_gt(sent, PENDING_LIMIT);
+	usleep(200000);
+	assert_other_client_served();
+
+	/* What zdevd answered before we read: no more than the limit. */
+	while (recv(sock, &m, sizeof(m), MSG_DONTWAIT) > 0) {
+		ck_assert_uint_eq(m.hdr.type, ZMSG_STATUS_OK);
+		ck_assert_uint_eq(m.hdr.seq, ++got);
+		ck_assert_int_eq(m.status_ok.status, 0);
+	}
+	early = got;
+	ck_assert_msg(early >= 1 && early <= PENDING_LIMIT,
+		      "%u replies came before the client read any (limit %d)", early, PENDING_LIMIT);
+	ck_assert_msg(early < sent, "every request was answered before the client read a reply");
+	/* Reading, it gets the rest, in order. */
+	while (got < sent) {
+		ssize_t n = recv(sock, &m, sizeof(m), 0);
+
+		ck_assert_msg(n > 0, "reply %u of %u: %s", got + 1, sent,
+			      n < 0 ? strerror(errno) : "connection closed");
+		ck_assert_uint_eq(m.hdr.type, ZMSG_STATUS_OK);
+		ck_assert_uint_eq(m.hdr.seq, ++got);
+	}
+	close(sock);
+}
+END_TEST
+
 static Suite *limits_suite(void)
 {
 	Suite *s = suite_create("client-limits");
@@ -171,13 +255,14 @@ static Suite *limits_suite(void)
 	check_add_case(s, "device_memory_limit", device_memory_limit, NULL, NULL, 0);
 	check_add_case(s, "registered_bytes_limit", registered_bytes_limit, NULL, NULL, 0);
 	check_add_case(s, "handles_limit", handles_limit, NULL, NULL, 0);
+	check_add_case(s, "pending_limit", pending_limit, NULL, NULL, 0);
 	return s;
 }
 
 int main(void)
 {
 	static const char *const args[] = { "--client-memory", "1M", "--client-registered", "8M",
-					    "--client-handles", "2", NULL };
+					    "--client-handles", "2", "--client-pending", "8", NULL };
 
 	return run_suite_with_zdevd(&zd, args, limits_suite());
 }

@@ -77,6 +77,9 @@ client-registered 16777216T too large
 client-handles -1 not a count
 client-handles 1048577 must be at most 1048576
 client-handles 2K not a count
+client-pending -1 not a count
+client-pending 257 must be at most 256
+client-pending 8x not a count
 devices 0 must be 1 to 8
 devices 9 must be 1 to 8
 devices -1 not a count

@@ -30,7 +30,7 @@
 #include "zdevd/session.h"
 #include "zmm.h"
 
-enum watch_kind { W_LISTEN, W_SIGNAL, W_WAKE, W_UFFD, W_PIDFD, W_SESSION };
+enum watch_kind { W_LISTEN, W_SIGNAL, W_WAKE, W_UFFD, W_PIDFD, W_SESSION, W_HELD_TIMER };
 
 struct watch {
 	enum watch_kind kind;
@@ -39,7 +39,14 @@ struct watch {
 	struct session *s;	/* W_SESSION: freed with the watch's last CQE */
 	bool removing;
 	bool armed;		/* its one-shot poll is in the ring, loop thread only */
+	bool on_held;		/* W_SESSION: on the loop's list of held sessions */
+	bool ready;		/* W_UFFD: readable, waiting its turn (serve_ready) */
+	/* W_UFFD: how often it was served lately, halved each SERVED_HALF_NS,
+	 * as of served_ns */
+	uint32_t served;
+	uint64_t served_ns;
 	struct watch *prev, *next;	/* the loop's list of per-client watches */
+	struct watch *next_held;
 };
 
 struct loop {
@@ -53,7 +60,26 @@ struct loop {
 	struct queued { struct zmm *mm; struct session *s; struct queued *next; } *queued;
 	/* from workers: sessions whose connection to poll again */
 	struct session *rearm;
+	/* Held sessions (--client-pending), looked at by a timer that runs
+	 * only while there are any, less often the longer none resumes. */
+	struct watch *held;
+	struct watch held_timer_w;
+	bool held_timer_armed;
+	struct __kernel_timespec held_wait;
+	/* The uffds found readable and not served yet, unarmed meanwhile:
+	 * served a few at a time, those served least lately first. */
+	struct watch **ready;
+	unsigned int nready, ready_cap;
 };
+
+/* Ready uffds served before the loop looks for new completions. */
+#define SERVE_BATCH 4
+/* Completions of other kinds put off until the uffds had their batch. */
+#define LATER_MAX 64
+#define SERVED_HALF_NS 20000000ull
+
+#define HELD_WAIT_MIN_NS 1000000ll
+#define HELD_WAIT_MAX_NS 64000000ll
 
 /* Rounds of reading events and retrying refused faults before the loop
  * moves on to other clients (see serve_uffd_msgs). */
@@ -131,8 +157,21 @@ static struct watch *watch_new(struct loop *l, enum watch_kind kind, int fd, str
 	return w;
 }
 
+static void held_remove(struct loop *l, struct watch *w)
+{
+	for (struct watch **p = &l->held; *p; p = &(*p)->next_held) {
+		if (*p == w) {
+			*p = w->next_held;
+			break;
+		}
+	}
+	w->on_held = false;
+}
+
 static void watch_free(struct loop *l, struct watch *w)
 {
+	if (w->on_held)
+		held_remove(l, w);
 	if (w->prev)
 		w->prev->next = w->next;
 	else
@@ -223,6 +262,60 @@ void loop_forget_session(struct zdevd *d, struct session *s)
 		log_err("pid %d: out of memory ending its connection", (int)s->pid);
 }
 
+static void arm_held_timer(struct loop *l)
+{
+	struct io_uring_sqe *sqe;
+
+	if (l->held_timer_armed || !l->held)
+		return;
+	sqe = get_sqe(l);
+	if (!sqe)
+		return;	/* tried again at the next hold */
+	io_uring_prep_timeout(sqe, &l->held_wait, 0, 0);
+	io_uring_sqe_set_data(sqe, &l->held_timer_w);
+	l->held_timer_armed = true;
+}
+
+/* A worker let go of a held session: it waits on the held list. */
+static void hold(struct loop *l, struct watch *w)
+{
+	if (!w->on_held) {
+		w->on_held = true;
+		w->next_held = l->held;
+		l->held = w;
+	}
+	/* A client newly held is looked at soon. */
+	l->held_wait.tv_sec = 0;
+	l->held_wait.tv_nsec = HELD_WAIT_MIN_NS;
+	arm_held_timer(l);
+}
+
+/* The held timer expired: the sessions whose clients read enough of their
+ * replies are polled again. */
+static void on_held_timer(struct loop *l)
+{
+	bool resumed = false;
+
+	l->held_timer_armed = false;
+	for (struct watch **p = &l->held; *p;) {
+		struct watch *w = *p;
+
+		if (!session_may_resume(w->s)) {
+			p = &w->next_held;
+			continue;
+		}
+		*p = w->next_held;
+		w->on_held = false;
+		resumed = true;
+		workers_resume(w->s);
+		if (!w->armed && !w->removing && arm(l, w))
+			log_err("pid %d: io_uring full: its requests wait", (int)w->s->pid);
+	}
+	if (!resumed && l->held_wait.tv_nsec < HELD_WAIT_MAX_NS)
+		l->held_wait.tv_nsec *= 2;
+	arm_held_timer(l);
+}
+
 static void drain_queue(struct loop *l)
 {
 	struct session *rearm;
@@ -244,7 +337,11 @@ static void drain_queue(struct loop *l)
 	for (; rearm; rearm = rearm->next_rearm) {
 		struct watch *w = rearm->watch;
 
-		if (w && !w->removing && !w->armed && arm(l, w))
+		if (!w || w->removing || w->armed)
+			continue;
+		if (workers_held(rearm))
+			hold(l, w);
+		else if (arm(l, w))
 			log_err("pid %d: io_uring full: its requests wait", (int)rearm->pid);
 	}
 	while (q) {
@@ -432,6 +529,73 @@ static void serve_uffd_msgs(struct loop *l, struct zmm *mm, struct uffd_msg *msg
 	*ndefp = 0;
 }
 
+/* ---- fair service of the uffds ---- */
+
+/*
+ * One thread serves every client's CPU faults, so a client with few faults
+ * waits behind those of clients with many: in arrival order, a fault of a
+ * light client waited for one of every busy client's. Readable uffds are
+ * gathered instead and served a few at a time, the one served least lately
+ * first, between looks for new completions; a client faulting less than
+ * its share is served next, whatever the others queue.
+ */
+static uint32_t served_lately(struct watch *w, uint64_t now)
+{
+	uint64_t halves = (now - w->served_ns) / SERVED_HALF_NS;
+
+	if (halves) {
+		w->served = halves >= 32 ? 0 : w->served >> halves;
+		w->served_ns += halves * SERVED_HALF_NS;
+	}
+	return w->served;
+}
+
+static void ready_add(struct loop *l, struct watch *w)
+{
+	if (l->nready == l->ready_cap) {
+		unsigned int cap = l->ready_cap ? 2 * l->ready_cap : 64;
+		struct watch **v = realloc(l->ready, cap * sizeof(*v));
+
+		if (!v) {
+			/* Served at once, in arrival order. */
+			serve_uffd(l, w->mm);
+			arm(l, w);
+			return;
+		}
+		l->ready = v;
+		l->ready_cap = cap;
+	}
+	w->ready = true;
+	l->ready[l->nready++] = w;
+}
+
+/* Serves up to SERVE_BATCH ready uffds, the least served lately first. */
+static void serve_ready(struct loop *l)
+{
+	const uint64_t now = lathist_now_ns();
+
+	for (int k = 0; k < SERVE_BATCH && l->nready; k++) {
+		unsigned int best = 0;
+		struct watch *w;
+
+		for (unsigned int i = 1; i < l->nready; i++)
+			if (served_lately(l->ready[i], now) < served_lately(l->ready[best], now))
+				best = i;
+		w = l->ready[best];
+		l->ready[best] = l->ready[--l->nready];
+		w->ready = false;
+		if (w->removing || atomic_load(&w->mm->dead)) {
+			/* Its poll was stopped while it waited here: no CQE
+			 * will free it. */
+			watch_free(l, w);
+			continue;
+		}
+		serve_uffd(l, w->mm);
+		w->served++;
+		arm(l, w);
+	}
+}
+
 /* ---- the loop ---- */
 
 static void on_listen(struct zdevd *d, struct loop *l)
@@ -499,6 +663,8 @@ int loop_create(struct zdevd *d)
 	l->listen_w = (struct watch){ .kind = W_LISTEN, .fd = d->listen_fd };
 	l->sig_w = (struct watch){ .kind = W_SIGNAL, .fd = l->sigfd };
 	l->wake_w = (struct watch){ .kind = W_WAKE, .fd = l->wakefd };
+	l->held_timer_w = (struct watch){ .kind = W_HELD_TIMER, .fd = -1 };
+	l->held_wait.tv_nsec = HELD_WAIT_MIN_NS;
 	l->d = d;
 	d->loop = l;
 	return 0;
@@ -522,6 +688,10 @@ static void on_cqe(struct zdevd *d, struct loop *l, struct io_uring_cqe *cqe)
 		on_pidfd_cqe(l, w, cqe);
 		return;
 	}
+	if (w->kind == W_HELD_TIMER) {
+		on_held_timer(l);
+		return;
+	}
 	if (w->kind == W_UFFD || w->kind == W_SESSION) {
 		/* One shot: this was its poll's only completion. A session
 		 * ending shuts its socket down first, so an armed poll always
@@ -541,7 +711,9 @@ static void on_cqe(struct zdevd *d, struct loop *l, struct io_uring_cqe *cqe)
 		 * spinning this thread until the worker reads it, which a
 		 * migration waiting for its client's answer may not do for
 		 * a while. */
-		if (w->kind == W_UFFD)
+		if (w->kind == W_UFFD && cqe->res >= 0)
+			ready_add(l, w);	/* armed again once served */
+		else if (w->kind == W_UFFD)
 			arm(l, w);
 	} else if (!(cqe->flags & IORING_CQE_F_MORE)) {
 		/* The multishot poll ended: the kernel dropped it. */
@@ -565,13 +737,14 @@ static void on_cqe(struct zdevd *d, struct loop *l, struct io_uring_cqe *cqe)
 		drain_queue(l);
 		break;
 	case W_UFFD:
-		serve_uffd(l, w->mm);
-		break;
+		break;	/* serve_ready() */
 	case W_PIDFD:
 		break;	/* on_pidfd_cqe() */
 	case W_SESSION:
 		workers_kick(w->s);
 		break;
+	case W_HELD_TIMER:
+		break;	/* on_held_timer() */
 	}
 }
 
@@ -584,20 +757,35 @@ int loop_run(struct zdevd *d)
 	if (ret)
 		return ret;
 	while (!atomic_load(&d->stopping)) {
-		struct io_uring_cqe *cqe;
-		unsigned int head, n = 0;
+		struct io_uring_cqe *cqe, later[LATER_MAX];
+		unsigned int head, n = 0, nlater = 0;
 
-		/* Blocks in the kernel while idle: no CPU used. */
-		ret = io_uring_submit_and_wait(&l->ring, 1);
+		/* Blocks in the kernel while idle: no CPU used. With uffds
+		 * still to serve it only looks for what completed meanwhile. */
+		if (l->nready)
+			ret = io_uring_submit_and_get_events(&l->ring);
+		else
+			ret = io_uring_submit_and_wait(&l->ring, 1);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
 			log_err("io_uring: %s", strerror(-ret));
 			return ret;
 		}
+		/* Faults first: the rest (connections to accept, sessions to
+		 * kick, notes) waits until the ready uffds had a batch, so
+		 * that a client reconnecting in a loop delays no fault. */
 		io_uring_for_each_cqe(&l->ring, head, cqe) {
-			on_cqe(d, l, cqe);
+			const struct watch *w = io_uring_cqe_get_data(cqe);
+
+			if ((w && w->kind == W_UFFD) || nlater == LATER_MAX)
+				on_cqe(d, l, cqe);
+			else
+				later[nlater++] = *cqe;
 			n++;
 		}
 		io_uring_cq_advance(&l->ring, n);
+		serve_ready(l);
+		for (unsigned int i = 0; i < nlater; i++)
+			on_cqe(d, l, &later[i]);
 	}
 	return 0;
 }
@@ -609,6 +797,7 @@ void loop_destroy(struct zdevd *d)
 	if (!l)
 		return;
 	io_uring_queue_exit(&l->ring);
+	free(l->ready);
 	while (l->clients)
 		watch_free(l, l->clients);
 	while (l->queued) {

@@ -20,6 +20,7 @@ static const char usage[] =
 	"usage: zdevd [--socket PATH] [--devices N] [--memory SIZE] [--chunk SIZE]\n"
 	"             [--memory-type private|coherent[,...]] [--warm SIZE]\n"
 	"             [--client-memory SIZE] [--client-registered SIZE] [--client-handles N]\n"
+	"             [--client-pending N]\n"
 	"             [--group GROUP] [--pool-debug] [--foreground] [--pidfile FILE]\n"
 	"             [--ready-fd FD] [--verbose] [--version] [--help]\n";
 
@@ -204,6 +205,7 @@ int options_parse(int argc, char **argv, struct zdevd_config *cfg)
 		{ "client-memory", required_argument, NULL, 'M' },
 		{ "client-registered", required_argument, NULL, 'R' },
 		{ "client-handles", required_argument, NULL, 'H' },
+		{ "client-pending", required_argument, NULL, 'P' },
 		{ "ready-fd", required_argument, NULL, 'r' },
 		{ "pidfile", required_argument, NULL, 'p' },
 		{ "group", required_argument, NULL, 'g' },
@@ -225,13 +227,14 @@ int options_parse(int argc, char **argv, struct zdevd_config *cfg)
 			  .client_registered = ZDEVD_CLIENT_REGISTERED_DEFAULT,
 			  .warm = ZDEVD_WARM_ALL },
 		.client_handles = ZDEVD_CLIENT_HANDLES_DEFAULT,
+		.client_pending = ZDEVD_CLIENT_PENDING_DEFAULT,
 		.ready_fd = -1,
 	};
 	if (proto_default_socket(cfg->socket_path, sizeof(cfg->socket_path))) {
 		fprintf(stderr, "zdevd: the default socket path is too long\n");
 		return -ENAMETOOLONG;
 	}
-	while (!ret && (c = getopt_long(argc, argv, "s:d:m:c:t:w:fvDhM:R:H:r:g:", opts, NULL)) != -1) {
+	while (!ret && (c = getopt_long(argc, argv, "s:d:m:c:t:w:fvDhM:R:H:P:r:g:", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			ret = copy_path("socket", optarg, cfg->socket_path, sizeof(cfg->socket_path));
@@ -246,6 +249,10 @@ int options_parse(int argc, char **argv, struct zdevd_config *cfg)
 		case 'H':
 			ret = parse_count("client-handles", optarg, 0, ZDEVD_CLIENT_HANDLES_MAX,
 					  &cfg->client_handles);
+			break;
+		case 'P':
+			ret = parse_count("client-pending", optarg, 0, ZDEVD_CLIENT_PENDING_MAX,
+					  &cfg->client_pending);
 			break;
 		case 'm':
 			ret = parse_size("memory", optarg, &memory_rule, &cfg->devs.memory);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -727,6 +728,62 @@ static int on_message(struct session *s, union zmsg *m, int type, int fd)
 	}
 }
 
+/*
+ * What one REPLY takes of the kernel's memory while its client has not read
+ * it (an skb's truesize, which SIOCOUTQ sums): the unit in which unread
+ * replies are counted. 0 when the kernel does not say.
+ */
+static size_t reply_footprint;
+
+static void measure_reply_footprint(void)
+{
+	int sv[2], queued = 0;
+	union zmsg m;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		return;
+	reply_init(&m, 0, 0);
+	if (!zmsg_send(sv[0], &m, -1) && !ioctl(sv[0], SIOCOUTQ, &queued) && queued > 0)
+		reply_footprint = (size_t)queued;
+	close(sv[0]);
+	close(sv[1]);
+	if (!reply_footprint)
+		log_warn("the kernel does not tell how much of a connection's replies is unread: "
+			 "--client-pending is not enforced");
+}
+
+/* The replies the client has not read yet; a larger answer counts for as
+ * many replies as it takes room. */
+static unsigned int unread_replies(struct session *s)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	int queued = 0;
+
+	pthread_once(&once, measure_reply_footprint);
+	if (!reply_footprint || ioctl(s->sock, SIOCOUTQ, &queued) || queued <= 0)
+		return 0;
+	return (unsigned int)((size_t)queued / reply_footprint);
+}
+
+/* A request waits, and the client has --client-pending replies unread. */
+static bool past_pending_limit(struct session *s)
+{
+	const unsigned int limit = s->d->cfg.client_pending;
+	char c;
+
+	if (!limit || unread_replies(s) < limit)
+		return false;
+	/* Nothing waiting: the poll says when something comes. */
+	return recv(s->sock, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+bool session_may_resume(struct session *s)
+{
+	/* Half the limit: a client reading one reply at a time is let in
+	 * again in larger steps, not once per reply it reads. */
+	return unread_replies(s) <= s->d->cfg.client_pending / 2;
+}
+
 int session_serve(struct session *s)
 {
 	union zmsg m;
@@ -737,6 +794,15 @@ int session_serve(struct session *s)
 		/* Shutting down: the request in flight was the last. */
 		if (atomic_load(&s->d->stopping))
 			return -ESHUTDOWN;
+		/*
+		 * A client that does not read its replies is not read either:
+		 * its requests wait in the socket, where they cost zdevd
+		 * nothing, and its sends block once that is full. Checked
+		 * before each request, so that no reply ever waits for room
+		 * in the socket and the worker goes on to others.
+		 */
+		if (past_pending_limit(s))
+			return SESSION_HELD;
 		type = zmsg_recv_flags(s->sock, &m, &fd, MSG_DONTWAIT);
 
 		/* What is there now; the loop calls us again for more. */

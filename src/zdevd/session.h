@@ -31,6 +31,8 @@ struct session {
 	/* scheduling, under d->sessions_lock */
 	bool busy;			/* a worker is serving it */
 	bool pending;			/* readable again while busy */
+	bool held;			/* past --client-pending: not read until
+					 * the client reads its replies */
 	bool ended;			/* the connection is over: the loop frees it */
 	struct session *next_ready;
 
@@ -44,15 +46,28 @@ struct session {
  * memory: the caller closes sock. A peer zdevd does not serve gets a
  * session all the same, whose every request is answered -EACCES. */
 struct session *session_new(struct zdevd *d, int sock);
-/* Serves the messages waiting now: 0 when none is left, or the -errno that
- * ended the connection. */
+/* session_serve() stopped because the client has --client-pending replies
+ * it has not read. */
+#define SESSION_HELD 1
+/* Serves the messages waiting now: 0 when none is left, SESSION_HELD, or
+ * the -errno that ended the connection. */
 int session_serve(struct session *s);
+/* Whether a held session may be served again: its client has read enough
+ * of its replies, or is gone. */
+bool session_may_resume(struct session *s);
 /* Off the list, its mm reference dropped, its socket closed. */
 void session_free(struct session *s);
 void session_free_locked(struct session *s);
 
 /* workers.c */
-/* The loop saw the socket readable: have a worker serve it. */
+/* The loop saw the socket readable, and polls it no more: have a worker
+ * serve it, unless one is on it already or it is held. The worker that
+ * lets go of it asks the loop to poll it again (loop_rearm_session). */
 void workers_kick(struct session *s);
+/* Whether the session is held: past --client-pending, not read until its
+ * client reads its replies. */
+bool workers_held(struct session *s);
+/* The loop found a held session may be served again. */
+void workers_resume(struct session *s);
 
 #endif

@@ -10,14 +10,20 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "zdevd/clients.h"
 #include "zdevd/session.h"
 
 #define IDLE_SECONDS 2
+/* How much less CPU a worker is given than the event loop when both want
+ * it (nice levels above the loop's). */
+#define WORKER_NICE 10
 
 static void ready_push(struct zdevd *d, struct session *s)
 {
@@ -39,7 +45,8 @@ static struct session *ready_pop(struct zdevd *d)
 	return s;
 }
 
-/* Serves s until it has nothing more, or ends. Called and returns locked. */
+/* Serves s until it has nothing more, is held, or ends. Called and returns
+ * locked. */
 static void run_session(struct zdevd *d, struct session *s)
 {
 	int ret;
@@ -48,14 +55,17 @@ static void run_session(struct zdevd *d, struct session *s)
 		pthread_mutex_unlock(&d->sessions_lock);
 		ret = session_serve(s);
 		pthread_mutex_lock(&d->sessions_lock);
-		if (ret < 0 || !s->pending)
+		if (ret || !s->pending)
 			break;
 		/* A message came while we served: the loop saw it and left
 		 * it to us. */
 		s->pending = false;
 	}
 	s->busy = false;
-	if (ret < 0)
+	s->pending = false;
+	if (ret == SESSION_HELD)
+		s->held = true;	/* the loop looks at it now and then */
+	else if (ret < 0)
 		s->ended = true;
 	pthread_mutex_unlock(&d->sessions_lock);
 	if (ret < 0)
@@ -66,10 +76,33 @@ static void run_session(struct zdevd *d, struct session *s)
 	pthread_cond_broadcast(&d->sessions_gone);
 }
 
+/*
+ * Requests yield to CPU faults. The loop serves every client's faults on one
+ * thread, and a faulting thread waits until it has: with every CPU busy with
+ * requests (63 clients migrating, one flooding), a loop that waits its turn
+ * behind the workers makes each fault wait a time slice. A worker at a lower
+ * priority lets the loop run the moment a fault comes; what a worker starts
+ * (the copy threads of a migration) inherits its priority. Raising a nice
+ * value needs no privilege.
+ */
+static void lower_priority(void)
+{
+	const id_t tid = (id_t)syscall(SYS_gettid);
+	int nice;
+
+	errno = 0;
+	nice = getpriority(PRIO_PROCESS, tid);
+	if (nice == -1 && errno)
+		return;
+	if (setpriority(PRIO_PROCESS, tid, nice + WORKER_NICE))
+		log_dbg("worker: setpriority: %m");
+}
+
 static void *worker_main(void *arg)
 {
 	struct zdevd *d = arg;
 
+	lower_priority();
 	pthread_mutex_lock(&d->sessions_lock);
 	for (;;) {
 		while (!d->ready_head && !d->workers_stop) {
@@ -125,8 +158,9 @@ void workers_kick(struct session *s)
 	struct zdevd *d = s->d;
 
 	pthread_mutex_lock(&d->sessions_lock);
-	if (s->ended || d->workers_stop) {
-		/* nothing to do */
+	if (s->ended || d->workers_stop || s->held) {
+		/* nothing to do: an ended session's note to the loop frees
+		 * it, a held one is the loop's to look at */
 	} else if (s->busy) {
 		s->pending = true;
 	} else {
@@ -156,6 +190,26 @@ static bool passed(const struct timespec *deadline)
 	clock_gettime(CLOCK_REALTIME, &now);
 	return now.tv_sec > deadline->tv_sec ||
 	       (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
+bool workers_held(struct session *s)
+{
+	struct zdevd *d = s->d;
+	bool held;
+
+	pthread_mutex_lock(&d->sessions_lock);
+	held = s->held;
+	pthread_mutex_unlock(&d->sessions_lock);
+	return held;
+}
+
+void workers_resume(struct session *s)
+{
+	struct zdevd *d = s->d;
+
+	pthread_mutex_lock(&d->sessions_lock);
+	s->held = false;
+	pthread_mutex_unlock(&d->sessions_lock);
 }
 
 void workers_stop_all(struct zdevd *d)

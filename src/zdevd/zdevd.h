@@ -25,6 +25,7 @@ struct zdevd_config {
 	char pidfile[PATH_MAX];		/* --pidfile, or "" */
 	struct devset_config devs;
 	unsigned int client_handles;	/* device handles a client may hold (0: no limit) */
+	unsigned int client_pending;	/* replies a client may leave unread (0: no limit) */
 	bool foreground;
 	bool verbose;
 	int ready_fd;			/* told when zdevd serves (--ready-fd), or -1 */
@@ -74,7 +75,9 @@ int loop_watch_mm(struct zdevd *d, struct zmm *mm);
  * (from any thread). */
 void loop_forget_session(struct zdevd *d, struct session *s);
 /* A worker is done with the session for now: the loop polls its connection
- * again (from any thread). */
+ * again (from any thread), or, if the session is held (past
+ * --client-pending), looks at it now and then (session_may_resume) and
+ * polls it again once it may be served. */
 void loop_rearm_session(struct zdevd *d, struct session *s);
 /* Once the loop has stopped (shutdown), reads and handles the process's
  * pending uffd events and faults on the calling thread. */
