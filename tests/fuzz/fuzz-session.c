@@ -31,6 +31,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -82,6 +83,7 @@ static char *arena;
 static int fixed_fds[FD_CHOICES] = { -1, -1, -1, -1, -1, -1 };
 static struct refpool_stats pool_baseline[ZDEV_MAX_DEVICES];
 static unsigned int sessions_baseline;
+static unsigned int fds_baseline;
 static int peer_in = -1, peer_out = -1;	/* its stdin and stdout */
 static bool verbose;		/* $ZDEV_FUZZ_VERBOSE: zdevd's log, and each message */
 static pid_t peer_pid;
@@ -561,8 +563,8 @@ static void send_datagram(struct input_state *st, uint8_t *m, size_t len, unsign
 	sendmsg(st->sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
-/* The end of the input: the connection closed from our side, zdevd's side
- * read to its end, which zdevd closes once the session is freed. */
+/* The end of the input: the connection closed from our side, and zdevd's
+ * read to its end, which comes when zdevd shuts the connection down. */
 static void end_connection(struct input_state *st)
 {
 	struct pollfd p = { .fd = st->sock, .events = POLLIN };
@@ -627,6 +629,30 @@ static void forget_client(struct input_state *st)
 
 /* ---- what must hold after each input ---- */
 
+static unsigned int fds_open(void)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	unsigned int n = 0;
+
+	if (!dir)
+		die("/proc/self/fd: %s", strerror(errno));
+	while (readdir(dir))
+		n++;
+	closedir(dir);
+	return n;
+}
+
+/* Every file the input made zdevd open is closed again, once the loop has
+ * dropped what it held of the process. */
+static void wait_fds_closed(void)
+{
+	for (int waited = 0; fds_open() != fds_baseline; waited++) {
+		if (waited * 100 >= ANSWER_TIMEOUT_MS * 1000)
+			die("%u files open after the input, %u before", fds_open(), fds_baseline);
+		usleep(100);
+	}
+}
+
 static void check_daemon(void)
 {
 	for (unsigned int i = 0; i < d.devs.ndevices; i++) {
@@ -656,6 +682,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	for (unsigned int i = 0; i < d.devs.ndevices; i++)
 		refpool_get_stats(d.devs.dev[i].pool, &pool_baseline[i]);
 	sessions_baseline = d.nsessions;
+	fds_baseline = fds_open();
 	return 0;
 }
 
@@ -692,5 +719,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (st.released)
 		peer_ask("restore\n");
 	check_daemon();
+	/* The peer's moves back to the device may have given it new stores,
+	 * which zdevd keeps open. */
+	if (st.released)
+		fds_baseline = fds_open();
+	else
+		wait_fds_closed();
 	return 0;
 }
