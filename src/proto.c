@@ -126,6 +126,7 @@ int zmsg_recv_flags(int sock, union zmsg *m, int *fd, int flags)
 	};
 	struct cmsghdr *c;
 	ssize_t n;
+	int ret;
 
 	if (fd)
 		*fd = -1;
@@ -152,14 +153,13 @@ int zmsg_recv_flags(int sock, union zmsg *m, int *fd, int flags)
 				close(fds[i]);
 		}
 	}
-	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
-		if (fd && *fd >= 0) {
-			close(*fd);
-			*fd = -1;
-		}
-		return -EMSGSIZE;
+	ret = mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC) ? -EMSGSIZE : zmsg_check(m, (size_t)n);
+	/* A bad message's fd is nobody's: the caller sees only the error. */
+	if (ret < 0 && fd && *fd >= 0) {
+		close(*fd);
+		*fd = -1;
 	}
-	return zmsg_check(m, (size_t)n);
+	return ret;
 }
 
 int proto_default_socket(char *buf, size_t len)

@@ -272,6 +272,151 @@ static void session_seeds(void)
 	in.len = 0;
 	hello(&in, ZDEV_PROTO_VERSION - 1, 0);
 	write_seq("hello-old-version", &in);
+	in.len = 0;
+	{
+		union zmsg m;
+
+		zmsg_init(&m, ZMSG_HELLO, 1);
+		m.hello.version = ZDEV_PROTO_VERSION;
+		m.hello.pid = 1;
+		put_msg(&in, &m, FD_NONE);
+	}
+	write_seq("hello-another-pid", &in);
+	in.len = 0;
+	hello(&in, ZDEV_PROTO_VERSION, ZHELLO_AUX);
+	write_seq("hello-aux-unknown", &in);
+	in.len = 0;
+	hello(&in, ZDEV_PROTO_VERSION, ZHELLO_FORKED);
+	req(&in, ZMSG_UFFD, 0, 0, 0, 0, 0, FD_NONE);
+	write_seq("hello-forked", &in);
+	in.len = 0;
+	hello(&in, ZDEV_PROTO_VERSION, 0);
+	hello(&in, ZDEV_PROTO_VERSION, 0);
+	write_seq("hello-twice", &in);
+	in.len = 0;
+	req(&in, ZMSG_UFFD, 0, 0, 0, 0, 0, FD_UFFD);
+	write_seq("uffd-before-hello", &in);
+	for (size_t i = 0; i < sizeof(bad_fds) / sizeof(bad_fds[0]); i++) {
+		in.len = 0;
+		hello(&in, ZDEV_PROTO_VERSION, 0);
+		req(&in, ZMSG_UFFD, 0, 0, 0, 0, 0, bad_fds[i]);
+		req(&in, ZMSG_OPEN, 0, 0, 0, 0, 0, FD_NONE);
+		snprintf(name, sizeof(name), "uffd-fd-%u", bad_fds[i]);
+		write_seq(name, &in);
+	}
+	in.len = 0;
+	hello(&in, ZDEV_PROTO_VERSION, 0);
+	req(&in, ZMSG_UFFD, 0, AT(3), 0, 0, 0, FD_UFFD);
+	req(&in, ZMSG_UFFD, 0, 0, 0, 0, 0, FD_UFFD);
+	write_seq("uffd-wrong-proof", &in);
+
+	/* Broken: requests. */
+	{
+		static const struct {
+			const char *name;
+			uint32_t dev;
+			uint64_t addr, npages;
+		} bad[] = {
+			{ "no-pages", 0, AT(1), 0 },
+			{ "unaligned", 0, AT(1) + 1, 1 },
+			{ "huge-count", 0, AT(1), 1ull << 50 },
+			{ "wrapping", 0, ~0ull & ~(PG_SIZE - 1), 2 },
+			{ "kernel-address", 0, 0xffff800000000000ull, 1 },
+			{ "past-57-bits", 0, 1ull << 57, 1 },
+			{ "no-device", 7, AT(1), 1 },
+			{ "device-out-of-range", 1000, AT(1), 1 },
+		};
+		static const enum zmsg_type types[] = {
+			ZMSG_MIGRATE_TO_DEV, ZMSG_MIGRATE_TO_SYS, ZMSG_READ, ZMSG_WRITE,
+			ZMSG_SNAPSHOT, ZMSG_EXCLUSIVE, ZMSG_CHECK_EXCLUSIVE, ZMSG_ATOMIC_ADD,
+		};
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			in.len = 0;
+			handshake(&in);
+			req(&in, ZMSG_OPEN, bad[i].dev, 0, 0, 0, 0, FD_NONE);
+			for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++)
+				req(&in, types[t], bad[i].dev, bad[i].addr, bad[i].npages, BUF, XDIR,
+				    FD_NONE);
+			snprintf(name, sizeof(name), "range-%s", bad[i].name);
+			write_seq(name, &in);
+		}
+	}
+	in.len = 0;
+	handshake(&in);
+	req(&in, ZMSG_MIGRATE_TO_DEV, 0, AT(1), 1, 0, 0, FD_NONE);
+	write_seq("device-not-open", &in);
+	in.len = 0;
+	handshake(&in);
+	for (int i = 0; i < 6; i++)
+		req(&in, ZMSG_OPEN, 0, 0, 0, 0, 0, FD_NONE);
+	write_seq("too-many-handles", &in);
+	in.len = 0;
+	handshake(&in);
+	req(&in, ZMSG_OPEN, 0, 0, 0, 0, 0, FD_NONE);
+	req(&in, ZMSG_SET_FLAGS, 0, 0, 0, 0, 2, FD_NONE);
+	req(&in, ZMSG_RESCUE, 0, 0, 0, 0, 99, FD_NONE);
+	req(&in, ZMSG_RESCUE, 0, 0, 0, 0, RESCUE_UFFD, FD_NONE);
+	write_seq("bad-args", &in);
+	in.len = 0;
+	handshake(&in);
+	req(&in, ZMSG_OPEN, 0, 0, 0, 0, 0, FD_NONE);
+	req(&in, ZMSG_SET_FLAGS, 0, 0, 0, 0, 1, FD_NONE);
+	migrate(&in, 0, WINDOW, 512);
+	write_seq("fail-alloc", &in);
+	in.len = 0;
+	handshake(&in);
+	req(&in, ZMSG_OPEN, 0, 0, 0, 0, 0, FD_NONE);
+	migrate(&in, 0, AT(1), 1023);
+	write_seq("beyond-client-limit", &in);
+
+	/* Broken: answers. */
+	in.len = 0;
+	handshake(&in);
+	answer(&in, ZMSG_ZAPPED, 0);
+	write_seq("answer-out-of-turn", &in);
+	in.len = 0;
+	handshake(&in);
+	req(&in, ZMSG_OPEN, 0, 0, 0, 0, 0, FD_NONE);
+	req(&in, ZMSG_MIGRATE_TO_DEV, 0, AT(1), 4, 0, 0, FD_NONE);
+	answer(&in, ZMSG_STORED, 0);
+	answer(&in, ZMSG_ZAPPED, -EINVAL);
+	write_seq("zap-failed", &in);
+	in.len = 0;
+	handshake(&in);
+	req(&in, ZMSG_OPEN, 0, 0, 0, 0, 0, FD_NONE);
+	req(&in, ZMSG_MIGRATE_TO_DEV, 0, AT(1), 4, 0, 0, FD_NONE);
+	answer(&in, ZMSG_STORED, 0);
+	req(&in, ZMSG_STATS, 0, 0, 0, 0, 0, FD_NONE);
+	write_seq("request-instead-of-answer", &in);
+	in.len = 0;
+	handshake(&in);
+	req(&in, ZMSG_OPEN, 0, 0, 0, 0, 0, FD_NONE);
+	req(&in, ZMSG_EXCLUSIVE, 0, AT(32), 4, 0, XDIR, FD_NONE);
+	answer(&in, ZMSG_XMAP_DONE, 1);
+	write_seq("xmap-bad-status", &in);
+
+	/* Regressions: inputs that found a bug once, replayed by every run. */
+	in.len = 0;
+	handshake(&in);
+	write_seq("regress-exited-client-files", &in);
+	in.len = 0;
+	{
+		union zmsg m;
+
+		zmsg_init(&m, ZMSG_HELLO, 1);
+		m.hello.version = ZDEV_PROTO_VERSION;
+		put_msg(&in, &m, FD_MEMFD);
+		write_seq("regress-hello-with-fd", &in);
+		in.len = 0;
+		req(&in, ZMSG_UFFD, 0, 0, 0, 0, 0, FD_UFFD);
+		write_seq("regress-uffd-before-hello", &in);
+		in.len = 0;
+		handshake(&in);
+		zmsg_init(&m, ZMSG_OPEN, 9);
+		put(&in, &m, sizeof(m.req) - 1, FD_PIPE);
+		write_seq("regress-bad-datagram-with-fd", &in);
+	}
 
 	/* Broken: the datagrams themselves. */
 	{
