@@ -135,8 +135,8 @@ int zmsg_recv_flags(int sock, union zmsg *m, int *fd, int flags)
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
-	if (n == 0)
-		return -ECONNRESET;
+	/* The fds of an empty datagram are received too, and closed below:
+	 * it reads as the end of the connection. */
 	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
 		size_t nfds;
 		int fds[4];
@@ -153,7 +153,12 @@ int zmsg_recv_flags(int sock, union zmsg *m, int *fd, int flags)
 				close(fds[i]);
 		}
 	}
-	ret = mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC) ? -EMSGSIZE : zmsg_check(m, (size_t)n);
+	if (n == 0)
+		ret = -ECONNRESET;
+	else if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+		ret = -EMSGSIZE;
+	else
+		ret = zmsg_check(m, (size_t)n);
 	/* A bad message's fd is nobody's: the caller sees only the error. */
 	if (ret < 0 && fd && *fd >= 0) {
 		close(*fd);

@@ -416,6 +416,10 @@ static void session_seeds(void)
 		zmsg_init(&m, ZMSG_OPEN, 9);
 		put(&in, &m, sizeof(m.req) - 1, FD_PIPE);
 		write_seq("regress-bad-datagram-with-fd", &in);
+		in.len = 0;
+		handshake(&in);
+		put(&in, &m, 0, FD_UFFD);
+		write_seq("regress-empty-datagram-with-fd", &in);
 	}
 
 	/* Broken: the datagrams themselves. */
