@@ -642,13 +642,35 @@ static unsigned int fds_open(void)
 	return n;
 }
 
+static void list_fds(void)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	while (dir && (e = readdir(dir))) {
+		char path[300], target[PATH_MAX];
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		n = readlink(path, target, sizeof(target) - 1);
+		if (n > 0) {
+			target[n] = '\0';
+			fprintf(stderr, "fuzz-session: fd %s: %s\n", e->d_name, target);
+		}
+	}
+	if (dir)
+		closedir(dir);
+}
+
 /* Every file the input made zdevd open is closed again, once the loop has
  * dropped what it held of the process. */
 static void wait_fds_closed(void)
 {
 	for (int waited = 0; fds_open() != fds_baseline; waited++) {
-		if (waited * 100 >= ANSWER_TIMEOUT_MS * 1000)
+		if (waited * 100 >= ANSWER_TIMEOUT_MS * 1000) {
+			list_fds();
 			die("%u files open after the input, %u before", fds_open(), fds_baseline);
+		}
 		usleep(100);
 	}
 }

@@ -24,6 +24,7 @@ for target in "$@"; do
 	echo "== $name: $seconds s, seeds in $seeds"
 	# detect_leaks: a leak fails the run, as a crash does; -timeout: an
 	# input that takes longer is a hang; -rss_limit_mb: a blown limit too.
+	start=$(date +%s)
 	if ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=1:abort_on_error=1" \
 		UBSAN_OPTIONS="${UBSAN_OPTIONS:-}:print_stacktrace=1:halt_on_error=1" \
 		"$target" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 \
@@ -35,9 +36,10 @@ for target in "$@"; do
 		tail -n 60 "$log"
 		echo "FAIL $name: see $log; replay the input with: $target $out/crash-$name-*"
 	fi
+	elapsed=$(($(date +%s) - start))
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
 	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
 	cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1)
-	echo "FUZZ $name ${execs:-?} inputs in $seconds s, ${rate:-?} exec/s, ${cov:-cov: ?}"
+	echo "FUZZ $name ${execs:-?} inputs in $elapsed s, ${rate:-?} exec/s, ${cov:-cov: ?}"
 done
 exit $status
