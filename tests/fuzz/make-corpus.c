@@ -420,6 +420,13 @@ static void session_seeds(void)
 		handshake(&in);
 		put(&in, &m, 0, FD_UFFD);
 		write_seq("regress-empty-datagram-with-fd", &in);
+		/* A coherent device's migration of a range the address space
+		 * cannot hold, which zdevd's range check lets by. */
+		in.len = 0;
+		handshake(&in);
+		req(&in, ZMSG_OPEN, 1, 0, 0, 0, 0, FD_NONE);
+		req(&in, ZMSG_MIGRATE_TO_DEV, 1, 0x017a646576000000ull, 0x6d002000ull, 0, 0, FD_NONE);
+		write_seq("regress-coherent-huge-range", &in);
 	}
 
 	/* Broken: the datagrams themselves. */
