@@ -50,18 +50,27 @@ static int setup(struct coherent_migration *m, const struct migrate_client *clie
 {
 	int ret;
 
-	ret = migrate_leave_file_pages(m->mm, m->addr, m->npages, client, ctx, &m->leave);
-	if (ret)
-		return ret;
+	/* A range with a hole is refused before anything is done, or sized
+	 * by: one the address space cannot hold would take that many pages'
+	 * work and memory first. The check goes by mapping, not by page. */
 	ret = vmas_read(m->mm->pid, win_down(m->addr), win_up(m->end), &m->vmas);
 	if (ret)
 		return ret;
-	for (uint64_t a = m->addr; a < m->end; a += PG_SIZE) {
+	for (uint64_t a = m->addr; a < m->end;) {
 		const struct vma *v = vmas_find(&m->vmas, a);
 
 		if (!v || !(v->flags & VMA_READ))
 			return -EINVAL;
+		a = v->end;
 	}
+	ret = migrate_leave_file_pages(m->mm, m->addr, m->npages, client, ctx, &m->leave);
+	if (ret)
+		return ret;
+	/* Turning file mappings anonymous replaced them: read them again. */
+	vmas_free(&m->vmas);
+	ret = vmas_read(m->mm->pid, win_down(m->addr), win_up(m->end), &m->vmas);
+	if (ret)
+		return ret;
 	m->sel = calloc(m->npages, 1);
 	m->pages = calloc(m->npages, sizeof(*m->pages));
 	return m->sel && m->pages ? 0 : -ENOMEM;

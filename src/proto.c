@@ -128,6 +128,7 @@ int zmsg_recv_flags(int sock, union zmsg *m, int *fd, int flags)
 	};
 	struct cmsghdr *c;
 	ssize_t n;
+	int ret;
 
 	if (fd)
 		*fd = -1;
@@ -136,8 +137,8 @@ int zmsg_recv_flags(int sock, union zmsg *m, int *fd, int flags)
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
-	if (n == 0)
-		return -ECONNRESET;
+	/* The fds of an empty datagram are received too, and closed below:
+	 * it reads as the end of the connection. */
 	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
 		size_t nfds;
 		int fds[4];
@@ -154,14 +155,18 @@ int zmsg_recv_flags(int sock, union zmsg *m, int *fd, int flags)
 				close(fds[i]);
 		}
 	}
-	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
-		if (fd && *fd >= 0) {
-			close(*fd);
-			*fd = -1;
-		}
-		return -EMSGSIZE;
+	if (n == 0)
+		ret = -ECONNRESET;
+	else if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+		ret = -EMSGSIZE;
+	else
+		ret = zmsg_check(m, (size_t)n);
+	/* A bad message's fd is nobody's: the caller sees only the error. */
+	if (ret < 0 && fd && *fd >= 0) {
+		close(*fd);
+		*fd = -1;
 	}
-	return zmsg_check(m, (size_t)n);
+	return ret;
 }
 
 int proto_default_socket(char *buf, size_t len)

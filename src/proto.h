@@ -360,7 +360,8 @@ int zmsg_check(const void *buf, size_t len);
 const char *zmsg_type_name(int type);
 
 /* SCM_RIGHTS helpers on a SOCK_SEQPACKET socket. send: fd < 0 sends none.
- * recv: *fd is -1 when the datagram carried none; extra fds are closed. */
+ * recv: *fd is -1 when the datagram carried none; extra fds are closed, and
+ * so is the fd of a message refused with an error. */
 int zmsg_send(int sock, const union zmsg *m, int fd);
 int zmsg_recv(int sock, union zmsg *m, int *fd);
 /* The same with recvmsg() flags (MSG_DONTWAIT: -EAGAIN when none waits). */

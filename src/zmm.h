@@ -113,6 +113,7 @@ struct zmm {
 	int pagemap_fd;
 	atomic_bool dead;		/* the process is gone or its uffd failed */
 	void *uffd_watch;		/* zdevd's event loop only: the watch polling uffd */
+	void *pidfd_watch;		/* and the one polling pidfd */
 	atomic_bool registered;		/* some memory is registered with the uffd */
 	/*
 	 * Set by the loop before it reads the uffd, cleared once what it read

@@ -180,6 +180,8 @@ static void watch_free(struct loop *l, struct watch *w)
 		w->next->prev = w->prev;
 	if (w->mm && w->mm->uffd_watch == w)
 		w->mm->uffd_watch = NULL;
+	if (w->mm && w->mm->pidfd_watch == w)
+		w->mm->pidfd_watch = NULL;
 	if (w->mm)
 		zmm_put(w->mm);
 	free(w);
@@ -204,7 +206,9 @@ static void watch_add_mm(struct loop *l, struct zmm *mm)
 			return;
 		}
 		w = watch_new(l, W_PIDFD, mm->pidfd, mm);
-		if (w && arm(l, w))
+		if (w && !arm(l, w))
+			mm->pidfd_watch = w;
+		else if (w)
 			watch_free(l, w);
 	}
 }
@@ -355,11 +359,18 @@ static void drain_queue(struct loop *l)
 			session_free(w->s);
 			watch_free(l, w);
 		}
-		if (q->mm && !atomic_load(&q->mm->dead))
+		if (q->mm && !atomic_load(&q->mm->dead)) {
 			watch_add_mm(l, q->mm);
-		else if (q->mm && q->mm->uffd_watch)
-			/* Gone: its uffd will not say so itself. */
-			disarm(l, q->mm->uffd_watch);
+		} else if (q->mm) {
+			/* Gone: its uffd will not say so itself. Nor will its
+			 * pidfd when the process lives on (an mm of its image
+			 * before an exec, or one whose uffd failed): each
+			 * watch holds the mm, and with it its files. */
+			if (q->mm->uffd_watch)
+				disarm(l, q->mm->uffd_watch);
+			if (q->mm->pidfd_watch)
+				disarm(l, q->mm->pidfd_watch);
+		}
 		if (q->mm)
 			zmm_put(q->mm);
 		free(q);

@@ -699,6 +699,12 @@ static int on_message(struct session *s, union zmsg *m, int type, int fd)
 
 	if (s->refused)
 		return on_refused(s, m, type, fd);
+	/* UFFD's is the one fd a client sends: any other is closed, or every
+	 * message that came with one would keep it open for good. */
+	if (fd >= 0 && (type != ZMSG_UFFD || !s->hello)) {
+		close(fd);
+		fd = -1;
+	}
 	switch (type) {
 	case ZMSG_HELLO:
 		return s->hello ? -EPROTO : on_hello(s, &m->hello);
@@ -715,15 +721,11 @@ static int on_message(struct session *s, union zmsg *m, int type, int fd)
 	case ZMSG_CHECK_EXCLUSIVE: case ZMSG_ATOMIC_ADD: case ZMSG_XMOVED: case ZMSG_RESCUE:
 	case ZMSG_EXCLUSIVE_HELD: case ZMSG_FORK_PREPARE: case ZMSG_DEVICE_STATUS:
 	case ZMSG_CLIENTS: case ZMSG_UNPLUG: case ZMSG_PLUG:
-		if (fd >= 0)
-			close(fd);
 		if (!s->hello && !is_status_request(type))
 			return -EPROTO;
 		return type == ZMSG_RESCUE ? on_rescue(s, &m->req) : on_request(s, m, type);
 	default:
 		/* A reply type, or ZAPPED out of turn. */
-		if (fd >= 0)
-			close(fd);
 		return -EPROTO;
 	}
 }
