@@ -89,8 +89,15 @@ const char *zmsg_type_name(int type)
 
 int zmsg_send(int sock, const union zmsg *m, int fd)
 {
+	int ret = zmsg_send_bytes(sock, m, m->hdr.size, fd, 0);
+
+	return ret < 0 ? ret : ret == (int)m->hdr.size ? 0 : -EMSGSIZE;
+}
+
+int zmsg_send_bytes(int sock, const void *buf, size_t len, int fd, int flags)
+{
 	char control[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { .iov_base = (void *)m, .iov_len = m->hdr.size };
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 	ssize_t n;
 
@@ -106,11 +113,9 @@ int zmsg_send(int sock, const union zmsg *m, int fd)
 		memcpy(CMSG_DATA(c), &fd, sizeof(int));
 	}
 	do
-		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL | flags);
 	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-	return n == (ssize_t)m->hdr.size ? 0 : -EMSGSIZE;
+	return n < 0 ? -errno : (int)n;
 }
 
 int zmsg_recv(int sock, union zmsg *m, int *fd)

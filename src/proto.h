@@ -363,6 +363,9 @@ const char *zmsg_type_name(int type);
  * recv: *fd is -1 when the datagram carried none; extra fds are closed, and
  * so is the fd of a message refused with an error. */
 int zmsg_send(int sock, const union zmsg *m, int fd);
+/* len bytes as one datagram, whatever they hold, with fd (may be -1) and
+ * sendmsg() flags: the bytes sent, or -errno. */
+int zmsg_send_bytes(int sock, const void *buf, size_t len, int fd, int flags);
 int zmsg_recv(int sock, union zmsg *m, int *fd);
 /* The same with recvmsg() flags (MSG_DONTWAIT: -EAGAIN when none waits). */
 int zmsg_recv_flags(int sock, union zmsg *m, int *fd, int flags);

@@ -72,6 +72,7 @@ static uint64_t now_ms(void)
 struct client {
 	uint64_t *mem;		/* managed: what zdevd moves */
 	uint64_t *model;	/* plain: what mem must hold */
+	uint64_t *scratch;	/* MAX_RUN pages for device reads and writes */
 	struct zdev *dev[DEVICES];
 	struct client_report r;
 };
@@ -125,14 +126,11 @@ static void op_cpu_write(struct client *c)
 static int op_device_write(struct client *c, struct zdev *dev)
 {
 	struct zdev_result res;
+	uint64_t *data = c->scratch;
 	size_t p, n;
-	uint64_t *data;
 	int ret;
 
 	random_run(&p, &n);
-	data = malloc(n * PG_SIZE);
-	if (!data)
-		return -ENOMEM;
 	for (size_t i = 0; i < n * WORDS; i++)
 		data[i] = rng();
 	ret = zdev_write(dev, c->mem + p * WORDS, n, data, &res);
@@ -140,21 +138,17 @@ static int op_device_write(struct client *c, struct zdev *dev)
 		settle_pages(c, p, n, data, "a failed device write");
 	else
 		memcpy(c->model + p * WORDS, data, n * PG_SIZE);
-	free(data);
 	return ret;
 }
 
 static int op_device_read(struct client *c, struct zdev *dev)
 {
 	struct zdev_result res;
+	uint64_t *data = c->scratch;
 	size_t p, n;
-	uint64_t *data;
 	int ret;
 
 	random_run(&p, &n);
-	data = malloc(n * PG_SIZE);
-	if (!data)
-		return -ENOMEM;
 	ret = zdev_read(dev, c->mem + p * WORDS, n, data, &res);
 	if (!ret) {
 		for (size_t i = 0; i < n; i++)
@@ -162,7 +156,6 @@ static int op_device_read(struct client *c, struct zdev *dev)
 				lost(c, p + i, "a device read");
 		c->r.bytes_checked += n * PG_SIZE;
 	}
-	free(data);
 	return ret;
 }
 
@@ -255,7 +248,8 @@ static int client_main(uint64_t seed, uint64_t until_ms, int report_fd)
 	rng_state = seed | 1;
 	c.mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	c.model = malloc(bytes);
-	if (c.mem == MAP_FAILED || !c.model)
+	c.scratch = malloc((size_t)MAX_RUN * PG_SIZE);
+	if (c.mem == MAP_FAILED || !c.model || !c.scratch)
 		return 2;
 	for (size_t i = 0; i < bytes / sizeof(uint64_t); i++)
 		c.mem[i] = c.model[i] = rng();

@@ -268,19 +268,34 @@ static int evict_at_shutdown(struct zdevd *d, struct zmm *mm)
 	return ret;
 }
 
+struct zmm **clients_every(struct zdevd *d, bool unclaimed, size_t *n)
+{
+	struct zmm **all;
+	size_t cap = 0;
+
+	*n = 0;
+	pthread_mutex_lock(&d->mms_lock);
+	for (struct zmm *mm = d->mms; mm; mm = mm->next)
+		cap++;
+	for (struct zmm *mm = d->unclaimed; mm && unclaimed; mm = mm->next_unclaimed)
+		cap++;
+	all = malloc((cap + 1) * sizeof(*all));
+	for (struct zmm *mm = d->mms; mm && all; mm = mm->next)
+		all[(*n)++] = mm;
+	for (struct zmm *mm = d->unclaimed; mm && all && unclaimed; mm = mm->next_unclaimed)
+		all[(*n)++] = mm;
+	for (size_t i = 0; i < *n; i++)
+		zmm_get(all[i]);
+	pthread_mutex_unlock(&d->mms_lock);
+	return all;
+}
+
 void clients_serve_events(struct zdevd *d)
 {
-	struct zmm **list;
-	unsigned int n = 0;
+	size_t n;
+	struct zmm **list = clients_every(d, false, &n);
 
-	pthread_mutex_lock(&d->mms_lock);
-	list = malloc((d->nclients + 1) * sizeof(*list));
-	for (struct zmm *mm = d->mms; mm && list; mm = mm->next) {
-		zmm_get(mm);
-		list[n++] = mm;
-	}
-	pthread_mutex_unlock(&d->mms_lock);
-	for (unsigned int i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		loop_serve_events(d, list[i]);
 		zmm_put(list[i]);
 	}
@@ -339,20 +354,13 @@ void clients_drop_unclaimed(struct zdevd *d)
 
 int clients_release_device(struct zdevd *d, unsigned int dev)
 {
-	struct zmm **list;
-	unsigned int n = 0;
+	size_t n;
+	struct zmm **list = clients_every(d, false, &n);
 	int ret = 0;
 
-	pthread_mutex_lock(&d->mms_lock);
-	list = malloc((d->nclients + 1) * sizeof(*list));
-	for (struct zmm *mm = d->mms; mm && list; mm = mm->next) {
-		zmm_get(mm);
-		list[n++] = mm;
-	}
-	pthread_mutex_unlock(&d->mms_lock);
 	if (!list)
 		return -ENOMEM;
-	for (unsigned int i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		int r = migrate_evict(list[i], (int)dev, NULL);
 
 		if (r && !ret)

@@ -52,6 +52,10 @@ int clients_release_device(struct zdevd *d, unsigned int dev);
  * others above after were left out. */
 unsigned int clients_list_after(struct zdevd *d, pid_t after, struct zmm **out,
 				unsigned int max, bool *more);
+/* Every listed process (and, if unclaimed, every fork child not claimed
+ * yet), each with a reference: *n of them in a new array, or NULL when out
+ * of memory. */
+struct zmm **clients_every(struct zdevd *d, bool unclaimed, size_t *n);
 /* Shutdown, once the loop has stopped: every listed process's pending uffd
  * events and faults handled on the calling thread. */
 void clients_serve_events(struct zdevd *d);

@@ -106,37 +106,13 @@ static void let_go(struct zmm *mm, unsigned int dev, bool stores, uint64_t *move
 	pthread_mutex_unlock(&mm->lock);
 }
 
-/* Every process zdevd knows, listed or a fork child not claimed yet, each
- * with a reference: *n of them in a new array, or NULL. */
-static struct zmm **every_mm(struct zdevd *d, size_t *n)
-{
-	struct zmm **all;
-	size_t cap = 0;
-
-	*n = 0;
-	pthread_mutex_lock(&d->mms_lock);
-	for (struct zmm *mm = d->mms; mm; mm = mm->next)
-		cap++;
-	for (struct zmm *mm = d->unclaimed; mm; mm = mm->next_unclaimed)
-		cap++;
-	all = malloc((cap + 1) * sizeof(*all));
-	for (struct zmm *mm = d->mms; mm && all; mm = mm->next)
-		all[(*n)++] = mm;
-	for (struct zmm *mm = d->unclaimed; mm && all; mm = mm->next_unclaimed)
-		all[(*n)++] = mm;
-	for (size_t i = 0; i < *n; i++)
-		zmm_get(all[i]);
-	pthread_mutex_unlock(&d->mms_lock);
-	return all;
-}
-
 /* Step 2 for every process: 0 or -ENOMEM. */
 static int let_go_all(struct zdevd *d, unsigned int dev, bool stores, uint64_t *moved)
 {
 	struct zmm **all;
 	size_t n;
 
-	all = every_mm(d, &n);
+	all = clients_every(d, true, &n);
 	if (!all)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {

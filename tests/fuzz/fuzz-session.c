@@ -547,28 +547,14 @@ static bool take_answer(struct input_state *st, size_t n)
 
 static void send_datagram(struct input_state *st, uint8_t *m, size_t len, unsigned int fd_choice)
 {
-	char control[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { .iov_base = m, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 	int fd = fd_to_send(st, fd_choice);
 
-	if (fd >= 0) {
-		struct cmsghdr *c;
-
-		mh.msg_control = control;
-		mh.msg_controllen = sizeof(control);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
 	if (verbose)
 		fprintf(stderr, "fuzz-session: -> %s, %zu bytes, fd %d\n",
 			len >= sizeof(struct zmsg_hdr) ? zmsg_type_name(((struct zmsg_hdr *)m)->type) : "-",
 			len, fd);
 	/* Refused (the connection is over, or too long): the answer says. */
-	sendmsg(st->sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)zmsg_send_bytes(st->sock, m, len, fd, MSG_DONTWAIT);
 }
 
 /* The end of the input: the connection closed from our side, and zdevd's
