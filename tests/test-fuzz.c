@@ -82,6 +82,16 @@ static size_t mutated_message(union zmsg *m, uint8_t *buf, size_t cap)
 			((struct zmsg_hdr *)buf)->size = (uint16_t)below(cap + 1);
 		}
 	}
+	/* UNPLUG and PLUG are an administrator's, on every client's device:
+	 * one still under way in zdevd would take the device from the
+	 * legitimate client below at any moment (test-unplug stresses them).
+	 * They ask for STATUS instead. */
+	if (len >= sizeof(struct zmsg_hdr)) {
+		struct zmsg_hdr *h = (struct zmsg_hdr *)buf;
+
+		if (h->type == ZMSG_UNPLUG || h->type == ZMSG_PLUG)
+			h->type = ZMSG_STATUS;
+	}
 	return len;
 }
 
@@ -130,18 +140,6 @@ static int raw_connect(void)
 	return fd;
 }
 
-/* The garbage may say UNPLUG, which zdevd's own user may: the devices are
- * plugged back (or were never unplugged) before a legitimate client needs
- * them. */
-static void plug_every_device(void)
-{
-	for (unsigned int dev = 0; dev < 2; dev++) {
-		int ret = zdevd_plug(&zd, dev);
-
-		ck_assert_msg(ret == 0 || ret == -EALREADY, "plug %u: %s", dev, strerror(-ret));
-	}
-}
-
 /* A legitimate client does its work while and after the garbage flows. */
 static void legit_client_works(void)
 {
@@ -151,7 +149,6 @@ static void legit_client_works(void)
 
 	ck_assert_ptr_ne(p, MAP_FAILED);
 	memset(p, 0x5a, 16 * PG_SIZE);
-	plug_every_device();
 	ck_assert_int_eq(zdev_open(NULL, 0, &d), 0);
 	ck_assert_int_eq(zdev_migrate_to_device(d, p, 16, &res), 0);
 	ck_assert_uint_eq(res.cpages, 16);
@@ -354,7 +351,6 @@ START_TEST(random_calls_lose_nothing)
 	char *buf = malloc(ARENA_PAGES * PG_SIZE);
 
 	pick_seed();
-	plug_every_device();
 	ck_assert_ptr_nonnull(buf);
 	a.p = mmap(NULL, ARENA_PAGES * PG_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 		   -1, 0);
