@@ -5,7 +5,7 @@ set -eu
 cd "$(dirname "$0")"
 
 packages="build-essential autoconf automake libtool pkg-config liburing-dev libnuma-dev check liburcu-dev libsystemd-dev
-	python3 perl sqlite3 xz-utils git gawk systemd linux-source-6.12 clang libclang-rt-14-dev"
+	python3 perl sqlite3 xz-utils git gawk systemd linux-source-6.12 clang libclang-rt-14-dev gdb"
 missing=""
 for p in $packages; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

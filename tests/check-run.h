@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check-hang.h"
+
 /*
  * Test programs report in TAP on stdout, for automake's TAP driver: one
  * line a test, so that the summary counts every case a machine cannot run
@@ -20,7 +22,7 @@
 
 /* Adds test as a tcase of its own named name (CK_RUN_CASE=<name> runs it
  * alone), with a checked fixture (either may be NULL) and a timeout in
- * seconds (0: Check's default). */
+ * seconds (0: Check's default), which reports where it hung (check-hang.h). */
 static inline void check_add_case(Suite *s, const char *name, const TTest *test, SFun setup,
 				  SFun teardown, double timeout)
 {
@@ -30,7 +32,7 @@ static inline void check_add_case(Suite *s, const char *name, const TTest *test,
 		tcase_add_checked_fixture(tc, setup, teardown);
 	if (timeout > 0)
 		tcase_set_timeout(tc, timeout);
-	tcase_add_test(tc, test);
+	tcase_add_test(tc, check_hang_wrap(test, timeout));
 	suite_add_tcase(s, tc);
 }
 
