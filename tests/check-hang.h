@@ -4,12 +4,12 @@
 
 #include <check.h>
 #include <dirent.h>
-#include <signal.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,10 +17,11 @@
 /*
  * A case that outlives its timeout is killed by Check with SIGKILL, and its
  * log says only "Test timeout expired". So that a hang on a machine we cannot
- * log in to still says where it was, each case arms an alarm a little before
- * its timeout; when it rings, the case prints to stderr (which the test's log
- * keeps) every thread of itself and of its descendants (zdevd among them):
- * the kernel's view from /proc, and gdb's backtraces where gdb is installed.
+ * log in to still says where it was, a watchdog process wakes a little before
+ * each case's timeout and prints to stderr (which the test's log keeps)
+ * every thread of the case and of its descendants (zdevd among them): the
+ * kernel's view from /proc, and gdb's backtraces where gdb is installed (as
+ * root: an ordinary user's watchdog may not trace the case).
  */
 
 #define CHECK_HANG_MAX_CASES 64
@@ -34,7 +35,6 @@ struct check_hang_case {
 
 static struct check_hang_case check_hang_cases[CHECK_HANG_MAX_CASES];
 static unsigned int check_hang_ncases;
-static const char *check_hang_running;
 
 static inline void check_hang_run(int i);
 
@@ -144,32 +144,50 @@ static inline void check_hang_dump_process(pid_t pid)
 	check_hang_gdb(pid);
 }
 
-/* The process is about to be killed: what it calls here need not be
- * async-signal-safe, only its output has to get out first. */
-static inline void check_hang_report(int sig)
+/* Dumps the case (pid) and its descendants, but not the watchdog. */
+static inline void check_hang_report(pid_t pid, const char *name)
 {
 	const pid_t self = getpid();
 	struct dirent *e;
 	DIR *proc;
 
-	(void)sig;
-	fprintf(stderr, "# %s: about to time out; its threads and its descendants':\n",
-		check_hang_running);
-	/* gdb, our child, may attach to us under Yama's ptrace_scope 1 */
-	prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
+	fprintf(stderr, "# %s: about to time out; its threads and its descendants':\n", name);
 	proc = opendir("/proc");
 	while (proc && (e = readdir(proc))) {
-		pid_t pid = (pid_t)atoi(e->d_name);
+		pid_t p = (pid_t)atoi(e->d_name);
 
-		if (pid > 0 && check_hang_descends(pid, self))
-			check_hang_dump_process(pid);
+		if (p > 0 && p != self && check_hang_descends(p, pid))
+			check_hang_dump_process(p);
 	}
 	if (proc)
 		closedir(proc);
 	fflush(stderr);
-	/* Check's timer ends the case as the timeout it is. */
-	for (;;)
-		pause();
+}
+
+/*
+ * A process of its own watches the case: a case hung with every signal
+ * blocked would never run a handler. It is a grandchild, so that no wait()
+ * of the case's reaps it, and it ends when the case does.
+ */
+static inline void check_hang_watch(unsigned int seconds, const char *name)
+{
+	const pid_t pid = getpid();
+	pid_t middle = fork();
+
+	if (middle < 0)
+		return;
+	if (middle == 0) {
+		struct pollfd p = { .events = POLLIN };
+
+		p.fd = (int)syscall(SYS_pidfd_open, pid, 0);
+		if (p.fd < 0 || fork() != 0)
+			_exit(0);
+		/* The case's exit makes its pidfd readable. */
+		if (poll(&p, 1, (int)seconds * 1000) == 0)
+			check_hang_report(pid, name);
+		_exit(0);
+	}
+	waitpid(middle, NULL, 0);
 }
 
 /* In the forked case: Check names the running test, not its setup. */
@@ -182,9 +200,8 @@ static inline void check_hang_run(int i)
 	const struct check_hang_case *c = NULL;
 	double margin;
 
-	check_hang_running = tcase_name();
 	for (unsigned int k = 0; k < check_hang_ncases && !c; k++)
-		if (!strcmp(check_hang_cases[k].test->name, check_hang_running))
+		if (!strcmp(check_hang_cases[k].test->name, tcase_name()))
 			c = &check_hang_cases[k];
 	if (!c)
 		abort();
@@ -194,10 +211,8 @@ static inline void check_hang_run(int i)
 		timeout *= mult;
 	/* gdb takes seconds to attach to a sanitized program */
 	margin = timeout >= 60 ? 20 : timeout / 4;
-	if (timeout - margin >= 1) {
-		signal(SIGALRM, check_hang_report);
-		alarm((unsigned int)(timeout - margin));
-	}
+	if (timeout - margin >= 1)
+		check_hang_watch((unsigned int)(timeout - margin), c->test->name);
 	c->test->fn(i);
 }
 
