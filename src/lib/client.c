@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -49,6 +51,10 @@ static _Atomic pid_t forking_pid;
 static atomic_int forks_without_event;
 /* This thread's fork raised it (pthread_atfork runs in the forking thread). */
 static __thread bool fork_counted;
+/* How long a fork child whose claim failed waits to see zdevd exit. */
+#define FORK_CLAIM_WAIT_MS 2000
+/* The connection whose lock this thread's fork holds (a fork event's). */
+static __thread struct client *fork_locked;
 /* Our uffd serves kernel-mode faults: it was made without
  * UFFD_USER_MODE_ONLY. A fork child with a fork event inherits the kind. */
 static atomic_bool uffd_kernel_faults;
@@ -477,7 +483,11 @@ void client_atfork_prepare(void)
 	pthread_mutex_unlock(&sessions_lock);
 	if (atomic_load(&c->features) & ZFEAT_FORK_EVENTS) {
 		prepare_coherent_fork(c);
-		client_put(c);
+		/* Held until the fork returns: the pages listed for the child
+		 * are all it misses (rescue_fork_begin). */
+		pthread_mutex_lock(&c->lock);
+		rescue_fork_begin();
+		fork_locked = c;
 		return;
 	}
 	/*
@@ -498,6 +508,14 @@ void client_atfork_prepare(void)
 
 void client_atfork_parent(void)
 {
+	struct client *c = fork_locked;
+
+	fork_locked = NULL;
+	if (c) {
+		rescue_fork_parent();
+		pthread_mutex_unlock(&c->lock);
+		client_put(c);
+	}
 	if (fork_counted)
 		atomic_fetch_sub(&forks_without_event, 1);
 	fork_counted = false;
@@ -508,28 +526,19 @@ bool client_kernel_faults(void)
 	return atomic_load(&uffd_kernel_faults);
 }
 
-void client_atfork_child(void)
+/* Pairs us with the uffd our parent's fork event brought to zdevd, and
+ * starts our agent: true if zdevd paired us. */
+static bool claim_fork(struct client *c)
 {
-	struct client *c = current_client;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	bool claimed = false;
 	union zmsg m;
 	int fd;
 
-	rescue_atfork_child();
-	/* The forks of other threads of the parent stay theirs. */
-	atomic_store(&forks_without_event, 0);
-	fork_counted = false;
-	if (!c)
-		return;
-	/* The parent's connection is the parent's. */
-	close(c->sock);
-	c->sock = -1;
-	if (!(atomic_load(&c->features) & ZFEAT_FORK_EVENTS))
-		return;	/* no uffd of ours at zdevd to claim */
 	memcpy(sa.sun_path, c->path, sizeof(sa.sun_path));
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return;
+		return false;
 	if (!connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
 		zmsg_init(&m, ZMSG_HELLO, 1);
 		m.hello.version = ZDEV_PROTO_VERSION;
@@ -542,10 +551,63 @@ void client_atfork_child(void)
 		/* Once claimed, the child keeps its own uffd and table and
 		 * runs its own agent at once: it may never call us again, and
 		 * the pages it shares with its parent must survive zdevd. */
-		if (!zmsg_send(fd, &m, -1) && zmsg_recv(fd, &m, NULL) == ZMSG_HELLO_OK &&
-		    (m.hello_ok.features & ZFEAT_PROVE_FORK) &&
-		    !prove_fork(fd, m.hello_ok.proof_addr) && AGENT_IN_FORK_CHILD)
+		claimed = !zmsg_send(fd, &m, -1) && zmsg_recv(fd, &m, NULL) == ZMSG_HELLO_OK &&
+			  (m.hello_ok.features & ZFEAT_PROVE_FORK) &&
+			  !prove_fork(fd, m.hello_ok.proof_addr);
+		if (claimed && AGENT_IN_FORK_CHILD)
 			rescue_attach_forked(fd, m.hello_ok.daemon_pid, m.hello_ok.ndevices);
 	}
 	close(fd);
+	return claimed;
+}
+
+/* True when the zdevd of pid has exited within wait_ms, or its pid is no
+ * process's any more. */
+static bool daemon_gone(pid_t pid, int wait_ms)
+{
+	struct pollfd p = { .events = POLLIN };
+	bool gone;
+
+	if (pid <= 0)
+		return true;
+	p.fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (p.fd < 0)
+		return errno == ESRCH;
+	/* A pidfd is readable once its process has exited, reaped or not. */
+	gone = poll(&p, 1, wait_ms) > 0;
+	close(p.fd);
+	return gone;
+}
+
+void client_atfork_child(void)
+{
+	struct client *c = current_client;
+	const pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+	bool claimed, gone;
+
+	rescue_atfork_child();
+	/* The forks of other threads of the parent stay theirs. */
+	atomic_store(&forks_without_event, 0);
+	fork_counted = false;
+	if (fork_locked) {
+		/* Held by the thread we are a copy of, which is not here. */
+		memcpy(&fork_locked->lock, &fresh, sizeof(fresh));
+		fork_locked = NULL;
+	}
+	if (!c)
+		return;
+	/* The parent's connection is the parent's. */
+	close(c->sock);
+	c->sock = -1;
+	if (!(atomic_load(&c->features) & ZFEAT_FORK_EVENTS))
+		return;	/* no uffd of ours at zdevd to claim */
+	claimed = claim_fork(c);
+	/* Only an agent of ours keeps our uffd, and our pages, from going
+	 * with zdevd. A claim that failed, or an agent that did not start,
+	 * is most likely zdevd dying: it is given the time to finish. */
+	if (!claimed || (AGENT_IN_FORK_CHILD && !rescue_attached()))
+		gone = daemon_gone(c->daemon_pid, FORK_CLAIM_WAIT_MS);
+	else
+		gone = daemon_gone(c->daemon_pid, 0);
+	rescue_fork_child(gone);
 }

@@ -27,6 +27,7 @@
 #include "proto.h"
 #include "rescue_layout.h"
 #include "uffd_compat.h"
+#include "uffd_probe.h"
 
 struct held_store {
 	uint64_t id;
@@ -272,13 +273,26 @@ static size_t put_pages_back(struct lost_page *pages, size_t n)
 static int map_stores(void)
 {
 	for (size_t i = 0; i < nstores; i++) {
-		void *p = mmap(NULL, dev_pages * PG_SIZE, PROT_READ, MAP_SHARED, stores[i].fd, 0);
+		void *p;
+
+		if (stores[i].map)
+			continue;	/* mapped for a fork (rescue_fork_begin) */
+		p = mmap(NULL, dev_pages * PG_SIZE, PROT_READ, MAP_SHARED, stores[i].fd, 0);
 
 		if (p == MAP_FAILED)
 			return -errno;
 		stores[i].map = p;
 	}
 	return 0;
+}
+
+static void unmap_stores(void)
+{
+	for (size_t i = 0; i < nstores; i++) {
+		if (stores[i].map)
+			munmap((void *)stores[i].map, dev_pages * PG_SIZE);
+		stores[i].map = NULL;
+	}
 }
 
 static const uint8_t *store_page(uint64_t id, uint64_t pfn)
@@ -363,11 +377,9 @@ static void rescue_run(void)
 	own_free(pages, cap * sizeof(*pages));
 	if (table != MAP_FAILED)
 		munmap(table, len);
-	for (size_t i = 0; i < nstores; i++) {
-		if (stores[i].map)
-			munmap((void *)stores[i].map, dev_pages * PG_SIZE);
+	unmap_stores();
+	for (size_t i = 0; i < nstores; i++)
 		close(stores[i].fd);
-	}
 	nstores = 0;
 	close(table_fd);
 	table_fd = -1;
@@ -580,4 +592,139 @@ void rescue_atfork_child(void)
 	rescued = false;
 	atomic_store_explicit(&migrating_end, 0, memory_order_relaxed);
 	atomic_store_explicit(&zap_running, false, memory_order_relaxed);
+}
+
+/* ---- a fork child's own rescue ---- */
+
+/*
+ * Until a fork child has claimed its uffd (client_atfork_child), zdevd holds
+ * the only reference to it: if zdevd dies first, the kernel unregisters the
+ * child's ranges with it, and the pages only the device held would read as
+ * zeros there. So the forking thread lists the pages on a device before the
+ * fork, with the stores they are in mapped, and the child, which inherits
+ * both, puts them back itself when it finds zdevd gone before its claim has
+ * given it an agent.
+ */
+struct fork_pages {
+	struct lost_page *pages;
+	size_t n, cap;
+	bool stores_mapped;
+};
+
+/* The forking thread's; in the child, its only thread's. */
+static __thread struct fork_pages forking;
+
+void rescue_fork_begin(void)
+{
+	size_t len, unknown = 0;
+	void *table;
+
+	pthread_mutex_lock(&rescue_lock);
+	if (agent_for != getpid() || table_fd < 0 || !nstores ||
+	    atomic_load_explicit(&lost, memory_order_acquire))
+		goto out_unlock;
+	len = (size_t)ndevices * dev_pages * sizeof(struct rescue_entry);
+	table = mmap(NULL, len, PROT_READ, MAP_SHARED, table_fd, 0);
+	if (table == MAP_FAILED)
+		goto out_unlock;
+	forking.stores_mapped = true;
+	if (map_stores() ||
+	    gather_pages(table, len, &forking.pages, &forking.n, &forking.cap, &unknown)) {
+		unmap_stores();
+		forking = (struct fork_pages){ 0 };
+	}
+	munmap(table, len);
+out_unlock:
+	pthread_mutex_unlock(&rescue_lock);
+}
+
+static void forget_fork_pages(void)
+{
+	pthread_mutex_lock(&rescue_lock);
+	if (forking.stores_mapped)
+		unmap_stores();
+	own_free(forking.pages, forking.cap * sizeof(*forking.pages));
+	forking = (struct fork_pages){ 0 };
+	pthread_mutex_unlock(&rescue_lock);
+}
+
+void rescue_fork_parent(void)
+{
+	forget_fork_pages();
+}
+
+static int by_vaddr(const void *a, const void *b)
+{
+	const struct lost_page *x = a, *y = b;
+
+	return x->vaddr < y->vaddr ? -1 : x->vaddr > y->vaddr;
+}
+
+/*
+ * Registers [start, end) with uffd. The range may still be registered with
+ * the uffd zdevd had for us, until the kernel has finished releasing it (zdevd
+ * exiting) or our parent's agent, which may have read our fork event, has
+ * filled us and closed it: EBUSY is waited out, for a while.
+ */
+static int register_missing(int uffd, uint64_t start, uint64_t end)
+{
+	struct uffdio_register reg = {
+		.range = { .start = start, .len = end - start },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+
+	for (int tries = 0; tries < 2000; tries++) {
+		if (!ioctl(uffd, UFFDIO_REGISTER, &reg))
+			return 0;
+		if (errno != EBUSY)
+			return -errno;
+		usleep(1000);
+	}
+	return -EBUSY;
+}
+
+/* Copies each listed page that is missing here back from its store; a page
+ * that is here (EEXIST) is left as it is. The count put back. */
+static size_t fill_missing(struct lost_page *pages, size_t n)
+{
+	size_t copied = 0;
+	int uffd;
+
+	uffd = uffd_create(0);
+	if (uffd < 0)
+		uffd = uffd_create(UFFD_USER_MODE_ONLY);
+	if (uffd < 0 || uffd_handshake(uffd, 0, NULL, NULL)) {
+		if (uffd >= 0)
+			close(uffd);
+		return 0;
+	}
+	qsort(pages, n, sizeof(*pages), by_vaddr);
+	for (size_t i = 0, j; i < n; i = j) {
+		/* One registration a run of neighbouring pages. */
+		for (j = i + 1; j < n && pages[j].vaddr == pages[j - 1].vaddr + PG_SIZE; j++)
+			;
+		if (register_missing(uffd, pages[i].vaddr, pages[j - 1].vaddr + PG_SIZE))
+			continue;
+		for (size_t k = i; k < j; k++)
+			copied += !copy_page(uffd, &pages[k], 1000);
+		ioctl(uffd, UFFDIO_UNREGISTER,
+		      &(struct uffdio_range){ .start = pages[i].vaddr,
+					      .len = pages[j - 1].vaddr + PG_SIZE - pages[i].vaddr });
+	}
+	close(uffd);
+	return copied;
+}
+
+void rescue_fork_child(bool daemon_gone)
+{
+	size_t copied;
+
+	/* With an agent of our own, our uffd is safe from zdevd's death. */
+	if (daemon_gone && forking.n && !rescue_attached()) {
+		copied = fill_missing(forking.pages, forking.n);
+		if (copied)
+			fprintf(stderr, "libzdev: zdevd is gone before this fork child could "
+					"claim its memory; %zu device pages copied back\n", copied);
+	}
+	forget_fork_pages();
 }

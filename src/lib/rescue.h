@@ -57,6 +57,17 @@ int rescue_settle(int wait_ms);
  * connections before it exits (and, on SIGTERM, before it has brought every
  * page home), so a broken connection comes first. */
 #define RESCUE_SETTLE_MS 1000
+/*
+ * Around a fork, in the forking thread, with no migration to a device able to
+ * start (the caller holds the connection's lock from before the fork until
+ * it returns): rescue_fork_begin() lists this process's pages on a device;
+ * rescue_fork_parent() forgets the list in the parent, rescue_fork_child()
+ * in the child, after its claim, first putting back every listed page the
+ * child misses when zdevd died before the claim gave the child an agent.
+ */
+void rescue_fork_begin(void);
+void rescue_fork_parent(void);
+void rescue_fork_child(bool daemon_gone);
 /* In a fork child, first: the parent's uffd and table are not ours (stores
  * are: the pages we share with the parent live there); no agent runs here
  * yet. */
