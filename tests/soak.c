@@ -3,15 +3,17 @@
  * The soak: client processes doing random work on their memory through
  * zdevd for a while (CPU writes racing migrations each way, device reads and
  * writes, exclusive grants, device atomics, snapshots, forks), each checking
- * every byte against a model of its own, while the soak kills clients and
- * kills or stops zdevd and starts another. At the end every client checks all
+ * every byte against a model of its own, while the soak kills clients,
+ * unplugs devices and plugs them again, and kills or stops zdevd and starts
+ * another. At the end every client checks all
  * of its memory once more, and zdevd's pools must be back to empty.
  *
  *   soak [SECONDS]	(default $ZDEV_SOAK_SECONDS, else 15)
  *
  * $ZDEV_SOAK_DISRUPT picks what the soak does to the clients and zdevd, a
- * comma-separated list of client-kills, zdevd-kills and zdevd-stops (the
- * default: all three; "none" for none).
+ * comma-separated list of client-kills, zdevd-kills, zdevd-stops and unplugs
+ * (a device unplugged for a while, then plugged again) (the default: all
+ * four; "none" for none).
  *
  * It reports in TAP: one test, with what it did; exit status 0 when nothing
  * was lost. make check runs a short soak, make soak a long one.
@@ -290,7 +292,12 @@ struct running {
 struct totals {
 	struct client_report sum;
 	unsigned int started, finished, killed, zdevd_killed, zdevd_stopped, failures;
+	unsigned int unplugs;
+	unsigned long long unplug_moved;	/* pages the unplugs brought home */
 };
+
+/* When each unplugged device is plugged again (0: plugged). */
+static uint64_t plug_at_ms[DEVICES];
 
 static struct running start_client(uint64_t seed, uint64_t until_ms, struct totals *t)
 {
@@ -352,17 +359,59 @@ static void kill_client(struct running *r, struct totals *t)
 	t->killed++;
 }
 
-/* What choice c of the soak's five does, given $ZDEV_SOAK_DISRUPT: 0 or 1
- * kill a client, 2 kills zdevd, 3 stops it, 4 (or one not chosen) nothing. */
+/* What choice c of the soak's six does, given $ZDEV_SOAK_DISRUPT: 0 or 1
+ * kill a client, 2 kills zdevd, 3 stops it, 4 unplugs a device, 5 (or one
+ * not chosen) nothing. */
 static int disruption(uint64_t c)
 {
 	static const char *const names[] = { "client-kills", "client-kills", "zdevd-kills",
-					     "zdevd-stops" };
+					     "zdevd-stops", "unplugs" };
 	const char *chosen = getenv("ZDEV_SOAK_DISRUPT");
 
-	if (c >= 4 || (chosen && !strstr(chosen, names[c])))
-		return 4;
+	if (c >= 5 || (chosen && !strstr(chosen, names[c])))
+		return 5;
 	return (int)c;
+}
+
+/* Device d comes home whole (zdevd does it), then stays away for a while. */
+static void unplug_for_a_while(struct zdevd_instance *zd, unsigned int d, struct totals *t)
+{
+	unsigned long long moved = 0;
+	int ret;
+
+	if (plug_at_ms[d])
+		return;
+	ret = zdevd_unplug(zd, d, &moved);
+	if (ret) {
+		fprintf(stderr, "soak: unplug of device %u: %s\n", d, strerror(-ret));
+		t->failures++;
+		return;
+	}
+	t->unplugs++;
+	t->unplug_moved += moved;
+	plug_at_ms[d] = now_ms() + 100 + rng() % 700;
+}
+
+static void plug_due(struct zdevd_instance *zd, uint64_t now, struct totals *t)
+{
+	for (unsigned int d = 0; d < DEVICES; d++) {
+		int ret;
+
+		if (!plug_at_ms[d] || plug_at_ms[d] > now)
+			continue;
+		plug_at_ms[d] = 0;
+		ret = zdevd_plug(zd, d);
+		if (ret) {
+			fprintf(stderr, "soak: plug of device %u: %s\n", d, strerror(-ret));
+			t->failures++;
+		}
+	}
+}
+
+/* A new zdevd has every device. */
+static void all_plugged(void)
+{
+	memset(plug_at_ms, 0, sizeof(plug_at_ms));
 }
 
 int main(int argc, char **argv)
@@ -398,7 +447,8 @@ int main(int argc, char **argv)
 		int k = (int)(r % CLIENTS);
 
 		usleep(200000 + (useconds_t)(rng() % 600000));
-		switch (disruption(r / CLIENTS % 5)) {
+		plug_due(&zd, now_ms(), &t);
+		switch (disruption(r / CLIENTS % 6)) {
 		case 0: case 1:
 			/* A client killed at any point, and a new one. */
 			if (clients[k].pid > 0) {
@@ -414,6 +464,7 @@ int main(int argc, char **argv)
 			zd.pid = 0;
 			t.zdevd_killed++;
 			zdevd_restart(&zd, args);
+			all_plugged();
 			break;
 		case 3:
 			/* zdevd stopped: it brings every page home first. */
@@ -423,11 +474,19 @@ int main(int argc, char **argv)
 			}
 			t.zdevd_stopped++;
 			zdevd_restart(&zd, args);
+			all_plugged();
+			break;
+		case 4:
+			/* A device unplugged under its clients: every page
+			 * comes home, and their requests on it fail with
+			 * ENODEV until it is plugged again. */
+			unplug_for_a_while(&zd, (unsigned int)(rng() % DEVICES), &t);
 			break;
 		default:
 			break;
 		}
 	}
+	plug_due(&zd, UINT64_MAX, &t);
 	for (int k = 0; k < CLIENTS; k++)
 		if (clients[k].pid > 0)
 			collect(&clients[k], &t);
@@ -450,10 +509,11 @@ int main(int argc, char **argv)
 	}
 	printf("%s 1 - soak: %llu operations (%llu refused or failed, as while zdevd was "
 	       "away), %llu forks; clients started %u, killed %u, ran to the end %u; zdevd "
-	       "killed %u times and stopped %u times; %.1f MiB checked, %u pages lost\n",
+	       "killed %u times and stopped %u times; devices unplugged %u times (%llu pages brought "
+	       "home); %.1f MiB checked, %u pages lost\n",
 	       t.failures ? "not ok" : "ok", (unsigned long long)t.sum.ops,
 	       (unsigned long long)t.sum.failed_ops, (unsigned long long)t.sum.forks, t.started,
-	       t.killed, t.finished, t.zdevd_killed, t.zdevd_stopped,
+	       t.killed, t.finished, t.zdevd_killed, t.zdevd_stopped, t.unplugs, t.unplug_moved,
 	       (double)t.sum.bytes_checked / (1 << 20), t.sum.lost);
 	return t.failures ? 1 : 0;
 }

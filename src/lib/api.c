@@ -14,6 +14,7 @@
 #include "lib/export.h"
 #include "lib/moved.h"
 #include "lib/own.h"
+#include "lib/rescue.h"
 #include "lib/segv.h"
 #include "lib/session.h"
 #include "lib/xmap.h"
@@ -30,6 +31,7 @@ static pthread_once_t process_once = PTHREAD_ONCE_INIT;
 
 static void atfork_prepare(void)
 {
+	rescue_fork_prepare();
 	client_atfork_prepare();
 	/* The kernel restores the parent's device-exclusive entries when
 	 * fork copies them; the child then inherits ordinary pages. */
@@ -38,6 +40,7 @@ static void atfork_prepare(void)
 
 static void atfork_parent(void)
 {
+	rescue_fork_returned();
 	client_atfork_parent();
 }
 

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -69,6 +70,9 @@ static atomic_bool lost;
  */
 static _Atomic uint64_t migrating_start, migrating_end;
 static atomic_bool zap_running;
+/* Forks under way in this process (let_go_of_uffd), counted under
+ * rescue_lock. */
+static atomic_uint forks_running;
 
 bool rescue_daemon_lost(void)
 {
@@ -270,6 +274,29 @@ static size_t put_pages_back(struct lost_page *pages, size_t n)
 	return copied;
 }
 
+/*
+ * The rescue is over: own_uffd goes. Not while a thread of ours is in fork:
+ * the child being made holds a copy of every fd (the fd table is copied
+ * before the address space), so the uffd would outlive our close, and the
+ * fork would wait for someone to read its fork event, which then nobody
+ * does; so would every later munmap of a registered range, the agent's own
+ * included. A fork that passed its prepare handler before the rescue took
+ * rescue_lock is waited for, reading the events (its fork event fills the
+ * child too); a later one waits in its prepare handler until the uffd is
+ * closed. Closing the last reference makes the kernel unregister every
+ * range, drop the write protection zdevd may have left, and wake every
+ * fault, which the plain page tables now serve.
+ */
+static void let_go_of_uffd(struct lost_page *pages, size_t n)
+{
+	size_t left = n;
+
+	while (read_events(pages, n, &left) || atomic_load(&forks_running))
+		poll(&(struct pollfd){ .fd = own_uffd, .events = POLLIN }, 1, 10);
+	close(own_uffd);
+	own_uffd = -1;
+}
+
 static int map_stores(void)
 {
 	for (size_t i = 0; i < nstores; i++) {
@@ -369,11 +396,7 @@ static void rescue_run(void)
 		ret = gather_pages(table, len, &pages, &n, &cap, &unknown);
 	if (!ret)
 		copied = put_pages_back(pages, n);
-	/* The last reference to the uffd: the kernel unregisters every range,
-	 * drops the write protection zdevd may have left, and wakes every
-	 * fault, which the plain page tables now serve. */
-	close(own_uffd);
-	own_uffd = -1;
+	let_go_of_uffd(pages, n);
 	own_free(pages, cap * sizeof(*pages));
 	if (table != MAP_FAILED)
 		munmap(table, len);
@@ -592,6 +615,7 @@ void rescue_atfork_child(void)
 	rescued = false;
 	atomic_store_explicit(&migrating_end, 0, memory_order_relaxed);
 	atomic_store_explicit(&zap_running, false, memory_order_relaxed);
+	atomic_store(&forks_running, 0);
 }
 
 /* ---- a fork child's own rescue ---- */
@@ -614,12 +638,30 @@ struct fork_pages {
 /* The forking thread's; in the child, its only thread's. */
 static __thread struct fork_pages forking;
 
+void rescue_fork_prepare(void)
+{
+	pthread_mutex_lock(&rescue_lock);
+	atomic_fetch_add(&forks_running, 1);
+	pthread_mutex_unlock(&rescue_lock);
+}
+
+void rescue_fork_returned(void)
+{
+	atomic_fetch_sub(&forks_running, 1);
+}
+
 void rescue_fork_begin(void)
 {
 	size_t len, unknown = 0;
 	void *table;
 
-	pthread_mutex_lock(&rescue_lock);
+	/* A rescue that has begun waits for this fork to return: the list
+	 * would be of pages it is putting back anyway. */
+	while (pthread_mutex_trylock(&rescue_lock)) {
+		if (atomic_load_explicit(&lost, memory_order_acquire))
+			return;
+		sched_yield();
+	}
 	if (agent_for != getpid() || table_fd < 0 || !nstores ||
 	    atomic_load_explicit(&lost, memory_order_acquire))
 		goto out_unlock;

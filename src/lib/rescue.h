@@ -57,6 +57,11 @@ int rescue_settle(int wait_ms);
  * connections before it exits (and, on SIGTERM, before it has brought every
  * page home), so a broken connection comes first. */
 #define RESCUE_SETTLE_MS 1000
+/* First in the prepare handler of every fork, and first in its parent
+ * handler: a rescue waits for the forks under way before it closes the
+ * uffd, and a fork that comes after the rescue has begun waits for its end. */
+void rescue_fork_prepare(void);
+void rescue_fork_returned(void);
 /*
  * Around a fork, in the forking thread, with no migration to a device able to
  * start (the caller holds the connection's lock from before the fork until
