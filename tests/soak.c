@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hang-report.h"
 #include "page.h"
 #include "zdev.h"
 #include "zdevd-harness.h"
@@ -41,6 +42,7 @@
 #define MAX_RUN 64		/* pages an operation takes at most */
 #define WORDS (PG_SIZE / sizeof(uint64_t))
 #define FULL_CHECK_EVERY 200	/* operations between checks of all memory */
+#define SOAK_GRACE_S 180	/* past its time, how long a soak may take to end */
 
 /* What a client did, sent to the soak when it ends. */
 struct client_report {
@@ -436,6 +438,9 @@ int main(int argc, char **argv)
 	       "the soak's own choices)\n", seconds, CLIENTS, (unsigned long long)seed);
 	fflush(stdout);
 	rng_state = seed | 1;
+	/* A soak that has not ended well after its time is stuck: where, is
+	 * printed, and it is killed, so that the run fails instead of hanging. */
+	hang_watch((unsigned int)seconds + SOAK_GRACE_S, "soak", true);
 	zdevd_start(&zd, args);
 	end_ms = now_ms() + (uint64_t)seconds * 1000;
 	/* Clients end a little before the soak, so none is killed at its end. */

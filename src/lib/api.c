@@ -31,11 +31,14 @@ static pthread_once_t process_once = PTHREAD_ONCE_INIT;
 
 static void atfork_prepare(void)
 {
-	rescue_fork_prepare();
 	client_atfork_prepare();
 	/* The kernel restores the parent's device-exclusive entries when
 	 * fork copies them; the child then inherits ordinary pages. */
 	xmap_revoke_all();
+	/* Last, once nothing here waits for the connection's lock, which a
+	 * thread waiting for the rescue to end may hold: the rescue waits
+	 * for the forks it counts. */
+	rescue_fork_prepare();
 }
 
 static void atfork_parent(void)
