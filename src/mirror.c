@@ -18,6 +18,7 @@
 #include "client_mem.h"
 #include "mirror.h"
 #include "page.h"
+#include "trace.h"
 #include "uffd_compat.h"
 #include "uffd_dev.h"
 #include "vmas.h"
@@ -86,6 +87,9 @@ static int access_device_pages(struct access *a)
 			 * this process a copy of its own, as the write fault's
 			 * copy-on-write does. */
 			ret = uffd_dev_bring_back_locked(mm, vpn, e, false);
+			if (!ret && tracing())
+				trace_mark(TRACE_ACCESS_BACK, mm->pid, (int)e_dev(e), vpn << PG_SHIFT,
+					   (e & E_HUGE) ? WIN_PAGES : 1, 1);
 			e = 0;
 		}
 		if (!ret && (e & E_DEVPRIV) && !(e & E_BUSY)) {
