@@ -51,6 +51,7 @@ static struct {
 	struct trace_event *fill, *spare;
 	size_t n;
 	bool sleeping;		/* the writer waits for a first event */
+	bool urgent;		/* a migration ended: the pools are sampled now */
 	bool stop, closed, started;
 	uint64_t dropped;
 	pthread_t writer;
@@ -85,6 +86,12 @@ static const struct {
 
 /* ---- recording: any thread ---- */
 
+static bool moves_many(uint8_t kind)
+{
+	return kind == TRACE_TO_DEVICE || kind == TRACE_TO_SYSTEM || kind == TRACE_EVICT ||
+	       kind == TRACE_GRANT_HELD;
+}
+
 static void record(const struct trace_event *ev)
 {
 	bool wake;
@@ -97,8 +104,12 @@ static void record(const struct trace_event *ev)
 	}
 	tr.fill[tr.n++] = *ev;
 	/* The writer is told only when it sleeps for want of events, or when
-	 * the buffer is filling up: one wake-up a burst, not one an event. */
-	wake = (tr.sleeping && tr.n == 1) || tr.n == TRACE_BUF_EVENTS * 3 / 4;
+	 * the buffer is filling up: one wake-up a burst, not one an event.
+	 * After a migration, it samples the devices' memory at once, while
+	 * it is at its peak: a migration takes far longer than a wake-up. */
+	wake = (tr.sleeping && tr.n == 1) || tr.n == TRACE_BUF_EVENTS * 3 / 4 ||
+	       (moves_many(ev->kind) && !tr.urgent);
+	tr.urgent |= moves_many(ev->kind);
 	if (wake)
 		tr.sleeping = false;
 	pthread_mutex_unlock(&tr.lock);
@@ -307,7 +318,7 @@ static void *writer_main(void *arg)
 			pthread_cond_wait(&tr.wake, &tr.lock);
 		}
 		tr.sleeping = false;
-		if (!tr.stop && tr.n < TRACE_BUF_EVENTS * 3 / 4) {
+		if (!tr.stop && !tr.urgent && tr.n < TRACE_BUF_EVENTS * 3 / 4) {
 			clock_gettime(CLOCK_REALTIME, &until);
 			until.tv_nsec += WRITE_PAUSE_NS;
 			if (until.tv_nsec >= 1000000000l) {
@@ -321,6 +332,7 @@ static void *writer_main(void *arg)
 		tr.fill = tr.spare;
 		tr.spare = batch;
 		tr.n = 0;
+		tr.urgent = false;
 		stop = tr.stop;
 		pthread_mutex_unlock(&tr.lock);
 		write_batch(batch, n);
