@@ -163,9 +163,9 @@ static void put_memory(FILE *f, const struct plot_data *pd)
 		}
 		fprintf(f, " %d,%.1f\"/>\n", LEFT + PLOT_W, y);
 		fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/>\n",
-			LEFT + PLOT_W - 130, MEM_TOP + 8 + 18 * (int)d, c);
+			LEFT + 12, MEM_TOP + 8 + 18 * (int)d, c);
 		fprintf(f, "<text class=\"legend\" x=\"%d\" y=\"%d\">device %u</text>\n",
-			LEFT + PLOT_W - 112, MEM_TOP + 19 + 18 * (int)d, d);
+			LEFT + 30, MEM_TOP + 19 + 18 * (int)d, d);
 	}
 	fputs("</g>\n", f);
 }
