@@ -93,8 +93,8 @@ static int copy_into_client(struct zmm *mm, uint64_t dst, const void *src, uint6
  * on success the entries are gone (the CPU page table changed, so every
  * device's mirror entry for them is erased too).
  */
-static int bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t e, bool in_loop,
-			     uint64_t *pages)
+int uffd_dev_bring_back_n_locked(struct zmm *mm, uint64_t vpn, uint64_t e, bool in_loop,
+				 uint64_t *pages)
 {
 	struct refpool *pool = mm->ds->dev[e_dev(e)].pool;
 	uint64_t n = 1, first;
@@ -125,7 +125,7 @@ int uffd_dev_bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t e, bool in
 {
 	uint64_t pages;
 
-	return bring_back_locked(mm, vpn, e, in_loop, &pages);
+	return uffd_dev_bring_back_n_locked(mm, vpn, e, in_loop, &pages);
 }
 
 /* ---- the CPU fault service (event loop) ---- */
@@ -228,7 +228,7 @@ int uffd_dev_fault(struct zmm *mm, uint64_t addr, uint64_t flags, struct uffd_fa
 		ptable_set(&mm->pt, vpn, 0);
 	}
 	if (e & E_DEVPRIV) {
-		ret = bring_back_locked(mm, vpn, e, true, &done->pages);
+		ret = uffd_dev_bring_back_n_locked(mm, vpn, e, true, &done->pages);
 		if (!ret)
 			count_bring_back(mm, e);
 		done->dev = e_dev(e);
@@ -289,7 +289,7 @@ int uffd_dev_resolve_for_access(struct zmm *mm, uint64_t addr, bool write)
 	} else if (e & E_DEVPRIV) {
 		/* What the CPU fault this access would have raised does: the
 		 * page comes home, never zeros in its place. */
-		ret = bring_back_locked(mm, vpn, e, true, &pages);
+		ret = uffd_dev_bring_back_n_locked(mm, vpn, e, true, &pages);
 		if (!ret)
 			count_bring_back(mm, e);
 		if (!ret && tracing())

@@ -43,6 +43,9 @@ void uffd_dev_wake(struct zmm *mm, uint64_t start, uint64_t end);
  * (-EAGAIN with in_loop: events pending), the entry left as it was.
  */
 int uffd_dev_bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t e, bool in_loop);
+/* The same, with the pages brought back in *pages (1, or a THP's window). */
+int uffd_dev_bring_back_n_locked(struct zmm *mm, uint64_t vpn, uint64_t e, bool in_loop,
+				 uint64_t *pages);
 /* A zeroed page of its own (UFFDIO_COPY) for every page of [addr, addr +
  * npages pages) of registered memory that has none; a page present already
  * stays as it is. 0 (also when the mapping went away), or -errno. */
