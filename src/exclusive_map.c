@@ -40,6 +40,7 @@
 #include "client_mem.h"
 #include "exclusive_map.h"
 #include "page.h"
+#include "trace.h"
 #include "uffd_dev.h"
 #include "vmas.h"
 #include "xmap_layout.h"
@@ -176,6 +177,7 @@ static bool held(const struct xview *v, uint64_t i, unsigned int dev)
 static void sync_locked(struct zmm *mm, const struct xview *v)
 {
 	const uint64_t vpn0 = v->addr >> PG_SHIFT;
+	uint64_t revoked[ZDEV_MAX_DEVICES] = { 0 };
 
 	for (uint64_t i = 0; i < v->npages; i++) {
 		uint64_t e = ptable_get(&mm->pt, vpn0 + i), keep = e;
@@ -198,10 +200,15 @@ static void sync_locked(struct zmm *mm, const struct xview *v)
 						  memory_order_relaxed);
 			atomic_fetch_add_explicit(&mm->ds->dev[d].totals.exclusive_revokes, 1,
 						  memory_order_relaxed);
+			revoked[d]++;
 		}
 		if (keep != e)
 			ptable_set(&mm->pt, vpn0 + i, keep);
 	}
+	if (tracing())
+		for (unsigned int d = 0; d < ZDEV_MAX_DEVICES; d++)
+			if (revoked[d])
+				trace_mark(TRACE_REVOKE, mm->pid, (int)d, v->addr, 0, revoked[d]);
 }
 
 static unsigned int prot_of(const struct vma *m)
@@ -357,7 +364,7 @@ static int grant(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npage
 		 uint32_t flags, excl_call_fn call, void *ctx, uint64_t *cpages)
 {
 	const uint64_t vpn0 = addr >> PG_SHIFT;
-	uint64_t k, ok;
+	uint64_t k, ok, granted = 0;
 	struct xview v;
 	uint8_t *sel;
 	int err = 0, ret;
@@ -413,8 +420,11 @@ static int grant(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npage
 		atomic_fetch_add_explicit(&mm->cnt[dev].exclusive_grants, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&mm->ds->dev[dev].totals.exclusive_grants, 1,
 					  memory_order_relaxed);
+		granted++;
 	}
 	pthread_mutex_unlock(&mm->lock);
+	if (tracing() && granted)
+		trace_mark(TRACE_GRANT, mm->pid, (int)dev, addr, 0, granted);
 	*cpages = k;
 	ret = err;
 	free(sel);

@@ -19,10 +19,12 @@
 #include <sys/mman.h>
 #include <sys/uio.h>
 
+#include "lathist.h"
 #include "migrate.h"
 #include "page.h"
 #include "parallel.h"
 #include "store.h"
+#include "trace.h"
 #include "uffd_compat.h"
 #include "uffd_dev.h"
 #include "vmas.h"
@@ -234,6 +236,7 @@ struct migration {
 	bool registered;		/* write protection may be on */
 	bool held_exclusive;		/* pages end as E_HELD_EXCL */
 	bool out_of_memory;		/* the pool or the client's limit ran out */
+	uint64_t t0;			/* when it began, for the trace */
 };
 
 /*
@@ -666,6 +669,9 @@ static int migration_finalize(struct migration *m, uint64_t *cpages)
 					  memory_order_relaxed);
 	}
 	zmm_add_device_pages(mm, m->dev, migrated);
+	if (tracing())
+		trace_span(m->held_exclusive ? TRACE_GRANT_HELD : TRACE_TO_DEVICE, mm->pid,
+			   (int)m->dev, m->addr, migrated, migrated, m->t0, lathist_now_ns());
 	if (m->selected) {
 		unprotect_system_pages(mm, m->addr, m->npages);
 		uffd_dev_wake(mm, m->addr, m->end);
@@ -723,6 +729,7 @@ static int migrate(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npa
 		.addr = addr, .npages = npages, .end = addr + npages * PG_SIZE,
 		.lo = win_down(addr), .hi = win_up(addr + npages * PG_SIZE),
 		.held_exclusive = held_exclusive,
+		.t0 = tracing() ? lathist_now_ns() : 0,
 	};
 	int ret;
 

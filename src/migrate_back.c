@@ -11,9 +11,11 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "lathist.h"
 #include "migrate.h"
 #include "page.h"
 #include "parallel.h"
+#include "trace.h"
 #include "uffd_compat.h"
 #include "uffd_dev.h"
 #include "warm.h"
@@ -203,15 +205,29 @@ int migrate_to_system(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t 
 		      uint64_t *cpages)
 {
 	struct device *device = &mm->ds->dev[dev];
+	const uint64_t t0 = tracing() ? lathist_now_ns() : 0;
 	int ret;
 
 	warm_device_busy(device);
 	ret = bring_back_range(mm, (int)dev, pg_vpn(addr), pg_vpn(addr) + npages, cpages);
 	warm_device_done(device);
+	if (tracing())
+		trace_span(TRACE_TO_SYSTEM, mm->pid, (int)dev, addr, *cpages, *cpages, t0,
+			   lathist_now_ns());
 	return ret;
 }
 
 int migrate_evict(struct zmm *mm, int dev, uint64_t *moved)
 {
-	return bring_back_range(mm, dev, 0, UINT64_MAX >> PG_SHIFT, moved);
+	const uint64_t t0 = tracing() ? lathist_now_ns() : 0;
+	uint64_t n = 0;
+	int ret;
+
+	ret = bring_back_range(mm, dev, 0, UINT64_MAX >> PG_SHIFT, &n);
+	/* An eviction that found nothing to move is no event. */
+	if (tracing() && n)
+		trace_span(TRACE_EVICT, mm->pid, dev, 0, n, n, t0, lathist_now_ns());
+	if (moved)
+		*moved = n;
+	return ret;
 }

@@ -23,9 +23,11 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "lathist.h"
 #include "migrate.h"
 #include "numa_place.h"
 #include "page.h"
+#include "trace.h"
 #include "uffd_dev.h"
 #include "vmas.h"
 #include "zmm.h"
@@ -41,6 +43,7 @@ struct coherent_migration {
 	struct refpool_page **pages;	/* the pool page each one gets */
 	uint64_t selected;
 	bool out_of_memory;		/* the pool or the client's limit ran out */
+	uint64_t t0;			/* when it began, for the trace */
 };
 
 /* Setup: the kernel refuses a hole or a mapping without VM_READ outright;
@@ -226,6 +229,9 @@ static int finalize(struct coherent_migration *m, uint64_t *cpages)
 	atomic_fetch_add_explicit(&mm->ds->dev[m->dev].totals.pages_to_device, migrated,
 				  memory_order_relaxed);
 	zmm_add_device_pages(mm, m->dev, migrated);
+	if (tracing())
+		trace_span(TRACE_TO_DEVICE, mm->pid, (int)m->dev, m->addr, migrated, migrated, m->t0,
+			   lathist_now_ns());
 	/* A CPU fault that found a page busy waits for this. */
 	if (m->selected)
 		uffd_dev_wake(mm, m->addr, m->end);
@@ -259,6 +265,7 @@ int migrate_to_coherent(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_
 	struct coherent_migration m = {
 		.mm = mm, .dev = dev, .pool = mm->ds->dev[dev].pool,
 		.addr = addr, .npages = npages, .end = addr + npages * PG_SIZE,
+		.t0 = tracing() ? lathist_now_ns() : 0,
 	};
 	int ret;
 

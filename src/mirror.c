@@ -18,6 +18,7 @@
 #include "client_mem.h"
 #include "mirror.h"
 #include "page.h"
+#include "trace.h"
 #include "uffd_compat.h"
 #include "uffd_dev.h"
 #include "vmas.h"
@@ -85,7 +86,12 @@ static int access_device_pages(struct access *a)
 			 * does, for a write, a page a fork shares, which gives
 			 * this process a copy of its own, as the write fault's
 			 * copy-on-write does. */
-			ret = uffd_dev_bring_back_locked(mm, vpn, e, false);
+			uint64_t pages;
+
+			ret = uffd_dev_bring_back_n_locked(mm, vpn, e, false, &pages);
+			if (!ret && tracing())
+				trace_mark(TRACE_ACCESS_BACK, mm->pid, (int)e_dev(e), vpn << PG_SHIFT,
+					   pages, 1);
 			e = 0;
 		}
 		if (!ret && (e & E_DEVPRIV) && !(e & E_BUSY)) {

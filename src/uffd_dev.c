@@ -22,9 +22,11 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "lathist.h"
 #include "log.h"
 #include "page.h"
 #include "store.h"
+#include "trace.h"
 #include "uffd_compat.h"
 #include "uffd_dev.h"
 #include "vmas.h"
@@ -91,7 +93,8 @@ static int copy_into_client(struct zmm *mm, uint64_t dst, const void *src, uint6
  * on success the entries are gone (the CPU page table changed, so every
  * device's mirror entry for them is erased too).
  */
-int uffd_dev_bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t e, bool in_loop)
+int uffd_dev_bring_back_n_locked(struct zmm *mm, uint64_t vpn, uint64_t e, bool in_loop,
+				 uint64_t *pages)
 {
 	struct refpool *pool = mm->ds->dev[e_dev(e)].pool;
 	uint64_t n = 1, first;
@@ -114,7 +117,15 @@ int uffd_dev_bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t e, bool in
 	if (ret && ret != -ENOENT && ret != -ESRCH)
 		return ret;
 	zmm_forget_run_locked(mm, vpn, n, e);
+	*pages = n;
 	return 0;
+}
+
+int uffd_dev_bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t e, bool in_loop)
+{
+	uint64_t pages;
+
+	return uffd_dev_bring_back_n_locked(mm, vpn, e, in_loop, &pages);
 }
 
 /* ---- the CPU fault service (event loop) ---- */
@@ -194,7 +205,7 @@ static void count_bring_back(struct zmm *mm, uint64_t e)
 	}
 }
 
-int uffd_dev_fault(struct zmm *mm, uint64_t addr, uint64_t flags)
+int uffd_dev_fault(struct zmm *mm, uint64_t addr, uint64_t flags, struct uffd_fault_done *done)
 {
 	const uint64_t vpn = pg_vpn(addr);
 	uint64_t e;
@@ -217,9 +228,11 @@ int uffd_dev_fault(struct zmm *mm, uint64_t addr, uint64_t flags)
 		ptable_set(&mm->pt, vpn, 0);
 	}
 	if (e & E_DEVPRIV) {
-		ret = uffd_dev_bring_back_locked(mm, vpn, e, true);
+		ret = uffd_dev_bring_back_n_locked(mm, vpn, e, true, &done->pages);
 		if (!ret)
 			count_bring_back(mm, e);
+		done->dev = e_dev(e);
+		done->revoked = (e & E_HELD_EXCL) == E_HELD_EXCL;
 		ret = ret ?: 1;
 	} else {
 		ret = resolve_zero(mm, addr & ~(PG_SIZE - 1), flags & UFFD_PAGEFAULT_FLAG_WRITE);
@@ -265,7 +278,8 @@ static int resolve_for_access_locked(struct zmm *mm, uint64_t addr, bool write)
 int uffd_dev_resolve_for_access(struct zmm *mm, uint64_t addr, bool write)
 {
 	const uint64_t page = addr & ~(PG_SIZE - 1), vpn = pg_vpn(page);
-	uint64_t e;
+	const uint64_t t0 = tracing() ? lathist_now_ns() : 0;
+	uint64_t e, pages;
 	int ret;
 
 	pthread_mutex_lock(&mm->lock);
@@ -275,9 +289,15 @@ int uffd_dev_resolve_for_access(struct zmm *mm, uint64_t addr, bool write)
 	} else if (e & E_DEVPRIV) {
 		/* What the CPU fault this access would have raised does: the
 		 * page comes home, never zeros in its place. */
-		ret = uffd_dev_bring_back_locked(mm, vpn, e, true);
+		ret = uffd_dev_bring_back_n_locked(mm, vpn, e, true, &pages);
 		if (!ret)
 			count_bring_back(mm, e);
+		if (!ret && tracing())
+			/* The kernel's access has no thread of the client's
+			 * to show: the process's own track. */
+			trace_fault((e & E_HELD_EXCL) == E_HELD_EXCL ? TRACE_REVOKE_FAULT
+								     : TRACE_CPU_FAULT,
+				    mm->pid, 0, e_dev(e), page, pages, t0, lathist_now_ns());
 	} else {
 		ret = resolve_for_access_locked(mm, page, write);
 	}

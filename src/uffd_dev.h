@@ -43,6 +43,9 @@ void uffd_dev_wake(struct zmm *mm, uint64_t start, uint64_t end);
  * (-EAGAIN with in_loop: events pending), the entry left as it was.
  */
 int uffd_dev_bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t e, bool in_loop);
+/* The same, with the pages brought back in *pages (1, or a THP's window). */
+int uffd_dev_bring_back_n_locked(struct zmm *mm, uint64_t vpn, uint64_t e, bool in_loop,
+				 uint64_t *pages);
 /* A zeroed page of its own (UFFDIO_COPY) for every page of [addr, addr +
  * npages pages) of registered memory that has none; a page present already
  * stays as it is. 0 (also when the mapping went away), or -errno. */
@@ -68,11 +71,20 @@ void uffd_dev_fill_holes(struct zmm *mm, uint64_t addr, uint64_t npages);
 int uffd_dev_resolve_for_access(struct zmm *mm, uint64_t addr, bool write);
 
 /* Event loop side. */
+/* What a CPU fault brought back: from which device, how many pages (a
+ * device THP's window comes whole), and whether the page was held exclusive
+ * (the fault revoked it, counted in exclusive_revokes, not cpu_faults). */
+struct uffd_fault_done {
+	unsigned int dev;
+	uint64_t pages;
+	bool revoked;
+};
 /* A MISSING or WP fault at addr (flags: the uffd_msg's): 1 once a device page
- * came back for it (a CPU fault, counted in cpu_faults), 0 once resolved
- * otherwise or left to a migration that will wake it, -EAGAIN while events
- * are pending (retry after reading them), or another -errno. */
-int uffd_dev_fault(struct zmm *mm, uint64_t addr, uint64_t flags);
+ * came back for it (a CPU fault, counted in cpu_faults; *done says what),
+ * 0 once resolved otherwise or left to a migration that will wake it,
+ * -EAGAIN while events are pending (retry after reading them), or another
+ * -errno. */
+int uffd_dev_fault(struct zmm *mm, uint64_t addr, uint64_t flags, struct uffd_fault_done *done);
 /* munmap (unmap) or MADV_DONTNEED/REMOVE of [start, end). */
 void uffd_dev_on_remove(struct zmm *mm, uint64_t start, uint64_t end, bool unmap);
 /* mremap of [from, from + len) to `to`: device pages move with the range. */

@@ -230,6 +230,8 @@ void run_remove_dir(const char *dir)
 		log_warn("%s: %s: left in place", path, strerror(errno));
 	snprintf(path, sizeof(path), "%s/" RUN_SOCKET_NAME, dir);
 	unlink(path);
+	snprintf(path, sizeof(path), "%s/" RUN_TRACE_NAME, dir);
+	unlink(path);
 	if (rmdir(dir))
 		log_warn("%s: %s: left in place", dir, strerror(errno));
 }

@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "proto.h"
+#include "tools/plot.h"
 #include "tools/zdev-run.h"
 #include "units.h"
 #include "zdevd_limits.h"
@@ -26,7 +27,8 @@
 static const char usage[] =
 	"usage: zdev-run [--policy none|evict|stress] [--devices N] [--memory SIZE] [--seed S]\n"
 	"                [--memory-type private|coherent[,...]] [--warm SIZE]\n"
-	"                [--stats-json FILE] [--socket PATH] [--quiet] [--] PROGRAM [ARGS...]\n"
+	"                [--stats-json FILE] [--trace FILE] [--plot FILE.svg]\n"
+	"                [--socket PATH] [--quiet] [--] PROGRAM [ARGS...]\n"
 	"       zdev-run --version | --help\n";
 
 struct run_opts {
@@ -42,6 +44,9 @@ struct run_opts {
 	uint64_t seed;
 	const char *stats_json;
 	const char *socket;		/* a running zdevd's, or NULL */
+	bool socket_given;		/* with --socket, not from ZDEV_SOCKET */
+	const char *trace;		/* --trace FILE, or NULL */
+	const char *plot;		/* --plot FILE.svg, or NULL */
 	bool quiet;
 	char **argv;			/* the program and its arguments */
 };
@@ -206,7 +211,9 @@ static int env_defaults(struct run_opts *o)
 			o->seed = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
 		o->seed_set = true;
 	}
-	if (!o->socket && (v = getenv("ZDEV_SOCKET")) && *v)
+	/* A trace is written by the zdevd zdev-run starts: a running one
+	 * named by the environment is not used then. */
+	if (!o->socket && !o->trace && !o->plot && (v = getenv("ZDEV_SOCKET")) && *v)
 		o->socket = v;
 	return 0;
 }
@@ -223,6 +230,8 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 		{ "seed", required_argument, NULL, 's' },
 		{ "stats-json", required_argument, NULL, 'j' },
 		{ "socket", required_argument, NULL, 'S' },
+		{ "trace", required_argument, NULL, 'T' },
+		{ "plot", required_argument, NULL, 'P' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -239,7 +248,9 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 		switch (c) {
 		case 'p': o->policy = optarg; break;
 		case 'j': o->stats_json = optarg; break;
-		case 'S': o->socket = optarg; break;
+		case 'S': o->socket = optarg; o->socket_given = true; break;
+		case 'T': o->trace = optarg; break;
+		case 'P': o->plot = optarg; break;
 		case 'q': o->quiet = true; break;
 		case 'h': fputs(usage, stdout); return 1;
 		case 'V': printf("zdev-run (zdev) %s\n", PACKAGE_VERSION); return 1;
@@ -284,6 +295,12 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 		snprintf(why, sizeof(why), "names %u devices, but --devices is %u", o->ntypes,
 			 o->ndevices);
 		return complain("--memory-type", o->memory_type, why);
+	}
+	if (o->socket_given && (o->trace || o->plot)) {
+		log_err("--%s: the trace is written by a zdevd of zdev-run's own, which --socket "
+			"leaves out; without --socket zdev-run starts one, or start zdevd --trace "
+			"FILE yourself", o->trace ? "trace" : "plot");
+		return -EINVAL;
 	}
 	if (!o->memory_type)
 		o->memory_type = driver_layout(o->ndevices, o->layout, sizeof(o->layout));
@@ -405,6 +422,9 @@ static void finish(const struct run_opts *o, const struct run_zdevd *z, const ch
 	char stats[PATH_MAX + sizeof("/" RUN_STATS_NAME)];
 	int ret;
 
+	/* zdevd has closed the trace: it is whole. */
+	if (o->plot && z->stopped && plot_trace("zdev-run", z->trace, o->plot))
+		log_err("--plot %s: no picture", o->plot);
 	snprintf(stats, sizeof(stats), "%s/" RUN_STATS_NAME, dir);
 	/* The shim's mark that the program's processes had no kernel-mode
 	 * faults and moved nothing (zdev-preload(7)). */
@@ -450,7 +470,7 @@ static int prepare(const struct run_opts *o, char *shim, char *zdevd)
 
 int main(int argc, char **argv)
 {
-	char dir[PATH_MAX], shim[PATH_MAX], zdevd[PATH_MAX];
+	char dir[PATH_MAX], shim[PATH_MAX], zdevd[PATH_MAX], trace[PATH_MAX + sizeof("/" RUN_TRACE_NAME)];
 	struct run_zdevd z = { 0 };
 	struct run_opts o;
 	int status = RUN_EXIT_FAIL;
@@ -466,6 +486,9 @@ int main(int argc, char **argv)
 	catch_signals(false);
 	if (run_make_dir(dir, sizeof(dir)))
 		return RUN_EXIT_FAIL;
+	if (o.plot && !o.trace)
+		snprintf(trace, sizeof(trace), "%s/" RUN_TRACE_NAME, dir);
+	z.trace = o.trace ? o.trace : o.plot ? trace : NULL;
 	if (!o.socket) {
 		if (run_zdevd_start(&z, zdevd, dir, o.ndevices, o.memory, o.memory_type, o.warm))
 			goto out_remove_dir;

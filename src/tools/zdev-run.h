@@ -32,6 +32,8 @@
 #define RUN_WARM_DEFAULT	"0"
 #define RUN_SOCKET_NAME		"zdevd.sock"
 #define RUN_STATS_NAME		"stats"
+/* The trace --plot draws, when --trace names no file of the user's. */
+#define RUN_TRACE_NAME		"trace.json"
 /* In it, the shim's mark that a process's policy fell back to none. */
 #define RUN_POLICY_NONE_MARK	"policy-none"
 
@@ -72,6 +74,7 @@ struct run_zdevd {
 	char socket[108];
 	bool stopped;			/* it ran and is gone: ru is its usage */
 	struct rusage ru;
+	const char *trace;		/* its --trace FILE, or NULL */
 };
 
 /* 0 if a zdevd accepts connections on socket, else the -errno of the

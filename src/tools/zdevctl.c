@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tools/plot.h"
 #include "tools/zdevctl.h"
 
 /* Exit statuses, in zdevctl(8). */
@@ -17,11 +18,13 @@ enum {
 	EXIT_NO_ZDEVD = 1,	/* no zdevd answered, or not in a way zdevctl reads */
 	EXIT_USAGE = 2,
 	EXIT_REFUSED = 3,	/* zdevd did not unplug or plug the device */
+	EXIT_PLOT = 4,		/* the trace could not be read, or the picture written */
 };
 
 static const char usage[] =
 	"usage: zdevctl [--socket PATH] [--json] status|stats\n"
 	"       zdevctl [--socket PATH] unplug|plug DEVICE\n"
+	"       zdevctl plot TRACE.json OUT.svg\n"
 	"       zdevctl --help|--version\n"
 	"\n"
 	"  status         the devices and their memory, the client processes, and what\n"
@@ -31,6 +34,9 @@ static const char usage[] =
 	"  unplug DEVICE  take the device away: every page on it comes home to its\n"
 	"                 process; requests naming it fail with ENODEV until a plug\n"
 	"  plug DEVICE    bring an unplugged device back, fresh and empty\n"
+	"  plot TRACE.json OUT.svg\n"
+	"                 draw a trace of zdevd --trace: device memory in use over time\n"
+	"                 and the CPU fault latency histogram, as SVG\n"
 	"  --socket PATH  the zdevd to ask; by default $ZDEV_SOCKET, else\n"
 	"                 $XDG_RUNTIME_DIR/zdev/zdevd.sock, else /run/zdev/zdevd.sock\n"
 	"  --json         one JSON object, for tools\n"
@@ -157,6 +163,21 @@ static int plug_command(const char *path, bool from_option, const char *cmd, int
 	return 0;
 }
 
+/* plot TRACE.json OUT.svg: asks no zdevd. */
+static int plot_command(bool json, int argc, char **argv)
+{
+	if (json) {
+		fprintf(stderr, "zdevctl: plot has no JSON output\n");
+		return EXIT_USAGE;
+	}
+	if (argc != 3) {
+		fprintf(stderr, "zdevctl: plot takes two arguments, a trace of zdevd --trace and "
+			"the SVG file to write; try zdevctl --help\n");
+		return EXIT_USAGE;
+	}
+	return plot_trace("zdevctl", argv[1], argv[2]) ? EXIT_PLOT : 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -206,6 +227,8 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	cmd = argv[optind];
+	if (!strcmp(cmd, "plot"))
+		return plot_command(json, argc - optind, argv + optind);
 	if (!strcmp(cmd, "unplug") || !strcmp(cmd, "plug")) {
 		if (json) {
 			fprintf(stderr, "zdevctl: %s has no JSON output\n", cmd);

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "store.h"
+#include "trace.h"
 #include "uffd_compat.h"
 #include "zdevd/clients.h"
 #include "zdevd/proof.h"
@@ -22,6 +23,8 @@ static void list_add(struct zdevd *d, struct zmm *mm, bool is_new)
 	d->nclients++;
 	d->clients_total += is_new;
 	pthread_mutex_unlock(&d->mms_lock);
+	if (tracing())
+		trace_mark(TRACE_CONNECT, mm->pid, -1, 0, 0, 1);
 }
 
 void clients_add(struct zdevd *d, struct zmm *mm)
@@ -47,6 +50,8 @@ void clients_exit(struct zdevd *d, struct zmm *mm)
 	}
 	pthread_mutex_unlock(&d->mms_lock);
 	log_info("pid %d gone", (int)mm->pid);
+	if (tracing() && mm->pid > 0)
+		trace_mark(TRACE_EXIT, mm->pid, -1, 0, 0, 1);
 	/* The loop stops polling its uffd, which will never say it is gone
 	 * (the loop frees the note if it has stopped). */
 	loop_watch_mm(d, mm);

@@ -24,6 +24,8 @@
 
 #include "exclusive_map.h"
 #include "log.h"
+#include "page.h"
+#include "trace.h"
 #include "uffd_compat.h"
 #include "uffd_dev.h"
 #include "zdevd/clients.h"
@@ -382,6 +384,7 @@ static void drain_queue(struct loop *l)
 
 struct deferred {
 	uint64_t addr, flags, t0;
+	pid_t tid;
 };
 
 static void on_fork(struct loop *l, struct zmm *parent, int ufd)
@@ -401,32 +404,48 @@ static void on_fork(struct loop *l, struct zmm *parent, int ufd)
 }
 
 /* A CPU fault on a device page served, timed from t0 (the loop took it up):
- * into the daemon's histogram and the process's. */
-static void fault_served(struct loop *l, struct zmm *mm, uint64_t t0)
+ * into the daemon's histogram and the process's, and the trace. tid: the
+ * faulting thread (0: not known). */
+static void fault_served(struct loop *l, struct zmm *mm, uint64_t t0, pid_t tid, uint64_t addr,
+			 const struct uffd_fault_done *done)
 {
-	const uint64_t ns = lathist_now_ns() - t0;
+	const uint64_t t1 = lathist_now_ns(), ns = t1 - t0;
 
 	lathist_record(&l->d->fault_lat, ns);
 	lathist_record(&mm->fault_lat, ns);
+	if (tracing())
+		trace_fault(done->revoked ? TRACE_REVOKE_FAULT : TRACE_CPU_FAULT, mm->pid, tid,
+			    done->dev, addr & ~(PG_SIZE - 1), done->pages, t0, t1);
+}
+
+/* The faulting thread, where the uffd says (UFFD_FEATURE_THREAD_ID). */
+static pid_t fault_tid(const struct zmm *mm, const struct uffd_msg *msg)
+{
+	return mm->ds->uffd_features & UFFD_FEATURE_THREAD_ID ? (pid_t)msg->arg.pagefault.feat.ptid
+							      : 0;
 }
 
 static int on_msg(struct loop *l, struct zmm *mm, const struct uffd_msg *msg,
 		  struct deferred *def, int *ndef)
 {
+	struct uffd_fault_done done;
 	uint64_t t0;
 	int ret;
 
 	switch (msg->event) {
 	case UFFD_EVENT_PAGEFAULT:
 		t0 = lathist_now_ns();
-		ret = uffd_dev_fault(mm, msg->arg.pagefault.address, msg->arg.pagefault.flags);
+		ret = uffd_dev_fault(mm, msg->arg.pagefault.address, msg->arg.pagefault.flags,
+				     &done);
 		if (ret == -EAGAIN && *ndef < 64) {
 			def[(*ndef)++] = (struct deferred){ msg->arg.pagefault.address,
-							    msg->arg.pagefault.flags, t0 };
+							    msg->arg.pagefault.flags, t0,
+							    fault_tid(mm, msg) };
 			return 0;
 		}
 		if (ret > 0)
-			fault_served(l, mm, t0);
+			fault_served(l, mm, t0, fault_tid(mm, msg), msg->arg.pagefault.address,
+				     &done);
 		return ret < 0 ? ret : 0;
 	case UFFD_EVENT_FORK:
 		on_fork(l, mm, (int)msg->arg.fork.ufd);
@@ -505,14 +524,15 @@ static void serve_uffd_msgs(struct loop *l, struct zmm *mm, struct uffd_msg *msg
 		/* Faults refused while events were pending: the events are
 		 * read now, so the retry goes through. */
 		for (int i = 0; i < ndef;) {
-			int ret = uffd_dev_fault(mm, def[i].addr, def[i].flags);
+			struct uffd_fault_done done;
+			int ret = uffd_dev_fault(mm, def[i].addr, def[i].flags, &done);
 
 			if (ret == -EAGAIN) {
 				i++;
 				continue;
 			}
 			if (ret > 0)
-				fault_served(l, mm, def[i].t0);
+				fault_served(l, mm, def[i].t0, def[i].tid, def[i].addr, &done);
 			def[i] = def[--ndef];
 		}
 		/* A short read took everything there was: the poll wakes us

@@ -15,6 +15,7 @@
 
 #include "devset.h"
 #include "log.h"
+#include "trace.h"
 #include "warm.h"
 #include "zdevd/clients.h"
 #include "zdevd/detach.h"
@@ -93,8 +94,19 @@ int main(int argc, char **argv)
 		fprintf(stderr, "zdevd: event loop: %s\n", strerror(-ret));
 		goto out_close_socket;
 	}
+	if (d.cfg.trace[0]) {
+		ret = trace_open(d.cfg.trace, &d.devs);
+		if (ret) {
+			fprintf(stderr, "zdevd: --trace: %s: %s\n", d.cfg.trace, strerror(-ret));
+			goto out_destroy_loop;
+		}
+	}
 	if (go_live(&d, pidfile_fd))
-		goto out_destroy_loop;
+		goto out_close_trace;
+	/* After the fork of detaching, which keeps no thread. */
+	ret = trace_start();
+	if (ret)
+		log_warn("trace: no writer thread (%s): events are written at exit", strerror(-ret));
 	log_info("serving %u devices of %zu MiB on %s", d.cfg.devs.ndevices, d.cfg.devs.memory >> 20,
 		  d.cfg.socket_path);
 	for (unsigned int i = 0; i < d.devs.ndevices; i++)
@@ -114,6 +126,7 @@ int main(int argc, char **argv)
 	workers_stop_all(&d);
 	clients_evict_all(&d);
 	clients_drop_unclaimed(&d);
+	trace_close();
 	loop_destroy(&d);
 	warm_stop(&d.devs);
 	if (devset_fini(&d.devs))
@@ -122,6 +135,8 @@ int main(int argc, char **argv)
 		pidfile_remove(pidfile_fd, d.cfg.pidfile);
 	return ret ? ZDEVD_EXIT_FAILURE : 0;
 
+out_close_trace:
+	trace_close();
 out_destroy_loop:
 	loop_destroy(&d);
 out_close_socket:

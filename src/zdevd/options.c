@@ -22,7 +22,7 @@ static const char usage[] =
 	"             [--client-memory SIZE] [--client-registered SIZE] [--client-handles N]\n"
 	"             [--client-pending N]\n"
 	"             [--group GROUP] [--pool-debug] [--foreground] [--pidfile FILE]\n"
-	"             [--ready-fd FD] [--verbose] [--version] [--help]\n";
+	"             [--ready-fd FD] [--trace FILE] [--verbose] [--version] [--help]\n";
 
 /* "zdevd: --OPTION: 'ARG': why" */
 static int complain(const char *option, const char *arg, const char *why)
@@ -208,6 +208,7 @@ int options_parse(int argc, char **argv, struct zdevd_config *cfg)
 		{ "client-pending", required_argument, NULL, 'P' },
 		{ "ready-fd", required_argument, NULL, 'r' },
 		{ "pidfile", required_argument, NULL, 'p' },
+		{ "trace", required_argument, NULL, 'T' },
 		{ "group", required_argument, NULL, 'g' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -241,6 +242,9 @@ int options_parse(int argc, char **argv, struct zdevd_config *cfg)
 			break;
 		case 'p':
 			ret = copy_path("pidfile", optarg, cfg->pidfile, sizeof(cfg->pidfile));
+			break;
+		case 'T':
+			ret = copy_path("trace", optarg, cfg->trace, sizeof(cfg->trace));
 			break;
 		case 'd':
 			ret = parse_count("devices", optarg, 1, ZDEV_MAX_DEVICES,
@@ -303,5 +307,7 @@ int options_parse(int argc, char **argv, struct zdevd_config *cfg)
 		ret = absolute_path("socket", cfg->socket_path, sizeof(cfg->socket_path));
 	if (!ret && !cfg->foreground)
 		ret = absolute_path("pidfile", cfg->pidfile, sizeof(cfg->pidfile));
+	if (!ret && !cfg->foreground)
+		ret = absolute_path("trace", cfg->trace, sizeof(cfg->trace));
 	return ret;
 }

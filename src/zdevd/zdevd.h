@@ -23,6 +23,7 @@ struct zmm;
 struct zdevd_config {
 	char socket_path[108];
 	char pidfile[PATH_MAX];		/* --pidfile, or "" */
+	char trace[PATH_MAX];		/* --trace, or "" */
 	struct devset_config devs;
 	unsigned int client_handles;	/* device handles a client may hold (0: no limit) */
 	unsigned int client_pending;	/* replies a client may leave unread (0: no limit) */
