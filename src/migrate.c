@@ -19,6 +19,7 @@
 #include <sys/mman.h>
 #include <sys/uio.h>
 
+#include "devmodel.h"
 #include "migrate.h"
 #include "page.h"
 #include "parallel.h"
@@ -666,6 +667,7 @@ static int migration_finalize(struct migration *m, uint64_t *cpages)
 					  memory_order_relaxed);
 	}
 	zmm_add_device_pages(mm, m->dev, migrated);
+	devmodel_note(m->dev, DEVMODEL_TO_DEVICE, migrated);
 	if (m->selected) {
 		unprotect_system_pages(mm, m->addr, m->npages);
 		uffd_dev_wake(mm, m->addr, m->end);

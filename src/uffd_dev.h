@@ -68,11 +68,19 @@ void uffd_dev_fill_holes(struct zmm *mm, uint64_t addr, uint64_t npages);
 int uffd_dev_resolve_for_access(struct zmm *mm, uint64_t addr, bool write);
 
 /* Event loop side. */
+/* A CPU fault's page, back in the client, whose faulting threads are not
+ * woken yet: its device has a cost model (devmodel.h), whose time the
+ * caller lets pass before it wakes them (uffd_dev_wake). */
+struct uffd_fault_held {
+	unsigned int dev;
+	uint64_t start, len;	/* len 0: none held, the threads are woken */
+};
 /* A MISSING or WP fault at addr (flags: the uffd_msg's): 1 once a device page
- * came back for it (a CPU fault, counted in cpu_faults), 0 once resolved
- * otherwise or left to a migration that will wake it, -EAGAIN while events
- * are pending (retry after reading them), or another -errno. */
-int uffd_dev_fault(struct zmm *mm, uint64_t addr, uint64_t flags);
+ * came back for it (a CPU fault, counted in cpu_faults; *held says whether
+ * its threads still wait), 0 once resolved otherwise or left to a migration
+ * that will wake it, -EAGAIN while events are pending (retry after reading
+ * them), or another -errno. */
+int uffd_dev_fault(struct zmm *mm, uint64_t addr, uint64_t flags, struct uffd_fault_held *held);
 /* munmap (unmap) or MADV_DONTNEED/REMOVE of [start, end). */
 void uffd_dev_on_remove(struct zmm *mm, uint64_t start, uint64_t end, bool unmap);
 /* mremap of [from, from + len) to `to`: device pages move with the range. */

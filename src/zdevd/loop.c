@@ -27,6 +27,7 @@
 #include "uffd_compat.h"
 #include "uffd_dev.h"
 #include "zdevd/clients.h"
+#include "zdevd/fault_delay.h"
 #include "zdevd/session.h"
 #include "zmm.h"
 
@@ -401,10 +402,17 @@ static void on_fork(struct loop *l, struct zmm *parent, int ufd)
 }
 
 /* A CPU fault on a device page served, timed from t0 (the loop took it up):
- * into the daemon's histogram and the process's. */
-static void fault_served(struct loop *l, struct zmm *mm, uint64_t t0)
+ * into the daemon's histogram and the process's; a fault of a modelled
+ * device once the model lets its threads go (fault_delay.h). */
+static void fault_served(struct loop *l, struct zmm *mm, uint64_t t0,
+			 const struct uffd_fault_held *held)
 {
 	const uint64_t ns = lathist_now_ns() - t0;
+
+	if (held->len) {
+		fault_delay_hold(l->d, mm, held, t0);
+		return;
+	}
 
 	lathist_record(&l->d->fault_lat, ns);
 	lathist_record(&mm->fault_lat, ns);
@@ -413,20 +421,22 @@ static void fault_served(struct loop *l, struct zmm *mm, uint64_t t0)
 static int on_msg(struct loop *l, struct zmm *mm, const struct uffd_msg *msg,
 		  struct deferred *def, int *ndef)
 {
+	struct uffd_fault_held held;
 	uint64_t t0;
 	int ret;
 
 	switch (msg->event) {
 	case UFFD_EVENT_PAGEFAULT:
 		t0 = lathist_now_ns();
-		ret = uffd_dev_fault(mm, msg->arg.pagefault.address, msg->arg.pagefault.flags);
+		ret = uffd_dev_fault(mm, msg->arg.pagefault.address, msg->arg.pagefault.flags,
+				     &held);
 		if (ret == -EAGAIN && *ndef < 64) {
 			def[(*ndef)++] = (struct deferred){ msg->arg.pagefault.address,
 							    msg->arg.pagefault.flags, t0 };
 			return 0;
 		}
 		if (ret > 0)
-			fault_served(l, mm, t0);
+			fault_served(l, mm, t0, &held);
 		return ret < 0 ? ret : 0;
 	case UFFD_EVENT_FORK:
 		on_fork(l, mm, (int)msg->arg.fork.ufd);
@@ -505,14 +515,15 @@ static void serve_uffd_msgs(struct loop *l, struct zmm *mm, struct uffd_msg *msg
 		/* Faults refused while events were pending: the events are
 		 * read now, so the retry goes through. */
 		for (int i = 0; i < ndef;) {
-			int ret = uffd_dev_fault(mm, def[i].addr, def[i].flags);
+			struct uffd_fault_held held;
+			int ret = uffd_dev_fault(mm, def[i].addr, def[i].flags, &held);
 
 			if (ret == -EAGAIN) {
 				i++;
 				continue;
 			}
 			if (ret > 0)
-				fault_served(l, mm, def[i].t0);
+				fault_served(l, mm, def[i].t0, &held);
 			def[i] = def[--ndef];
 		}
 		/* A short read took everything there was: the poll wakes us

@@ -18,6 +18,7 @@
 #include "warm.h"
 #include "zdevd/clients.h"
 #include "zdevd/detach.h"
+#include "zdevd/fault_delay.h"
 #include "zdevd/listen.h"
 #include "zdevd/notify.h"
 #include "zdevd/options.h"
@@ -93,8 +94,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "zdevd: event loop: %s\n", strerror(-ret));
 		goto out_close_socket;
 	}
-	if (go_live(&d, pidfile_fd))
+	ret = fault_delay_start(&d);
+	if (ret) {
+		fprintf(stderr, "zdevd: device model: %s\n", strerror(-ret));
 		goto out_destroy_loop;
+	}
+	if (go_live(&d, pidfile_fd))
+		goto out_stop_delay;
 	log_info("serving %u devices of %zu MiB on %s", d.cfg.devs.ndevices, d.cfg.devs.memory >> 20,
 		  d.cfg.socket_path);
 	for (unsigned int i = 0; i < d.devs.ndevices; i++)
@@ -107,8 +113,10 @@ int main(int argc, char **argv)
 	if (ret)
 		log_warn("no warm device memory: %s", strerror(-ret));
 	ret = loop_run(&d);
-	/* Shutdown: no new clients, no request in flight, every page back
-	 * with its owner, then the loop's own references, then the pools. */
+	/* Shutdown: held faults go first, then no new clients, no request in
+	 * flight, every page back with its owner, then the loop's own
+	 * references, then the pools. */
+	fault_delay_stop(&d);
 	notify_stopping();
 	listen_close(&d);
 	workers_stop_all(&d);
@@ -116,12 +124,16 @@ int main(int argc, char **argv)
 	clients_drop_unclaimed(&d);
 	loop_destroy(&d);
 	warm_stop(&d.devs);
+	fault_delay_free(&d);
 	if (devset_fini(&d.devs))
 		ret = -EBUSY;
 	if (pidfile_fd >= 0)
 		pidfile_remove(pidfile_fd, d.cfg.pidfile);
 	return ret ? ZDEVD_EXIT_FAILURE : 0;
 
+out_stop_delay:
+	fault_delay_stop(&d);
+	fault_delay_free(&d);
 out_destroy_loop:
 	loop_destroy(&d);
 out_close_socket:

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "devmodel.h"
+#include "lathist.h"
+#include "log.h"
+#include "zdevd/fault_delay.h"
+#include "zmm.h"
+
+struct held_fault {
+	struct zmm *mm;		/* a reference */
+	struct uffd_fault_held range;
+	uint64_t t0;		/* the loop took the fault up */
+	uint64_t served_ns;	/* the loop was done with it */
+	uint64_t deadline;
+	struct held_fault *next;
+};
+
+struct fault_delay {
+	struct zdevd *d;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t changed;		/* on CLOCK_MONOTONIC */
+	struct held_fault *head;	/* by deadline, earliest first */
+	bool stopping;
+};
+
+/* The fault's threads go on, and its latency is what they waited. */
+static void release(struct zdevd *d, struct held_fault *h)
+{
+	struct devmodel *m = &d->devs.dev[h->range.dev].model;
+	uint64_t now;
+
+	uffd_dev_wake(h->mm, h->range.start, h->range.start + h->range.len);
+	now = lathist_now_ns();
+	lathist_record(&d->fault_lat, now - h->t0);
+	lathist_record(&h->mm->fault_lat, now - h->t0);
+	if (now > h->served_ns)
+		atomic_fetch_add_explicit(&m->added_ns, now - h->served_ns, memory_order_relaxed);
+	zmm_put(h->mm);
+	free(h);
+}
+
+static void wait_until_locked(struct fault_delay *fd, uint64_t ns)
+{
+	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000u),
+			       .tv_nsec = (long)(ns % 1000000000u) };
+
+	pthread_cond_timedwait(&fd->changed, &fd->lock, &ts);
+}
+
+/*
+ * Sleeps until a little before the earliest deadline (a fault held meanwhile
+ * with an earlier one wakes it), then spins to it (devmodel_wait_until: at
+ * most devmodel_spin_ns()) with the lock dropped, so that the loop can hold
+ * more faults meanwhile.
+ */
+static void *delay_main(void *arg)
+{
+	struct fault_delay *fd = arg;
+
+	pthread_mutex_lock(&fd->lock);
+	for (;;) {
+		struct held_fault *h = fd->head;
+		bool stopping = fd->stopping;
+
+		if (!h && stopping)
+			break;
+		if (!h) {
+			pthread_cond_wait(&fd->changed, &fd->lock);
+			continue;
+		}
+		if (!stopping && h->deadline > lathist_now_ns() + devmodel_spin_ns()) {
+			wait_until_locked(fd, h->deadline - devmodel_spin_ns());
+			continue;
+		}
+		fd->head = h->next;
+		pthread_mutex_unlock(&fd->lock);
+		if (!stopping)
+			devmodel_wait_until(h->deadline);
+		release(fd->d, h);
+		pthread_mutex_lock(&fd->lock);
+	}
+	pthread_mutex_unlock(&fd->lock);
+	return NULL;
+}
+
+static bool any_model(const struct devset *ds)
+{
+	for (unsigned int i = 0; i < ds->ndevices; i++)
+		if (devmodel_on(&ds->dev[i].model))
+			return true;
+	return false;
+}
+
+int fault_delay_start(struct zdevd *d)
+{
+	struct fault_delay *fd;
+	pthread_condattr_t attr;
+	int ret;
+
+	if (!any_model(&d->devs))
+		return 0;
+	devmodel_calibrate();
+	log_info("device model: waits under %llu us are spun",
+		 (unsigned long long)devmodel_spin_ns() / 1000);
+	fd = calloc(1, sizeof(*fd));
+	if (!fd)
+		return -ENOMEM;
+	fd->d = d;
+	pthread_mutex_init(&fd->lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&fd->changed, &attr);
+	pthread_condattr_destroy(&attr);
+	ret = -pthread_create(&fd->thread, NULL, delay_main, fd);
+	if (ret)
+		goto out_free;
+	d->fault_delay = fd;
+	return 0;
+
+out_free:
+	pthread_cond_destroy(&fd->changed);
+	pthread_mutex_destroy(&fd->lock);
+	free(fd);
+	return ret;
+}
+
+void fault_delay_stop(struct zdevd *d)
+{
+	struct fault_delay *fd = d->fault_delay;
+
+	if (!fd)
+		return;
+	pthread_mutex_lock(&fd->lock);
+	fd->stopping = true;
+	pthread_cond_signal(&fd->changed);
+	pthread_mutex_unlock(&fd->lock);
+	pthread_join(fd->thread, NULL);
+}
+
+void fault_delay_free(struct zdevd *d)
+{
+	struct fault_delay *fd = d->fault_delay;
+
+	if (!fd)
+		return;
+	d->fault_delay = NULL;
+	pthread_cond_destroy(&fd->changed);
+	pthread_mutex_destroy(&fd->lock);
+	free(fd);
+}
+
+static void insert_locked(struct fault_delay *fd, struct held_fault *h)
+{
+	struct held_fault **p = &fd->head;
+
+	while (*p && (*p)->deadline <= h->deadline)
+		p = &(*p)->next;
+	h->next = *p;
+	*p = h;
+	if (fd->head == h)
+		pthread_cond_signal(&fd->changed);
+}
+
+void fault_delay_hold(struct zdevd *d, struct zmm *mm, const struct uffd_fault_held *held,
+		      uint64_t t0)
+{
+	const struct devmodel *m = &d->devs.dev[held->dev].model;
+	struct fault_delay *fd = d->fault_delay;
+	struct held_fault *h = malloc(sizeof(*h));
+
+	if (!h) {
+		/* Woken now: a fault must never be left asleep. */
+		uffd_dev_wake(mm, held->start, held->start + held->len);
+		return;
+	}
+	zmm_get(mm);
+	*h = (struct held_fault){
+		.mm = mm, .range = *held, .t0 = t0, .served_ns = lathist_now_ns(),
+		.deadline = t0 + m->cfg.fault_ns + devmodel_transfer_ns(m, held->len),
+	};
+	if (fd) {
+		pthread_mutex_lock(&fd->lock);
+		if (!fd->stopping) {
+			insert_locked(fd, h);
+			h = NULL;
+		}
+		pthread_mutex_unlock(&fd->lock);
+	}
+	if (h)
+		release(d, h);
+}

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef ZDEV_ZDEVD_FAULT_DELAY_H
+#define ZDEV_ZDEVD_FAULT_DELAY_H
+
+/*
+ * CPU faults on a device with a cost model (devmodel.h), held until the
+ * model's time has passed. The event loop serves such a fault as any other
+ * but leaves its threads asleep (uffd_dev_fault's held range); a thread of
+ * its own wakes them at the fault's deadline: the time the loop took the
+ * fault up, plus the device's fault latency and its page's transfer over
+ * the link. So a fault's wait holds up no other fault, as each CPU fault
+ * of a real device is served in its own faulting thread: the loop goes on
+ * serving every client meanwhile.
+ */
+
+#include <stdint.h>
+
+#include "uffd_dev.h"
+#include "zdevd/zdevd.h"
+
+/* When some device has a model: the sleep's overshoot measured
+ * (devmodel_calibrate) and the thread started. 0 (also when no device has
+ * one), or -errno. */
+int fault_delay_start(struct zdevd *d);
+/* Every held fault is woken now, and the thread ends; a fault held later is
+ * woken at once. */
+void fault_delay_stop(struct zdevd *d);
+void fault_delay_free(struct zdevd *d);
+
+/* The loop served a fault of mm at t0 whose threads wait (held->len): they
+ * are woken at its deadline, and its latency recorded then (zdevd's and
+ * mm's fault histograms). */
+void fault_delay_hold(struct zdevd *d, struct zmm *mm, const struct uffd_fault_held *held,
+		      uint64_t t0);
+
+#endif
