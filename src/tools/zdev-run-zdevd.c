@@ -42,9 +42,11 @@ int run_zdevd_check(const char *socket)
 
 /* The child's side of the fork: never returns. */
 static void exec_zdevd(const char *exe, const char *socket, unsigned int ndevices,
-		       const char *memory, const char *memory_type, const char *warm, pid_t parent,
-		       int ready)
+		       const char *memory, const char *memory_type, const char *warm,
+		       const char *const *extra, pid_t parent, int ready)
 {
+	const char *argv[RUN_ZDEVD_ARGS_MAX];
+	unsigned int n = 0;
 	char devices[16];
 	sigset_t none;
 	int fd;
@@ -81,13 +83,16 @@ static void exec_zdevd(const char *exe, const char *socket, unsigned int ndevice
 	syscall(SYS_close_range, READY_FD + 1, ~0u, 0);
 #endif
 	snprintf(devices, sizeof(devices), "%u", ndevices);
-	if (memory_type)
-		execl(exe, exe, "--ready-fd", "3", "--foreground", "--socket", socket, "--devices",
-		      devices, "--memory", memory, "--warm", warm, "--memory-type", memory_type,
-		      (char *)NULL);
-	else
-		execl(exe, exe, "--ready-fd", "3", "--foreground", "--socket", socket, "--devices",
-		      devices, "--memory", memory, "--warm", warm, (char *)NULL);
+	const char *fixed[] = { exe, "--ready-fd", "3", "--foreground", "--socket", socket,
+				"--devices", devices, "--memory", memory, "--warm", warm,
+				memory_type ? "--memory-type" : NULL, memory_type };
+
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]) && fixed[i]; i++)
+		argv[n++] = fixed[i];
+	for (; extra && *extra && n < RUN_ZDEVD_ARGS_MAX - 1; extra++)
+		argv[n++] = *extra;
+	argv[n] = NULL;
+	execv(exe, (char *const *)argv);
 	log_err("%s: %s", exe, strerror(errno));
 	_exit(RUN_EXIT_FAIL);
 }
@@ -211,7 +216,8 @@ static int check_uffd(void)
 }
 
 int run_zdevd_start(struct run_zdevd *z, const char *exe, const char *dir, unsigned int ndevices,
-		    const char *memory, const char *memory_type, const char *warm)
+		    const char *memory, const char *memory_type, const char *warm,
+		    const char *const *extra)
 {
 	pid_t parent = getpid();
 	int ready[2], ret;
@@ -237,7 +243,8 @@ int run_zdevd_start(struct run_zdevd *z, const char *exe, const char *dir, unsig
 		goto out_close_pipe;
 	}
 	if (!z->pid)
-		exec_zdevd(exe, z->socket, ndevices, memory, memory_type, warm, parent, ready[1]);
+		exec_zdevd(exe, z->socket, ndevices, memory, memory_type, warm, extra, parent,
+			   ready[1]);
 	/* zdevd's is now the only write end: its exit is EOF. */
 	close(ready[1]);
 	ready[1] = -1;
