@@ -9,6 +9,7 @@
 #include "devmodel.h"
 #include "lathist.h"
 #include "log.h"
+#include "spinlock.h"
 #include "zdevd/fault_delay.h"
 #include "zmm.h"
 
@@ -27,6 +28,7 @@ struct fault_delay {
 	pthread_mutex_t lock;
 	pthread_cond_t changed;		/* on CLOCK_MONOTONIC */
 	struct held_fault *head;	/* by deadline, earliest first */
+	_Atomic unsigned int nheld;	/* on the list, for a look without the lock */
 	bool stopping;
 };
 
@@ -55,6 +57,24 @@ static void wait_until_locked(struct fault_delay *fd, uint64_t ns)
 }
 
 /*
+ * With none held, a look at the list for up to devmodel_spin_ns() before
+ * sleeping: a thread asleep takes tens of µs to wake on a virtual machine,
+ * more than a short fault latency, and a program that faults once faults
+ * again soon. The spin is bounded, so an idle zdevd sleeps.
+ */
+static bool spin_for_next(struct fault_delay *fd)
+{
+	const uint64_t until = lathist_now_ns() + devmodel_spin_ns();
+
+	do {
+		if (atomic_load_explicit(&fd->nheld, memory_order_relaxed))
+			return true;
+		cpu_relax();
+	} while (lathist_now_ns() < until);
+	return false;
+}
+
+/*
  * Sleeps until a little before the earliest deadline (a fault held meanwhile
  * with an earlier one wakes it), then spins to it (devmodel_wait_until: at
  * most devmodel_spin_ns()) with the lock dropped, so that the loop can hold
@@ -72,7 +92,13 @@ static void *delay_main(void *arg)
 		if (!h && stopping)
 			break;
 		if (!h) {
-			pthread_cond_wait(&fd->changed, &fd->lock);
+			bool more;
+
+			pthread_mutex_unlock(&fd->lock);
+			more = spin_for_next(fd);
+			pthread_mutex_lock(&fd->lock);
+			if (!more && !fd->head && !fd->stopping)
+				pthread_cond_wait(&fd->changed, &fd->lock);
 			continue;
 		}
 		if (!stopping && h->deadline > lathist_now_ns() + devmodel_spin_ns()) {
@@ -80,6 +106,7 @@ static void *delay_main(void *arg)
 			continue;
 		}
 		fd->head = h->next;
+		atomic_fetch_sub_explicit(&fd->nheld, 1, memory_order_relaxed);
 		pthread_mutex_unlock(&fd->lock);
 		if (!stopping)
 			devmodel_wait_until(h->deadline);
@@ -164,6 +191,7 @@ static void insert_locked(struct fault_delay *fd, struct held_fault *h)
 		p = &(*p)->next;
 	h->next = *p;
 	*p = h;
+	atomic_fetch_add_explicit(&fd->nheld, 1, memory_order_relaxed);
 	if (fd->head == h)
 		pthread_cond_signal(&fd->changed);
 }
@@ -185,7 +213,9 @@ void fault_delay_hold(struct zdevd *d, struct zmm *mm, const struct uffd_fault_h
 		.mm = mm, .range = *held, .t0 = t0, .served_ns = lathist_now_ns(),
 		.deadline = t0 + m->cfg.fault_ns + devmodel_transfer_ns(m, held->len),
 	};
-	if (fd) {
+	/* Past its deadline already (the host is slower than the model): no
+	 * other thread needs to wake it. */
+	if (fd && h->deadline > h->served_ns) {
 		pthread_mutex_lock(&fd->lock);
 		if (!fd->stopping) {
 			insert_locked(fd, h);
