@@ -8,9 +8,11 @@
  * but leaves its threads asleep (uffd_dev_fault's held range); a thread of
  * its own wakes them at the fault's deadline: the time the loop took the
  * fault up, plus the device's fault latency and its page's transfer over
- * the link. So a fault's wait holds up no other fault, as each CPU fault
- * of a real device is served in its own faulting thread: the loop goes on
- * serving every client meanwhile.
+ * the link. So a fault's wait holds up other faults little, where each
+ * CPU fault of a real device is served in its own faulting thread: a
+ * remainder of up to 50 µs is waited out on the loop, which serves every
+ * client, for a wake from another thread costs more than that on a
+ * virtual machine; a longer one is left to the thread.
  */
 
 #include <stdint.h>
