@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "devmodel.h"
 #include "proto.h"
 #include "refpool.h"
 #include "zdev.h"
@@ -74,6 +75,9 @@ struct device {
 	 * pool's pointer when it goes. unplugged: no pool until a plug. */
 	pthread_rwlock_t plug_lock;
 	bool unplugged;
+	/* what its link and its faults cost (devmodel.h); its cfg is set
+	 * once at start */
+	struct devmodel model;
 };
 
 struct devset_config {
@@ -90,6 +94,8 @@ struct devset_config {
 	 * registered with its uffd (0: no limit of its own) */
 	size_t client_memory;
 	size_t client_registered;
+	/* each device's cost model (--link, --fault-latency; 0: none) */
+	struct devmodel_config model[ZDEV_MAX_DEVICES];
 };
 
 struct devset {

@@ -64,6 +64,7 @@ static int device_init(struct devset *ds, unsigned int index, const struct devse
 	dev->index = index;
 	dev->node = ZDEV_NODE_LOCAL;
 	dev->memtype = cfg->memtype[index] ? cfg->memtype[index] : REFPOOL_MEMTYPE_PRIVATE;
+	dev->model.cfg = cfg->model[index];
 	return device_make_pool(dev, cfg);
 }
 

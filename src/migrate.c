@@ -20,6 +20,7 @@
 #include <sys/uio.h>
 
 #include "lathist.h"
+#include "devmodel.h"
 #include "migrate.h"
 #include "page.h"
 #include "parallel.h"
@@ -672,6 +673,7 @@ static int migration_finalize(struct migration *m, uint64_t *cpages)
 	if (tracing())
 		trace_span(m->held_exclusive ? TRACE_GRANT_HELD : TRACE_TO_DEVICE, mm->pid,
 			   (int)m->dev, m->addr, migrated, migrated, m->t0, lathist_now_ns());
+	devmodel_note(m->dev, DEVMODEL_TO_DEVICE, migrated);
 	if (m->selected) {
 		unprotect_system_pages(mm, m->addr, m->npages);
 		uffd_dev_wake(mm, m->addr, m->end);

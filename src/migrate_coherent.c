@@ -24,6 +24,7 @@
 #include <stdlib.h>
 
 #include "lathist.h"
+#include "devmodel.h"
 #include "migrate.h"
 #include "numa_place.h"
 #include "page.h"
@@ -226,6 +227,7 @@ static int finalize(struct coherent_migration *m, uint64_t *cpages)
 	}
 	pthread_mutex_unlock(&mm->lock);
 	atomic_fetch_add_explicit(&mm->cnt[m->dev].pages_to_device, migrated, memory_order_relaxed);
+	devmodel_note(m->dev, DEVMODEL_TO_DEVICE, migrated);
 	atomic_fetch_add_explicit(&mm->ds->dev[m->dev].totals.pages_to_device, migrated,
 				  memory_order_relaxed);
 	zmm_add_device_pages(mm, m->dev, migrated);

@@ -64,7 +64,7 @@
 
 #include "lathist.h"
 
-#define ZDEV_PROTO_VERSION 9
+#define ZDEV_PROTO_VERSION 10
 #define ZDEV_PROTO_MAGIC 0x7a646576u	/* "zdev" */
 #define ZDEV_MAX_DEVICES 8
 
@@ -268,6 +268,11 @@ struct zmsg_status_device {
 	uint32_t memory_type;		/* ZDEV_MEMORY_DEVICE_* (since version 7) */
 	uint64_t peak_pages_used;	/* the most pool_pages_used was seen to be */
 	uint64_t warm_pages;		/* ready for the next new process (since 8) */
+	/* its cost model (zdevd --link, --fault-latency; 0: none) and the
+	 * time the model added to requests and faults (since 10) */
+	uint64_t link_bytes_per_sec;
+	uint64_t fault_latency_ns;
+	uint64_t model_added_ns;
 };
 
 struct zmsg_status_ok {

@@ -55,15 +55,13 @@ int uffd_dev_ioctl(struct zmm *mm, unsigned long req, void *arg, bool in_loop)
 
 /* ---- bringing a page back: the kernel's migrate_to_ram ---- */
 
-/* ---- bringing a page back: the kernel's migrate_to_ram ---- */
-
 /*
  * UFFDIO_COPY of len bytes to dst. A page that is present already (EEXIST:
  * something mapped it meanwhile) keeps the CPU's copy, as after a racing
  * fault, and the copy goes on after it.
  */
 static int copy_into_client(struct zmm *mm, uint64_t dst, const void *src, uint64_t len,
-			    bool in_loop)
+			    bool in_loop, uint64_t mode)
 {
 	uint64_t done = 0;
 
@@ -72,6 +70,7 @@ static int copy_into_client(struct zmm *mm, uint64_t dst, const void *src, uint6
 			.dst = dst + done,
 			.src = (uint64_t)(uintptr_t)src + done,
 			.len = len - done,
+			.mode = mode,
 		};
 		int ret = uffd_dev_ioctl(mm, UFFDIO_COPY, &copy, in_loop);
 
@@ -93,10 +92,12 @@ static int copy_into_client(struct zmm *mm, uint64_t dst, const void *src, uint6
  * on success the entries are gone (the CPU page table changed, so every
  * device's mirror entry for them is erased too).
  */
-int uffd_dev_bring_back_n_locked(struct zmm *mm, uint64_t vpn, uint64_t e, bool in_loop,
-				 uint64_t *pages)
+static int bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t e, bool in_loop,
+			     uint64_t *pages, struct uffd_fault_held *held)
 {
-	struct refpool *pool = mm->ds->dev[e_dev(e)].pool;
+	struct device *dev = &mm->ds->dev[e_dev(e)];
+	struct refpool *pool = dev->pool;
+	const bool hold = held && devmodel_on(&dev->model);
 	uint64_t n = 1, first;
 	int ret;
 
@@ -111,13 +112,17 @@ int uffd_dev_bring_back_n_locked(struct zmm *mm, uint64_t vpn, uint64_t e, bool 
 		}
 	}
 	ret = copy_into_client(mm, vpn << PG_SHIFT,
-			       refpool_page_mem(pool, zmm_entry_page(mm, e)), n * PG_SIZE, in_loop);
+			       refpool_page_mem(pool, zmm_entry_page(mm, e)), n * PG_SIZE, in_loop,
+			       hold ? UFFDIO_COPY_MODE_DONTWAKE : 0);
 	/* ENOENT/ESRCH: the mapping or the whole process is gone, and with it
 	 * the data. */
 	if (ret && ret != -ENOENT && ret != -ESRCH)
 		return ret;
 	zmm_forget_run_locked(mm, vpn, n, e);
 	*pages = n;
+	if (hold)
+		*held = (struct uffd_fault_held){ .dev = dev->index, .start = vpn << PG_SHIFT,
+						  .len = n * PG_SIZE };
 	return 0;
 }
 
@@ -125,7 +130,13 @@ int uffd_dev_bring_back_locked(struct zmm *mm, uint64_t vpn, uint64_t e, bool in
 {
 	uint64_t pages;
 
-	return uffd_dev_bring_back_n_locked(mm, vpn, e, in_loop, &pages);
+	return bring_back_locked(mm, vpn, e, in_loop, &pages, NULL);
+}
+
+int uffd_dev_bring_back_n_locked(struct zmm *mm, uint64_t vpn, uint64_t e, bool in_loop,
+				 uint64_t *pages)
+{
+	return bring_back_locked(mm, vpn, e, in_loop, pages, NULL);
 }
 
 /* ---- the CPU fault service (event loop) ---- */
@@ -211,6 +222,7 @@ int uffd_dev_fault(struct zmm *mm, uint64_t addr, uint64_t flags, struct uffd_fa
 	uint64_t e;
 	int ret;
 
+	done->held.len = 0;
 	pthread_mutex_lock(&mm->lock);
 	e = ptable_get(&mm->pt, vpn);
 	if (e & E_BUSY) {
@@ -228,7 +240,7 @@ int uffd_dev_fault(struct zmm *mm, uint64_t addr, uint64_t flags, struct uffd_fa
 		ptable_set(&mm->pt, vpn, 0);
 	}
 	if (e & E_DEVPRIV) {
-		ret = uffd_dev_bring_back_n_locked(mm, vpn, e, true, &done->pages);
+		ret = bring_back_locked(mm, vpn, e, true, &done->pages, &done->held);
 		if (!ret)
 			count_bring_back(mm, e);
 		done->dev = e_dev(e);
@@ -312,7 +324,7 @@ int uffd_dev_fill_zeros(struct zmm *mm, uint64_t addr, uint64_t npages)
 	for (uint64_t done = 0; done < npages && !ret;) {
 		const uint64_t n = npages - done < WIN_PAGES ? npages - done : WIN_PAGES;
 
-		ret = copy_into_client(mm, addr + done * PG_SIZE, zero_window, n * PG_SIZE, false);
+		ret = copy_into_client(mm, addr + done * PG_SIZE, zero_window, n * PG_SIZE, false, 0);
 		done += n;
 	}
 	return ret == -ENOENT || ret == -ESRCH ? 0 : ret;

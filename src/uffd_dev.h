@@ -71,13 +71,22 @@ void uffd_dev_fill_holes(struct zmm *mm, uint64_t addr, uint64_t npages);
 int uffd_dev_resolve_for_access(struct zmm *mm, uint64_t addr, bool write);
 
 /* Event loop side. */
+/* A CPU fault's page, back in the client, whose faulting threads are not
+ * woken yet: its device has a cost model (devmodel.h), whose time the
+ * caller lets pass before it wakes them (uffd_dev_wake). */
+struct uffd_fault_held {
+	unsigned int dev;
+	uint64_t start, len;	/* len 0: none held, the threads are woken */
+};
 /* What a CPU fault brought back: from which device, how many pages (a
- * device THP's window comes whole), and whether the page was held exclusive
- * (the fault revoked it, counted in exclusive_revokes, not cpu_faults). */
+ * device THP's window comes whole), whether the page was held exclusive
+ * (the fault revoked it, counted in exclusive_revokes, not cpu_faults), and
+ * whether its threads still wait. */
 struct uffd_fault_done {
 	unsigned int dev;
 	uint64_t pages;
 	bool revoked;
+	struct uffd_fault_held held;
 };
 /* A MISSING or WP fault at addr (flags: the uffd_msg's): 1 once a device page
  * came back for it (a CPU fault, counted in cpu_faults; *done says what),

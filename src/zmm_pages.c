@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include "devmodel.h"
 #include "page.h"
 #include "store.h"
 #include "zmm.h"
@@ -92,6 +93,7 @@ void zmm_forget_run_locked(struct zmm *mm, uint64_t vpn, uint64_t n, uint64_t e)
 	atomic_fetch_sub_explicit(&mm->cnt[dev].device_pages, n, memory_order_relaxed);
 	atomic_fetch_add_explicit(&mm->cnt[dev].pages_to_system, n, memory_order_relaxed);
 	atomic_fetch_add_explicit(&mm->ds->dev[dev].totals.pages_to_system, n, memory_order_relaxed);
+	devmodel_note(dev, DEVMODEL_TO_SYSTEM, n);
 }
 
 void zmm_uncharge_coherent_locked(struct zmm *mm, uint64_t e, bool to_system)
@@ -104,6 +106,7 @@ void zmm_uncharge_coherent_locked(struct zmm *mm, uint64_t e, bool to_system)
 		return;
 	atomic_fetch_add_explicit(&mm->cnt[dev].pages_to_system, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&mm->ds->dev[dev].totals.pages_to_system, 1, memory_order_relaxed);
+	devmodel_note(dev, DEVMODEL_TO_SYSTEM, 1);
 }
 
 struct drop_ctx {

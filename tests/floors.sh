@@ -15,7 +15,7 @@ floor_of() {
 	refpool.[ch] | refpool-int.h | refpool_debug.c | memtype_private.c | memtype_coherent.c | devmem.[ch] | \
 		numa_place.[ch] | vmres.[ch])
 		echo 1 ;;
-	device.h | devset.[ch] | zmm.[ch] | zmm_pages.c | ptable.[ch] | vmas.[ch] | store.[ch] | warm.[ch] | parallel.[ch])
+	device.h | devmodel.[ch] | devset.[ch] | zmm.[ch] | zmm_pages.c | ptable.[ch] | vmas.[ch] | store.[ch] | warm.[ch] | parallel.[ch])
 		echo 2 ;;
 	uffd_dev.[ch] | client_mem.[ch] | migrate.[ch] | migrate_back.c | migrate_coherent.c | mirror.[ch] | exclusive_map.[ch])
 		echo 3 ;;

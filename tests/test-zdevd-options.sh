@@ -89,6 +89,21 @@ memory-type private, each type must be 'private' or 'coherent'
 memory-type ,coherent each type must be 'private' or 'coherent'
 memory-type private,coherent names 2 devices, but --devices is 1
 memory-type coherent,coherent,coherent,coherent,coherent,coherent,coherent,coherent,coherent names more devices than zdevd can have
+link 0 the bandwidth must be 0.001 to 10000 GB/s
+link 0=20001 the bandwidth must be 0.001 to 10000 GB/s
+link pcie6 a bandwidth in GB/s (such as 16 or 31.5) or a preset: pcie4, pcie5, cxl
+link 16GB a bandwidth in GB/s (such as 16 or 31.5) or a preset: pcie4, pcie5, cxl
+link nan a bandwidth in GB/s (such as 16 or 31.5) or a preset: pcie4, pcie5, cxl
+link 0= a bandwidth in GB/s (such as 16 or 31.5) or a preset: pcie4, pcie5, cxl
+link 1=pcie4 names device 1, but --devices is 1
+link 8=16 DEV must be a device's index, 0 to 7
+link x=16 DEV must be a device's index, as in 0=VALUE
+link =16 DEV must be a device's index, as in 0=VALUE
+fault-latency -5 a latency in microseconds (such as 20 or 2.5)
+fault-latency 0=20us a latency in microseconds (such as 20 or 2.5)
+fault-latency 0=pcie4 a latency in microseconds (such as 20 or 2.5)
+fault-latency 2000000 the latency must be at most 1000000 us (1 s)
+fault-latency 3=20 names device 3, but --devices is 1
 EOF
 timeout 10 "$zdevd" --foreground --socket "$tmp/bad.sock" --memory '' 2>"$tmp/bad.err"
 expect_status "--memory ''" 2 $?

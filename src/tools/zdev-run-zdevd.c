@@ -43,12 +43,13 @@ int run_zdevd_check(const char *socket)
 /* The child's side of the fork: never returns. */
 static void exec_zdevd(const char *exe, const char *socket, unsigned int ndevices,
 		       const char *memory, const char *memory_type, const char *warm,
-		       const char *trace, pid_t parent, int ready)
+		       const char *trace, const char *const *extra, pid_t parent, int ready)
 {
-	const char *argv[20];
+	const char *argv[RUN_ZDEVD_ARGS_MAX];
+	unsigned int n = 0;
 	char devices[16];
 	sigset_t none;
-	int fd, argc = 0;
+	int fd;
 
 	/* A zdev-run killed outright takes its zdevd along. */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) || getppid() != parent)
@@ -82,27 +83,19 @@ static void exec_zdevd(const char *exe, const char *socket, unsigned int ndevice
 	syscall(SYS_close_range, READY_FD + 1, ~0u, 0);
 #endif
 	snprintf(devices, sizeof(devices), "%u", ndevices);
-	argv[argc++] = exe;
-	argv[argc++] = "--ready-fd";
-	argv[argc++] = "3";
-	argv[argc++] = "--foreground";
-	argv[argc++] = "--socket";
-	argv[argc++] = socket;
-	argv[argc++] = "--devices";
-	argv[argc++] = devices;
-	argv[argc++] = "--memory";
-	argv[argc++] = memory;
-	argv[argc++] = "--warm";
-	argv[argc++] = warm;
-	if (memory_type) {
-		argv[argc++] = "--memory-type";
-		argv[argc++] = memory_type;
-	}
+	const char *fixed[] = { exe, "--ready-fd", "3", "--foreground", "--socket", socket,
+				"--devices", devices, "--memory", memory, "--warm", warm,
+				memory_type ? "--memory-type" : NULL, memory_type };
+
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]) && fixed[i]; i++)
+		argv[n++] = fixed[i];
+	for (; extra && *extra && n < RUN_ZDEVD_ARGS_MAX - 1; extra++)
+		argv[n++] = *extra;
 	if (trace) {
-		argv[argc++] = "--trace";
-		argv[argc++] = trace;
+		argv[n++] = "--trace";
+		argv[n++] = trace;
 	}
-	argv[argc] = NULL;
+	argv[n] = NULL;
 	execv(exe, (char *const *)argv);
 	log_err("%s: %s", exe, strerror(errno));
 	_exit(RUN_EXIT_FAIL);
@@ -227,7 +220,8 @@ static int check_uffd(void)
 }
 
 int run_zdevd_start(struct run_zdevd *z, const char *exe, const char *dir, unsigned int ndevices,
-		    const char *memory, const char *memory_type, const char *warm)
+		    const char *memory, const char *memory_type, const char *warm,
+		    const char *const *extra)
 {
 	pid_t parent = getpid();
 	int ready[2], ret;
@@ -253,8 +247,8 @@ int run_zdevd_start(struct run_zdevd *z, const char *exe, const char *dir, unsig
 		goto out_close_pipe;
 	}
 	if (!z->pid)
-		exec_zdevd(exe, z->socket, ndevices, memory, memory_type, warm, z->trace, parent,
-			   ready[1]);
+		exec_zdevd(exe, z->socket, ndevices, memory, memory_type, warm, z->trace, extra,
+			   parent, ready[1]);
 	/* zdevd's is now the only write end: its exit is EOF. */
 	close(ready[1]);
 	ready[1] = -1;

@@ -27,6 +27,7 @@
 static const char usage[] =
 	"usage: zdev-run [--policy none|evict|stress] [--devices N] [--memory SIZE] [--seed S]\n"
 	"                [--memory-type private|coherent[,...]] [--warm SIZE]\n"
+	"                [--link [DEV=]GBPS|pcie4|pcie5|cxl] [--fault-latency [DEV=]USEC]\n"
 	"                [--stats-json FILE] [--trace FILE] [--plot FILE.svg]\n"
 	"                [--socket PATH] [--quiet] [--] PROGRAM [ARGS...]\n"
 	"       zdev-run --version | --help\n";
@@ -39,7 +40,10 @@ struct run_opts {
 	const char *warm;		/* --warm as given, or its default */
 	unsigned int ntypes;		/* the types it names */
 	char layout[40];		/* the default memory_type */
-	bool daemon_opts;		/* --devices, --memory, --memory-type or --warm given */
+	/* --link and --fault-latency, for zdevd to check and apply */
+	const char *model[RUN_MODEL_ARGS_MAX + 1];
+	unsigned int nmodel;
+	bool daemon_opts;		/* --devices, --memory, --memory-type, --warm or the model given */
 	bool seed_set;
 	uint64_t seed;
 	const char *stats_json;
@@ -218,6 +222,18 @@ static int env_defaults(struct run_opts *o)
 	return 0;
 }
 
+/* --link or --fault-latency, passed on as given: zdevd says what is wrong
+ * with a value, and zdev-run that its zdevd did not start. */
+static int add_model_arg(struct run_opts *o, const char *option, const char *arg)
+{
+	if (o->nmodel + 2 > RUN_MODEL_ARGS_MAX)
+		return complain(option, arg, "too many --link and --fault-latency options");
+	o->model[o->nmodel++] = option;
+	o->model[o->nmodel++] = arg;
+	o->daemon_opts = true;
+	return 0;
+}
+
 /* 0; 1 after --help or --version; -EINVAL with a message on a bad command line. */
 static int parse_opts(int argc, char **argv, struct run_opts *o)
 {
@@ -228,6 +244,8 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 		{ "memory-type", required_argument, NULL, 't' },
 		{ "warm", required_argument, NULL, 'w' },
 		{ "seed", required_argument, NULL, 's' },
+		{ "link", required_argument, NULL, 'L' },
+		{ "fault-latency", required_argument, NULL, 'F' },
 		{ "stats-json", required_argument, NULL, 'j' },
 		{ "socket", required_argument, NULL, 'S' },
 		{ "trace", required_argument, NULL, 'T' },
@@ -276,6 +294,11 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 				return -EINVAL;
 			o->memory_type = optarg;
 			o->daemon_opts = true;
+			break;
+		case 'L':
+		case 'F':
+			if (add_model_arg(o, c == 'L' ? "--link" : "--fault-latency", optarg))
+				return -EINVAL;
 			break;
 		case 's':
 			if (parse_seed("--seed", optarg, &o->seed))
@@ -463,7 +486,8 @@ static int prepare(const struct run_opts *o, char *shim, char *zdevd)
 		log_err("no zdevd accepts connections on %s (%s); without ZDEV_SOCKET and --socket, "
 			"zdev-run starts a zdevd of its own", o->socket, strerror(-ret));
 	else if (o->daemon_opts)
-		log_warn("--devices, --memory, --memory-type and --warm are for a zdevd of zdev-run's own: "
+		log_warn("--devices, --memory, --memory-type, --warm, --link and --fault-latency are for "
+			 "a zdevd of zdev-run's own: "
 			 "the one on %s serves as it is", o->socket);
 	return ret;
 }
@@ -490,7 +514,8 @@ int main(int argc, char **argv)
 		snprintf(trace, sizeof(trace), "%s/" RUN_TRACE_NAME, dir);
 	z.trace = o.trace ? o.trace : o.plot ? trace : NULL;
 	if (!o.socket) {
-		if (run_zdevd_start(&z, zdevd, dir, o.ndevices, o.memory, o.memory_type, o.warm))
+		if (run_zdevd_start(&z, zdevd, dir, o.ndevices, o.memory, o.memory_type, o.warm,
+				    o.model))
 			goto out_remove_dir;
 		o.socket = z.socket;
 	}

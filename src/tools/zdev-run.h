@@ -81,15 +81,23 @@ struct run_zdevd {
  * connect. */
 int run_zdevd_check(const char *socket);
 
+/* zdevd's arguments at most: zdev-run's own (with --trace), and the
+ * model's (--link and --fault-latency, RUN_MODEL_ARGS_MAX words). */
+#define RUN_MODEL_ARGS_MAX 32
+#define RUN_ZDEVD_ARGS_MAX (20 + RUN_MODEL_ARGS_MAX)
+
 /* Starts zdevd (the binary exe) on a socket in dir with ndevices devices of
  * memory each (memory_type: its --memory-type, or NULL) and warm of each
- * private device's memory warm, and waits until it accepts connections. 0, or -errno with a
- * message on standard error: -EPERM when this user may not create a
+ * private device's memory warm, extra (NULL-terminated, may be NULL) as
+ * further arguments, and z->trace (if not NULL) as its --trace, and waits
+ * until it accepts connections. 0, or -errno with a message on standard
+ * error: -EPERM when this user may not create a
  * userfaultfd (zdevd would serve nothing), -ENOSYS when the kernel has none,
  * -ECHILD when zdevd exited, -ETIMEDOUT when it did not become ready in time
  * and -EINTR when run_hurry was set meanwhile (it is killed then). */
 int run_zdevd_start(struct run_zdevd *z, const char *exe, const char *dir, unsigned int ndevices,
-		    const char *memory, const char *memory_type, const char *warm);
+		    const char *memory, const char *memory_type, const char *warm,
+		    const char *const *extra);
 
 /* Stops the private zdevd: SIGTERM, then SIGKILL if it has not exited in
  * time (at once if run_hurry is set). Warns if it had exited already or

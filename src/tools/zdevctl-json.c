@@ -59,14 +59,16 @@ void zdevctl_status_json(const struct zdevctl_view *v)
 		printf("%s{\"device\":%u,\"memory_type\":\"%s\",\"plugged\":%s,\"clients\":%u,"
 		       "\"pool\":{\"total_pages\":%llu,"
 		       "\"used_pages\":%llu,\"free_pages\":%llu,\"limit_pages\":%llu,\"chunks\":%u,"
-		       "\"peak_used_pages\":%llu,\"warm_pages\":%llu}}",
+		       "\"peak_used_pages\":%llu,\"warm_pages\":%llu},"
+		       "\"model\":{\"link_gb_per_s\":%g,\"fault_latency_us\":%g,\"added_ms\":%.3f}}",
 		       i ? "," : "", i,
 		       d->memory_type == ZDEV_MEMORY_DEVICE_COHERENT ? "coherent" : "private",
 		       s->unplugged & (1u << i) ? "false" : "true", v->dev[i].clients, (unsigned long long)d->pool_pages_total,
 		       (unsigned long long)d->pool_pages_used,
 		       (unsigned long long)(d->pool_pages_total - d->pool_pages_used),
 		       (unsigned long long)d->pool_limit_pages, d->chunks,
-		       (unsigned long long)d->peak_pages_used, (unsigned long long)d->warm_pages);
+		       (unsigned long long)d->peak_pages_used, (unsigned long long)d->warm_pages,
+		       d->link_bytes_per_sec / 1e9, d->fault_latency_ns / 1e3, d->model_added_ns / 1e6);
 	}
 	printf("],\"client_list\":[");
 	for (size_t i = 0; i < v->nclients; i++) {

@@ -76,6 +76,23 @@ static void print_device_memory(const struct zdevctl_view *v, unsigned int i)
 	       d->memory_type == ZDEV_MEMORY_DEVICE_COHERENT ? "coherent" : "private");
 }
 
+/* A modelled device's link and fault latency (zdevd --link, --fault-latency),
+ * and the time the model added; nothing for a device without a model. */
+static void print_device_model(const struct zdevctl_view *v, unsigned int i)
+{
+	const struct zmsg_status_device *d = &v->st.dev[i];
+
+	if (!d->link_bytes_per_sec && !d->fault_latency_ns)
+		return;
+	printf("device %u: model: ", i);
+	if (d->link_bytes_per_sec)
+		printf("link %g GB/s each way", d->link_bytes_per_sec / 1e9);
+	else
+		printf("no link cost");
+	printf(", fault latency %g us; time added %.3f ms\n", d->fault_latency_ns / 1e3,
+	       d->model_added_ns / 1e6);
+}
+
 static void print_client(const struct zdevctl_view *v, const struct zmsg_client *c)
 {
 	uint64_t total = 0;
@@ -113,8 +130,10 @@ void zdevctl_status_text(const struct zdevctl_view *v)
 
 	printf("zdevd: pid %d, up %s, socket %s\n", s->daemon_pid,
 	       uptime_text(up, sizeof(up), s->uptime_ns), v->socket);
-	for (unsigned int i = 0; i < s->ndevices; i++)
+	for (unsigned int i = 0; i < s->ndevices; i++) {
 		print_device_memory(v, i);
+		print_device_model(v, i);
+	}
 	printf("clients: %u now, %llu served in all\n", s->clients,
 	       (unsigned long long)s->clients_total);
 	for (size_t i = 0; i < v->nclients; i++)

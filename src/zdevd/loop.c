@@ -29,6 +29,7 @@
 #include "uffd_compat.h"
 #include "uffd_dev.h"
 #include "zdevd/clients.h"
+#include "zdevd/fault_delay.h"
 #include "zdevd/session.h"
 #include "zmm.h"
 
@@ -404,18 +405,16 @@ static void on_fork(struct loop *l, struct zmm *parent, int ufd)
 }
 
 /* A CPU fault on a device page served, timed from t0 (the loop took it up):
- * into the daemon's histogram and the process's, and the trace. tid: the
- * faulting thread (0: not known). */
+ * into the daemon's histogram and the process's, and the trace, or, for a
+ * modelled device, once the model lets its threads go (fault_delay.h). tid:
+ * the faulting thread (0: not known). */
 static void fault_served(struct loop *l, struct zmm *mm, uint64_t t0, pid_t tid, uint64_t addr,
 			 const struct uffd_fault_done *done)
 {
-	const uint64_t t1 = lathist_now_ns(), ns = t1 - t0;
-
-	lathist_record(&l->d->fault_lat, ns);
-	lathist_record(&mm->fault_lat, ns);
-	if (tracing())
-		trace_fault(done->revoked ? TRACE_REVOKE_FAULT : TRACE_CPU_FAULT, mm->pid, tid,
-			    done->dev, addr & ~(PG_SIZE - 1), done->pages, t0, t1);
+	if (done->held.len)
+		fault_delay_hold(l->d, mm, tid, addr, done, t0);
+	else
+		fault_record(l->d, mm, tid, addr, done, t0, lathist_now_ns());
 }
 
 /* The faulting thread, where the uffd says (UFFD_FEATURE_THREAD_ID). */

@@ -19,6 +19,7 @@
 #include "warm.h"
 #include "zdevd/clients.h"
 #include "zdevd/detach.h"
+#include "zdevd/fault_delay.h"
 #include "zdevd/listen.h"
 #include "zdevd/notify.h"
 #include "zdevd/options.h"
@@ -101,9 +102,13 @@ int main(int argc, char **argv)
 			goto out_destroy_loop;
 		}
 	}
-	if (go_live(&d, pidfile_fd))
+	ret = fault_delay_start(&d);
+	if (ret) {
+		fprintf(stderr, "zdevd: device model: %s\n", strerror(-ret));
 		goto out_close_trace;
-	/* After the fork of detaching, which keeps no thread. */
+	}
+	if (go_live(&d, pidfile_fd))
+		goto out_stop_delay;
 	ret = trace_start();
 	if (ret)
 		log_warn("trace: no writer thread (%s): events are written at exit", strerror(-ret));
@@ -119,8 +124,10 @@ int main(int argc, char **argv)
 	if (ret)
 		log_warn("no warm device memory: %s", strerror(-ret));
 	ret = loop_run(&d);
-	/* Shutdown: no new clients, no request in flight, every page back
-	 * with its owner, then the loop's own references, then the pools. */
+	/* Shutdown: held faults go first, then no new clients, no request in
+	 * flight, every page back with its owner, then the loop's own
+	 * references, then the pools. */
+	fault_delay_stop(&d);
 	notify_stopping();
 	listen_close(&d);
 	workers_stop_all(&d);
@@ -129,12 +136,16 @@ int main(int argc, char **argv)
 	trace_close();
 	loop_destroy(&d);
 	warm_stop(&d.devs);
+	fault_delay_free(&d);
 	if (devset_fini(&d.devs))
 		ret = -EBUSY;
 	if (pidfile_fd >= 0)
 		pidfile_remove(pidfile_fd, d.cfg.pidfile);
 	return ret ? ZDEVD_EXIT_FAILURE : 0;
 
+out_stop_delay:
+	fault_delay_stop(&d);
+	fault_delay_free(&d);
 out_close_trace:
 	trace_close();
 out_destroy_loop:

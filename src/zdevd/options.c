@@ -13,6 +13,7 @@
 
 #include "units.h"
 #include "zdevd_limits.h"
+#include "zdevd/model_options.h"
 #include "zdevd/options.h"
 #include "zdevd/peer.h"
 
@@ -21,6 +22,7 @@ static const char usage[] =
 	"             [--memory-type private|coherent[,...]] [--warm SIZE]\n"
 	"             [--client-memory SIZE] [--client-registered SIZE] [--client-handles N]\n"
 	"             [--client-pending N]\n"
+	"             [--link [DEV=]GBPS|pcie4|pcie5|cxl] [--fault-latency [DEV=]USEC]\n"
 	"             [--group GROUP] [--pool-debug] [--foreground] [--pidfile FILE]\n"
 	"             [--ready-fd FD] [--trace FILE] [--verbose] [--version] [--help]\n";
 
@@ -210,6 +212,8 @@ int options_parse(int argc, char **argv, struct zdevd_config *cfg)
 		{ "pidfile", required_argument, NULL, 'p' },
 		{ "trace", required_argument, NULL, 'T' },
 		{ "group", required_argument, NULL, 'g' },
+		{ "link", required_argument, NULL, 'L' },
+		{ "fault-latency", required_argument, NULL, 'F' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -220,6 +224,7 @@ int options_parse(int argc, char **argv, struct zdevd_config *cfg)
 				      warm_rule = ZDEVD_WARM_RULE,
 				      client_registered_rule = ZDEVD_CLIENT_REGISTERED_RULE;
 	const char *chunk_arg = NULL, *types_arg = NULL;
+	struct model_args model = { .top_dev = -1 };
 	unsigned int ntypes = 0;
 	int c, ret = 0;
 
@@ -284,6 +289,8 @@ int options_parse(int argc, char **argv, struct zdevd_config *cfg)
 			ret = parse_group(optarg, &cfg->group);
 			cfg->have_group = !ret;
 			break;
+		case 'L': ret = model_args_link(&model, optarg); break;
+		case 'F': ret = model_args_fault(&model, optarg); break;
 		case 'r': ret = parse_ready_fd(optarg, &cfg->ready_fd); break;
 		case 'f': cfg->foreground = true; break;
 		case 'v': cfg->verbose = true; break;
@@ -303,6 +310,8 @@ int options_parse(int argc, char **argv, struct zdevd_config *cfg)
 	ret = check_chunk(&cfg->devs, chunk_arg);
 	if (!ret)
 		ret = check_memory_types(&cfg->devs, types_arg, ntypes);
+	if (!ret)
+		ret = model_args_apply(&model, &cfg->devs);
 	if (!ret && !cfg->foreground)
 		ret = absolute_path("socket", cfg->socket_path, sizeof(cfg->socket_path));
 	if (!ret && !cfg->foreground)

@@ -30,6 +30,7 @@
 #include "uffd_probe.h"
 #include "zdev.h"
 #include "zdevd/clients.h"
+#include "zdevd/model_wait.h"
 #include "zdevd/peer.h"
 #include "zdevd/proof.h"
 #include "zdevd/session.h"
@@ -485,6 +486,7 @@ static int set_flags(struct zmm *mm, unsigned int dev, uint64_t flags)
 /* A request on a device the process has open. */
 static int on_device_request(struct session *s, const struct zmsg_req *r, int type)
 {
+	const uint64_t model_t0 = model_wait_begin(s->d);
 	uint64_t cpages = 0, faults = 0;
 	union zmsg out;
 	int ret;
@@ -518,9 +520,11 @@ static int on_device_request(struct session *s, const struct zmsg_req *r, int ty
 			ret = excl_make_exclusive(s->mm, r->device, r->addr, r->npages, r->arg,
 						  session_xmap, s, &cpages);
 		/* Pages before a failure stay exclusive: say how many. */
+		model_wait_end(s->d, model_t0);
 		return reply_pages(s, r->hdr.seq, ret, cpages, 0);
 	case ZMSG_EXCLUSIVE_HELD:
 		ret = request_migrate_to_device(s, r, true, &cpages, &faults);
+		model_wait_end(s->d, model_t0);
 		return reply_pages(s, r->hdr.seq, ret, cpages, 0);
 	case ZMSG_CHECK_EXCLUSIVE:
 		ret = check_range(r->addr, r->npages);
@@ -542,6 +546,7 @@ static int on_device_request(struct session *s, const struct zmsg_req *r, int ty
 	default:
 		ret = -EOPNOTSUPP;
 	}
+	model_wait_end(s->d, model_t0);
 	return reply_pages(s, r->hdr.seq, ret, ret && ret != -ENOENT ? 0 : cpages, faults);
 }
 
@@ -556,6 +561,7 @@ static int on_device_request(struct session *s, const struct zmsg_req *r, int ty
  */
 static int request_fork_prepare(struct session *s, const struct zmsg_req *r)
 {
+	const uint64_t model_t0 = model_wait_begin(s->d);
 	uint64_t cpages = 0;
 	int ret;
 
@@ -564,6 +570,7 @@ static int request_fork_prepare(struct session *s, const struct zmsg_req *r)
 		ret = migrate_coherent_prepare_fork(s->mm, &cpages);
 	else
 		ret = migrate_evict(s->mm, -1, &cpages);
+	model_wait_end(s->d, model_t0);
 	return reply_pages(s, r->hdr.seq, ret, cpages, 0);
 }
 

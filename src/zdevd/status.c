@@ -26,6 +26,13 @@ uint32_t status_features(const struct zdevd *d)
 	return f;
 }
 
+static void fill_model(const struct device *dev, struct zmsg_status_device *out)
+{
+	out->link_bytes_per_sec = dev->model.cfg.link_bytes_per_sec;
+	out->fault_latency_ns = dev->model.cfg.fault_ns;
+	out->model_added_ns = atomic_load_explicit(&dev->model.added_ns, memory_order_relaxed);
+}
+
 static void fill_pool(struct device *dev, struct zmsg_status_device *out)
 {
 	struct refpool_stats ps;
@@ -63,6 +70,7 @@ void status_fill(struct zdevd *d, union zmsg *m)
 		s->pages_to_system += atomic_load(&t->pages_to_system);
 		s->exclusive_grants += atomic_load(&t->exclusive_grants);
 		s->exclusive_revokes += atomic_load(&t->exclusive_revokes);
+		fill_model(&d->devs.dev[i], &s->dev[i]);
 		if (device_enter(&d->devs.dev[i])) {
 			/* No pool: only what the device would be. */
 			s->unplugged |= 1u << i;

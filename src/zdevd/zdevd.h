@@ -16,6 +16,7 @@
 #include "lathist.h"
 #include "proto.h"
 
+struct fault_delay;
 struct session;
 struct zdevd;
 struct zmm;
@@ -57,6 +58,7 @@ struct zdevd {
 	uint64_t clients_total;		/* processes ever served, fork children too */
 
 	struct lathist fault_lat;
+	struct fault_delay *fault_delay;	/* held faults (fault_delay.h), or NULL */
 
 	/* the event loop (loop.c) */
 	struct loop *loop;
