@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "trace_format.h"
+
 struct devset;
 
 /* Set once by trace_open(), before any other thread of zdevd starts, and
@@ -43,10 +45,6 @@ enum trace_kind {
 	TRACE_EXIT,		/* i: a client process is gone */
 	TRACE_KINDS
 };
-
-/* Device tracks are pseudo-processes numbered above every real pid
- * (PID_MAX_LIMIT is 2^22). */
-#define TRACE_DEVICE_PID(dev)	(4194304 + 1 + (int)(dev))
 
 /*
  * Opens path for the trace (truncated, mode 0644 less the umask) and writes

@@ -10,12 +10,13 @@ src="${srcdir:-.}/src"
 floor_of() {
 	case "$1" in
 	page.h | log.[ch] | proto.[ch] | uffd_compat.h | uffd_probe.[ch] | spinlock.h | \
-		rescue_layout.h | xmap_layout.h | lathist.[ch] | zdev.h | units.[ch] | zdevd_limits.h)
+		rescue_layout.h | xmap_layout.h | lathist.[ch] | zdev.h | units.[ch] | zdevd_limits.h | \
+		trace_format.h)
 		echo 0 ;;
 	refpool.[ch] | refpool-int.h | refpool_debug.c | memtype_private.c | memtype_coherent.c | devmem.[ch] | \
 		numa_place.[ch] | vmres.[ch])
 		echo 1 ;;
-	device.h | devmodel.[ch] | devset.[ch] | zmm.[ch] | zmm_pages.c | ptable.[ch] | vmas.[ch] | store.[ch] | warm.[ch] | parallel.[ch])
+	device.h | devmodel.[ch] | devset.[ch] | trace.[ch] | zmm.[ch] | zmm_pages.c | ptable.[ch] | vmas.[ch] | store.[ch] | warm.[ch] | parallel.[ch])
 		echo 2 ;;
 	uffd_dev.[ch] | client_mem.[ch] | migrate.[ch] | migrate_back.c | migrate_coherent.c | mirror.[ch] | exclusive_map.[ch])
 		echo 3 ;;

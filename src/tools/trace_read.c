@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "tools/plot.h"
-#include "trace.h"
+#include "trace_format.h"
 
 /* The events zdevd writes (trace.c), and the metadata around them. */
 static const char *const known[] = {
