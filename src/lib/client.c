@@ -604,8 +604,11 @@ void client_atfork_child(void)
 	claimed = claim_fork(c);
 	/* Only an agent of ours keeps our uffd, and our pages, from going
 	 * with zdevd. A claim that failed, or an agent that did not start,
-	 * is most likely zdevd dying: it is given the time to finish. */
-	if (!claimed || (AGENT_IN_FORK_CHILD && !rescue_attached()))
+	 * is most likely zdevd dying: it is given the time to finish, when
+	 * there are device pages to lose. A parent with nothing registered
+	 * raised no fork event, so zdevd has nothing for us to claim, and
+	 * every fork of a shell would otherwise wait here. */
+	if (rescue_fork_has_pages() && (!claimed || (AGENT_IN_FORK_CHILD && !rescue_attached())))
 		gone = daemon_gone(c->daemon_pid, FORK_CLAIM_WAIT_MS);
 	else
 		gone = daemon_gone(c->daemon_pid, 0);

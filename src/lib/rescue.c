@@ -757,6 +757,11 @@ static size_t fill_missing(struct lost_page *pages, size_t n)
 	return copied;
 }
 
+bool rescue_fork_has_pages(void)
+{
+	return forking.n > 0;
+}
+
 void rescue_fork_child(bool daemon_gone)
 {
 	size_t copied;

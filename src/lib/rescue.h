@@ -73,6 +73,9 @@ void rescue_fork_returned(void);
 void rescue_fork_begin(void);
 void rescue_fork_parent(void);
 void rescue_fork_child(bool daemon_gone);
+/* In a fork child before rescue_fork_child(): pages were on a device when
+ * the parent forked, which the child loses if zdevd dies before its claim. */
+bool rescue_fork_has_pages(void);
 /* In a fork child, first: the parent's uffd and table are not ours (stores
  * are: the pages we share with the parent live there); no agent runs here
  * yet. */
