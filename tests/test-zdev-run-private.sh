@@ -124,6 +124,17 @@ run term 'kill -TERM $$' --quiet
 expect_status "SIGTERM with a private zdevd" 143 $?
 check_gone term
 
+# -- a program that moves memory itself, through libzdev: the summary gives
+# zdevd's count, since the shim counted less (the stand-in's 100 pages)
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+	"$zr" --stats-json "$tmp/own.json" -- "$top/examples/migrate" >"$tmp/own.out" 2>"$tmp/own.err"
+expect_status "examples/migrate under zdev-run" 0 $?
+grep -q '"pages_to_device":1024,.*"pages_to_system":256,' "$tmp/own.json" &&
+	grep -q '"cpu_faults":256,' "$tmp/own.json" && grep -q '"counted_by":"zdevd"' "$tmp/own.json" ||
+	fail "examples/migrate moved 1024 pages and faulted 256 back: $(cat "$tmp/own.json")"
+grep -q 'pages to the device: 1024 (4.0 MiB), back to system memory: 256 (1.0 MiB)' "$tmp/own.err" ||
+	fail "examples/migrate's summary: $(cat "$tmp/own.err")"
+
 # -- a zdevd that cannot start: 125, a message, nothing run or left
 STANDIN_ZDEVD_FAIL=1 ZDEVD=$helper "$zr" -- touch "$tmp/ran" 2>"$tmp/fail.err"
 expect_status "a zdevd that fails at start" 125 $?

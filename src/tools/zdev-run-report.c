@@ -105,36 +105,56 @@ static void print_outcome(const struct run_stats *s, const struct run_result *r)
 			s->skipped == 1 ? "" : "s");
 }
 
-static void print_counters(const struct run_stats *s)
+/* The counters the summary and the JSON give: zdevd's totals where the
+ * processes' files counted less (run_result.totals), else the files'. */
+static const struct run_stats *counters(const struct run_stats *s, const struct run_result *r)
 {
+	return r->totals ? &r->totals->counts : s;
+}
+
+static uint64_t percentile_ns(const struct run_stats *s, const struct run_result *r,
+			      unsigned int percent)
+{
+	if (r->totals)
+		return percent == 50 ? r->totals->fault_p50_ns : r->totals->fault_p99_ns;
+	return run_stats_percentile_ns(s, percent);
+}
+
+static void print_counters(const struct run_stats *s, const struct run_result *r)
+{
+	const struct run_stats *c = counters(s, r);
 	char to_dev[32], to_sys[32], peak[32], p50[32], p99[32], max[32];
 
-	fmt_bytes(to_dev, sizeof(to_dev), run_stats_bytes(s->pages_to_device));
-	fmt_bytes(to_sys, sizeof(to_sys), run_stats_bytes(s->pages_to_system));
-	fmt_bytes(peak, sizeof(peak), run_stats_bytes(s->peak_device_pages));
-	fmt_ns(p50, sizeof(p50), run_stats_percentile_ns(s, 50));
-	fmt_ns(p99, sizeof(p99), run_stats_percentile_ns(s, 99));
-	fmt_ns(max, sizeof(max), s->fault_max_ns);
+	fmt_bytes(to_dev, sizeof(to_dev), run_stats_bytes(c->pages_to_device));
+	fmt_bytes(to_sys, sizeof(to_sys), run_stats_bytes(c->pages_to_system));
+	fmt_bytes(peak, sizeof(peak), run_stats_bytes(c->peak_device_pages));
+	fmt_ns(p50, sizeof(p50), percentile_ns(s, r, 50));
+	fmt_ns(p99, sizeof(p99), percentile_ns(s, r, 99));
+	fmt_ns(max, sizeof(max), c->fault_max_ns);
 	fprintf(stderr,
 		PREFIX "CPU faults served: %llu, device faults: %llu\n"
 		PREFIX "pages to the device: %llu (%s), back to system memory: %llu (%s)\n"
 		PREFIX "exclusive access: %llu grants, %llu revokes\n"
 		PREFIX "fault latency: p50 %s, p99 %s, max %s\n",
-		(unsigned long long)s->cpu_faults, (unsigned long long)s->device_faults,
-		(unsigned long long)s->pages_to_device, to_dev,
-		(unsigned long long)s->pages_to_system, to_sys,
-		(unsigned long long)s->exclusive_grants, (unsigned long long)s->exclusive_revokes,
+		(unsigned long long)c->cpu_faults, (unsigned long long)c->device_faults,
+		(unsigned long long)c->pages_to_device, to_dev,
+		(unsigned long long)c->pages_to_system, to_sys,
+		(unsigned long long)c->exclusive_grants, (unsigned long long)c->exclusive_revokes,
 		p50, p99, max);
-	print_hist(s);
-	fprintf(stderr, PREFIX "peak device memory: at most %s (each process's peak, summed)\n",
-		peak);
+	if (r->totals)
+		fprintf(stderr, PREFIX "(zdevd's count: the program moved memory through "
+				"libzdev where the shim could not count it)\n");
+	else
+		print_hist(s);
+	fprintf(stderr, PREFIX "peak device memory: at most %s (each %s's peak, summed)\n", peak,
+		r->totals ? "device" : "process");
 }
 
 void run_report_print(const struct run_stats *s, const struct run_result *r)
 {
 	print_outcome(s, r);
-	if (s->files)
-		print_counters(s);
+	if (s->files || r->totals)
+		print_counters(s, r);
 	else
 		fprintf(stderr, PREFIX "no process wrote statistics: the shim was not loaded "
 				"(a statically linked or set-user-ID program?) or found no zdevd\n");
@@ -143,23 +163,24 @@ void run_report_print(const struct run_stats *s, const struct run_result *r)
 			seconds(r->zdevd->ru.ru_utime), seconds(r->zdevd->ru.ru_stime));
 }
 
-static void json_counters(FILE *f, const struct run_stats *s)
+static void json_counters(FILE *f, const struct run_stats *s, const struct run_result *r)
 {
+	const struct run_stats *c = counters(s, r);
+
 	fprintf(f,
 		"\"cpu_faults\":%llu,\"device_faults\":%llu,"
 		"\"pages_to_device\":%llu,\"bytes_to_device\":%llu,"
 		"\"pages_to_system\":%llu,\"bytes_to_system\":%llu,"
 		"\"exclusive_grants\":%llu,\"exclusive_revokes\":%llu,\"peak_device_bytes\":%llu,"
 		"\"fault_latency_us\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},\"fault_hist\":[",
-		(unsigned long long)s->cpu_faults, (unsigned long long)s->device_faults,
-		(unsigned long long)s->pages_to_device,
-		(unsigned long long)run_stats_bytes(s->pages_to_device),
-		(unsigned long long)s->pages_to_system,
-		(unsigned long long)run_stats_bytes(s->pages_to_system),
-		(unsigned long long)s->exclusive_grants, (unsigned long long)s->exclusive_revokes,
-		(unsigned long long)run_stats_bytes(s->peak_device_pages),
-		run_stats_percentile_ns(s, 50) / 1e3, run_stats_percentile_ns(s, 99) / 1e3,
-		s->fault_max_ns / 1e3);
+		(unsigned long long)c->cpu_faults, (unsigned long long)c->device_faults,
+		(unsigned long long)c->pages_to_device,
+		(unsigned long long)run_stats_bytes(c->pages_to_device),
+		(unsigned long long)c->pages_to_system,
+		(unsigned long long)run_stats_bytes(c->pages_to_system),
+		(unsigned long long)c->exclusive_grants, (unsigned long long)c->exclusive_revokes,
+		(unsigned long long)run_stats_bytes(c->peak_device_pages),
+		percentile_ns(s, r, 50) / 1e3, percentile_ns(s, r, 99) / 1e3, c->fault_max_ns / 1e3);
 	for (int i = 0; i < RUN_STATS_HIST_BUCKETS; i++)
 		fprintf(f, "%s%llu", i ? "," : "", (unsigned long long)s->fault_hist[i]);
 	fputs("],", f);
@@ -183,7 +204,8 @@ int run_report_json(const char *path, const struct run_stats *s, const struct ru
 		fprintf(f, "%llu,", (unsigned long long)r->seed);
 	else
 		fputs("null,", f);
-	json_counters(f, s);
+	json_counters(f, s, r);
+	fprintf(f, "\"counted_by\":\"%s\",", r->totals ? "zdevd" : "processes");
 	fprintf(f, "\"stats_files\":%u,\"stats_files_skipped\":%u,\"zdevd_cpu_seconds\":", s->files,
 		s->skipped);
 	if (r->zdevd && r->zdevd->stopped)

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,6 +35,59 @@ int run_zdevd_check(const char *socket)
 		return fd;
 	close(fd);
 	return 0;
+}
+
+/* A stand-in zdevd that accepts and never answers cannot hold the summary
+ * up longer than this. */
+#define TOTALS_TIMEOUT_MS	2000
+
+int run_zdevd_totals(const struct run_zdevd *z, struct run_zdevd_totals *t)
+{
+	const struct timeval tv = { .tv_sec = TOTALS_TIMEOUT_MS / 1000,
+				    .tv_usec = TOTALS_TIMEOUT_MS % 1000 * 1000 };
+	union zmsg m;
+	int fd, ret;
+
+	if (!z->pid)
+		return -ENOENT;
+	fd = zmsg_connect(z->socket);
+	if (fd < 0)
+		return fd;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv))) {
+		ret = -errno;
+		goto out_close;
+	}
+	zmsg_init(&m, ZMSG_STATUS, 1);
+	ret = zmsg_send(fd, &m, -1);
+	if (ret)
+		goto out_close;
+	ret = zmsg_recv(fd, &m, NULL);
+	if (ret != ZMSG_STATUS_OK) {
+		ret = ret < 0 ? ret : -EPROTO;
+		goto out_close;
+	}
+	ret = m.status_ok.status;
+	if (ret)
+		goto out_close;
+	*t = (struct run_zdevd_totals){
+		.counts = {
+			.cpu_faults = m.status_ok.cpu_faults,
+			.device_faults = m.status_ok.device_faults,
+			.pages_to_device = m.status_ok.pages_to_device,
+			.pages_to_system = m.status_ok.pages_to_system,
+			.exclusive_grants = m.status_ok.exclusive_grants,
+			.exclusive_revokes = m.status_ok.exclusive_revokes,
+			.fault_max_ns = m.status_ok.fault_max_ns,
+		},
+		.fault_p50_ns = m.status_ok.fault_p50_ns,
+		.fault_p99_ns = m.status_ok.fault_p99_ns,
+	};
+	for (uint32_t i = 0; i < m.status_ok.ndevices && i < ZDEV_MAX_DEVICES; i++)
+		t->counts.peak_device_pages += m.status_ok.dev[i].peak_pages_used;
+out_close:
+	close(fd);
+	return ret;
 }
 
 /* zdevd's ready descriptor (--ready-fd), the write end of a pipe: the first

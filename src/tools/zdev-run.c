@@ -434,8 +434,20 @@ out_close:
 }
 
 /* Merges the statistics, removes dir, and reports. */
-static void finish(const struct run_opts *o, const struct run_zdevd *z, const char *dir,
-		   int status, bool ran)
+/* True when zdevd counted what the processes' statistics files did not:
+ * a program that moves memory itself, through libzdev, under policy none,
+ * where the shim opens no handle of its own to count with. */
+static bool totals_count_more(const struct run_stats *t, const struct run_stats *st)
+{
+	return t->cpu_faults > st->cpu_faults || t->device_faults > st->device_faults ||
+	       t->pages_to_device > st->pages_to_device ||
+	       t->pages_to_system > st->pages_to_system ||
+	       t->exclusive_grants > st->exclusive_grants ||
+	       t->exclusive_revokes > st->exclusive_revokes;
+}
+
+static void finish(const struct run_opts *o, const struct run_zdevd *z,
+		   const struct run_zdevd_totals *totals, const char *dir, int status, bool ran)
 {
 	struct run_result r = {
 		.exit_status = status, .program = o->argv[0], .policy = o->policy,
@@ -455,6 +467,8 @@ static void finish(const struct run_opts *o, const struct run_zdevd *z, const ch
 	ret = run_stats_load_dir(&st, stats);
 	if (ret)
 		log_warn("%s: %s: statistics incomplete", stats, strerror(-ret));
+	if (totals && totals_count_more(&totals->counts, &st))
+		r.totals = totals;
 	run_remove_dir(dir);
 	if (ran && !o->quiet)
 		run_report_print(&st, &r);
@@ -496,6 +510,8 @@ int main(int argc, char **argv)
 {
 	char dir[PATH_MAX], shim[PATH_MAX], zdevd[PATH_MAX], trace[PATH_MAX + sizeof("/" RUN_TRACE_NAME)];
 	struct run_zdevd z = { 0 };
+	struct run_zdevd_totals totals;
+	bool have_totals = false;
 	struct run_opts o;
 	int status = RUN_EXIT_FAIL;
 	bool ran = false;
@@ -526,9 +542,12 @@ int main(int argc, char **argv)
 		log_err("environment: %s", strerror(-ret));
 	else
 		status = run_program(o.argv, &ran);
+	/* Before the stop: every process of the program has exited, and
+	 * zdevd's counters are the run's. */
+	have_totals = ran && !run_hurry && !run_zdevd_totals(&z, &totals);
 out_stop_zdevd:
 	run_zdevd_stop(&z);
-	finish(&o, &z, dir, status, ran);
+	finish(&o, &z, have_totals ? &totals : NULL, dir, status, ran);
 	if (run_hurry && !ran)
 		die_of(run_hurry);
 	return status;

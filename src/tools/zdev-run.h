@@ -99,6 +99,20 @@ int run_zdevd_start(struct run_zdevd *z, const char *exe, const char *dir, unsig
 		    const char *memory, const char *memory_type, const char *warm,
 		    const char *const *extra);
 
+/* What the private zdevd counted of every process it served, the
+ * program's own calls to libzdev included: the counters, fault_max_ns and
+ * peak_device_pages (each device's peak, summed) of counts, whose
+ * histogram stays empty, and zdevd's own percentiles. */
+struct run_zdevd_totals {
+	struct run_stats counts;
+	uint64_t fault_p50_ns;
+	uint64_t fault_p99_ns;
+};
+
+/* Asks the running private zdevd for its totals. 0, or -errno (-ENOENT
+ * without a private zdevd). */
+int run_zdevd_totals(const struct run_zdevd *z, struct run_zdevd_totals *t);
+
 /* Stops the private zdevd: SIGTERM, then SIGKILL if it has not exited in
  * time (at once if run_hurry is set). Warns if it had exited already or
  * exited with a failure. */
@@ -115,6 +129,10 @@ struct run_result {
 	bool seed_set;
 	uint64_t seed;
 	const struct run_zdevd *zdevd;	/* the private zdevd, or NULL */
+	/* The private zdevd's totals, when they count more than the
+	 * processes' statistics files (the shim counts only what passed
+	 * through a handle of its own), or NULL. */
+	const struct run_zdevd_totals *totals;
 };
 
 /* The summary, a few lines on standard error. */
