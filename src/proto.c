@@ -206,3 +206,21 @@ int zmsg_connect(const char *path)
 	}
 	return fd;
 }
+
+int zmsg_ask(int sock, enum zmsg_type type, enum zmsg_type answer, uint32_t device, uint64_t arg,
+	     uint64_t seq, union zmsg *m)
+{
+	int ret;
+
+	zmsg_init(m, type, seq);
+	m->req.device = device;
+	m->req.arg = arg;
+	ret = zmsg_send(sock, m, -1);
+	if (!ret)
+		ret = zmsg_recv(sock, m, NULL);
+	if (ret < 0)
+		return ret;
+	if (ret != (int)answer || m->hdr.seq != seq)
+		return -EPROTO;
+	return 0;
+}

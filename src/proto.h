@@ -377,6 +377,11 @@ int zmsg_recv_flags(int sock, union zmsg *m, int *fd, int flags);
 
 /* A connection to the zdevd listening on path: the fd, or -errno. */
 int zmsg_connect(const char *path);
+/* One request with no fd, as a tool asks it: sends type (req.device and
+ * req.arg set), and receives into m. 0 when the answer is of type answer
+ * and carries seq, else -EPROTO or the send's or receive's -errno. */
+int zmsg_ask(int sock, enum zmsg_type type, enum zmsg_type answer, uint32_t device, uint64_t arg,
+	     uint64_t seq, union zmsg *m);
 
 /* The socket path: $ZDEV_SOCKET, $XDG_RUNTIME_DIR/zdev/zdevd.sock, /run/zdev/zdevd.sock. */
 int proto_default_socket(char *buf, size_t len);

@@ -58,16 +58,7 @@ int run_zdevd_totals(const struct run_zdevd *z, struct run_zdevd_totals *t)
 		ret = -errno;
 		goto out_close;
 	}
-	zmsg_init(&m, ZMSG_STATUS, 1);
-	ret = zmsg_send(fd, &m, -1);
-	if (ret)
-		goto out_close;
-	ret = zmsg_recv(fd, &m, NULL);
-	if (ret != ZMSG_STATUS_OK) {
-		ret = ret < 0 ? ret : -EPROTO;
-		goto out_close;
-	}
-	ret = m.status_ok.status;
+	ret = zmsg_ask(fd, ZMSG_STATUS, ZMSG_STATUS_OK, 0, 0, 1, &m) ?: m.status_ok.status;
 	if (ret)
 		goto out_close;
 	*t = (struct run_zdevd_totals){

@@ -433,7 +433,6 @@ out_close:
 	return status;
 }
 
-/* Merges the statistics, removes dir, and reports. */
 /* True when zdevd counted what the processes' statistics files did not:
  * a program that moves memory itself, through libzdev, under policy none,
  * where the shim opens no handle of its own to count with. */
@@ -446,6 +445,7 @@ static bool totals_count_more(const struct run_stats *t, const struct run_stats 
 	       t->exclusive_revokes > st->exclusive_revokes;
 }
 
+/* Merges the statistics, removes dir, and reports. */
 static void finish(const struct run_opts *o, const struct run_zdevd *z,
 		   const struct run_zdevd_totals *totals, const char *dir, int status, bool ran)
 {

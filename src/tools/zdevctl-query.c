@@ -9,25 +9,6 @@
 
 #include "tools/zdevctl.h"
 
-/* One request of type, answered by a message of type answer into m. */
-static int ask(int fd, enum zmsg_type type, enum zmsg_type answer, uint32_t device,
-	       uint64_t arg, uint64_t seq, union zmsg *m)
-{
-	int ret;
-
-	zmsg_init(m, type, seq);
-	m->req.device = device;
-	m->req.arg = arg;
-	ret = zmsg_send(fd, m, -1);
-	if (!ret)
-		ret = zmsg_recv(fd, m, NULL);
-	if (ret < 0)
-		return ret;
-	if (ret != (int)answer || m->hdr.seq != seq)
-		return -EPROTO;
-	return 0;
-}
-
 static int ask_clients(int fd, uint64_t *seq, struct zdevctl_view *v)
 {
 	size_t cap = 0;
@@ -38,7 +19,7 @@ static int ask_clients(int fd, uint64_t *seq, struct zdevctl_view *v)
 	do {
 		struct zmsg_client *grown;
 
-		ret = ask(fd, ZMSG_CLIENTS, ZMSG_CLIENTS_OK, 0, (uint64_t)after, ++*seq, &m);
+		ret = zmsg_ask(fd, ZMSG_CLIENTS, ZMSG_CLIENTS_OK, 0, (uint64_t)after, ++*seq, &m);
 		if (!ret)
 			ret = m.clients_ok.status;
 		if (!ret && m.clients_ok.count > ZMSG_CLIENTS_PER_PAGE)
@@ -78,7 +59,7 @@ int zdevctl_query(const char *path, bool clients, struct zdevctl_view *v)
 	fd = zmsg_connect(path);
 	if (fd < 0)
 		return fd;
-	ret = ask(fd, ZMSG_STATUS, ZMSG_STATUS_OK, 0, 0, seq, &m);
+	ret = zmsg_ask(fd, ZMSG_STATUS, ZMSG_STATUS_OK, 0, 0, seq, &m);
 	if (!ret)
 		ret = m.status_ok.status;
 	if (!ret && m.status_ok.ndevices > ZDEV_MAX_DEVICES)
@@ -87,7 +68,7 @@ int zdevctl_query(const char *path, bool clients, struct zdevctl_view *v)
 		goto out_close;
 	v->st = m.status_ok;
 	for (uint32_t i = 0; i < v->st.ndevices && !ret; i++) {
-		ret = ask(fd, ZMSG_DEVICE_STATUS, ZMSG_DEVICE_STATUS_OK, i, 0, ++seq, &m);
+		ret = zmsg_ask(fd, ZMSG_DEVICE_STATUS, ZMSG_DEVICE_STATUS_OK, i, 0, ++seq, &m);
 		if (!ret)
 			ret = m.device_status_ok.status;
 		if (!ret)
@@ -111,7 +92,7 @@ int zdevctl_plug(const char *path, bool unplug, unsigned int device, int *status
 	fd = zmsg_connect(path);
 	if (fd < 0)
 		return fd;
-	ret = ask(fd, unplug ? ZMSG_UNPLUG : ZMSG_PLUG, ZMSG_REPLY, device, 0, 1, &m);
+	ret = zmsg_ask(fd, unplug ? ZMSG_UNPLUG : ZMSG_PLUG, ZMSG_REPLY, device, 0, 1, &m);
 	close(fd);
 	if (ret)
 		return ret;
