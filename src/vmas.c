@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include "page.h"
@@ -109,15 +110,13 @@ int pagemap_read(int pagemap_fd, uint64_t addr, size_t npages, uint64_t *out)
 	return 0;
 }
 
-uint64_t zero_page_pfn(void)
+static uint64_t probe_zero_page_pfn(void)
 {
-	static uint64_t pfn = UINT64_MAX;
 	volatile char *p;
 	uint64_t word[2] = { 0, 0 };
+	uint64_t pfn = 0;
 	int fd;
 
-	if (pfn != UINT64_MAX)
-		return pfn;
 	p = mmap(NULL, 2 * PG_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return 0;
@@ -128,7 +127,6 @@ uint64_t zero_page_pfn(void)
 	 * under both pages is the zero page. */
 	(void)p[0];
 	(void)p[PG_SIZE];
-	pfn = 0;
 	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		if (pagemap_read(fd, (uint64_t)(uintptr_t)p, 2, word) == 0 &&
@@ -138,6 +136,21 @@ uint64_t zero_page_pfn(void)
 		close(fd);
 	}
 	munmap((void *)p, 2 * PG_SIZE);
+	return pfn;
+}
+
+uint64_t zero_page_pfn(void)
+{
+	/* Workers of zdevd snapshot at once: the first ones may each probe,
+	 * and each finds the same frame, so a relaxed store of the finished
+	 * answer is all the sharing needs. */
+	static _Atomic uint64_t cached = UINT64_MAX;
+	uint64_t pfn = atomic_load_explicit(&cached, memory_order_relaxed);
+
+	if (pfn != UINT64_MAX)
+		return pfn;
+	pfn = probe_zero_page_pfn();
+	atomic_store_explicit(&cached, pfn, memory_order_relaxed);
 	return pfn;
 }
 
