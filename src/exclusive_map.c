@@ -172,43 +172,51 @@ static bool held(const struct xview *v, uint64_t i, unsigned int dev)
 	return (v->st[i] & XS_EXCL) && xs_dev(v->st[i]) == dev && vma_none(v->vma[i]);
 }
 
+struct sync_walk {
+	struct zmm *mm;
+	const struct xview *v;
+	uint64_t revoked[ZDEV_MAX_DEVICES];
+};
+
+static bool sync_entry(uint64_t vpn, uint64_t *entry, void *arg)
+{
+	struct sync_walk *w = arg;
+	const uint64_t i = vpn - (w->v->addr >> PG_SHIFT), e = *entry;
+	uint64_t keep = e;
+
+	/* A moved page's protection is the program's again. */
+	if ((e & E_HELD_EXCL) == E_EXCL && !vma_none(w->v->vma[i]))
+		keep &= ~(E_EXCL | E_PFN_MASK);
+	for (unsigned int d = 0; d < ZDEV_MAX_DEVICES && (e & E_ATOMIC_ALL); d++) {
+		if (!(e & E_ATOMIC(d)) || held(w->v, i, d))
+			continue;
+		/* The CPU got the page back (the kernel's MMU_NOTIFY_CLEAR):
+		 * the device's entry goes. */
+		keep &= ~(E_ATOMIC(d) | E_MIRROR(d) | E_MIRROR_W(d));
+		atomic_fetch_add_explicit(&w->mm->cnt[d].exclusive_revokes, 1,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&w->mm->ds->dev[d].totals.exclusive_revokes, 1,
+					  memory_order_relaxed);
+		w->revoked[d]++;
+	}
+	*entry = keep;
+	return true;
+}
+
 /* Drops the tags the client's map no longer backs: the revocations its
- * handler made since we last looked. Caller holds mm->lock. */
+ * handler made since we last looked. Only pages with an entry can hold a
+ * tag, so a sparse range costs what it has, not what it spans. Caller
+ * holds mm->lock. */
 static void sync_locked(struct zmm *mm, const struct xview *v)
 {
 	const uint64_t vpn0 = v->addr >> PG_SHIFT;
-	uint64_t revoked[ZDEV_MAX_DEVICES] = { 0 };
+	struct sync_walk w = { .mm = mm, .v = v };
 
-	for (uint64_t i = 0; i < v->npages; i++) {
-		uint64_t e = ptable_get(&mm->pt, vpn0 + i), keep = e;
-
-		/* A moved page's protection is the program's again. */
-		if ((e & E_HELD_EXCL) == E_EXCL && !vma_none(v->vma[i]))
-			keep &= ~(E_EXCL | E_PFN_MASK);
-		if (!(e & E_ATOMIC_ALL)) {
-			if (keep != e)
-				ptable_set(&mm->pt, vpn0 + i, keep);
-			continue;
-		}
-		for (unsigned int d = 0; d < ZDEV_MAX_DEVICES; d++) {
-			if (!(e & E_ATOMIC(d)) || held(v, i, d))
-				continue;
-			/* The CPU got the page back (the kernel's
-			 * MMU_NOTIFY_CLEAR): the device's entry goes. */
-			keep &= ~(E_ATOMIC(d) | E_MIRROR(d) | E_MIRROR_W(d));
-			atomic_fetch_add_explicit(&mm->cnt[d].exclusive_revokes, 1,
-						  memory_order_relaxed);
-			atomic_fetch_add_explicit(&mm->ds->dev[d].totals.exclusive_revokes, 1,
-						  memory_order_relaxed);
-			revoked[d]++;
-		}
-		if (keep != e)
-			ptable_set(&mm->pt, vpn0 + i, keep);
-	}
+	ptable_walk(&mm->pt, vpn0, vpn0 + v->npages, sync_entry, &w);
 	if (tracing())
 		for (unsigned int d = 0; d < ZDEV_MAX_DEVICES; d++)
-			if (revoked[d])
-				trace_mark(TRACE_REVOKE, mm->pid, (int)d, v->addr, 0, revoked[d]);
+			if (w.revoked[d])
+				trace_mark(TRACE_REVOKE, mm->pid, (int)d, v->addr, 0, w.revoked[d]);
 }
 
 static unsigned int prot_of(const struct vma *m)
@@ -454,10 +462,26 @@ int excl_make_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_
 	return 0;
 }
 
+struct atomic_find {
+	unsigned int dev;
+	bool found;
+};
+
+/* Stops at the first entry the device holds for atomics. */
+static bool find_atomic(uint64_t vpn, uint64_t *entry, void *arg)
+{
+	struct atomic_find *f = arg;
+
+	(void)vpn;
+	f->found = *entry & E_ATOMIC(f->dev);
+	return !f->found;
+}
+
 /* A look only: other devices' holds stay as they are. */
 static int check_window(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages)
 {
 	const uint64_t vpn0 = addr >> PG_SHIFT;
+	struct atomic_find find = { .dev = dev };
 	struct xview v;
 	int ret;
 
@@ -466,24 +490,50 @@ static int check_window(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_
 		return ret;
 	pthread_mutex_lock(&mm->lock);
 	sync_locked(mm, &v);
-	for (uint64_t i = 0; i < npages && !ret; i++)
-		if (ptable_get(&mm->pt, vpn0 + i) & E_ATOMIC(dev))
-			ret = -EPERM;
+	ptable_walk(&mm->pt, vpn0, vpn0 + npages, find_atomic, &find);
+	ret = find.found ? -EPERM : 0;
 	pthread_mutex_unlock(&mm->lock);
 	view_free(&v);
 	return ret;
 }
 
+static bool found_entry(uint64_t vpn, uint64_t *entry, void *arg)
+{
+	(void)entry;
+	*(uint64_t *)arg = vpn;
+	return false;
+}
+
+/* The first page in [vpn, end) with an entry, or end. */
+static uint64_t next_entry(struct zmm *mm, uint64_t vpn, uint64_t end)
+{
+	uint64_t found = end;
+
+	pthread_mutex_lock(&mm->lock);
+	ptable_walk(&mm->pt, vpn, end, found_entry, &found);
+	pthread_mutex_unlock(&mm->lock);
+	return found;
+}
+
+/*
+ * Only a page with an entry can be held for atomics, or have a tag to drop:
+ * the windows start at such pages, so that a range costs what it holds, not
+ * what it spans (a range may span terabytes; the kernel's driver looks up
+ * each page, in memory, where we read the client's mappings).
+ */
 int excl_check_exclusive(struct zmm *mm, unsigned int dev, uint64_t addr, uint64_t npages,
 			 uint64_t dir)
 {
+	const uint64_t end = (addr >> PG_SHIFT) + npages;
+	uint64_t vpn = addr >> PG_SHIFT;
 	int ret = 0;
 
 	note_dir(mm, dir);
-	for (uint64_t done = 0; done < npages && !ret; done += XMAP_WINDOW) {
-		uint64_t n = npages - done < XMAP_WINDOW ? npages - done : XMAP_WINDOW;
+	while (!ret && (vpn = next_entry(mm, vpn, end)) < end) {
+		uint64_t n = end - vpn < XMAP_WINDOW ? end - vpn : XMAP_WINDOW;
 
-		ret = check_window(mm, dev, addr + done * PG_SIZE, n);
+		ret = check_window(mm, dev, vpn << PG_SHIFT, n);
+		vpn += n;
 	}
 	return ret;
 }

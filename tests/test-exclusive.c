@@ -469,6 +469,27 @@ START_TEST(many_pages_few_vmas)
 }
 END_TEST
 
+/* A check may span the whole address space: it costs what the device
+ * holds there, and finds the held pages however far they are. */
+START_TEST(check_over_terabytes)
+{
+	struct hmm_buffer *b = buffer_map(HMM_BUFFER_SIZE, PROT_READ | PROT_WRITE,
+					  MAP_PRIVATE | MAP_ANONYMOUS);
+	const unsigned long npages = HMM_BUFFER_SIZE >> page_shift;
+	const unsigned long below = (uintptr_t)b->ptr / page_size - 1;
+	const void *second_page = (const void *)(uintptr_t)page_size;
+
+	memset(b->ptr, 1, HMM_BUFFER_SIZE);
+	ASSERT_EQ_V(make_exclusive(dev, b, npages), 0);
+	ck_assert_msg(below > (1ul << 30), "the buffer is at %p, below 4 TiB", b->ptr);
+	ASSERT_EQ_V(zdev_check_exclusive(dev, second_page, below), 0);
+	ASSERT_EQ_V(zdev_check_exclusive(dev, second_page, below + 1), -EPERM);
+	ASSERT_EQ_V(zdev_check_exclusive(dev, second_page, below + npages), -EPERM);
+	ASSERT_EQ_V(zdev_check_exclusive(dev, (char *)b->ptr + HMM_BUFFER_SIZE, 1ul << 30), 0);
+	buffer_free(b);
+}
+END_TEST
+
 /* ---- device atomics ---- */
 
 #define NCOUNTERS 4
@@ -869,6 +890,7 @@ static Suite *exclusive_suite(void)
 	ADD_TEST(s, prior_segv_disposition);
 	ADD_TEST(s, sigaction_through_libzdev);
 	ADD_TEST(s, many_pages_few_vmas);
+	ADD_TEST(s, check_over_terabytes);
 	ADD_TEST(s, atomic_add_exact);
 	ADD_TEST(s, fork_while_touching);
 	ADD_TEST(s, grant_while_revoking);

@@ -427,6 +427,17 @@ static void session_seeds(void)
 		req(&in, ZMSG_OPEN, 1, 0, 0, 0, 0, FD_NONE);
 		req(&in, ZMSG_MIGRATE_TO_DEV, 1, 0x017a646576000000ull, 0x6d002000ull, 0, 0, FD_NONE);
 		write_seq("regress-coherent-huge-range", &in);
+		/* A check of exclusive access over terabytes, most of them
+		 * unmapped, short of the held pages and then over them:
+		 * zdevd read the mappings of every gigabyte in turn. */
+		in.len = 0;
+		handshake(&in);
+		req(&in, ZMSG_OPEN, 0, 0, 0, 0, 0, FD_NONE);
+		req(&in, ZMSG_EXCLUSIVE, 0, AT(32), 4, 0, XDIR, FD_NONE);
+		answer(&in, ZMSG_XMAP_DONE, 0);
+		req(&in, ZMSG_CHECK_EXCLUSIVE, 0, 0, 1ull << 33, 0, XDIR, FD_NONE);
+		req(&in, ZMSG_CHECK_EXCLUSIVE, 0, 0, 1ull << 35, 0, XDIR, FD_NONE);
+		write_seq("regress-check-exclusive-terabytes", &in);
 	}
 
 	/* Broken: the datagrams themselves. */
