@@ -11,6 +11,7 @@
 
 #include <check.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@
 #define NWORDS (NPAGES * PG_SIZE / 8)
 #define MIGRATORS 2
 #define FORKS 16
+#define KILLED_FORKS 8
 
 static struct zdevd_instance zd;
 
@@ -223,6 +225,46 @@ START_TEST(threads_migrate_while_forking)
 }
 END_TEST
 
+/*
+ * zdevd dies just before a fork: the fork's request to bring the pages home
+ * finds the connection broken, and the pages come home through libzdev's
+ * rescue instead, which the fork must wait for, or the child's copy of the
+ * pages only the device held would be zeros. A zdevd of the case's own,
+ * killed and started again each round.
+ */
+START_TEST(fork_as_zdevd_dies)
+{
+	struct zdevd_instance own;
+
+	for (unsigned int round = 0; round < KILLED_FORKS; round++) {
+		const uint64_t salt = 0x3c3c000000000000ull | round;
+		struct zdev_result res = { 0 };
+		uint64_t *buf = map_filled(salt);
+		struct zdev *d;
+		pid_t pid;
+
+		if (round)
+			zdevd_restart(&own, NULL);
+		else
+			zdevd_start_without_ptrace(&own, NULL);
+		ck_assert_int_eq(zdev_open(NULL, 0, &d), 0);
+		ck_assert_int_eq(zdev_migrate_to_device(d, buf, NPAGES, &res), 0);
+		ck_assert_uint_eq(res.cpages, NPAGES);
+		kill(own.pid, SIGKILL);
+		pid = fork();
+		if (pid == 0)
+			_exit(first_bad_word(buf, salt) >= 0);
+		ck_assert_int_eq(waitpid(own.pid, NULL, 0), own.pid);
+		wait_child_ok(pid, "fork as zdevd dies");
+		ck_assert_int_eq(first_bad_word(buf, salt), -1);
+		zdev_close(d);
+		munmap(buf, NPAGES * PG_SIZE);
+	}
+	unlink(own.socket_path);
+	rmdir(own.dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("fork-without-events");
@@ -234,6 +276,7 @@ int main(void)
 		       NULL, 60);
 	check_add_case(s, "threads_migrate_while_forking", threads_migrate_while_forking, NULL,
 		       NULL, 120);
+	check_add_case(s, "fork_as_zdevd_dies", fork_as_zdevd_dies, NULL, NULL, 120);
 	if (why) {
 		srunner_free(srunner_create(s));
 		return check_skip_all("%s", why);

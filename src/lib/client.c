@@ -53,6 +53,8 @@ static atomic_int forks_without_event;
 static __thread bool fork_counted;
 /* How long a fork child whose claim failed waits to see zdevd exit. */
 #define FORK_CLAIM_WAIT_MS 2000
+/* How long a fork without an event waits for pages zdevd did not bring home. */
+#define FORK_HOME_WAIT_MS 2000
 /* The connection whose lock this thread's fork holds (a fork event's). */
 static __thread struct client *fork_locked;
 /* Our uffd serves kernel-mode faults: it was made without
@@ -471,6 +473,8 @@ void client_atfork_prepare(void)
 {
 	struct client *c;
 	union zmsg req, rep;
+	bool failed;
+	int ret;
 
 	atomic_store_explicit(&forking_pid, getpid(), memory_order_relaxed);
 	pthread_mutex_lock(&sessions_lock);
@@ -494,16 +498,22 @@ void client_atfork_prepare(void)
 	 * zdevd will get no fork event: the child's copy of every mapping
 	 * loses its registration, and a page left on the device would read as
 	 * zeros there. Nothing goes out from now on (client_call_fd), and
-	 * every page comes home. A failure leaves nothing to do: zdevd is
-	 * gone, and the rescue brings the pages home.
+	 * every page comes home. If that fails, zdevd is gone or going, and
+	 * pages come home as it exits or through the rescue, which may not
+	 * have begun yet: the connection breaks before zdevd's pidfd tells
+	 * the agent. The fork waits for them, or the child would read zeros.
 	 */
 	atomic_fetch_add(&forks_without_event, 1);
 	fork_counted = true;
 	zmsg_init(&req, ZMSG_FORK_PREPARE, 0);
 	pthread_mutex_lock(&c->lock);
-	client_call(c, &req, &rep, -1);
+	ret = client_call(c, &req, &rep, -1);
+	failed = ret != ZMSG_REPLY || rep.reply.status;
 	pthread_mutex_unlock(&c->lock);
 	client_put(c);
+	if (failed && rescue_fork_wait_home(FORK_HOME_WAIT_MS))
+		fprintf(stderr, "libzdev: zdevd went away as this process forked; the child may "
+				"miss pages left on a device\n");
 }
 
 void client_atfork_parent(void)

@@ -330,50 +330,80 @@ static const uint8_t *store_page(uint64_t id, uint64_t pfn)
 	return NULL;
 }
 
+/* A walk over the entries that name a page, skipping the table's holes (it
+ * is sparse, and its extents are found with lseek on table_fd). */
+struct table_walk {
+	const struct rescue_entry *table;
+	size_t n, i, extent_end;
+};
+
+static struct table_walk table_walk(const struct rescue_entry *table, size_t len)
+{
+	return (struct table_walk){ .table = table, .n = len / sizeof(*table) };
+}
+
+/* The next entry's index and page address; false after the last. */
+static bool table_next(struct table_walk *w, size_t *index, uint64_t *va)
+{
+	const size_t len = w->n * sizeof(*w->table);
+
+	for (;;) {
+		off_t off, end;
+
+		while (w->i < w->extent_end) {
+			uint64_t v = atomic_load_explicit(&w->table[w->i].vaddr,
+							  memory_order_acquire);
+
+			if (v & RESCUE_VALID) {
+				*index = w->i++;
+				*va = v & ~(PG_SIZE - 1);
+				return true;
+			}
+			w->i++;
+		}
+		off = lseek(table_fd, (off_t)(w->i * sizeof(*w->table)), SEEK_DATA);
+		if (off < 0 || (size_t)off >= len)
+			return false;
+		end = lseek(table_fd, off, SEEK_HOLE);
+		if (end < 0 || (size_t)end > len)
+			end = (off_t)len;
+		w->i = (size_t)off / sizeof(*w->table);
+		w->extent_end = (size_t)end / sizeof(*w->table);
+	}
+}
+
 /*
- * The pages the table names, skipping its holes (it is sparse), in *out of
- * room for *ncap (own_free's to free). Not from malloc: a thread of the
- * program may be forking, with malloc's locks held, and its fork waits for
- * us to read the fork event.
+ * The pages the table names, in *out of room for *ncap (own_free's to
+ * free). Not from malloc: a thread of the program may be forking, with
+ * malloc's locks held, and its fork waits for us to read the fork event.
  */
 static int gather_pages(const struct rescue_entry *table, size_t len, struct lost_page **out,
 			size_t *nout, size_t *ncap, size_t *unknown)
 {
+	struct table_walk w = table_walk(table, len);
 	struct lost_page *pages = NULL;
-	size_t n = 0, cap = 0;
-	off_t off = 0;
+	size_t n = 0, cap = 0, i;
+	uint64_t va;
 
-	while ((off = lseek(table_fd, off, SEEK_DATA)) >= 0 && (size_t)off < len) {
-		off_t end = lseek(table_fd, off, SEEK_HOLE);
+	while (table_next(&w, &i, &va)) {
+		const uint8_t *src = store_page(table[i].store, i % dev_pages);
 
-		if (end < 0 || (size_t)end > len)
-			end = (off_t)len;
-		for (size_t i = (size_t)off / sizeof(*table); i < (size_t)end / sizeof(*table); i++) {
-			uint64_t va = atomic_load_explicit(&table[i].vaddr, memory_order_acquire);
-			const uint8_t *src;
-
-			if (!(va & RESCUE_VALID))
-				continue;
-			src = store_page(table[i].store, i % dev_pages);
-			if (!src) {
-				(*unknown)++;
-				continue;
-			}
-			if (n == cap) {
-				size_t more = cap ? 2 * cap : 1024;
-				struct lost_page *p = own_realloc(pages, cap * sizeof(*p),
-								  more * sizeof(*p));
-
-				if (!p) {
-					own_free(pages, cap * sizeof(*p));
-					return -ENOMEM;
-				}
-				pages = p;
-				cap = more;
-			}
-			pages[n++] = (struct lost_page){ .vaddr = va & ~(PG_SIZE - 1), .src = src };
+		if (!src) {
+			(*unknown)++;
+			continue;
 		}
-		off = end;
+		if (n == cap) {
+			size_t more = cap ? 2 * cap : 1024;
+			struct lost_page *p = own_realloc(pages, cap * sizeof(*p), more * sizeof(*p));
+
+			if (!p) {
+				own_free(pages, cap * sizeof(*p));
+				return -ENOMEM;
+			}
+			pages = p;
+			cap = more;
+		}
+		pages[n++] = (struct lost_page){ .vaddr = va, .src = src };
 	}
 	*out = pages;
 	*nout = n;
@@ -678,6 +708,44 @@ void rescue_fork_begin(void)
 	munmap(table, len);
 out_unlock:
 	pthread_mutex_unlock(&rescue_lock);
+}
+
+#define FORK_WAIT_STEP_MS 2
+
+static bool table_names_pages(void)
+{
+	const size_t len = (size_t)ndevices * dev_pages * sizeof(struct rescue_entry);
+	struct table_walk w;
+	void *table;
+	uint64_t va;
+	size_t i;
+	bool some;
+
+	table = mmap(NULL, len, PROT_READ, MAP_SHARED, table_fd, 0);
+	if (table == MAP_FAILED)
+		return true;
+	w = table_walk(table, len);
+	some = table_next(&w, &i, &va);
+	munmap(table, len);
+	return some;
+}
+
+int rescue_fork_wait_home(int wait_ms)
+{
+	/* rescue_lock is the rescue's for all its run: a rescue under way
+	 * is waited for here; one yet to begin is looked for again. */
+	for (int waited = 0;; waited += FORK_WAIT_STEP_MS) {
+		bool home;
+
+		pthread_mutex_lock(&rescue_lock);
+		home = agent_for != getpid() || rescued || table_fd < 0 || !table_names_pages();
+		pthread_mutex_unlock(&rescue_lock);
+		if (home)
+			return 0;
+		if (waited >= wait_ms)
+			return -ETIMEDOUT;
+		poll(NULL, 0, FORK_WAIT_STEP_MS);
+	}
 }
 
 static void forget_fork_pages(void)

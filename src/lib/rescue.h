@@ -73,6 +73,13 @@ void rescue_fork_returned(void);
 void rescue_fork_begin(void);
 void rescue_fork_parent(void);
 void rescue_fork_child(bool daemon_gone);
+/*
+ * Before a fork that zdevd gets no event of, whose request to bring every
+ * page home failed (zdevd is gone, or going): waits up to wait_ms until
+ * no page is left on a device, because zdevd brought it home or the rescue
+ * did. 0; -ETIMEDOUT if pages are left. Takes no lock a rescue waits for.
+ */
+int rescue_fork_wait_home(int wait_ms);
 /* In a fork child before rescue_fork_child(): pages were on a device when
  * the parent forked, which the child loses if zdevd dies before its claim. */
 bool rescue_fork_has_pages(void);
