@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -101,9 +102,71 @@ static void stress_step(void)
 #define PM_SOFT_DIRTY	(1ull << 55)
 
 /*
+ * evict backs off from pages that come back. Soft-dirty bits see writes,
+ * not reads: a page the program only reads looks idle every round, and
+ * moved every round it would fault back every round. So each page has a
+ * heat, and a page of heat h moves only in every 2^h-th round. A page back
+ * within HEAT_SOON rounds of its move was in use, and heats up; one that
+ * stayed away longer was idle, and cools. Only a page's return tells: a
+ * round may well come before the program's next touch of a page in use.
+ * Page vpn's heat is kept in slot vpn % HEAT_SLOTS, shared by pages 4 GiB
+ * apart: a policy, not an account.
+ */
+#define HEAT_SLOTS	(1u << 20)
+#define HEAT_MAX	10		/* moved at most every 1024th round */
+#define HEAT_SOON	8
+#define HEAT_MASK	0xfu
+#define MOVED_SHIFT	4		/* the round of the move, mod 2^11 */
+#define MOVED_MASK	0x7ffu
+#define MOVED		0x8000u		/* moved, not seen back yet */
+
+static uint16_t *heat;
+static uint64_t evict_rounds;
+
+static void heat_init(void)
+{
+	const size_t len = HEAT_SLOTS * sizeof(*heat);
+	void *p;
+
+	if (heat)
+		return;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return;	/* no back-off: every idle page moves */
+	ranges_exclude((uint64_t)(uintptr_t)p, (uint64_t)(uintptr_t)p + len);
+	heat = p;
+}
+
+/* Whether the page moves this round, given its pagemap entry. */
+static bool evict_page(uint64_t vpn, uint64_t pm)
+{
+	const bool idle = (pm & (PM_PRESENT | PM_SOFT_DIRTY)) == PM_PRESENT;
+	uint16_t *slot = heat ? &heat[vpn % HEAT_SLOTS] : NULL;
+	unsigned int h;
+
+	if (!slot)
+		return idle;
+	h = *slot & HEAT_MASK;
+	if ((*slot & MOVED) && (pm & PM_PRESENT)) {
+		unsigned int away = (unsigned int)(evict_rounds - (*slot >> MOVED_SHIFT)) & MOVED_MASK;
+
+		if (away <= HEAT_SOON)
+			h += h < HEAT_MAX;
+		else
+			h -= h > 0;
+		*slot = (uint16_t)h;
+	}
+	if (!idle || (evict_rounds & ((1ull << h) - 1)))
+		return false;
+	*slot = (uint16_t)(MOVED | (evict_rounds & MOVED_MASK) << MOVED_SHIFT | h);
+	return true;
+}
+
+/*
  * evict: a page is idle when it was present and not written since the
- * soft-dirty bits were last cleared, idle_ms ago; every idle page of the
- * managed ranges goes to the device, and the bits are cleared again.
+ * soft-dirty bits were last cleared, idle_ms ago; the idle pages of the
+ * managed ranges that are not too hot go to the device, and the bits are
+ * cleared again.
  */
 static void evict_range(int pagemap, uint64_t start, uint64_t end)
 {
@@ -118,10 +181,7 @@ static void evict_range(int pagemap, uint64_t start, uint64_t end)
 		if (got <= 0)
 			return;
 		for (uint64_t i = 0; i <= (uint64_t)got / sizeof(*pm); i++) {
-			bool idle = i < (uint64_t)got / sizeof(*pm) &&
-				    (pm[i] & (PM_PRESENT | PM_SOFT_DIRTY)) == PM_PRESENT;
-
-			if (idle)
+			if (i < (uint64_t)got / sizeof(*pm) && evict_page(pg_vpn(a) + i, pm[i]))
 				continue;
 			if (i > s && !ranges_excluded(a + s * PG_SIZE, a + i * PG_SIZE))
 				device_op(0, a + s * PG_SIZE, i - s);
@@ -146,6 +206,7 @@ static void evict_round(void)
 		/* "4": clear the soft-dirty bits of the whole process. */
 		if (write(clear, "4", 1) != 1)
 			atomic_store(&stop, true);
+		evict_rounds++;
 	}
 	if (pagemap >= 0)
 		close(pagemap);
@@ -210,8 +271,10 @@ static void *policy_main(void *arg)
 	sigfillset(&all);
 	sigdelset(&all, SIGSEGV);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	if (shim.env.policy == POLICY_EVICT)
+	if (shim.env.policy == POLICY_EVICT) {
+		heat_init();
 		evict_round();	/* clears the bits: the first idle period starts */
+	}
 	while (!wait_tick(tick)) {
 		if (now_ns() - last_scan >= SCAN_NS) {
 			ranges_scan(shim.env.min_bytes);
