@@ -80,6 +80,14 @@ struct loop {
 /* Completions of other kinds put off until the uffds had their batch. */
 #define LATER_MAX 64
 #define SERVED_HALF_NS 20000000ull
+/*
+ * After serving a uffd, the loop looks for completions without sleeping
+ * for this long before it blocks: a program that faults once faults again
+ * a few microseconds after its wake-up, and a loop asleep by then adds its
+ * own wake-up to that fault. Only with a second CPU, where the program runs
+ * meanwhile.
+ */
+#define FAULT_SPIN_NS 30000ull
 
 #define HELD_WAIT_MIN_NS 1000000ll
 #define HELD_WAIT_MAX_NS 64000000ll
@@ -599,9 +607,11 @@ static void ready_add(struct loop *l, struct watch *w)
 	l->ready[l->nready++] = w;
 }
 
-/* Serves up to SERVE_BATCH ready uffds, the least served lately first. */
-static void serve_ready(struct loop *l)
+/* Serves up to SERVE_BATCH ready uffds, the least served lately first:
+ * how many it served. */
+static unsigned int serve_ready(struct loop *l)
 {
+	unsigned int served = 0;
 	const uint64_t now = lathist_now_ns();
 
 	for (int k = 0; k < SERVE_BATCH && l->nready; k++) {
@@ -622,8 +632,10 @@ static void serve_ready(struct loop *l)
 		}
 		serve_uffd(l, w->mm);
 		w->served++;
+		served++;
 		arm(l, w);
 	}
+	return served;
 }
 
 /* ---- the loop ---- */
@@ -780,7 +792,9 @@ static void on_cqe(struct zdevd *d, struct loop *l, struct io_uring_cqe *cqe)
 
 int loop_run(struct zdevd *d)
 {
+	const bool spin = sysconf(_SC_NPROCESSORS_ONLN) > 1;
 	struct loop *l = d->loop;
+	uint64_t spin_until = 0;
 	int ret;
 
 	ret = arm(l, &l->listen_w) ?: arm(l, &l->sig_w) ?: arm(l, &l->wake_w);
@@ -791,8 +805,9 @@ int loop_run(struct zdevd *d)
 		unsigned int head, n = 0, nlater = 0;
 
 		/* Blocks in the kernel while idle: no CPU used. With uffds
-		 * still to serve it only looks for what completed meanwhile. */
-		if (l->nready)
+		 * still to serve, or right after serving some, it only looks
+		 * for what completed meanwhile. */
+		if (l->nready || (spin_until && lathist_now_ns() < spin_until))
 			ret = io_uring_submit_and_get_events(&l->ring);
 		else
 			ret = io_uring_submit_and_wait(&l->ring, 1);
@@ -813,7 +828,8 @@ int loop_run(struct zdevd *d)
 			n++;
 		}
 		io_uring_cq_advance(&l->ring, n);
-		serve_ready(l);
+		if (serve_ready(l) && spin)
+			spin_until = lathist_now_ns() + FAULT_SPIN_NS;
 		for (unsigned int i = 0; i < nlater; i++)
 			on_cqe(d, l, &later[i]);
 	}
