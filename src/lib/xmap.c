@@ -174,14 +174,19 @@ static bool claim(xstate *sp, bool may_unpin, uint16_t *was)
  * exclusive", the program's own protection stays). */
 static void release_claimed(xstate *sp, size_t n, bool forget)
 {
+	/* Counted before any page shows WAS: a thread whose fault finds WAS
+	 * must find this revocation counted too, or it would take its retry
+	 * of the access, faulted before this revocation restored the page,
+	 * for a second fault with none in between: a real one. */
+	atomic_fetch_add(&revoke_gen, 1);
 	for (size_t i = 0; i < n; i++) {
 		uint16_t s = atomic_load_explicit(&sp[i], memory_order_relaxed);
 
-		/* release: whoever sees WAS sees the protection restored. */
+		/* release: whoever sees WAS sees the protection restored,
+		 * and the count above. */
 		atomic_store_explicit(&sp[i], forget ? 0 : (uint16_t)(XS_WAS | (s & XS_PROT_MASK)),
 				      memory_order_release);
 	}
-	atomic_fetch_add(&revoke_gen, 1);
 	wake_all();
 }
 
