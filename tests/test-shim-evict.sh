@@ -8,43 +8,16 @@
 # Needs userfaultfd (a private zdevd): skipped (77) where zdevd cannot start.
 set -u
 top=$(cd "${top_builddir:-.}" && pwd)
-zr=$top/zdev-run
 prog=$top/tests/reread-prog
-shim=$top/.libs/libzdev-preload.so
-for f in "$zr" "$top/zdevd" "$shim" "$prog"; do
-	[ -e "$f" ] || { echo "FAIL: $f is not built"; exit 1; }
-done
-if ldd "$shim" | grep -q -e libasan -e libtsan -e libubsan; then
-	echo "SKIP: the shim is built with a sanitizer, which cannot be preloaded into these programs"
-	exit 77
-fi
-
-tmp=$(mktemp -d /tmp/zdev-evict-test-XXXXXX) || exit 99
-trap 'rm -rf "$tmp"' EXIT
-unset ZDEV_POLICY ZDEV_SEED ZDEV_STATS_DIR ZDEV_SOCKET ZDEVD LD_PRELOAD ZDEV_STATS
-mkdir "$tmp/xdg" && chmod 700 "$tmp/xdg"
-export XDG_RUNTIME_DIR="$tmp/xdg" ZDEV_PRELOAD="$shim" ZDEV_IDLE_MS=30
-
-"$zr" --quiet -- true 2>"$tmp/start.err"
-if [ $? = 125 ]; then
-	echo "SKIP: zdev-run cannot start a private zdevd here: $(cat "$tmp/start.err")"
-	exit 77
-fi
+. "$(dirname "$0")/shim-test.sh"
+shim_test_start evict "$prog"
+export ZDEV_IDLE_MS=30
 . "$(dirname "$0")/moving-policy.sh"
 why=$(moving_policy_unavailable "$zr")
 if [ -n "$why" ]; then
 	echo "SKIP: evict moves nothing for this user, which this test is about: $why"
 	exit 77
 fi
-
-json() { # key file
-	sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" "$2"
-}
-failed=0
-fail() {
-	echo "FAIL: $*"
-	failed=1
-}
 
 mib=4 seconds=3 pages=1024 most_faults_per_page=12
 "$prog" $mib $seconds >"$tmp/native.out" || fail "reread-prog failed natively"

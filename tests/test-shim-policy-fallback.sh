@@ -7,33 +7,10 @@
 # gives without zdev. Needs userfaultfd: skipped (77) where zdevd cannot start.
 set -u
 top=$(cd "${top_builddir:-.}" && pwd)
-zr=$top/zdev-run
-shim=$top/.libs/libzdev-preload.so
-for f in "$zr" "$top/zdevd" "$shim"; do
-	[ -e "$f" ] || { echo "FAIL: $f is not built"; exit 1; }
-done
-if ldd "$shim" | grep -q -e libasan -e libtsan -e libubsan; then
-	echo "SKIP: the shim is built with a sanitizer, which cannot be preloaded into these programs"
-	exit 77
-fi
+. "$(dirname "$0")/shim-test.sh"
+shim_test_start fallback
+export ZDEV_RATE=500 ZDEV_IDLE_MS=100
 
-tmp=$(mktemp -d /tmp/zdev-fallback-test-XXXXXX) || exit 99
-trap 'rm -rf "$tmp"' EXIT
-unset ZDEV_POLICY ZDEV_SEED ZDEV_STATS_DIR ZDEV_SOCKET ZDEVD LD_PRELOAD ZDEV_STATS
-mkdir "$tmp/xdg" && chmod 700 "$tmp/xdg"
-export XDG_RUNTIME_DIR="$tmp/xdg" ZDEV_PRELOAD="$shim" ZDEV_RATE=500 ZDEV_IDLE_MS=100
-
-"$zr" --quiet -- true 2>"$tmp/start.err"
-if [ $? = 125 ]; then
-	echo "SKIP: zdev-run cannot start a private zdevd here: $(cat "$tmp/start.err")"
-	exit 77
-fi
-
-failed=0
-fail() {
-	echo "FAIL: $*"
-	failed=1
-}
 . "$(dirname "$0")/moving-policy.sh"
 why=$(moving_policy_unavailable "$zr")
 if [ -n "$why" ]; then

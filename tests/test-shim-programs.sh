@@ -9,31 +9,10 @@
 # Needs userfaultfd (a private zdevd): skipped (77) where zdevd cannot start.
 set -u
 top=$(cd "${top_builddir:-.}" && pwd)
-zr=$top/zdev-run
-shim=$top/.libs/libzdev-preload.so
-for f in "$zr" "$top/zdevd" "$shim"; do
-	[ -e "$f" ] || { echo "FAIL: $f is not built"; exit 1; }
-done
-# A shim built with a sanitizer needs its runtime loaded first, which an
-# uninstrumented program does not have.
-if ldd "$shim" | grep -q -e libasan -e libtsan -e libubsan; then
-	echo "SKIP: the shim is built with a sanitizer, which cannot be preloaded into these programs"
-	exit 77
-fi
-
-tmp=$(mktemp -d /tmp/zdev-shim-test-XXXXXX) || exit 99
-trap 'rm -rf "$tmp"' EXIT
-unset ZDEV_POLICY ZDEV_SEED ZDEV_STATS_DIR ZDEV_SOCKET ZDEVD LD_PRELOAD ZDEV_STATS
-mkdir "$tmp/xdg" && chmod 700 "$tmp/xdg"
-export XDG_RUNTIME_DIR="$tmp/xdg" ZDEV_PRELOAD="$shim"
+. "$(dirname "$0")/shim-test.sh"
+shim_test_start shim
 # Stress often, and call a page idle soon, so that short programs see both.
 export ZDEV_RATE=200 ZDEV_IDLE_MS=250
-
-"$zr" --quiet -- true 2>"$tmp/start.err"
-if [ $? = 125 ]; then
-	echo "SKIP: zdev-run cannot start a private zdevd here: $(cat "$tmp/start.err")"
-	exit 77
-fi
 
 . "$(dirname "$0")/moving-policy.sh"
 why=$(moving_policy_unavailable "$zr")
@@ -42,11 +21,6 @@ if [ -n "$why" ]; then
 	exit 77
 fi
 
-failed=0
-fail() {
-	echo "FAIL: $*"
-	failed=1
-}
 # The programs, shared with bench/shim-bench.sh.
 . "$(dirname "$0")/shim-programs.sh"
 for p in $(shim_missing); do fail "$p is not installed (setup.sh installs it)"; done
@@ -55,9 +29,6 @@ shim_programs >"$tmp/programs"
 
 moved_stress=0
 moved_evict=0
-json() { # key file
-	sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" "$2"
-}
 while IFS='	' read -r name input compare cmd; do
 	shim_prepare "$tmp" "$input"
 	(cd "$tmp" && sh -c "$cmd") >"$tmp/native.out" 2>/dev/null
