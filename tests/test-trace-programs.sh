@@ -8,40 +8,10 @@
 set -u
 top=$(cd "${top_builddir:-.}" && pwd)
 srcdir=$(cd "$(dirname "$0")" && pwd)
-zr=$top/zdev-run
-shim=$top/.libs/libzdev-preload.so
-for f in "$zr" "$top/zdevd" "$shim"; do
-	[ -e "$f" ] || { echo "FAIL: $f is not built"; exit 1; }
-done
 command -v python3 >/dev/null || { echo "FAIL: python3 is not installed (setup.sh installs it)"; exit 1; }
-# A shim built with a sanitizer needs its runtime loaded first, which an
-# uninstrumented program does not have.
-if ldd "$shim" | grep -q -e libasan -e libtsan -e libubsan; then
-	echo "SKIP: the shim is built with a sanitizer, which cannot be preloaded into python3"
-	exit 77
-fi
-
-tmp=$(mktemp -d /tmp/zdev-trace-test-XXXXXX) || exit 99
-trap 'rm -rf "$tmp"' EXIT
-unset ZDEV_POLICY ZDEV_SEED ZDEV_STATS_DIR ZDEV_SOCKET ZDEVD LD_PRELOAD ZDEV_STATS
-mkdir "$tmp/xdg" && chmod 700 "$tmp/xdg"
-export XDG_RUNTIME_DIR="$tmp/xdg" ZDEV_PRELOAD="$shim"
+. "$srcdir/shim-test.sh"
+shim_test_start trace
 export ZDEV_RATE=200
-
-"$zr" --quiet -- true 2>"$tmp/start.err"
-if [ $? = 125 ]; then
-	echo "SKIP: zdev-run cannot start a private zdevd here: $(cat "$tmp/start.err")"
-	exit 77
-fi
-
-failed=0
-fail() {
-	echo "FAIL: $*"
-	failed=1
-}
-json() { # key file
-	sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" "$2"
-}
 
 # -- stress: the trace and the statistics of one run. (Where this user's
 # zdevd cannot give kernel-mode faults the policy falls back to none: both
