@@ -39,6 +39,10 @@
 #include "zmm.h"
 
 #define ACCESS_WINDOW 4096ul	/* pages a device access handles at once */
+/* Tries of an access window that met uffd events still unread (-EAGAIN),
+ * and the pause between them. */
+#define ACCESS_RETRIES 50
+#define ACCESS_RETRY_US 1000
 
 /* A connection logs one warning, about the first thing zdevd refused it: a
  * client that goes on sending what is refused does not fill the log. */
@@ -336,11 +340,21 @@ static int device_access(struct session *s, const struct zmsg_req *r, int type, 
 		uint64_t n = r->npages - done < ACCESS_WINDOW ? r->npages - done : ACCESS_WINDOW;
 		uint64_t addr = r->addr + done * PG_SIZE;
 
-		if (type == ZMSG_SNAPSHOT)
-			ret = mirror_snapshot(s->mm, r->device, addr, n, r->buf + done, &c);
-		else
-			ret = mirror_access(s->mm, r->device, addr, n, r->buf + done * PG_SIZE,
-					    type == ZMSG_WRITE, &c, &f);
+		for (int tries = 0;; tries++) {
+			if (type == ZMSG_SNAPSHOT)
+				ret = mirror_snapshot(s->mm, r->device, addr, n, r->buf + done, &c);
+			else
+				ret = mirror_access(s->mm, r->device, addr, n,
+						    r->buf + done * PG_SIZE, type == ZMSG_WRITE, &c,
+						    &f);
+			/* -EAGAIN: a page brought back met uffd events still
+			 * unread, and the wait gave up holding mm->lock, which
+			 * the loop may need to read them. The lock is free
+			 * now: the window again, which changes nothing twice. */
+			if (ret != -EAGAIN || tries == ACCESS_RETRIES)
+				break;
+			usleep(ACCESS_RETRY_US);
+		}
 		done += n;
 		*cpages += c;
 		*faults |= f;	/* one fault round for the whole range */
