@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -37,18 +38,40 @@ static void *touch_pages(void *arg)
 	return NULL;
 }
 
+/*
+ * Waits until the uffd is readable, for a second at most: 0 or -ETIMEDOUT.
+ * Where the fault thread looks for the next fault without sleeping for a
+ * while after serving one (loop.c), so does this: a fault it finds that way
+ * is delivered without its wake-up, and the part zdevd cannot see must not
+ * be larger here than there, or a modelled fault would end early.
+ */
+static int wait_readable(int uffd, bool spin)
+{
+	const uint64_t until = lathist_now_ns() + 1000000000ull;
+	struct pollfd p = { .fd = uffd, .events = POLLIN };
+
+	if (!spin)
+		return poll(&p, 1, 1000) == 1 ? 0 : -ETIMEDOUT;
+	while (poll(&p, 1, 0) != 1)
+		if (lathist_now_ns() > until)
+			return -ETIMEDOUT;
+	return 0;
+}
+
 /* Serves the toucher's SAMPLES faults; served[i]: the handler's own part
  * of each. 0 or -errno. */
 static int serve(int uffd, const void *page, uint64_t *served)
 {
+	const bool spin = sysconf(_SC_NPROCESSORS_ONLN) > 1;
+
 	for (int i = 0; i < SAMPLES; i++) {
-		struct pollfd p = { .fd = uffd, .events = POLLIN };
 		struct uffdio_copy copy = { .src = (uintptr_t)page, .len = PG_SIZE };
 		struct uffd_msg msg;
 		uint64_t t0;
+		int ret = wait_readable(uffd, spin);
 
-		if (poll(&p, 1, 1000) != 1)
-			return -ETIMEDOUT;
+		if (ret)
+			return ret;
 		if (read(uffd, &msg, sizeof(msg)) != sizeof(msg))
 			return -EIO;
 		t0 = lathist_now_ns();
