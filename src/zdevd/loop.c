@@ -52,17 +52,27 @@ struct watch {
 	struct watch *next_held;
 };
 
+/* Ready uffds served before the loop looks for new completions. */
+#define SERVE_BATCH 4
+/* Completions of other kinds put off until the uffds had their batch, and
+ * how many of them are handled before the loop looks for faults again. */
+#define LATER_MAX 64
+#define LATER_BATCH 4
+
 struct loop {
 	struct zdevd *d;
 	struct io_uring ring;
 	int sigfd, wakefd;
 	struct watch listen_w, sig_w, wake_w;
 	struct watch *clients;	/* uffd, pidfd and session watches, loop thread only */
-	pthread_mutex_t lock;	/* queued, rearm */
-	/* from other threads: an mm to watch, or a session to forget */
-	struct queued { struct zmm *mm; struct session *s; struct queued *next; } *queued;
-	/* from workers: sessions whose connection to poll again */
-	struct session *rearm;
+	/*
+	 * Notes from other threads, newest first: an mm to watch or a session
+	 * to forget, and the sessions whose connection to poll again. Pushed
+	 * without a lock: a worker runs at a lower priority, and one preempted
+	 * holding a lock the loop wanted would delay every fault (workers.c).
+	 */
+	struct queued { struct zmm *mm; struct session *s; struct queued *next; } *_Atomic queued;
+	struct session *_Atomic rearm;
 	/* Held sessions (--client-pending), looked at by a timer that runs
 	 * only while there are any, less often the longer none resumes. */
 	struct watch *held;
@@ -73,12 +83,12 @@ struct loop {
 	 * served a few at a time, those served least lately first. */
 	struct watch **ready;
 	unsigned int nready, ready_cap;
+	/* Completions of other kinds, oldest first, put off while uffds wait
+	 * (loop_run). */
+	struct io_uring_cqe later[LATER_MAX];
+	unsigned int later_first, nlater;
 };
 
-/* Ready uffds served before the loop looks for new completions. */
-#define SERVE_BATCH 4
-/* Completions of other kinds put off until the uffds had their batch. */
-#define LATER_MAX 64
 #define SERVED_HALF_NS 20000000ull
 /*
  * After serving a uffd, the loop looks for completions without sleeping
@@ -235,10 +245,11 @@ static int enqueue(struct loop *l, struct zmm *mm, struct session *s)
 		zmm_get(mm);
 	q->mm = mm;
 	q->s = s;
-	pthread_mutex_lock(&l->lock);
-	q->next = l->queued;
-	l->queued = q;
-	pthread_mutex_unlock(&l->lock);
+	/* release: the loop that takes q sees what it says */
+	q->next = atomic_load_explicit(&l->queued, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak_explicit(&l->queued, &q->next, q, memory_order_release,
+						      memory_order_relaxed))
+		;
 	/* The loop arms the polls itself: the ring has one submitter. */
 	if (write(l->wakefd, &one, sizeof(one)) != sizeof(one))
 		return -errno;
@@ -257,13 +268,15 @@ void loop_rearm_session(struct zdevd *d, struct session *s)
 	struct loop *l = d->loop;
 	uint64_t one = 1;
 
-	pthread_mutex_lock(&l->lock);
-	if (!s->rearm_queued) {
-		s->rearm_queued = true;
-		s->next_rearm = l->rearm;
-		l->rearm = s;
+	/* Once on the stack, it stays there until the loop has read its
+	 * link (drain_queue): only then may it be pushed again. */
+	if (!atomic_exchange(&s->rearm_queued, true)) {
+		s->next_rearm = atomic_load_explicit(&l->rearm, memory_order_relaxed);
+		while (!atomic_compare_exchange_weak_explicit(&l->rearm, &s->next_rearm, s,
+							      memory_order_release,
+							      memory_order_relaxed))
+			;
 	}
-	pthread_mutex_unlock(&l->lock);
 	if (write(l->wakefd, &one, sizeof(one)) != sizeof(one))
 		log_err("eventfd: %m");
 }
@@ -339,18 +352,18 @@ static void drain_queue(struct loop *l)
 
 	if (read(l->wakefd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		log_warn("eventfd: %m");
-	pthread_mutex_lock(&l->lock);
-	q = l->queued;
-	l->queued = NULL;
-	rearm = l->rearm;
-	l->rearm = NULL;
-	for (struct session *s = rearm; s; s = s->next_rearm)
-		s->rearm_queued = false;
-	pthread_mutex_unlock(&l->lock);
+	/* acquire: what the pushers wrote before their push */
+	rearm = atomic_exchange_explicit(&l->rearm, NULL, memory_order_acquire);
+	q = atomic_exchange_explicit(&l->queued, NULL, memory_order_acquire);
 	/* Before the notes to forget: a session forgotten right after it
 	 * was armed again is disarmed, not left polled. */
-	for (; rearm; rearm = rearm->next_rearm) {
+	for (struct session *next; rearm; rearm = next) {
 		struct watch *w = rearm->watch;
+
+		/* Its link read, it may be pushed again; what it asks after
+		 * that is seen here or at the next drain. */
+		next = rearm->next_rearm;
+		atomic_store(&rearm->rearm_queued, false);
 
 		if (!w || w->removing || w->armed)
 			continue;
@@ -701,7 +714,6 @@ int loop_create(struct zdevd *d)
 				  IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
 	if (ret)
 		goto err_close;
-	pthread_mutex_init(&l->lock, NULL);
 	l->listen_w = (struct watch){ .kind = W_LISTEN, .fd = d->listen_fd };
 	l->sig_w = (struct watch){ .kind = W_SIGNAL, .fd = l->sigfd };
 	l->wake_w = (struct watch){ .kind = W_WAKE, .fd = l->wakefd };
@@ -790,6 +802,21 @@ static void on_cqe(struct zdevd *d, struct loop *l, struct io_uring_cqe *cqe)
 	}
 }
 
+static void put_off(struct loop *l, const struct io_uring_cqe *cqe)
+{
+	l->later[(l->later_first + l->nlater++) % LATER_MAX] = *cqe;
+}
+
+/* The oldest completion put off. */
+static void handle_later(struct zdevd *d, struct loop *l)
+{
+	struct io_uring_cqe cqe = l->later[l->later_first];
+
+	l->later_first = (l->later_first + 1) % LATER_MAX;
+	l->nlater--;
+	on_cqe(d, l, &cqe);
+}
+
 int loop_run(struct zdevd *d)
 {
 	const bool spin = sysconf(_SC_NPROCESSORS_ONLN) > 1;
@@ -801,13 +828,14 @@ int loop_run(struct zdevd *d)
 	if (ret)
 		return ret;
 	while (!atomic_load(&d->stopping)) {
-		struct io_uring_cqe *cqe, later[LATER_MAX];
-		unsigned int head, n = 0, nlater = 0;
+		struct io_uring_cqe *cqe;
+		unsigned int head, n = 0;
 
 		/* Blocks in the kernel while idle: no CPU used. With uffds
-		 * still to serve, or right after serving some, it only looks
-		 * for what completed meanwhile. */
-		if (l->nready || (spin_until && lathist_now_ns() < spin_until))
+		 * or other completions still to handle, or right after
+		 * serving a uffd, it only looks for what completed
+		 * meanwhile. */
+		if (l->nready || l->nlater || (spin_until && lathist_now_ns() < spin_until))
 			ret = io_uring_submit_and_get_events(&l->ring);
 		else
 			ret = io_uring_submit_and_wait(&l->ring, 1);
@@ -821,18 +849,33 @@ int loop_run(struct zdevd *d)
 		io_uring_for_each_cqe(&l->ring, head, cqe) {
 			const struct watch *w = io_uring_cqe_get_data(cqe);
 
-			if ((w && w->kind == W_UFFD) || nlater == LATER_MAX)
+			if (w && w->kind == W_UFFD) {
 				on_cqe(d, l, cqe);
-			else
-				later[nlater++] = *cqe;
+			} else {
+				/* Full: the oldest goes first, so that a
+				 * watch's completions keep their order. */
+				if (l->nlater == LATER_MAX)
+					handle_later(d, l);
+				put_off(l, cqe);
+			}
 			n++;
 		}
 		io_uring_cq_advance(&l->ring, n);
 		if (serve_ready(l) && spin)
 			spin_until = lathist_now_ns() + FAULT_SPIN_NS;
-		for (unsigned int i = 0; i < nlater; i++)
-			on_cqe(d, l, &later[i]);
+		/*
+		 * A few at a time: a session kicked wakes a worker, and on a
+		 * busy machine the woken worker often takes this CPU from the
+		 * loop for a while; a fault that came meanwhile waits for
+		 * LATER_BATCH of those at most, not for every connection a
+		 * client opened in a loop.
+		 */
+		for (unsigned int i = 0; i < LATER_BATCH && l->nlater; i++)
+			handle_later(d, l);
 	}
+	/* What completed before the stop is handled, as it came. */
+	while (l->nlater)
+		handle_later(d, l);
 	return 0;
 }
 
@@ -857,7 +900,6 @@ void loop_destroy(struct zdevd *d)
 	}
 	close(l->sigfd);
 	close(l->wakefd);
-	pthread_mutex_destroy(&l->lock);
 	free(l);
 	d->loop = NULL;
 }

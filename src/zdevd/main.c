@@ -81,9 +81,6 @@ int main(int argc, char **argv)
 			return ZDEVD_EXIT_FAILURE;
 	}
 	pthread_mutex_init(&d.mms_lock, NULL);
-	pthread_mutex_init(&d.sessions_lock, NULL);
-	pthread_cond_init(&d.sessions_gone, NULL);
-	pthread_cond_init(&d.work, NULL);
 	probe_uffd(&d);
 	peer_check_capabilities(&d);
 	if (devset_init(&d.devs, &d.cfg.devs))
@@ -94,6 +91,13 @@ int main(int argc, char **argv)
 	if (ret) {
 		fprintf(stderr, "zdevd: event loop: %s\n", strerror(-ret));
 		goto out_close_socket;
+	}
+	/* The process ends on every failure below: the spawner, idle, ends
+	 * with it. */
+	ret = workers_init(&d);
+	if (ret) {
+		fprintf(stderr, "zdevd: workers: %s\n", strerror(-ret));
+		goto out_destroy_loop;
 	}
 	if (d.cfg.trace[0]) {
 		ret = trace_open(d.cfg.trace, &d.devs);

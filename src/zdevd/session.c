@@ -866,17 +866,14 @@ struct session *session_new(struct zdevd *d, int sock)
 	s->sock = sock;
 	s->pid = cred.pid;
 	s->uid = cred.uid;
-	pthread_mutex_lock(&d->sessions_lock);
 	s->next = d->sessions;
 	if (d->sessions)
 		d->sessions->prev = s;
 	d->sessions = s;
-	d->nsessions++;
-	pthread_mutex_unlock(&d->sessions_lock);
 	return s;
 }
 
-void session_free_locked(struct session *s)
+void session_free(struct session *s)
 {
 	struct zdevd *d = s->d;
 
@@ -886,19 +883,8 @@ void session_free_locked(struct session *s)
 		d->sessions = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
-	if (--d->nsessions == 0)
-		pthread_cond_broadcast(&d->sessions_gone);
 	if (s->mm)
 		zmm_put(s->mm);
 	close(s->sock);
 	free(s);
-}
-
-void session_free(struct session *s)
-{
-	struct zdevd *d = s->d;
-
-	pthread_mutex_lock(&d->sessions_lock);
-	session_free_locked(s);
-	pthread_mutex_unlock(&d->sessions_lock);
 }

@@ -9,6 +9,7 @@
  * for its zaps, a device access waiting for a fault) holds only its worker.
  */
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -17,7 +18,7 @@
 
 struct session {
 	struct zdevd *d;
-	struct session *prev, *next;	/* zdevd's list, under sessions_lock */
+	struct session *prev, *next;	/* zdevd's list, the loop's thread only */
 	int sock;
 	pid_t pid;
 	uid_t uid;
@@ -28,21 +29,25 @@ struct session {
 	bool warned;			/* the connection's one warning was logged */
 	struct zmm *mm;
 
-	/* scheduling, under d->sessions_lock */
-	bool busy;			/* a worker is serving it */
-	bool pending;			/* readable again while busy */
-	bool held;			/* past --client-pending: not read until
-					 * the client reads its replies */
-	bool ended;			/* the connection is over: the loop frees it */
-	struct session *next_ready;
+	/* Its turn (workers.c): SCHED_* bits, changed by the loop's kicks and
+	 * by the worker serving it. */
+	atomic_uint sched;
+	struct session *next_ready;	/* the workers' queue */
 
 	void *watch;			/* the loop's poll of sock, loop thread only */
-	struct session *next_rearm;	/* the loop's list to poll again, under its lock */
-	bool rearm_queued;		/* on that list, under its lock */
+	struct session *next_rearm;	/* the loop's stack to poll again */
+	atomic_bool rearm_queued;	/* on that stack */
 };
 
+#define SCHED_BUSY 1u		/* queued for a worker, or being served */
+#define SCHED_PENDING 2u	/* readable again while busy */
+#define SCHED_HELD 4u		/* past --client-pending: not read until the
+				 * client reads its replies */
+#define SCHED_ENDED 8u		/* the connection is over: the loop frees it */
+
 /* session.c */
-/* A session for an accepted connection, on zdevd's list; NULL when out of
+/* A session for an accepted connection, on zdevd's list (the loop's thread
+ * only, as is session_free()); NULL when out of
  * memory: the caller closes sock. A peer zdevd does not serve gets a
  * session all the same, whose every request is answered -EACCES. */
 struct session *session_new(struct zdevd *d, int sock);
@@ -57,7 +62,6 @@ int session_serve(struct session *s);
 bool session_may_resume(struct session *s);
 /* Off the list, its mm reference dropped, its socket closed. */
 void session_free(struct session *s);
-void session_free_locked(struct session *s);
 
 /* workers.c */
 /* The loop saw the socket readable, and polls it no more: have a worker

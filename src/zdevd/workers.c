@@ -4,12 +4,23 @@
  * readable, and a worker runs it until nothing waits. A worker is started
  * when none is idle, so a client that never answers (a migration waiting for
  * its ZAPPED forever) holds one worker and no one else's; an idle worker
- * ends after a while. Everything here is under d->sessions_lock.
+ * ends after a while.
+ *
+ * The loop serves every client's CPU faults, so it never waits for a worker:
+ * workers run at a lower priority, and one preempted while holding a lock
+ * the loop wanted would make every fault wait for it. The loop hands a
+ * session over without a lock (a push on the incoming stack and a post of
+ * a semaphore, neither of which can block), and never starts a thread (a
+ * thread's stack is mapped under zdevd's mmap lock, which another thread
+ * may hold): the spawner does. The workers' lock is theirs and the
+ * spawner's alone.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -25,55 +36,79 @@
  * it (nice levels above the loop's). */
 #define WORKER_NICE 10
 
-static void ready_push(struct zdevd *d, struct session *s)
+/* ---- the queue: pushed by the loop, taken by workers ---- */
+
+static void incoming_push(struct workers *w, struct session *s)
 {
-	s->next_ready = NULL;
-	if (d->ready_tail)
-		d->ready_tail->next_ready = s;
-	else
-		d->ready_head = s;
-	d->ready_tail = s;
+	struct session *head = atomic_load_explicit(&w->incoming, memory_order_relaxed);
+
+	/* seq_cst, like the idle count: a worker that announced itself idle
+	 * and then found the stack empty was counted by the loop's look at
+	 * the idle count after this push, and so was woken (workers_kick). */
+	do
+		s->next_ready = head;
+	while (!atomic_compare_exchange_weak(&w->incoming, &head, s));
 }
 
-static struct session *ready_pop(struct zdevd *d)
+/* The oldest waiting session, or NULL. Called locked. */
+static struct session *take(struct workers *w)
 {
-	struct session *s = d->ready_head;
+	struct session *s = atomic_exchange(&w->incoming, NULL), *oldest_first = NULL;
 
-	d->ready_head = s->next_ready;
-	if (!d->ready_head)
-		d->ready_tail = NULL;
+	/* The stack is newest first: reversed, it goes behind those taken
+	 * before, oldest first. */
+	while (s) {
+		struct session *next = s->next_ready;
+
+		s->next_ready = oldest_first;
+		oldest_first = s;
+		s = next;
+	}
+	if (oldest_first) {
+		if (w->tail)
+			w->tail->next_ready = oldest_first;
+		else
+			w->head = oldest_first;
+		while (oldest_first->next_ready)
+			oldest_first = oldest_first->next_ready;
+		w->tail = oldest_first;
+	}
+	s = w->head;
+	if (s) {
+		w->head = s->next_ready;
+		if (!w->head)
+			w->tail = NULL;
+	}
 	return s;
 }
 
-/* Serves s until it has nothing more, is held, or ends. Called and returns
- * locked. */
-static void run_session(struct zdevd *d, struct session *s)
+/* ---- a session's turn ---- */
+
+/* Serves s until it has nothing more, is held, or ends. */
+static void run_session(struct session *s)
 {
+	unsigned int busy = SCHED_BUSY;
 	int ret;
 
 	for (;;) {
-		pthread_mutex_unlock(&d->sessions_lock);
+		atomic_fetch_and(&s->sched, ~SCHED_PENDING);
 		ret = session_serve(s);
-		pthread_mutex_lock(&d->sessions_lock);
-		if (ret || !s->pending)
+		if (ret)
 			break;
-		/* A message came while we served: the loop saw it and left
-		 * it to us. */
-		s->pending = false;
+		/* Done, unless a kick came while we served: the loop saw the
+		 * socket readable again and left it to us. */
+		if (atomic_compare_exchange_strong(&s->sched, &busy, 0))
+			break;
+		busy = SCHED_BUSY;
 	}
-	s->busy = false;
-	s->pending = false;
 	if (ret == SESSION_HELD)
-		s->held = true;	/* the loop looks at it now and then */
+		atomic_store(&s->sched, SCHED_HELD);	/* the loop looks at it now and then */
 	else if (ret < 0)
-		s->ended = true;
-	pthread_mutex_unlock(&d->sessions_lock);
+		atomic_store(&s->sched, SCHED_ENDED);
 	if (ret < 0)
-		loop_forget_session(d, s);
+		loop_forget_session(s->d, s);
 	else
-		loop_rearm_session(d, s);
-	pthread_mutex_lock(&d->sessions_lock);
-	pthread_cond_broadcast(&d->sessions_gone);
+		loop_rearm_session(s->d, s);
 }
 
 /*
@@ -98,84 +133,155 @@ static void lower_priority(void)
 		log_dbg("worker: setpriority: %m");
 }
 
+/* Waits for a kick, idle: 0, or -ETIMEDOUT after IDLE_SECONDS. */
+static int wait_for_work(struct workers *w)
+{
+	struct timespec until;
+	int ret;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += IDLE_SECONDS;
+	atomic_fetch_add(&w->nidle, 1);
+	while ((ret = sem_timedwait(&w->work, &until)) && errno == EINTR)
+		;
+	ret = ret ? -errno : 0;
+	/* Before the caller looks at the queue again: a kick that found
+	 * this worker idle was not passed to the spawner. */
+	atomic_fetch_sub(&w->nidle, 1);
+	return ret;
+}
+
 static void *worker_main(void *arg)
 {
 	struct zdevd *d = arg;
+	struct workers *w = &d->workers;
+	bool timed_out = false;
 
 	lower_priority();
-	pthread_mutex_lock(&d->sessions_lock);
+	pthread_mutex_lock(&w->lock);
+	w->nstarting--;
 	for (;;) {
-		while (!d->ready_head && !d->workers_stop) {
-			struct timespec until;
-			int ret;
+		struct session *s = take(w);
 
-			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_sec += IDLE_SECONDS;
-			d->nidle++;
-			ret = pthread_cond_timedwait(&d->work, &d->sessions_lock, &until);
-			/* A kick moves a waiter from idle to claimed when it
-			 * signals, so that a second kick before that waiter
-			 * runs starts another worker rather than signal the
-			 * same one again; whoever wakes takes a claim, or else
-			 * leaves the idle count itself. */
-			if (d->claimed)
-				d->claimed--;
-			else
-				d->nidle--;
-			if (ret == ETIMEDOUT && !d->ready_head)
-				goto out_exit;
+		if (s) {
+			/* Others wait and nobody is idle: this one may be
+			 * long (a client that never answers), so another
+			 * worker starts for them. */
+			if ((w->head || atomic_load(&w->incoming)) && !atomic_load(&w->nidle))
+				sem_post(&w->spawn);
+			pthread_mutex_unlock(&w->lock);
+			run_session(s);
+			pthread_mutex_lock(&w->lock);
+			timed_out = false;
+			continue;
 		}
-		if (!d->ready_head)
+		if (timed_out || atomic_load(&w->stop))
 			break;
-		run_session(d, ready_pop(d));
+		pthread_mutex_unlock(&w->lock);
+		timed_out = wait_for_work(w) == -ETIMEDOUT;
+		pthread_mutex_lock(&w->lock);
 	}
-out_exit:
-	d->nworkers--;
-	pthread_cond_broadcast(&d->sessions_gone);
-	pthread_mutex_unlock(&d->sessions_lock);
+	w->nworkers--;
+	pthread_cond_broadcast(&w->gone);
+	pthread_mutex_unlock(&w->lock);
 	return NULL;
 }
 
 /* Called locked. */
 static void start_worker(struct zdevd *d)
 {
+	struct workers *w = &d->workers;
 	pthread_attr_t attr;
 	pthread_t t;
 
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, worker_main, d) == 0)
-		d->nworkers++;
-	else if (!d->nworkers)
-		/* Nothing will serve the queue until a worker ends idle
-		 * and another is started; say so. */
+	if (pthread_create(&t, &attr, worker_main, d) == 0) {
+		w->nworkers++;
+		w->nstarting++;
+	} else if (!w->nworkers) {
+		/* Nothing will serve the queue until the next kick starts a
+		 * worker; say so. */
 		log_err("cannot start a worker: requests wait");
+	}
 	pthread_attr_destroy(&attr);
 }
 
+/*
+ * Starts a worker when a kick found none idle and the session still waits
+ * (a worker done with its own may have taken it meanwhile). One at a time:
+ * a worker starting takes the next session, and a flood of kicks while it
+ * starts must not start one each.
+ */
+static void *spawner_main(void *arg)
+{
+	struct zdevd *d = arg;
+	struct workers *w = &d->workers;
+
+	for (;;) {
+		while (sem_wait(&w->spawn) && errno == EINTR)
+			;
+		if (atomic_load(&w->stop))
+			break;
+		pthread_mutex_lock(&w->lock);
+		if (!atomic_load(&w->nidle) && !w->nstarting &&
+		    (w->head || atomic_load(&w->incoming)))
+			start_worker(d);
+		pthread_mutex_unlock(&w->lock);
+	}
+	return NULL;
+}
+
+int workers_init(struct zdevd *d)
+{
+	struct workers *w = &d->workers;
+	int ret;
+
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->gone, NULL);
+	if (sem_init(&w->work, 0, 0) || sem_init(&w->spawn, 0, 0))
+		return -errno;
+	ret = -pthread_create(&w->spawner, NULL, spawner_main, d);
+	if (ret) {
+		sem_destroy(&w->spawn);
+		sem_destroy(&w->work);
+	}
+	return ret;
+}
+
+/* ---- the loop's side ---- */
+
 void workers_kick(struct session *s)
 {
-	struct zdevd *d = s->d;
+	struct workers *w = &s->d->workers;
+	unsigned int sched = atomic_load(&s->sched), want;
 
-	pthread_mutex_lock(&d->sessions_lock);
-	if (s->ended || d->workers_stop || s->held) {
-		/* nothing to do: an ended session's note to the loop frees
-		 * it, a held one is the loop's to look at */
-	} else if (s->busy) {
-		s->pending = true;
-	} else {
-		s->busy = true;
-		ready_push(d, s);
-		if (d->nidle) {
-			d->nidle--;
-			d->claimed++;
-			pthread_cond_signal(&d->work);
-		} else {
-			start_worker(d);
-		}
-	}
-	pthread_mutex_unlock(&d->sessions_lock);
+	do {
+		/* An ended session's note to the loop frees it; a held one
+		 * is the loop's to look at. */
+		if ((sched & (SCHED_ENDED | SCHED_HELD)) || atomic_load(&w->stop))
+			return;
+		want = sched & SCHED_BUSY ? sched | SCHED_PENDING : SCHED_BUSY;
+	} while (!atomic_compare_exchange_weak(&s->sched, &sched, want));
+	if (sched & SCHED_BUSY)
+		return;	/* its worker serves it again */
+	incoming_push(w, s);
+	sem_post(&w->work);
+	if (!atomic_load(&w->nidle))
+		sem_post(&w->spawn);
 }
+
+bool workers_held(struct session *s)
+{
+	return atomic_load(&s->sched) & SCHED_HELD;
+}
+
+void workers_resume(struct session *s)
+{
+	atomic_fetch_and(&s->sched, ~SCHED_HELD);
+}
+
+/* ---- shutdown ---- */
 
 /* How long a request in flight at shutdown may take to finish before its
  * connection is cut: only a client that stopped answering takes that long. */
@@ -192,67 +298,61 @@ static bool passed(const struct timespec *deadline)
 	       (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
 }
 
-bool workers_held(struct session *s)
+/* Every worker waiting is woken, and finds the stop. Called locked. */
+static void wake_all(struct workers *w)
 {
-	struct zdevd *d = s->d;
-	bool held;
-
-	pthread_mutex_lock(&d->sessions_lock);
-	held = s->held;
-	pthread_mutex_unlock(&d->sessions_lock);
-	return held;
-}
-
-void workers_resume(struct session *s)
-{
-	struct zdevd *d = s->d;
-
-	pthread_mutex_lock(&d->sessions_lock);
-	s->held = false;
-	pthread_mutex_unlock(&d->sessions_lock);
+	for (unsigned int i = 0; i < w->nworkers; i++)
+		sem_post(&w->work);
 }
 
 void workers_stop_all(struct zdevd *d)
 {
+	struct workers *w = &d->workers;
 	struct timespec deadline;
 
-	pthread_mutex_lock(&d->sessions_lock);
-	/* What is queued ends at once. A request in flight finishes first
-	 * (session_serve takes no other after it): cutting its connection
-	 * while the client answers it would lose what the answer says, a
-	 * zap done after zdevd stopped waiting among them. */
-	d->workers_stop = true;
+	/* The loop has stopped: the list of sessions is ours. What is queued
+	 * ends at once. A request in flight finishes first (session_serve
+	 * takes no other after it): cutting its connection while the client
+	 * answers it would lose what the answer says, a zap done after zdevd
+	 * stopped waiting among them. */
+	atomic_store(&w->stop, true);
+	sem_post(&w->spawn);
+	pthread_join(w->spawner, NULL);
 	for (struct session *s = d->sessions; s; s = s->next)
-		if (!s->busy)
+		if (!(atomic_load(&s->sched) & SCHED_BUSY))
 			shutdown(s->sock, SHUT_RDWR);
-	pthread_cond_broadcast(&d->work);
+	pthread_mutex_lock(&w->lock);
+	wake_all(w);
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += STOP_GRACE_SECONDS;
-	while (d->nworkers && !passed(&deadline)) {
+	while (w->nworkers && !passed(&deadline)) {
 		struct timespec until;
 
-		/* The loop has stopped; a request in flight may wait for a
-		 * uffd event to be read (its client's zap blocks in madvise
-		 * until it is): we read them meanwhile. */
-		pthread_mutex_unlock(&d->sessions_lock);
+		/* A request in flight may wait for a uffd event to be read
+		 * (its client's zap blocks in madvise until it is): we read
+		 * them meanwhile. */
+		pthread_mutex_unlock(&w->lock);
 		clients_serve_events(d);
-		pthread_mutex_lock(&d->sessions_lock);
+		pthread_mutex_lock(&w->lock);
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_nsec += EVENTS_EVERY_NS;
 		if (until.tv_nsec >= 1000000000) {
 			until.tv_sec++;
 			until.tv_nsec -= 1000000000;
 		}
-		if (d->nworkers)
-			pthread_cond_timedwait(&d->sessions_gone, &d->sessions_lock, &until);
+		if (w->nworkers)
+			pthread_cond_timedwait(&w->gone, &w->lock, &until);
 	}
 	/* A client that does not answer: its request fails now. */
 	for (struct session *s = d->sessions; s; s = s->next)
 		shutdown(s->sock, SHUT_RDWR);
-	while (d->nworkers)
-		pthread_cond_wait(&d->sessions_gone, &d->sessions_lock);
-	/* The loop has stopped: the sessions are ours to free. */
+	while (w->nworkers)
+		pthread_cond_wait(&w->gone, &w->lock);
+	pthread_mutex_unlock(&w->lock);
 	while (d->sessions)
-		session_free_locked(d->sessions);
-	pthread_mutex_unlock(&d->sessions_lock);
+		session_free(d->sessions);
+	sem_destroy(&w->spawn);
+	sem_destroy(&w->work);
+	pthread_cond_destroy(&w->gone);
+	pthread_mutex_destroy(&w->lock);
 }

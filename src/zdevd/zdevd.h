@@ -7,6 +7,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -35,6 +36,20 @@ struct zdevd_config {
 	gid_t group;
 };
 
+/* The workers that serve sessions (workers.c). */
+struct workers {
+	_Atomic(struct session *) incoming;	/* kicked by the loop, newest first */
+	sem_t work;			/* a post per session kicked */
+	sem_t spawn;			/* a kick found no worker idle */
+	atomic_uint nidle;		/* waiting for a kick */
+	atomic_bool stop;
+	pthread_t spawner;
+	pthread_mutex_t lock;		/* what follows; never the loop's */
+	struct session *head, *tail;	/* taken from incoming, oldest first */
+	unsigned int nworkers, nstarting;
+	pthread_cond_t gone;		/* a worker ended */
+};
+
 struct zdevd {
 	struct zdevd_config cfg;
 	struct devset devs;
@@ -42,14 +57,8 @@ struct zdevd {
 	bool listen_created;	/* zdevd made the socket file (not systemd) */
 	int devnode_ok;		/* /dev/userfaultfd can be handed to clients */
 
-	pthread_mutex_t sessions_lock;	/* the sessions and the workers */
-	struct session *sessions;
-	unsigned int nsessions;
-	pthread_cond_t sessions_gone;	/* a session or a worker is done */
-	struct session *ready_head, *ready_tail;	/* sessions waiting for a worker */
-	pthread_cond_t work;
-	unsigned int nworkers, nidle, claimed;	/* waiting: nidle + claimed */
-	bool workers_stop;
+	struct session *sessions;	/* the loop's thread only */
+	struct workers workers;
 
 	pthread_mutex_t mms_lock;	/* the list, and every mm's `next` */
 	struct zmm *mms;
@@ -86,8 +95,10 @@ void loop_rearm_session(struct zdevd *d, struct session *s);
  * pending uffd events and faults on the calling thread. */
 void loop_serve_events(struct zdevd *d, struct zmm *mm);
 
-/* workers.c: once the loop has stopped, ends every session (its request in
+/* workers.c: starts the thread that starts workers: 0 or -errno. Once the
+ * loop has stopped, workers_stop_all() ends every session (its request in
  * flight first), waits for the workers and frees the sessions. */
+int workers_init(struct zdevd *d);
 void workers_stop_all(struct zdevd *d);
 
 #endif
