@@ -22,9 +22,20 @@ void log_to_syslog(const char *ident);
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/*
+ * For what a client can make zdevd say at will, a line per connection it
+ * opens (a malformed message, a refusal): at most LOG_CLIENT_BURST such
+ * lines every LOG_CLIENT_INTERVAL_S seconds; the next line after a silent
+ * stretch first says how many were left out.
+ */
+#define LOG_CLIENT_BURST 20
+#define LOG_CLIENT_INTERVAL_S 5
+void log_client(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #define log_err(...)   log_msg(LOGL_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOGL_WARN, __VA_ARGS__)
 #define log_info(...)  log_msg(LOGL_INFO, __VA_ARGS__)
 #define log_dbg(...)   log_msg(LOGL_DEBUG, __VA_ARGS__)
+#define log_client_warn(...) log_client(LOGL_WARN, __VA_ARGS__)
 
 #endif

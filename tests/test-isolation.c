@@ -6,7 +6,8 @@
  * claim on a stranger's fork, a replayed ownership proof, and a store fd sent
  * back as a uffd. Each is refused or reaches only the sender's own memory;
  * the victim's bytes are checked after every attack, and zdevd logs one
- * warning per refused connection.
+ * warning per refused connection, and no more than a burst of them however
+ * often a client connects again to be refused.
  */
 #include "config.h"
 
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 #include "check-run.h"
+#include "log.h"
 #include "page.h"
 #include "proto.h"
 #include "uffd_compat.h"
@@ -629,6 +631,38 @@ START_TEST(store_fd_sent_back_is_refused)
 }
 END_TEST
 
+/* ---- the log ---- */
+
+/*
+ * A client that connects again and again, sending each time a message
+ * zdevd cannot read: each connection is closed, the log gets a burst of
+ * lines about it at most in each interval (an interval may end during the
+ * flood, hence two), and others are served meanwhile.
+ */
+START_TEST(reconnecting_client_does_not_flood_the_log)
+{
+	enum { CONNECTIONS = 200 };
+	const char junk = 0x5a;
+	unsigned int lines;
+
+	for (int i = 0; i < CONNECTIONS; i++) {
+		int fd = raw_connect();
+		char c;
+
+		ck_assert_int_eq(send(fd, &junk, 1, 0), 1);
+		ck_assert_msg(recv(fd, &c, 1, 0) == 0, "connection %d: not closed", i);
+		close(fd);
+	}
+	let_zdevd_log();
+	lines = log_lines_of(getpid());
+	ck_assert_msg(lines >= 1 && lines <= 2 * LOG_CLIENT_BURST,
+		      "%u lines about %d refused connections", lines, CONNECTIONS);
+	zdevd_still_serves();
+	/* The next test counts its own lines: a new interval for them. */
+	sleep(LOG_CLIENT_INTERVAL_S + 1);
+}
+END_TEST
+
 static Suite *isolation_suite(void)
 {
 	Suite *s = suite_create("isolation");
@@ -644,6 +678,8 @@ static Suite *isolation_suite(void)
 	check_add_case(s, "replayed_proof_is_refused", replayed_proof_is_refused, NULL, NULL, 60);
 	check_add_case(s, "store_fd_sent_back_is_refused", store_fd_sent_back_is_refused, NULL,
 		       NULL, 60);
+	check_add_case(s, "reconnecting_client_does_not_flood_the_log",
+		       reconnecting_client_does_not_flood_the_log, NULL, NULL, 60);
 	return s;
 }
 

@@ -131,12 +131,12 @@ bool peer_admitted(const struct zdevd *d, int sock, const struct ucred *cred)
 		 * serving it gives it nothing. */
 		if (cred->uid == 0 || is_member(d, sock, cred))
 			return true;
-		log_warn("refusing pid %d: uid %u is not ours, nor root, nor in group %u",
-			 (int)cred->pid, (unsigned int)cred->uid, (unsigned int)d->cfg.group);
+		log_client_warn("refusing pid %d: uid %u is not ours, nor root, nor in group %u",
+				(int)cred->pid, (unsigned int)cred->uid, (unsigned int)d->cfg.group);
 		return false;
 	}
-	log_warn("refusing pid %d: uid %u is not ours (see --group)", (int)cred->pid,
-		 (unsigned int)cred->uid);
+	log_client_warn("refusing pid %d: uid %u is not ours (see --group)", (int)cred->pid,
+			(unsigned int)cred->uid);
 	return false;
 }
 

@@ -45,12 +45,13 @@
 #define ACCESS_RETRY_US 1000
 
 /* A connection logs one warning, about the first thing zdevd refused it: a
- * client that goes on sending what is refused does not fill the log. */
+ * client that goes on sending what is refused does not fill the log, nor
+ * does one that connects again for each (log_client). */
 #define session_warn(s, fmt, ...)                                                      \
 	do {                                                                           \
 		if (!(s)->warned) {                                                    \
 			(s)->warned = true;                                            \
-			log_warn("pid %d: " fmt, (int)(s)->pid, ##__VA_ARGS__);        \
+			log_client_warn("pid %d: " fmt, (int)(s)->pid, ##__VA_ARGS__); \
 		}                                                                      \
 	} while (0)
 
