@@ -871,6 +871,7 @@ struct session *session_new(struct zdevd *d, int sock)
 	if (d->sessions)
 		d->sessions->prev = s;
 	d->sessions = s;
+	atomic_fetch_add_explicit(&d->nsessions, 1, memory_order_relaxed);
 	return s;
 }
 
@@ -888,4 +889,6 @@ void session_free(struct session *s)
 		zmm_put(s->mm);
 	close(s->sock);
 	free(s);
+	/* release: one that sees the count drop sees the session's mm let go */
+	atomic_fetch_sub_explicit(&d->nsessions, 1, memory_order_release);
 }

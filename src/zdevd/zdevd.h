@@ -58,6 +58,7 @@ struct zdevd {
 	int devnode_ok;		/* /dev/userfaultfd can be handed to clients */
 
 	struct session *sessions;	/* the loop's thread only */
+	atomic_uint nsessions;		/* on that list, for any thread to read */
 	struct workers workers;
 
 	pthread_mutex_t mms_lock;	/* the list, and every mm's `next` */

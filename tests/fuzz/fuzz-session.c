@@ -170,9 +170,8 @@ static void start_daemon(void)
 	log_set_level(verbose ? LOGL_DEBUG : LOGL_ERROR);
 	signal(SIGPIPE, SIG_IGN);
 	pthread_mutex_init(&d.mms_lock, NULL);
-	pthread_mutex_init(&d.sessions_lock, NULL);
-	pthread_cond_init(&d.sessions_gone, NULL);
-	pthread_cond_init(&d.work, NULL);
+	if (workers_init(&d))
+		die("the workers");
 	probe_uffd(&d);
 	if (devset_init(&d.devs, &d.cfg.devs))
 		die("the devices");
@@ -579,12 +578,7 @@ static void end_connection(struct input_state *st)
 
 static unsigned int sessions_now(void)
 {
-	unsigned int n;
-
-	pthread_mutex_lock(&d.sessions_lock);
-	n = d.nsessions;
-	pthread_mutex_unlock(&d.sessions_lock);
-	return n;
+	return atomic_load_explicit(&d.nsessions, memory_order_acquire);
 }
 
 /* zdevd shuts a connection down at once, and the loop frees its session
@@ -703,7 +697,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	make_fixed_fds();
 	for (unsigned int i = 0; i < d.devs.ndevices; i++)
 		refpool_get_stats(d.devs.dev[i].pool, &pool_baseline[i]);
-	sessions_baseline = d.nsessions;
+	sessions_baseline = sessions_now();
 	fds_baseline = fds_open();
 	return 0;
 }
