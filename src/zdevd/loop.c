@@ -283,11 +283,16 @@ void loop_rearm_session(struct zdevd *d, struct session *s)
 
 void loop_forget_session(struct zdevd *d, struct session *s)
 {
+	/* Once the note is out, the loop may free s at any moment. */
+	const pid_t pid = s->pid;
+	int ret;
+
 	/* Without memory for the note the poll stays, on a connection
 	 * shut down for good: its session is freed at shutdown. */
 	shutdown(s->sock, SHUT_RDWR);
-	if (enqueue(d->loop, NULL, s))
-		log_err("pid %d: out of memory ending its connection", (int)s->pid);
+	ret = enqueue(d->loop, NULL, s);
+	if (ret)
+		log_err("pid %d: ending its connection: %s", (int)pid, strerror(-ret));
 }
 
 static void arm_held_timer(struct loop *l)
@@ -841,6 +846,8 @@ int loop_run(struct zdevd *d)
 			ret = io_uring_submit_and_wait(&l->ring, 1);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
 			log_err("io_uring: %s", strerror(-ret));
+			/* What is in flight ends as at a stop. */
+			atomic_store(&d->stopping, true);
 			return ret;
 		}
 		/* Faults first: the rest (connections to accept, sessions to

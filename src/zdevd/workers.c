@@ -6,9 +6,9 @@
  * its ZAPPED forever) holds one worker and no one else's; an idle worker
  * ends after a while.
  *
- * The loop serves every client's CPU faults, so it never waits for a worker:
- * workers run at a lower priority, and one preempted while holding a lock
- * the loop wanted would make every fault wait for it. The loop hands a
+ * The loop serves every client's CPU faults, so it does not wait on the
+ * workers' bookkeeping: workers run at a lower priority, and one preempted
+ * while holding a lock the loop wanted would make every fault wait for it. The loop hands a
  * session over without a lock (a push on the incoming stack and a post of
  * a semaphore, neither of which can block), and never starts a thread (a
  * thread's stack is mapped under zdevd's mmap lock, which another thread
@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <semaphore.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -32,6 +33,10 @@
 #include "zdevd/session.h"
 
 #define IDLE_SECONDS 2
+/* wait_for_work() was posted to, but another worker took the session. */
+#define WOKEN_FOR_NOTHING ((struct session *)1)
+/* How soon the spawner tries again when it could not start a worker. */
+#define SPAWN_RETRY_NS 100000000l
 /* How much less CPU a worker is given than the event loop when both want
  * it (nice levels above the loop's). */
 #define WORKER_NICE 10
@@ -133,52 +138,64 @@ static void lower_priority(void)
 		log_dbg("worker: setpriority: %m");
 }
 
-/* Waits for a kick, idle: 0, or -ETIMEDOUT after IDLE_SECONDS. */
-static int wait_for_work(struct workers *w)
+/*
+ * Idle: the next session, at once if one came, or after a kick; NULL after
+ * IDLE_SECONDS without one. Called and returns locked.
+ *
+ * The idle count goes up before the queue is looked at again, and a kick
+ * pushes before it reads the count (both seq_cst): either the kick sees
+ * this worker idle and posts to it, or the look finds the kick's session.
+ */
+static struct session *wait_for_work(struct workers *w)
 {
 	struct timespec until;
-	int ret;
+	struct session *s;
+	int ret = 0;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += IDLE_SECONDS;
 	atomic_fetch_add(&w->nidle, 1);
-	while ((ret = sem_timedwait(&w->work, &until)) && errno == EINTR)
-		;
-	ret = ret ? -errno : 0;
-	/* Before the caller looks at the queue again: a kick that found
-	 * this worker idle was not passed to the spawner. */
+	s = take(w);
+	if (!s) {
+		pthread_mutex_unlock(&w->lock);
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += IDLE_SECONDS;
+		while ((ret = sem_clockwait(&w->work, CLOCK_MONOTONIC, &until)) && errno == EINTR)
+			;
+		pthread_mutex_lock(&w->lock);
+	}
+	/* Before the queue is looked at again: a kick that found this
+	 * worker idle asked no one else. */
 	atomic_fetch_sub(&w->nidle, 1);
-	return ret;
+	if (!s)
+		s = take(w);
+	if (!s && !ret)
+		s = WOKEN_FOR_NOTHING;
+	return s;
 }
 
 static void *worker_main(void *arg)
 {
 	struct zdevd *d = arg;
 	struct workers *w = &d->workers;
-	bool timed_out = false;
+	struct session *s;
 
 	lower_priority();
 	pthread_mutex_lock(&w->lock);
 	w->nstarting--;
-	for (;;) {
-		struct session *s = take(w);
-
-		if (s) {
-			/* Others wait and nobody is idle: this one may be
-			 * long (a client that never answers), so another
-			 * worker starts for them. */
-			if ((w->head || atomic_load(&w->incoming)) && !atomic_load(&w->nidle))
-				sem_post(&w->spawn);
-			pthread_mutex_unlock(&w->lock);
-			run_session(s);
-			pthread_mutex_lock(&w->lock);
-			timed_out = false;
-			continue;
+	for (s = take(w);; s = take(w)) {
+		if (!s && !atomic_load(&w->stop)) {
+			s = wait_for_work(w);
+			if (s == WOKEN_FOR_NOTHING)
+				continue;
 		}
-		if (timed_out || atomic_load(&w->stop))
+		if (!s)
 			break;
+		/* Others wait: this one may be long (a client that never
+		 * answers), so an idle worker is woken for them, or else
+		 * another started. */
+		if (w->head || atomic_load(&w->incoming))
+			sem_post(atomic_load(&w->nidle) ? &w->work : &w->spawn);
 		pthread_mutex_unlock(&w->lock);
-		timed_out = wait_for_work(w) == -ETIMEDOUT;
+		run_session(s);
 		pthread_mutex_lock(&w->lock);
 	}
 	w->nworkers--;
@@ -187,24 +204,23 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* Called locked. */
-static void start_worker(struct zdevd *d)
+/* 0, or -errno when no thread could be started. Called locked. */
+static int start_worker(struct zdevd *d)
 {
 	struct workers *w = &d->workers;
 	pthread_attr_t attr;
 	pthread_t t;
+	int ret;
 
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, worker_main, d) == 0) {
+	ret = -pthread_create(&t, &attr, worker_main, d);
+	if (!ret) {
 		w->nworkers++;
 		w->nstarting++;
-	} else if (!w->nworkers) {
-		/* Nothing will serve the queue until the next kick starts a
-		 * worker; say so. */
-		log_err("cannot start a worker: requests wait");
 	}
 	pthread_attr_destroy(&attr);
+	return ret;
 }
 
 /*
@@ -217,16 +233,36 @@ static void *spawner_main(void *arg)
 {
 	struct zdevd *d = arg;
 	struct workers *w = &d->workers;
+	bool failed = false;
 
 	for (;;) {
-		while (sem_wait(&w->spawn) && errno == EINTR)
+		struct timespec retry;
+
+		/* A session nobody serves has no kick to come for it: its
+		 * poll is off until it is served. So after a failure, try
+		 * again soon without one. */
+		clock_gettime(CLOCK_MONOTONIC, &retry);
+		retry.tv_nsec += SPAWN_RETRY_NS;
+		if (retry.tv_nsec >= 1000000000l) {
+			retry.tv_sec++;
+			retry.tv_nsec -= 1000000000l;
+		}
+		while ((failed ? sem_clockwait(&w->spawn, CLOCK_MONOTONIC, &retry)
+			       : sem_wait(&w->spawn)) && errno == EINTR)
 			;
 		if (atomic_load(&w->stop))
 			break;
 		pthread_mutex_lock(&w->lock);
 		if (!atomic_load(&w->nidle) && !w->nstarting &&
-		    (w->head || atomic_load(&w->incoming)))
-			start_worker(d);
+		    (w->head || atomic_load(&w->incoming))) {
+			int ret = start_worker(d);
+
+			if (ret && !failed)
+				log_err("cannot start a worker (%s): requests wait", strerror(-ret));
+			failed = ret;
+		} else {
+			failed = false;
+		}
 		pthread_mutex_unlock(&w->lock);
 	}
 	return NULL;
@@ -266,9 +302,10 @@ void workers_kick(struct session *s)
 	if (sched & SCHED_BUSY)
 		return;	/* its worker serves it again */
 	incoming_push(w, s);
-	sem_post(&w->work);
-	if (!atomic_load(&w->nidle))
-		sem_post(&w->spawn);
+	/* A post only where a worker waits for one (wait_for_work()): a
+	 * count of posts nobody waited for would wake idle workers for
+	 * nothing later, once each. */
+	sem_post(atomic_load(&w->nidle) ? &w->work : &w->spawn);
 }
 
 bool workers_held(struct session *s)
