@@ -605,3 +605,21 @@ void uffd_dev_wake(struct zmm *mm, uint64_t start, uint64_t end)
 
 	ioctl(mm->uffd, UFFDIO_WAKE, &r);
 }
+
+/*
+ * The kernel answers a copy through a uffd with ESRCH once the memory it
+ * serves has no users left, before it looks at the range. The copy asked
+ * here can never happen: its source, the second page of zdevd's address
+ * space, is below mmap_min_addr and never mapped, so a live process sees
+ * nothing (ENOENT where the destination is not registered, EEXIST where a
+ * page is there, EFAULT where the source is read).
+ */
+bool uffd_dev_mm_gone(const struct zmm *mm)
+{
+	struct uffdio_copy copy = {
+		.dst = 1ull << 30, .src = PG_SIZE, .len = PG_SIZE,
+		.mode = UFFDIO_COPY_MODE_DONTWAKE,
+	};
+
+	return ioctl(mm->uffd, UFFDIO_COPY, &copy) && errno == ESRCH;
+}

@@ -33,6 +33,9 @@ void uffd_dev_protect_runs(struct zmm *mm, uint64_t addr, uint64_t npages, const
 			   bool on);
 /* Wakes every thread waiting on a fault in [start, end). */
 void uffd_dev_wake(struct zmm *mm, uint64_t start, uint64_t end);
+/* Whether the memory mm's uffd serves is gone: its process exited or
+ * exec'd. For a process zdevd has no pid (so no pidfd) for. */
+bool uffd_dev_mm_gone(const struct zmm *mm);
 
 /*
  * The kernel's migrate_to_ram, with mm->lock held: copies the device-private

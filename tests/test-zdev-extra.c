@@ -25,6 +25,7 @@
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -406,6 +407,52 @@ START_TEST(fork_pool_back_to_baseline)
 	used = wait_pool_used(&zd, 0, base, 2000);
 	ck_assert_msg(used == base, "pool used %llu pages 2 s after both exited, baseline %llu", used,
 		      base);
+}
+END_TEST
+
+/* ---- a fork child that never claims its uffd ---- */
+
+/*
+ * A child forked by the raw system call, so that libzdev's fork handler does
+ * not run and it never claims the uffd its fork event brought zdevd, and
+ * gone at once. zdevd has no pid of it, hence no pidfd, yet its share of the
+ * parent's device pages goes back to the pool: without that, the pool never
+ * returned to its baseline.
+ */
+START_TEST(unclaimed_fork_child_lets_go_when_it_exits)
+{
+	unsigned long long base, used;
+	pid_t p;
+
+	SKIP_WITHOUT_FEATURE(ZDEV_FEATURE_FORK_SHARED);
+	base = pool_baseline(&zd, 0);
+	p = fork();
+	ck_assert_int_ne(p, -1);
+	if (p == 0) {
+		uint64_t *buf = map_pages(FORK_PAGES);
+		struct zdev_result res = { 0 };
+		struct zdev *d;
+		int status;
+		pid_t c;
+
+		fill_pattern(buf, FORK_PAGES, 4);
+		CHILD_CHECK(zdev_open(NULL, 0, &d) == 0, 2);
+		CHILD_CHECK(zdev_migrate_to_device(d, buf, FORK_PAGES, &res) == 0 &&
+				    res.cpages == FORK_PAGES,
+			    3);
+		c = (pid_t)syscall(SYS_fork);
+		if (c == 0)
+			_exit(0);
+		CHILD_CHECK(c > 0 && waitpid(c, &status, 0) == c, 4);
+		/* The parent's own share comes home with its data. */
+		CHILD_CHECK(zdev_migrate_to_system(d, buf, FORK_PAGES, &res) == 0, 5);
+		CHILD_CHECK(check_pattern(buf, 0, FORK_PAGES, 4) < 0, 6);
+		_exit(0);
+	}
+	wait_child_ok(p, "the forking process");
+	used = wait_pool_used(&zd, 0, base, 5000);
+	ck_assert_msg(used == base, "pool used %llu pages 5 s after both exited, baseline %llu",
+		      used, base);
 }
 END_TEST
 
@@ -1368,6 +1415,7 @@ static Suite *extra_suite(void)
 	ADD_TEST(s, exec_makes_a_new_client);
 	ADD_TEST(s, pool_exhaustion);
 	ADD_TEST(s, fork_pool_back_to_baseline);
+	ADD_TEST(s, unclaimed_fork_child_lets_go_when_it_exits);
 	ADD_TEST(s, sigkill_clients);
 	ADD_TEST(s, munmap_frees_device_pages);
 	ADD_TEST(s, mremap_moves_device_pages);

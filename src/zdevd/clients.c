@@ -10,6 +10,7 @@
 #include "store.h"
 #include "trace.h"
 #include "uffd_compat.h"
+#include "uffd_dev.h"
 #include "zdevd/clients.h"
 #include "zdevd/proof.h"
 #include "zmm.h"
@@ -178,6 +179,43 @@ static bool take_unclaimed(struct zdevd *d, struct zmm *child)
 	}
 	pthread_mutex_unlock(&d->mms_lock);
 	return taken;
+}
+
+unsigned int clients_reap_unclaimed(struct zdevd *d)
+{
+	struct zmm **children = NULL, *c;
+	unsigned int n = 0, left = 0;
+
+	/* Each with a reference, so that the probes run unlocked: a probe
+	 * may wait for the child's mmap lock. */
+	pthread_mutex_lock(&d->mms_lock);
+	for (c = d->unclaimed; c; c = c->next_unclaimed)
+		n++;
+	if (n)
+		children = calloc(n, sizeof(*children));
+	n = 0;
+	for (c = d->unclaimed; c && children; c = c->next_unclaimed) {
+		zmm_get(c);
+		children[n++] = c;
+	}
+	pthread_mutex_unlock(&d->mms_lock);
+	for (unsigned int i = 0; i < n; i++) {
+		c = children[i];
+		/* A claim that took it first found it alive. */
+		if (uffd_dev_mm_gone(c) && take_unclaimed(d, c)) {
+			log_info("a fork child of pid %d ended before it claimed its uffd",
+				 (int)c->parent_pid);
+			clients_exit(d, c);
+			zmm_put(c);	/* the list's */
+		}
+		zmm_put(c);
+	}
+	free(children);
+	pthread_mutex_lock(&d->mms_lock);
+	for (c = d->unclaimed; c; c = c->next_unclaimed)
+		left++;
+	pthread_mutex_unlock(&d->mms_lock);
+	return left;
 }
 
 struct zmm *clients_claim_fork(struct zdevd *d, pid_t pid, pid_t parent_pid,

@@ -61,6 +61,10 @@ struct zmm **clients_every(struct zdevd *d, bool unclaimed, size_t *n);
 void clients_serve_events(struct zdevd *d);
 /* Shutdown: every listed process's pages back to it, then off the list. */
 void clients_evict_all(struct zdevd *d);
+/* The children that ended unclaimed (killed before their first call into
+ * libzdev, or forked by a raw system call and gone) let go of the device
+ * pages they shared: how many children are left unclaimed. */
+unsigned int clients_reap_unclaimed(struct zdevd *d);
 /* Shutdown: the children never claimed get their device pages home, as
  * every listed process did, and are freed. */
 void clients_drop_unclaimed(struct zdevd *d);

@@ -33,7 +33,9 @@
 #include "zdevd/session.h"
 #include "zmm.h"
 
-enum watch_kind { W_LISTEN, W_SIGNAL, W_WAKE, W_UFFD, W_PIDFD, W_SESSION, W_HELD_TIMER };
+enum watch_kind {
+	W_LISTEN, W_SIGNAL, W_WAKE, W_UFFD, W_PIDFD, W_SESSION, W_HELD_TIMER, W_REAP_TIMER
+};
 
 struct watch {
 	enum watch_kind kind;
@@ -78,6 +80,10 @@ struct loop {
 	struct watch *held;
 	struct watch held_timer_w;
 	bool held_timer_armed;
+	/* Fork children not claimed yet are looked at now and then, only
+	 * while there are any (on_reap_timer). */
+	struct watch reap_timer_w;
+	bool reap_timer_armed;
 	struct __kernel_timespec held_wait;
 	/* The uffds found readable and not served yet, unarmed meanwhile:
 	 * served a few at a time, those served least lately first. */
@@ -414,6 +420,37 @@ struct deferred {
 	pid_t tid;
 };
 
+/* How often the fork children not claimed yet are asked whether they
+ * still live. */
+static struct __kernel_timespec reap_every = { .tv_sec = 1 };
+
+static void arm_reap_timer(struct loop *l)
+{
+	struct io_uring_sqe *sqe;
+
+	if (l->reap_timer_armed)
+		return;
+	sqe = get_sqe(l);
+	if (!sqe)
+		return;	/* tried again at the next fork */
+	io_uring_prep_timeout(sqe, &reap_every, 0, 0);
+	io_uring_sqe_set_data(sqe, &l->reap_timer_w);
+	l->reap_timer_armed = true;
+}
+
+/*
+ * A fork child that ends before it claims its uffd (killed before its first
+ * call into libzdev, or forked by a raw system call) holds its share of the
+ * parent's device pages, and zdevd, which knows no pid of it, gets no pidfd
+ * to say so: its uffd is asked instead (clients_reap_unclaimed).
+ */
+static void on_reap_timer(struct loop *l)
+{
+	l->reap_timer_armed = false;
+	if (clients_reap_unclaimed(l->d))
+		arm_reap_timer(l);
+}
+
 static void on_fork(struct loop *l, struct zmm *parent, int ufd)
 {
 	struct zmm *child;
@@ -428,6 +465,7 @@ static void on_fork(struct loop *l, struct zmm *parent, int ufd)
 		log_err("pid %d: fork: out of memory sharing device pages", (int)parent->pid);
 	watch_add_mm(l, child);
 	clients_add_unclaimed(l->d, parent, child);
+	arm_reap_timer(l);
 }
 
 /* A CPU fault on a device page served, timed from t0 (the loop took it up):
@@ -723,6 +761,7 @@ int loop_create(struct zdevd *d)
 	l->sig_w = (struct watch){ .kind = W_SIGNAL, .fd = l->sigfd };
 	l->wake_w = (struct watch){ .kind = W_WAKE, .fd = l->wakefd };
 	l->held_timer_w = (struct watch){ .kind = W_HELD_TIMER, .fd = -1 };
+	l->reap_timer_w = (struct watch){ .kind = W_REAP_TIMER, .fd = -1 };
 	l->held_wait.tv_nsec = HELD_WAIT_MIN_NS;
 	l->d = d;
 	d->loop = l;
@@ -749,6 +788,10 @@ static void on_cqe(struct zdevd *d, struct loop *l, struct io_uring_cqe *cqe)
 	}
 	if (w->kind == W_HELD_TIMER) {
 		on_held_timer(l);
+		return;
+	}
+	if (w->kind == W_REAP_TIMER) {
+		on_reap_timer(l);
 		return;
 	}
 	if (w->kind == W_UFFD || w->kind == W_SESSION) {
@@ -804,6 +847,8 @@ static void on_cqe(struct zdevd *d, struct loop *l, struct io_uring_cqe *cqe)
 		break;
 	case W_HELD_TIMER:
 		break;	/* on_held_timer() */
+	case W_REAP_TIMER:
+		break;	/* on_reap_timer() */
 	}
 }
 
