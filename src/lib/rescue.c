@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -448,10 +449,39 @@ static void rescue_run(void)
 			copied, unknown ? " (some in no store held here)" : "");
 }
 
+/* The stack the rescue may use, touched at the agent's start. */
+#define AGENT_STACK_TOUCHED (64 * 1024)
+
+struct agent_start {
+	int pidfd;
+	sem_t started;
+};
+
+/* Out of line, so that its frame is below agent_main's. */
+static __attribute__((noinline)) void touch_stack(void)
+{
+	volatile char frame[AGENT_STACK_TOUCHED];
+
+	for (size_t i = 0; i < sizeof(frame); i += PG_SIZE)
+		frame[i] = 0;
+}
+
 static void *agent_main(void *arg)
 {
-	struct pollfd p = { .fd = (int)(intptr_t)arg, .events = POLLIN };
+	struct agent_start *start = arg;
+	struct pollfd p = { .fd = start->pidfd, .events = POLLIN };
 
+	/*
+	 * The agent runs when zdevd is dead, and a page of the process
+	 * touched for the first time in a range zdevd registered waits for
+	 * zdevd: the agent would wait for itself. zdevd registers whole
+	 * mappings, and a mapping libzdev or a sanitizer made for this
+	 * thread may have merged with one of the program's. So the agent
+	 * touches its memory now, while zdevd serves, and its creator
+	 * waits until it has.
+	 */
+	touch_stack();
+	sem_post(&start->started);
 	/* The pidfd turns readable when zdevd has exited, however it died. */
 	while (poll(&p, 1, -1) < 0 && errno == EINTR)
 		;
@@ -464,19 +494,26 @@ static void *agent_main(void *arg)
 
 static int start_agent(int pidfd)
 {
+	struct agent_start start = { .pidfd = pidfd };
 	sigset_t all, old;
 	pthread_attr_t attr;
 	pthread_t t;
 	int ret;
 
+	if (sem_init(&start.started, 0, 0))
+		return -errno;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	/* The program's signals are not for the agent. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	ret = -pthread_create(&t, &attr, agent_main, (void *)(intptr_t)pidfd);
+	ret = -pthread_create(&t, &attr, agent_main, &start);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
+	/* Signals blocked no more: the wait may be interrupted. */
+	while (!ret && sem_wait(&start.started) && errno == EINTR)
+		;
+	sem_destroy(&start.started);
 	return ret;
 }
 

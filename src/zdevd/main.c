@@ -92,13 +92,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "zdevd: event loop: %s\n", strerror(-ret));
 		goto out_close_socket;
 	}
-	/* The process ends on every failure below: the spawner, idle, ends
-	 * with it. */
-	ret = workers_init(&d);
-	if (ret) {
-		fprintf(stderr, "zdevd: workers: %s\n", strerror(-ret));
-		goto out_destroy_loop;
-	}
 	if (d.cfg.trace[0]) {
 		ret = trace_open(d.cfg.trace, &d.devs);
 		if (ret) {
@@ -111,8 +104,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "zdevd: device model: %s\n", strerror(-ret));
 		goto out_close_trace;
 	}
-	if (go_live(&d, pidfile_fd))
+	ret = workers_init(&d);
+	if (ret) {
+		fprintf(stderr, "zdevd: workers: %s\n", strerror(-ret));
 		goto out_stop_delay;
+	}
+	if (go_live(&d, pidfile_fd))
+		goto out_stop_workers;
 	ret = trace_start();
 	if (ret)
 		log_warn("trace: no writer thread (%s): events are written at exit", strerror(-ret));
@@ -147,6 +145,8 @@ int main(int argc, char **argv)
 		pidfile_remove(pidfile_fd, d.cfg.pidfile);
 	return ret ? ZDEVD_EXIT_FAILURE : 0;
 
+out_stop_workers:
+	workers_stop_all(&d);
 out_stop_delay:
 	fault_delay_stop(&d);
 	fault_delay_free(&d);
