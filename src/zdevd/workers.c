@@ -8,12 +8,12 @@
  *
  * The loop serves every client's CPU faults, so it does not wait on the
  * workers' bookkeeping: workers run at a lower priority, and one preempted
- * while holding a lock the loop wanted would make every fault wait for it. The loop hands a
- * session over without a lock (a push on the incoming stack and a post of
- * a semaphore, neither of which can block), and never starts a thread (a
- * thread's stack is mapped under zdevd's mmap lock, which another thread
- * may hold): the spawner does. The workers' lock is theirs and the
- * spawner's alone.
+ * while holding a lock the loop wanted would make every fault wait for it.
+ * The loop hands a session over without a lock (a push on the incoming
+ * stack and a post of a semaphore, neither of which can block), and never
+ * starts a thread (a thread's stack is mapped under zdevd's mmap lock,
+ * which another thread may hold): the spawner does. The workers' lock is
+ * theirs and the spawner's alone.
  */
 #include "config.h"
 
