@@ -297,6 +297,13 @@ struct worker {
 	unsigned int id;
 	atomic_int ok_before, ok_after;
 	size_t lost;		/* the first word lost + 1, or 0 */
+	/* what the first loss looked like: the words wrong, the first one
+	 * found and wanted, its round, whether after the restart, and what
+	 * that round's calls returned */
+	size_t lost_words;
+	uint64_t lost_found, lost_want, lost_round;
+	bool lost_after;
+	int lost_ret;
 	int unexpected;		/* an error other than -ENODEV */
 };
 
@@ -322,8 +329,16 @@ static void *worker_main(void *arg)
 		if (!ret && round % 2)
 			ret = zdev_migrate_to_system(w->dev, w->buf, THREAD_PAGES, &res);
 		wrong = wrong_in(w->buf, 0, len, tag);
-		if (wrong != SIZE_MAX && !w->lost)
+		if (wrong != SIZE_MAX && !w->lost) {
 			w->lost = wrong + 1;
+			w->lost_found = w->buf[wrong];
+			w->lost_want = word(tag, wrong);
+			w->lost_round = round;
+			w->lost_after = seen != BEFORE;
+			w->lost_ret = ret;
+			for (size_t i = wrong; i < len / 8; i++)
+				w->lost_words += w->buf[i] != word(tag, i);
+		}
 		if (ret && ret != -ENODEV && !w->unexpected)
 			w->unexpected = ret;
 		if (!ret)
@@ -377,7 +392,12 @@ START_TEST(threads_through_restart)
 	atomic_store(&phase, DONE);
 	for (unsigned int i = 0; i < NTHREADS; i++) {
 		pthread_join(w[i].t, NULL);
-		ck_assert_msg(!w[i].lost, "thread %u: word %zu lost", i, w[i].lost - 1);
+		ck_assert_msg(!w[i].lost,
+			      "thread %u: word %zu lost in round %llu, %s the restart (its calls: %d): "
+			      "%zu words wrong, the first 0x%016llx instead of 0x%016llx",
+			      i, w[i].lost - 1, (unsigned long long)w[i].lost_round,
+			      w[i].lost_after ? "after" : "before", w[i].lost_ret, w[i].lost_words,
+			      (unsigned long long)w[i].lost_found, (unsigned long long)w[i].lost_want);
 		ck_assert_msg(!w[i].unexpected, "thread %u: %s", i, strerror(-w[i].unexpected));
 		ck_assert_int_eq(munmap(w[i].buf, THREAD_PAGES * PG_SIZE), 0);
 	}
