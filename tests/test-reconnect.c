@@ -29,6 +29,7 @@
 
 #include "check-run.h"
 #include "page.h"
+#include "proto.h"
 #include "zdev.h"
 #include "zdevd-harness.h"
 
@@ -74,6 +75,28 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	    !strncmp(sun->sun_path, zd.socket_path, sizeof(sun->sun_path)))
 		atomic_fetch_add(&connects, 1);
 	return (int)syscall(SYS_connect, fd, addr, len);
+}
+
+/*
+ * Armed, the first ZAP zdevd sends kills zdevd as it arrives, before the
+ * client zaps, and holds the client a while: its rescue agent finds zdevd
+ * gone and looks at the pages first. libzdev receives through recvmsg(2),
+ * which this program interposes too.
+ */
+#define RESCUE_FIRST_US 300000
+static atomic_bool kill_at_zap;
+
+ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	ssize_t n = syscall(SYS_recvmsg, fd, msg, flags);
+	const struct zmsg_hdr *hdr = msg->msg_iovlen ? msg->msg_iov[0].iov_base : NULL;
+
+	if (hdr && n >= (ssize_t)sizeof(*hdr) && hdr->type == ZMSG_ZAP &&
+	    atomic_exchange(&kill_at_zap, false)) {
+		kill_zdevd();
+		usleep(RESCUE_FIRST_US);
+	}
+	return n;
 }
 
 static uint64_t now_ms(void)
@@ -208,6 +231,36 @@ START_TEST(sigkill_then_new_zdevd)
 	ck_assert_int_eq(munmap(buf, len), 0);
 	/* Every page went back to the new zdevd's pool. */
 	ck_assert_uint_eq(pool_of(0).used, 0);
+}
+END_TEST
+
+/*
+ * zdevd killed after it asked for a migration's zap and before the client
+ * made it: the rescue finds the pages still there and leaves them, so the
+ * client must not zap them after it (it used to, and every byte of the
+ * range was lost).
+ */
+START_TEST(sigkill_between_zap_ask_and_zap)
+{
+	const size_t len = 2 * HUGE;
+	struct zdev_result res;
+	struct zdev *dev;
+	uint64_t *buf;
+	size_t wrong;
+
+	ck_assert_int_eq(zdev_open(NULL, 0, &dev), 0);
+	ck_assert_int_eq(zdev_alloc(dev, len, (void **)&buf), 0);
+	fill(buf, len, 0x2a9);
+	atomic_store(&kill_at_zap, true);
+	ck_assert_int_eq(zdev_migrate_to_device(dev, buf, len / PG_SIZE, &res), -ENODEV);
+	ck_assert_msg(!atomic_load(&kill_at_zap), "zdevd asked for no zap");
+	wrong = wrong_in(buf, 0, len, 0x2a9);
+	ck_assert_msg(wrong == SIZE_MAX, "word %zu lost to a zap after the rescue", wrong);
+
+	zdevd_restart(&zd, NULL);
+	round_trip_on_new_zdevd(dev, buf, len, 0x2a9);
+	ck_assert_int_eq(zdev_close(dev), 0);
+	ck_assert_int_eq(munmap(buf, len), 0);
 }
 END_TEST
 
@@ -534,6 +587,8 @@ int main(void)
 	s = suite_create("reconnect");
 	check_add_case(s, "sigkill_then_new_zdevd", sigkill_then_new_zdevd, start_zdevd,
 		       stop_zdevd, 120);
+	check_add_case(s, "sigkill_between_zap_ask_and_zap", sigkill_between_zap_ask_and_zap,
+		       start_zdevd, stop_zdevd, 120);
 	check_add_case(s, "sigterm_then_new_zdevd", sigterm_then_new_zdevd, start_zdevd,
 		       stop_zdevd, 120);
 	check_add_case(s, "no_zdevd_then_one_appears", no_zdevd_then_one_appears, start_zdevd,

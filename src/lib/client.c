@@ -77,7 +77,10 @@ static int take_store(struct client *c, union zmsg *m, int fd)
  * us for that, so this cannot deadlock. */
 static void zap(struct zmsg_zap *z)
 {
-	rescue_zap_begin();
+	if (!rescue_zap_begin()) {
+		z->status = -ENODEV;
+		return;
+	}
 	z->status = madvise((void *)(uintptr_t)z->addr, z->len, MADV_DONTNEED) ? -errno : 0;
 	rescue_zap_end();
 }

@@ -249,7 +249,8 @@ static size_t put_pages_back(struct lost_page *pages, size_t n)
 
 			if (pages[i].done)
 				continue;
-			if (atomic_load_explicit(&zap_running, memory_order_acquire) &&
+			/* seq_cst: see rescue_zap_begin(). */
+			if (atomic_load_explicit(&zap_running, memory_order_seq_cst) &&
 			    in_migration(pages[i].vaddr)) {
 				/* Copied now, the page would be zapped after:
 				 * it waits for the madvise to return. */
@@ -485,7 +486,8 @@ static void *agent_main(void *arg)
 	/* The pidfd turns readable when zdevd has exited, however it died. */
 	while (poll(&p, 1, -1) < 0 && errno == EINTR)
 		;
-	atomic_store_explicit(&lost, true, memory_order_release);
+	/* seq_cst: see rescue_zap_begin(). */
+	atomic_store_explicit(&lost, true, memory_order_seq_cst);
 	rescue_run();
 	/* release: its last touches of the rescue's state. */
 	atomic_fetch_add_explicit(&agents_ended, 1, memory_order_release);
@@ -654,9 +656,22 @@ void rescue_migration_end(void)
 	atomic_store_explicit(&migrating_end, 0, memory_order_release);
 }
 
-void rescue_zap_begin(void)
+bool rescue_zap_begin(void)
 {
-	atomic_store_explicit(&zap_running, true, memory_order_release);
+	/*
+	 * seq_cst, as the agent's store of lost and its loads of zap_running:
+	 * either the agent sees this zap running and copies the pages back
+	 * only once it is done, or this sees zdevd lost and does not zap. A
+	 * zap that began after the agent had looked would empty pages the
+	 * agent had found present and left alone (a zdevd killed between
+	 * asking for the zap and our madvise).
+	 */
+	atomic_store_explicit(&zap_running, true, memory_order_seq_cst);
+	if (atomic_load_explicit(&lost, memory_order_seq_cst)) {
+		atomic_store_explicit(&zap_running, false, memory_order_release);
+		return false;
+	}
+	return true;
 }
 
 void rescue_zap_end(void)

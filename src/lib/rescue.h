@@ -38,8 +38,9 @@ bool rescue_take_store(unsigned int dev, uint64_t id, int fd);
  * came (zdevd handled its zaps' events). */
 void rescue_migration_begin(uint64_t addr, uint64_t len);
 void rescue_migration_end(void);
-/* Around the madvise of a zap zdevd asked for. */
-void rescue_zap_begin(void);
+/* Around the madvise of a zap zdevd asked for: false, and no zap, once
+ * zdevd is lost (the rescue may have looked at those pages already). */
+bool rescue_zap_begin(void);
 void rescue_zap_end(void);
 /* True once zdevd has died and the rescue ran (or runs): the session is
  * over, no request can be served in it. */
