@@ -549,6 +549,28 @@ static int charge_spans(struct zmm *mm, const struct vma_list *vmas, uint64_t st
  * left alone. Only when the whole mappings would pass the client's limit on
  * registered bytes are the windows around the range registered instead.
  */
+/*
+ * A range still registered with the uffd of a zdevd that died answers EBUSY
+ * until the kernel has let go of that uffd: the dead zdevd's io_uring drops
+ * its polls on it asynchronously, some time after the process is gone, and
+ * the client's own copy closes only once its rescue is over. So EBUSY is
+ * tried again for a while before it is taken for another uffd's (the
+ * program's own), which it then is.
+ */
+#define REGISTER_BUSY_WAIT_US 2000
+#define REGISTER_BUSY_TRIES 500
+
+static int register_when_free(int uffd, struct uffdio_register *reg)
+{
+	for (int tries = 1;; tries++) {
+		if (!ioctl(uffd, UFFDIO_REGISTER, reg))
+			return 0;
+		if (errno != EBUSY || tries == REGISTER_BUSY_TRIES)
+			return -errno;
+		usleep(REGISTER_BUSY_WAIT_US);
+	}
+}
+
 int uffd_dev_register(struct zmm *mm, const struct vma_list *vmas, uint64_t start, uint64_t end)
 {
 	bool whole = true;
@@ -573,8 +595,9 @@ int uffd_dev_register(struct zmm *mm, const struct vma_list *vmas, uint64_t star
 			continue;
 		reg.range.start = s;
 		reg.range.len = e - s;
-		if (ioctl(mm->uffd, UFFDIO_REGISTER, &reg))
-			return -errno;
+		ret = register_when_free(mm->uffd, &reg);
+		if (ret)
+			return ret;
 		atomic_store(&mm->registered, true);
 	}
 	return 0;
