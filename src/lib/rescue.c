@@ -467,22 +467,10 @@ static __attribute__((noinline)) void touch_stack(void)
 		frame[i] = 0;
 }
 
-static void *agent_main(void *arg)
+static void agent_run(int pidfd)
 {
-	struct agent_start *start = arg;
-	struct pollfd p = { .fd = start->pidfd, .events = POLLIN };
+	struct pollfd p = { .fd = pidfd, .events = POLLIN };
 
-	/*
-	 * The agent runs when zdevd is dead, and a page of the process
-	 * touched for the first time in a range zdevd registered waits for
-	 * zdevd: the agent would wait for itself. zdevd registers whole
-	 * mappings, and a mapping libzdev or a sanitizer made for this
-	 * thread may have merged with one of the program's. So the agent
-	 * touches its memory now, while zdevd serves, and its creator
-	 * waits until it has.
-	 */
-	touch_stack();
-	sem_post(&start->started);
 	/* The pidfd turns readable when zdevd has exited, however it died. */
 	while (poll(&p, 1, -1) < 0 && errno == EINTR)
 		;
@@ -491,10 +479,41 @@ static void *agent_main(void *arg)
 	rescue_run();
 	/* release: its last touches of the rescue's state. */
 	atomic_fetch_add_explicit(&agents_ended, 1, memory_order_release);
+}
+
+/*
+ * The agent runs when zdevd is dead, and a page of the process touched for
+ * the first time in a range zdevd registered waits for zdevd: the agent
+ * would wait for itself. zdevd registers whole mappings, and a mapping
+ * libzdev or a sanitizer made for this thread may have merged with one of
+ * the program's. So the agent touches its memory at once, and its creator
+ * waits until it has, while zdevd serves (start_agent()).
+ */
+static void *agent_main_told(void *arg)
+{
+	struct agent_start *start = arg;
+	const int pidfd = start->pidfd;
+
+	touch_stack();
+	sem_post(&start->started);	/* start is the creator's again */
+	agent_run(pidfd);
 	return NULL;
 }
 
-static int start_agent(int pidfd)
+static void *agent_main(void *arg)
+{
+	touch_stack();
+	agent_run((int)(intptr_t)arg);
+	return NULL;
+}
+
+/*
+ * The agent, its creator waiting until it has started if wait. Not in a fork
+ * child's atfork handler: a lock another thread of the parent held at the
+ * fork (a sanitizer's allocator's, which the new thread takes as it starts)
+ * is never let go in the child, and the agent may never start.
+ */
+static int start_agent(int pidfd, bool wait)
 {
 	struct agent_start start = { .pidfd = pidfd };
 	sigset_t all, old;
@@ -502,16 +521,19 @@ static int start_agent(int pidfd)
 	pthread_t t;
 	int ret;
 
-	if (sem_init(&start.started, 0, 0))
+	if (wait && sem_init(&start.started, 0, 0))
 		return -errno;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	/* The program's signals are not for the agent. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	ret = -pthread_create(&t, &attr, agent_main, &start);
+	ret = -pthread_create(&t, &attr, wait ? agent_main_told : agent_main,
+			      wait ? (void *)&start : (void *)(intptr_t)pidfd);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
+	if (!wait)
+		return ret;
 	/* Signals blocked no more: the wait may be interrupted. */
 	while (!ret && sem_wait(&start.started) && errno == EINTR)
 		;
@@ -540,7 +562,7 @@ static void give_up_locked(void)
  * socket's peer credentials name whoever called listen(), which a zdevd
  * that turned into a daemon afterwards is not.
  */
-void rescue_attach(int sock, uint64_t seq, pid_t daemon_pid, unsigned int nd)
+static void attach(int sock, uint64_t seq, pid_t daemon_pid, unsigned int nd, bool in_fork_child)
 {
 	int pidfd, uffd, table;
 	uint64_t pages = 0;
@@ -562,11 +584,16 @@ void rescue_attach(int sock, uint64_t seq, pid_t daemon_pid, unsigned int nd)
 	daemon_pidfd = pidfd;
 	dev_pages = pages;
 	ndevices = nd;
-	if (table < 0 || !pages || start_agent(pidfd))
+	if (table < 0 || !pages || start_agent(pidfd, !in_fork_child))
 		give_up_locked();
 	else
 		agent_for = getpid();
 	pthread_mutex_unlock(&rescue_lock);
+}
+
+void rescue_attach(int sock, uint64_t seq, pid_t daemon_pid, unsigned int nd)
+{
+	attach(sock, seq, daemon_pid, nd, false);
 }
 
 /* After a rescue: nothing of the session it ended is left but the agent's
@@ -629,7 +656,7 @@ bool rescue_attached(void)
 
 void rescue_attach_forked(int sock, pid_t daemon_pid, unsigned int nd)
 {
-	rescue_attach(sock, 100, daemon_pid, nd);
+	attach(sock, 100, daemon_pid, nd, true);
 }
 
 bool rescue_take_store(unsigned int dev, uint64_t id, int fd)
