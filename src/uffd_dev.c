@@ -541,15 +541,6 @@ static int charge_spans(struct zmm *mm, const struct vma_list *vmas, uint64_t st
 }
 
 /*
- * Every private anonymous mapping the range lies in is registered whole: a
- * registration that covered part of a mapping would split it in two VMAs,
- * and the program's mremap, which grows or moves only a range that one VMA
- * holds, would fail with EFAULT where it works without zdev. Neighbouring
- * mappings that only the range's 2 MiB windows reach meet no device and are
- * left alone. Only when the whole mappings would pass the client's limit on
- * registered bytes are the windows around the range registered instead.
- */
-/*
  * A range still registered with the uffd of a zdevd that died answers EBUSY
  * until the kernel has let go of that uffd: the dead zdevd's io_uring drops
  * its polls on it asynchronously, some time after the process is gone, and
@@ -571,6 +562,15 @@ static int register_when_free(int uffd, struct uffdio_register *reg)
 	}
 }
 
+/*
+ * Every private anonymous mapping the range lies in is registered whole: a
+ * registration that covered part of a mapping would split it in two VMAs,
+ * and the program's mremap, which grows or moves only a range that one VMA
+ * holds, would fail with EFAULT where it works without zdev. Neighbouring
+ * mappings that only the range's 2 MiB windows reach meet no device and are
+ * left alone. Only when the whole mappings would pass the client's limit on
+ * registered bytes are the windows around the range registered instead.
+ */
 int uffd_dev_register(struct zmm *mm, const struct vma_list *vmas, uint64_t start, uint64_t end)
 {
 	bool whole = true;

@@ -301,18 +301,28 @@ void loop_forget_session(struct zdevd *d, struct session *s)
 		log_err("pid %d: ending its connection: %s", (int)pid, strerror(-ret));
 }
 
-static void arm_held_timer(struct loop *l)
+/* A one-shot timeout of w after *after, unless armed already; without a
+ * free entry, the next call tries again. */
+static void arm_timer(struct loop *l, struct watch *w, struct __kernel_timespec *after,
+		      bool *armed)
 {
 	struct io_uring_sqe *sqe;
 
-	if (l->held_timer_armed || !l->held)
+	if (*armed)
 		return;
 	sqe = get_sqe(l);
 	if (!sqe)
-		return;	/* tried again at the next hold */
-	io_uring_prep_timeout(sqe, &l->held_wait, 0, 0);
-	io_uring_sqe_set_data(sqe, &l->held_timer_w);
-	l->held_timer_armed = true;
+		return;
+	io_uring_prep_timeout(sqe, after, 0, 0);
+	io_uring_sqe_set_data(sqe, w);
+	*armed = true;
+}
+
+/* Tried again at the next hold, if the ring is full now. */
+static void arm_held_timer(struct loop *l)
+{
+	if (l->held)
+		arm_timer(l, &l->held_timer_w, &l->held_wait, &l->held_timer_armed);
 }
 
 /* A worker let go of a held session: it waits on the held list. */
@@ -424,18 +434,10 @@ struct deferred {
  * still live. */
 static struct __kernel_timespec reap_every = { .tv_sec = 1 };
 
+/* Tried again at the next fork, if the ring is full now. */
 static void arm_reap_timer(struct loop *l)
 {
-	struct io_uring_sqe *sqe;
-
-	if (l->reap_timer_armed)
-		return;
-	sqe = get_sqe(l);
-	if (!sqe)
-		return;	/* tried again at the next fork */
-	io_uring_prep_timeout(sqe, &reap_every, 0, 0);
-	io_uring_sqe_set_data(sqe, &l->reap_timer_w);
-	l->reap_timer_armed = true;
+	arm_timer(l, &l->reap_timer_w, &reap_every, &l->reap_timer_armed);
 }
 
 /*
